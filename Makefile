@@ -1,0 +1,35 @@
+# cvsuite: `make demo` and `make test` set everything up on a fresh machine.
+# The venv is (re)installed only when requirements.txt, constraints.txt or pyproject.toml change.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+DEPS_HASH := $(shell cat requirements.txt constraints.txt pyproject.toml | sha256sum | cut -c1-16)
+STAMP  := $(VENV)/.installed-$(DEPS_HASH)
+PIP    := $(BIN)/python -m pip --disable-pip-version-check
+
+.PHONY: install demo test bench clean-venv
+
+install: $(STAMP)
+
+$(STAMP): requirements.txt constraints.txt pyproject.toml
+	@echo "== installing cvsuite into $(VENV) (torch 2.14.1 pinned through constraints.txt)"
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@rm -f $(VENV)/.installed-*
+	$(PIP) install -q -c constraints.txt -r requirements.txt
+	$(PIP) install -q -c constraints.txt --no-deps --no-build-isolation -e .
+	@touch $@
+
+demo: install
+	$(BIN)/cvsuite demo --out demo-output
+
+test: install
+	$(BIN)/python -m pytest
+
+bench: install
+	$(BIN)/python -m evaluation.bench_losses
+	$(BIN)/python -m evaluation.bench_pretrain
+	$(BIN)/python -m evaluation.bench_sr
+	$(BIN)/python -m evaluation.bench_mot
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,1 @@
+"""cvsuite applications; each ``apps/<name>`` has the same shape and plugs into ``shared``."""

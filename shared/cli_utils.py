@@ -1,0 +1,40 @@
+"""Helpers every app's ``cli.py`` uses, so all ``train`` verbs read configs the same way.
+
+Example::
+
+    p = sub.add_parser("train", help="train the model")
+    add_config_args(p)                       # --config FILE and key=value overrides
+    p.add_argument("--data", help="dataset root")
+    ...
+    cfg = config_from_args(SRConfig, args, flag_map={"data": "data.root"})
+"""
+from __future__ import annotations
+
+import argparse
+from typing import Any, TypeVar
+
+from .config import load_config
+
+C = TypeVar("C")
+
+
+def add_config_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="FILE", help="YAML config (defaults come from the dataclass)")
+    parser.add_argument("overrides", nargs="*", metavar="key=value",
+                        help="config overrides, e.g. train.max_steps=200 train.lr=3e-4")
+
+
+def config_from_args(cls: type[C], args: argparse.Namespace, flag_map: dict[str, str] | None = None) -> C:
+    """Defaults < ``--config`` file < convenience flags (when given) < ``key=value`` overrides."""
+    overrides: list[str] = []
+    for flag, key in (flag_map or {}).items():
+        value: Any = getattr(args, flag, None)
+        if value is None or value is False and not isinstance(value, bool):
+            continue
+        if isinstance(value, bool):
+            if not value:
+                continue
+            value = "true"
+        overrides.append(f"{key}={value}")
+    overrides += list(getattr(args, "overrides", None) or [])
+    return load_config(cls, getattr(args, "config", None), overrides)

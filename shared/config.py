@@ -1,0 +1,177 @@
+"""One config style for every app: dataclasses, loadable from YAML, overridable with ``key=value``.
+
+Example::
+
+    @dataclass
+    class MyConfig:
+        lr: float = 1e-3
+        train: TrainConfig = field(default_factory=TrainConfig)
+
+    cfg = load_config(MyConfig, "configs/x.yaml", ["lr=0.01", "train.max_steps=200"])
+    save_config(cfg, "runs/x/config.yaml")
+
+Unknown keys and values that do not parse as the field's type are errors (no silent typos).
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from .errors import UsageError
+
+C = TypeVar("C")
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def _coerce(value: Any, annotation: Any, key: str) -> Any:
+    """Convert ``value`` (from YAML or a CLI string) to ``annotation``; raise UsageError if impossible."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+            if type(None) in args:
+                return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, key)
+            except UsageError as exc:
+                errors.append(str(exc))
+        raise UsageError(f"config key {key!r}: cannot use {value!r} ({'; '.join(errors)})")
+    if dataclasses.is_dataclass(annotation):
+        if isinstance(value, annotation):
+            return value
+        if not isinstance(value, dict):
+            raise UsageError(f"config key {key!r} must be a mapping, got {value!r}")
+        return _from_dict(annotation, value, prefix=key + ".")
+    if origin in (list, tuple):
+        if isinstance(value, str):
+            value = yaml.safe_load(value) if value.strip().startswith("[") else [v for v in value.split(",") if v]
+        if not isinstance(value, (list, tuple)):
+            value = [value]
+        item_type = args[0] if args else Any
+        items = [_coerce(v, item_type, key) for v in value]
+        return tuple(items) if origin is tuple else items
+    if origin is dict:
+        if isinstance(value, str):
+            value = yaml.safe_load(value)
+        if not isinstance(value, dict):
+            raise UsageError(f"config key {key!r} must be a mapping, got {value!r}")
+        return dict(value)
+    if origin is typing.Literal:
+        if value not in args:
+            raise UsageError(f"config key {key!r} must be one of {list(args)}, got {value!r}")
+        return value
+    if annotation is Any:
+        return value
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if isinstance(value, str) and value.lower() in ("0", "false", "no", "off"):
+            return False
+        if isinstance(value, int) and value in (0, 1):
+            return bool(value)
+        raise UsageError(f"config key {key!r} must be true/false, got {value!r}")
+    if annotation in (int, float):
+        if isinstance(value, bool):
+            raise UsageError(f"config key {key!r} must be a number, got {value!r}")
+        try:
+            number = float(value) if annotation is float else int(value)
+        except (TypeError, ValueError):
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                raise UsageError(f"config key {key!r} must be {annotation.__name__}, got {value!r}") from None
+            if annotation is int and not number.is_integer():
+                raise UsageError(f"config key {key!r} must be int, got {value!r}") from None
+            number = annotation(number)
+        return number
+    if annotation is str:
+        if isinstance(value, (dict, list)):
+            raise UsageError(f"config key {key!r} must be a string, got {value!r}")
+        return str(value)
+    return value
+
+
+def _from_dict(cls: type[C], data: dict[str, Any], prefix: str = "") -> C:
+    types_ = _field_types(cls)
+    unknown = set(data) - set(types_)
+    if unknown:
+        raise UsageError(f"unknown config key {prefix + sorted(unknown)[0]!r}; known: {', '.join(sorted(types_))}")
+    base = cls()
+    values = {}
+    for name, annotation in types_.items():
+        if name in data:
+            current = getattr(base, name)
+            if dataclasses.is_dataclass(current) and isinstance(data[name], dict):
+                merged = {**to_dict(current), **data[name]}
+                values[name] = _from_dict(type(current), merged, prefix + name + ".")
+            else:
+                values[name] = _coerce(data[name], annotation, prefix + name)
+    return dataclasses.replace(base, **values)
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """Plain nested dict (YAML-safe) of a config dataclass."""
+    return dataclasses.asdict(cfg)
+
+
+def apply_overrides(cfg: C, overrides: list[str]) -> C:
+    """Return a copy of ``cfg`` with ``a.b=value`` strings applied (values parsed as YAML scalars)."""
+    data = to_dict(cfg)
+    for item in overrides:
+        if "=" not in item:
+            raise UsageError(f"override {item!r} must look like key=value")
+        key, raw = item.split("=", 1)
+        node = data
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            if part not in node or not isinstance(node[part], dict):
+                raise UsageError(f"unknown config key {key!r}")
+            node = node[part]
+        if parts[-1] not in node:
+            raise UsageError(f"unknown config key {key!r}; known here: {', '.join(sorted(node))}")
+        try:
+            parsed = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            parsed = raw
+        # keep strings that YAML would turn into dates etc. as written
+        node[parts[-1]] = parsed if isinstance(parsed, (bool, int, float, list, dict, type(None))) else raw
+    return _from_dict(type(cfg), data)
+
+
+def load_config(cls: type[C], path: str | Path | None = None, overrides: list[str] | None = None) -> C:
+    """Defaults of ``cls``, then the YAML file (if any), then ``overrides``."""
+    cfg = cls()
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise UsageError(f"config file not found: {path}")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise UsageError(f"config file {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+        if not isinstance(data, dict):
+            raise UsageError(f"config file {path} must hold a mapping at the top level")
+        cfg = _from_dict(cls, data)
+    return apply_overrides(cfg, overrides or [])
+
+
+def save_config(cfg: Any, path: str | Path) -> None:
+    """Write the full resolved config as YAML (saved next to every run)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))

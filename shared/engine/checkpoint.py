@@ -1,0 +1,48 @@
+"""Atomic checkpoint files that load without executing code."""
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import CvsuiteError
+
+
+def save_atomic(obj: Any, path: str | Path) -> None:
+    """``torch.save`` to a temporary file in the same folder, fsync, then rename over ``path``.
+
+    A kill at any moment leaves either the old file or the new one, never a truncated file.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(obj, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def load_checkpoint(path: str | Path) -> Any:
+    """``torch.load(weights_only=True)`` with one clear error for missing, truncated or unsafe files."""
+    path = Path(path)
+    if not path.is_file():
+        raise CvsuiteError(f"checkpoint not found: {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsafe pickle"
+        raise CvsuiteError(
+            f"refusing to load {path}: it needs code to unpickle, which cvsuite never runs ({first[:160]})") from None
+    except (zipfile.BadZipFile, EOFError, RuntimeError) as exc:
+        raise CvsuiteError(f"cannot read checkpoint {path}: truncated or corrupt file ({str(exc).splitlines()[0][:160]})") from None

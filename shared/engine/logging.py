@@ -1,0 +1,62 @@
+"""Metric logging to JSONL, CSV and TensorBoard (rank 0 only)."""
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+
+class MetricLogger:
+    """Appends one record per call to ``metrics.jsonl`` and ``metrics.csv``; mirrors scalars to TensorBoard."""
+
+    def __init__(self, out_dir: str | Path, enabled: bool = True, tensorboard: bool = True) -> None:
+        self.enabled = enabled
+        self.out_dir = Path(out_dir)
+        self._csv_fields: list[str] | None = None
+        self._tb = None
+        if not enabled:
+            return
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.jsonl_path = self.out_dir / "metrics.jsonl"
+        self.csv_path = self.out_dir / "metrics.csv"
+        if self.csv_path.exists() and self.csv_path.stat().st_size > 0:
+            with self.csv_path.open() as handle:
+                self._csv_fields = next(csv.reader(handle), None)
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self._tb = SummaryWriter(log_dir=str(self.out_dir / "tb"))
+            except ImportError:
+                self._tb = None
+
+    def log(self, step: int, metrics: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        record = {"step": step, **{k: _plain(v) for k, v in metrics.items()}}
+        with self.jsonl_path.open("a") as handle:
+            handle.write(json.dumps(record) + "\n")
+        if self._csv_fields is None:
+            self._csv_fields = list(record)
+            with self.csv_path.open("w", newline="") as handle:
+                csv.writer(handle).writerow(self._csv_fields)
+        with self.csv_path.open("a", newline="") as handle:
+            csv.writer(handle).writerow([record.get(k, "") for k in self._csv_fields])
+        if self._tb is not None:
+            for key, value in record.items():
+                if key != "step" and isinstance(value, (int, float)) and math.isfinite(value):
+                    self._tb.add_scalar(key, value, step)
+
+    def close(self) -> None:
+        if self._tb is not None:
+            self._tb.flush()
+            self._tb.close()
+            self._tb = None
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "item") and getattr(value, "numel", lambda: 1)() == 1:
+        return value.item()
+    return value

@@ -1,0 +1,132 @@
+"""W-MSE (Ermolov et al., ICML 2021): whiten each sub-batch of embeddings, then pull views together.
+
+The batch holds ``num_views`` views stacked view by view: rows ``[v*B, (v+1)*B)`` are view ``v``.
+Each of ``w_iter`` repeats draws a random permutation of the B samples (the same one for every
+view), splits it into sub-batches of ``w_size``, and whitens every (sub-batch, view) block:
+centre, Σ = XᵀX/(n−1), Σ' = (1−eps)Σ + eps·I, L = chol(Σ'), z = L⁻¹(x − μ). The loss is the mean
+over view pairs i<j of ``2 − 2·mean cos(z_i, z_j)`` ("norm_mse") or of the plain MSE ("mse").
+
+Speed: all (repeat, sub-batch, view) blocks are whitened together — one batched covariance
+``bmm``, one batched ``cholesky_ex`` and one batched triangular solve — with no Python loop over
+sub-batches, and the view-pair sum uses ‖Σ_v n_v‖² − Σ_v ‖n_v‖² = 2 Σ_{i<j} n_i·n_j instead of a
+loop over pairs. Rows are never un-permuted: the loss is a mean over rows, so the order is moot.
+"""
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+
+from shared.engine.distributed import gather_with_grad, get_world_size
+
+from ._checks import LossInputError, WhiteningError, check_2d, compute_dtype
+
+LOSS_TYPES = ("norm_mse", "mse")
+
+
+def whiten_blocks(x: torch.Tensor, eps: float = 0.0) -> torch.Tensor:
+    """Whiten a batch of blocks ``x`` (M, n, d) -> (M, d, n) (transposed: features first).
+
+    Each block is centred and multiplied by L⁻¹ where L Lᵀ = (1−eps)·cov + eps·I. Raises
+    :class:`WhiteningError` naming ``eps`` when a covariance is not positive definite.
+    """
+    m, n, d = x.shape
+    xc = x - x.mean(dim=1, keepdim=True)
+    xt = xc.transpose(1, 2)  # (M, d, n)
+    cov = torch.bmm(xt, xc).mul_(1.0 / (n - 1))
+    if eps:
+        cov = cov.mul(1.0 - eps) + eps * torch.eye(d, dtype=cov.dtype, device=cov.device)
+    chol, info = torch.linalg.cholesky_ex(cov)
+    if bool((info > 0).any()):
+        bad = int((info > 0).sum())
+        raise WhiteningError(
+            f"WMSELoss: Cholesky failed for {bad} of {m} sub-batch covariance(s) (not positive definite, "
+            f"embedding dim {d}, w_size {n}); set eps > 0 (e.g. eps=1e-4, Σ' = (1-eps)Σ + eps·I) "
+            f"or use a larger w_size")
+    return torch.linalg.solve_triangular(chol, xt, upper=False)
+
+
+class WMSELoss(nn.Module):
+    """Whitening-MSE loss over ``num_views`` views stacked view by view.
+
+    Example::
+
+        loss_fn = WMSELoss(num_views=2, w_size=128)
+        z = torch.cat([proj(view0), proj(view1)])     # (2*B, D), B divisible by 128, 128 >= 2*D
+        loss = loss_fn(z)
+
+    The permutation uses ``generator`` if given, otherwise torch's global generator, so runs are
+    reproducible under ``torch.manual_seed``. With ``gather_distributed=True`` the whole batch is
+    all-gathered (with gradients) and rank 0's permutation is broadcast, so every rank computes
+    the single-process loss of the concatenated batch.
+    """
+
+    def __init__(self, num_views: int = 2, w_size: int = 128, w_iter: int = 1, eps: float = 0.0,
+                 loss_type: str = "norm_mse", gather_distributed: bool = False,
+                 generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        if int(num_views) < 2:
+            raise LossInputError(f"WMSELoss: num_views must be >= 2, got {num_views}")
+        if int(w_size) < 2:
+            raise LossInputError(f"WMSELoss: w_size must be >= 2, got {w_size}")
+        if int(w_iter) < 1:
+            raise LossInputError(f"WMSELoss: w_iter must be >= 1, got {w_iter}")
+        if not 0.0 <= eps < 1.0:
+            raise LossInputError(f"WMSELoss: eps must be in [0, 1), got {eps}")
+        if loss_type not in LOSS_TYPES:
+            raise LossInputError(f"WMSELoss: loss_type must be one of {LOSS_TYPES}, got {loss_type!r}")
+        self.num_views, self.w_size, self.w_iter = int(num_views), int(w_size), int(w_iter)
+        self.eps, self.loss_type = float(eps), loss_type
+        self.gather_distributed = gather_distributed
+        self.generator = generator
+
+    def _permutations(self, batch: int, device: torch.device, share: bool) -> torch.Tensor:
+        perms = torch.stack([torch.randperm(batch, generator=self.generator) for _ in range(self.w_iter)])
+        perms = perms.to(device)
+        if share:
+            dist.broadcast(perms, src=0)
+        return perms
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        check_2d("z", "WMSELoss", z)
+        views, w = self.num_views, self.w_size
+        rows, dim = z.shape
+        if rows % views:
+            raise LossInputError(
+                f"WMSELoss: z has {rows} rows, not divisible by num_views={views} (stack the views view by view)")
+        x = z.to(compute_dtype(z))
+        world = get_world_size() if self.gather_distributed else 1
+        if world > 1:
+            local = rows // views
+            x = gather_with_grad(x).view(world, views, local, dim).transpose(0, 1).reshape(world * rows, dim)
+        batch = x.shape[0] // views
+        if batch % w or batch < w:
+            raise LossInputError(
+                f"WMSELoss: the per-view batch {batch} must be a positive multiple of w_size={w}")
+        if w < 2 * dim:
+            raise LossInputError(
+                f"WMSELoss: w_size={w} < 2*embedding dim ({2 * dim}); the sub-batch covariance would be "
+                f"near-singular. Use w_size >= {2 * dim} or a smaller embedding")
+        perms = self._permutations(batch, x.device, share=world > 1)
+        x = x.view(views, batch, dim)
+        subs = batch // w
+        if subs == 1:
+            # One sub-batch: whitening is permutation-invariant, so every repeat gives the same loss.
+            blocks = x
+        else:
+            blocks = x[:, perms.reshape(-1)].reshape(views * self.w_iter * subs, w, dim)
+        zw = whiten_blocks(blocks, self.eps).view(views, -1, dim, w)  # (V, G, d, w)
+        pairs = views * (views - 1) // 2
+        if self.loss_type == "norm_mse":
+            n = F.normalize(zw, dim=2)
+            total = n.sum(dim=0)
+            pair_dot = (total.square().sum(dim=1) - n.square().sum(dim=(0, 2))) * 0.5  # (G, w)
+            return 2.0 - 2.0 * pair_dot.mean() / pairs
+        total = zw.sum(dim=0)
+        pair_sq = views * zw.square().sum(dim=(0, 2)) - total.square().sum(dim=1)  # Σ_{i<j} ‖z_i − z_j‖²
+        return pair_sq.mean() / (pairs * dim)
+
+    def extra_repr(self) -> str:
+        return (f"num_views={self.num_views}, w_size={self.w_size}, w_iter={self.w_iter}, eps={self.eps}, "
+                f"loss_type={self.loss_type!r}, gather_distributed={self.gather_distributed}")
