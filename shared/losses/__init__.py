@@ -1,0 +1,19 @@
+"""Contrastive losses shared by every cvsuite app (each one an ``nn.Module``, see its docstring)."""
+from ._checks import LossInputError, WhiteningError
+from .adco import AdCoBank, AdCoLoss
+from .byol import BYOLLoss
+from .curl import CURLLoss
+from .hcl import HCLLoss
+from .infonce import InfoNCE
+from .instance_track import InstanceToTrackLoss
+from .moco import MoCoQueue
+from .momentum import cosine_momentum, make_momentum_copy, momentum_update
+from .ntxent import NTXentLoss
+from .supcon import SupConLoss
+from .wmse import WMSELoss, whiten_blocks
+
+__all__ = [
+    "AdCoBank", "AdCoLoss", "BYOLLoss", "CURLLoss", "HCLLoss", "InfoNCE", "InstanceToTrackLoss",
+    "LossInputError", "MoCoQueue", "NTXentLoss", "SupConLoss", "WMSELoss", "WhiteningError",
+    "cosine_momentum", "make_momentum_copy", "momentum_update", "whiten_blocks",
+]

@@ -1,0 +1,136 @@
+"""AdCo (Hu et al., CVPR 2021): a learnable bank of negatives trained adversarially.
+
+The encoder minimises CE over ``[q·k, q·Ŵ] / τ`` (Ŵ = column-normalised bank); the bank then takes
+one step of gradient *ascent* on the same contrastive loss (with its own temperature τ_m), by SGD
+with momentum and weight decay:  v ← m·v − ∇_W L + wd·W,  W ← W − lr·v.
+The bank is a buffer, not a parameter, so the encoder's optimizer never touches it; under DDP its
+gradient is averaged over ranks before the step so every rank's bank stays identical.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from shared.engine.distributed import all_reduce_mean, gather_no_grad
+
+from ._checks import LossInputError, check_2d, check_positive, compute_dtype
+
+
+class AdCoBank(nn.Module):
+    """Bank W (D, K) of adversarial negatives plus its SGD momentum buffer (both checkpointed).
+
+    Example::
+
+        bank = AdCoBank(dim=128, size=4096)
+        bank.init_from_keys(keys)                   # warm-up: key features (call until full)
+        loss = AdCoLoss(0.12)(q, k, bank)            # encoder step
+        ...  # after optimizer.step():
+        bank.ascent_step(q.detach(), k.detach())
+    """
+
+    def __init__(self, dim: int, size: int, temperature: float = 0.02, lr: float = 3.0,
+                 momentum: float = 0.9, weight_decay: float = 1e-4) -> None:
+        super().__init__()
+        if dim < 1 or size < 1:
+            raise LossInputError(f"AdCoBank: dim and size must be >= 1, got dim={dim}, size={size}")
+        check_positive("AdCoBank", "temperature", temperature)
+        self.dim, self.size = int(dim), int(size)
+        self.temperature, self.lr = float(temperature), float(lr)
+        self.momentum, self.weight_decay = float(momentum), float(weight_decay)
+        self.register_buffer("bank", F.normalize(torch.randn(self.dim, self.size), dim=0))
+        self.register_buffer("velocity", torch.zeros(self.dim, self.size))
+        self.register_buffer("filled", torch.zeros((), dtype=torch.long))
+
+    def normalized_bank(self) -> torch.Tensor:
+        """Ŵ: the bank with unit-norm columns (D, K), detached."""
+        return F.normalize(self.bank.detach(), dim=0)
+
+    @torch.no_grad()
+    def init_from_keys(self, keys: torch.Tensor) -> int:
+        """Write key features (B, D) (gathered over ranks) into the next free columns; returns #filled.
+
+        Call it over a warm-up pass until it returns ``size``; later calls wrap around.
+        """
+        check_2d("keys", "AdCoBank.init_from_keys", keys, dim=self.dim)
+        keys = F.normalize(gather_no_grad(keys.detach()).to(self.bank.dtype), dim=1)[: self.size]
+        start = int(self.filled) % self.size
+        idx = (torch.arange(keys.shape[0], device=self.bank.device) + start) % self.size
+        self.bank[:, idx] = keys.t()
+        self.velocity.zero_()
+        self.filled.fill_(min(int(self.filled) + keys.shape[0], self.size))
+        return int(self.filled)
+
+    def logits(self, q: torch.Tensor) -> torch.Tensor:
+        """Cosine similarities of normalised queries (B, D) with Ŵ: (B, K) (no gradient to the bank)."""
+        check_2d("q", "AdCoBank.logits", q, dim=self.dim)
+        qn = F.normalize(q.to(compute_dtype(q)), dim=1)
+        return torch.mm(qn, self.normalized_bank().to(qn.dtype))
+
+    def bank_loss(self, bank: torch.Tensor, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        """Contrastive loss CE([q·k, q·Ŵ]/τ_m) as a function of the raw ``bank`` (for the ascent)."""
+        qn = F.normalize(q, dim=1)
+        kn = F.normalize(k, dim=1)
+        l_pos = (qn * kn).sum(dim=1, keepdim=True)
+        l_neg = torch.mm(qn, F.normalize(bank, dim=0))
+        logits = torch.cat([l_pos, l_neg], dim=1) / self.temperature
+        return F.cross_entropy(logits, torch.zeros(q.shape[0], dtype=torch.long, device=q.device))
+
+    def ascent_step(self, q_detached: torch.Tensor, k_detached: torch.Tensor) -> torch.Tensor:
+        """One SGD-momentum step that *increases* the contrastive loss w.r.t. the bank; returns the loss."""
+        check_2d("q", "AdCoBank.ascent_step", q_detached, dim=self.dim)
+        check_2d("k", "AdCoBank.ascent_step", k_detached, rows=q_detached.shape[0], dim=self.dim)
+        q = q_detached.detach().to(self.bank.dtype)
+        k = k_detached.detach().to(self.bank.dtype)
+        with torch.enable_grad():
+            w = self.bank.detach().clone().requires_grad_(True)
+            loss = self.bank_loss(w, q, k)
+            (grad,) = torch.autograd.grad(loss, w)
+        grad = all_reduce_mean(grad)
+        with torch.no_grad():
+            self.velocity.mul_(self.momentum).sub_(grad).add_(self.bank, alpha=self.weight_decay)
+            self.bank.sub_(self.velocity, alpha=self.lr)
+        return loss.detach()
+
+    def extra_repr(self) -> str:
+        return (f"dim={self.dim}, size={self.size}, temperature={self.temperature}, lr={self.lr}, "
+                f"momentum={self.momentum}, weight_decay={self.weight_decay}")
+
+
+class AdCoLoss(nn.Module):
+    """Encoder loss of AdCo: CE over ``[q·k, (q·k_j)_{j≠i}, q·Ŵ] / τ`` with target the positive.
+
+    ``include_batch_keys=False`` drops the in-batch keys (pure ``[q·k, q·Ŵ]`` as in the paper).
+
+    Example::
+
+        loss = AdCoLoss(temperature=0.12)(q, k, bank)   # q: (B, D) queries, k: (B, D) keys
+    """
+
+    def __init__(self, temperature: float = 0.12, include_batch_keys: bool = True) -> None:
+        super().__init__()
+        check_positive("AdCoLoss", "temperature", temperature)
+        self.temperature = float(temperature)
+        self.include_batch_keys = include_batch_keys
+
+    def forward(self, q: torch.Tensor, k: torch.Tensor, bank: AdCoBank) -> torch.Tensor:
+        if not isinstance(bank, AdCoBank):
+            raise LossInputError(f"AdCoLoss: bank must be an AdCoBank, got {type(bank).__name__}")
+        check_2d("q", "AdCoLoss", q, dim=bank.dim)
+        check_2d("k", "AdCoLoss", k, rows=q.shape[0], dim=bank.dim)
+        dtype = compute_dtype(q)
+        qn = F.normalize(q.to(dtype), dim=1)
+        kn = F.normalize(k.to(dtype), dim=1)
+        l_neg = torch.mm(qn, bank.normalized_bank().to(dtype))
+        b = q.shape[0]
+        if self.include_batch_keys:
+            logits = torch.cat([torch.mm(qn, kn.t()), l_neg], dim=1) / self.temperature
+            target = torch.arange(b, device=q.device)
+        else:
+            l_pos = (qn * kn).sum(dim=1, keepdim=True)
+            logits = torch.cat([l_pos, l_neg], dim=1) / self.temperature
+            target = torch.zeros(b, dtype=torch.long, device=q.device)
+        return F.cross_entropy(logits, target)
+
+    def extra_repr(self) -> str:
+        return f"temperature={self.temperature}, include_batch_keys={self.include_batch_keys}"
