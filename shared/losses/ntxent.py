@@ -2,8 +2,8 @@
 
 Speed: on one process the loss and its gradient are computed by a small autograd function that
 does ONE (2B x 2B) similarity matmul forward and ONE matmul backward (the similarity is symmetric,
-so d/dZ of Z Zᵀ is (G + Gᵀ) Z), keeping the softmax in the similarity buffer; no masked_select
-or extra (2B x 2B) copies. Under DDP with ``gather_distributed=True`` each rank scores its local
+so d/dZ of Z Zᵀ is (G + Gᵀ) Z), keeping exp(S) in the similarity buffer; no masked_select or
+extra (2B x 2B) copies. Under DDP with ``gather_distributed=True`` each rank scores its local
 anchors against the gathered candidates (``gather_with_grad``), so after DDP's gradient
 averaging the gradient equals the single-process one on the concatenated batch.
 """
@@ -18,33 +18,52 @@ from shared.engine.distributed import gather_with_grad, get_rank, get_world_size
 from ._checks import check_pair, check_positive, compute_dtype
 
 
+_EXP_RANGE = {torch.float32: 80.0, torch.float64: 700.0}
+
+
 class _SymmetricNTXent(torch.autograd.Function):
-    """Mean NT-Xent over the 2B rows of normalised ``zn`` (rows i and i+B are positives)."""
+    """Mean NT-Xent over the 2B rows of normalised ``zn`` (rows i and i+B are positives).
+
+    Forward keeps E = exp(S − 1/t) with a zero diagonal (S = Zₙ Zₙᵀ / t), which is symmetric,
+    and the row sums; backward needs (P + Pᵀ) Zₙ with P = diag(r) E, r = 1/rowsum, which is
+    r ⊙ (E Zₙ) + E (r ⊙ Zₙ) = one matmul E·[Zₙ, r ⊙ Zₙ]. Because |S| ≤ 1/t the fixed shift 1/t
+    cannot overflow; it is used only when 2/t is inside exp's range (else the row-max path).
+    """
 
     @staticmethod
     def forward(ctx, zn: torch.Tensor, inv_t: float) -> torch.Tensor:  # type: ignore[override]
         n2 = zn.shape[0]
         half = n2 // 2
-        sim = torch.mm(zn * inv_t, zn.t())  # (2B, 2B) logits
-        sim.diagonal().fill_(float("-inf"))
-        row_max = sim.amax(dim=1, keepdim=True)
-        sim.sub_(row_max).exp_()
+        symmetric = 2.0 * inv_t < _EXP_RANGE.get(zn.dtype, 0.0)
+        sim = torch.mm(zn * inv_t, zn.t())  # (2B, 2B) logits S
+        if symmetric:
+            shift = torch.full((n2, 1), inv_t, dtype=zn.dtype, device=zn.device)
+            sim.sub_(inv_t).exp_()
+            sim.diagonal().zero_()
+        else:
+            sim.diagonal().fill_(float("-inf"))
+            shift = sim.amax(dim=1, keepdim=True)
+            sim.sub_(shift).exp_()
         row_sum = sim.sum(dim=1, keepdim=True)
-        sim.div_(row_sum)  # sim now holds the softmax P
-        lse = row_max.squeeze(1) + row_sum.squeeze(1).log()
+        lse = shift.squeeze(1) + row_sum.squeeze(1).log()
         pos = (zn[:half] * zn[half:]).sum(dim=1) * inv_t
         loss = (lse.sum() - 2.0 * pos.sum()) / n2
-        ctx.save_for_backward(zn, sim)
-        ctx.inv_t = inv_t
+        ctx.save_for_backward(zn, sim, row_sum)
+        ctx.inv_t, ctx.symmetric = inv_t, symmetric
         return loss
 
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor):  # type: ignore[override]
-        zn, prob = ctx.saved_tensors
-        n2 = zn.shape[0]
+        zn, expo, row_sum = ctx.saved_tensors
+        n2, d = zn.shape
         half = n2 // 2
-        sym = torch.add(prob, prob.t())
-        grad = torch.mm(sym, zn)
+        recip = row_sum.reciprocal()
+        if ctx.symmetric:
+            both = torch.mm(expo, torch.cat([zn, zn * recip], dim=1))
+            grad = torch.addcmul(both[:, d:], both[:, :d], recip)
+        else:
+            prob = expo * recip
+            grad = torch.mm(prob + prob.t(), zn)
         partner = torch.cat([zn[half:], zn[:half]], dim=0)
         grad.sub_(partner, alpha=2.0)
         grad.mul_(grad_out * (ctx.inv_t / n2))

@@ -25,26 +25,62 @@ from ._checks import LossInputError, WhiteningError, check_2d, compute_dtype
 LOSS_TYPES = ("norm_mse", "mse")
 
 
-def whiten_blocks(x: torch.Tensor, eps: float = 0.0) -> torch.Tensor:
-    """Whiten a batch of blocks ``x`` (M, n, d) -> (M, d, n) (transposed: features first).
-
-    Each block is centred and multiplied by L⁻¹ where L Lᵀ = (1−eps)·cov + eps·I. Raises
-    :class:`WhiteningError` naming ``eps`` when a covariance is not positive definite.
-    """
-    m, n, d = x.shape
-    xc = x - x.mean(dim=1, keepdim=True)
-    xt = xc.transpose(1, 2)  # (M, d, n)
-    cov = torch.bmm(xt, xc).mul_(1.0 / (n - 1))
-    if eps:
-        cov = cov.mul(1.0 - eps) + eps * torch.eye(d, dtype=cov.dtype, device=cov.device)
+def _cholesky_or_raise(cov: torch.Tensor, eps: float, n: int) -> torch.Tensor:
     chol, info = torch.linalg.cholesky_ex(cov)
     if bool((info > 0).any()):
         bad = int((info > 0).sum())
         raise WhiteningError(
-            f"WMSELoss: Cholesky failed for {bad} of {m} sub-batch covariance(s) (not positive definite, "
-            f"embedding dim {d}, w_size {n}); set eps > 0 (e.g. eps=1e-4, Σ' = (1-eps)Σ + eps·I) "
-            f"or use a larger w_size")
-    return torch.linalg.solve_triangular(chol, xt, upper=False)
+            f"WMSELoss: Cholesky failed for {bad} of {cov.shape[0]} sub-batch covariance(s) (not positive "
+            f"definite; embedding dim {cov.shape[-1]}, w_size {n}, eps {eps}); set eps > 0 (e.g. eps=1e-4, "
+            f"shrinkage (1-eps)*cov + eps*I) or use a larger w_size")
+    return chol
+
+
+class _CholeskyWhiten(torch.autograd.Function):
+    """Z = L⁻¹ (X − μ)ᵀ per block, L Lᵀ = (1−eps)·XcᵀXc/(n−1) + eps·I, with a hand-written backward.
+
+    Backward (derived from dΣ = dL Lᵀ + L dLᵀ): with G = ∂ℓ/∂Z and M = G Zᵀ, let P be the lower
+    triangle of M with its diagonal halved; then ∂ℓ/∂Xcᵀ = L⁻ᵀ (G − (1−eps)/(n−1)·(P + Pᵀ) Z) and
+    ∂ℓ/∂X is that minus its mean over the block's rows. Three O(d²n) products instead of the
+    ~six autograd would chain through cholesky/solve_triangular.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, eps: float) -> torch.Tensor:  # type: ignore[override]
+        n, d = x.shape[1], x.shape[2]
+        xc = x - x.mean(dim=1, keepdim=True)
+        xt = xc.transpose(1, 2)  # (M, d, n)
+        cov = torch.bmm(xt, xc).mul_((1.0 - eps) / (n - 1))
+        if eps:
+            cov.diagonal(dim1=1, dim2=2).add_(eps)
+        chol = _cholesky_or_raise(cov, eps, n)
+        z = torch.linalg.solve_triangular(chol, xt, upper=False)
+        ctx.save_for_backward(chol, z)
+        ctx.scale = (1.0 - eps) / (n - 1)
+        return z
+
+    @staticmethod
+    def backward(ctx, grad_z: torch.Tensor):  # type: ignore[override]
+        chol, z = ctx.saved_tensors
+        m = torch.bmm(grad_z, z.transpose(1, 2))  # (M, d, d)
+        p = m.tril_()
+        p.diagonal(dim1=1, dim2=2).mul_(0.5)
+        sym = p + p.transpose(1, 2)
+        h = torch.baddbmm(grad_z, sym, z, alpha=-ctx.scale)
+        grad_xt = torch.linalg.solve_triangular(chol.transpose(1, 2), h, upper=True)  # (M, d, n)
+        grad_x = grad_xt.transpose(1, 2)
+        return grad_x - grad_x.mean(dim=1, keepdim=True), None
+
+
+def whiten_blocks(x: torch.Tensor, eps: float = 0.0) -> torch.Tensor:
+    """Whiten a batch of blocks ``x`` (M, n, d) -> (M, d, n) (transposed: features first).
+
+    Each block is centred and multiplied by L⁻¹ where L Lᵀ = (1−eps)·cov + eps·I, cov with (n−1).
+    Raises :class:`WhiteningError` naming ``eps`` when a covariance is not positive definite.
+    """
+    if x.dim() != 3:
+        raise LossInputError(f"whiten_blocks: x must have shape (M, n, d), got {tuple(x.shape)}")
+    return _CholeskyWhiten.apply(x, float(eps))
 
 
 class WMSELoss(nn.Module):
