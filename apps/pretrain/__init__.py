@@ -1,0 +1,1 @@
+"""Image-level self-supervised pretraining (SimCLR, MoCo, W-MSE, AdCo, HCL, BYOL) with kNN / linear evaluation."""
