@@ -1,0 +1,262 @@
+"""Image I/O and datasets for SR: paired folders, HR-only folders with on-the-fly degradation
+(DIV2K / DF2K / Flickr2K layouts), the benchmark layout (``Set5/HR``, ``Set5/LR_bicubic/X4``) and
+LR-only folders for inference.
+
+HR images are decoded once and cached in memory as uint8, so the per-sample cost on 2 cores is a
+crop, a flip/rotation and (HR-only) one degradation of a small patch.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from shared.errors import CvsuiteError, UsageError
+
+from .degradations import DegradationConfig, degrade, quantize
+
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+
+# scikit-image's bundled photographs (no download). Held-out photos are never used for training.
+TRAIN_PHOTOS = ("astronaut", "rocket", "stereo_motorcycle", "immunohistochemistry", "retina",
+                "hubble_deep_field", "moon", "brick", "grass", "gravel")
+HELDOUT_PHOTOS = ("chelsea", "coffee", "camera", "grace_hopper")
+
+
+@dataclass
+class ImageData:
+    """A decoded image: ``rgb`` float32 (H, W, 3) in [0, 1]; ``alpha`` (H, W) or None."""
+
+    rgb: np.ndarray
+    alpha: np.ndarray | None
+    grey: bool
+    bit_depth: int  # 8 or 16
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise CvsuiteError(f"not a folder: {folder}")
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
+
+
+def read_image(path: str | Path) -> ImageData:
+    """Read grey / RGB / RGBA, 8- or 16-bit; one clear error for missing, corrupt or non-image files."""
+    path = Path(path)
+    if not path.is_file():
+        raise CvsuiteError(f"{path}: no such file")
+    raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if raw is None or raw.size == 0:
+        raise CvsuiteError(f"{path}: cannot decode image (corrupt or not an image)")
+    if raw.dtype == np.uint8:
+        depth, scale = 8, 255.0
+    elif raw.dtype == np.uint16:
+        depth, scale = 16, 65535.0
+    else:
+        raise CvsuiteError(f"{path}: unsupported pixel type {raw.dtype} (8- or 16-bit images only)")
+    img = raw.astype(np.float32) / scale
+    alpha = None
+    if img.ndim == 2 or img.shape[2] == 1:
+        grey = True
+        img = img.reshape(img.shape[0], img.shape[1])
+        rgb = np.repeat(img[..., None], 3, axis=2)
+    elif img.shape[2] in (3, 4):
+        grey = False
+        if img.shape[2] == 4:
+            alpha = np.ascontiguousarray(img[..., 3])
+        rgb = np.ascontiguousarray(img[..., 2::-1])
+    else:
+        raise CvsuiteError(f"{path}: unsupported channel count {img.shape[2]}")
+    return ImageData(rgb=rgb, alpha=alpha, grey=grey, bit_depth=depth)
+
+
+def write_image(path: str | Path, img: np.ndarray) -> None:
+    """Write an RGB / RGBA / grey uint8 or uint16 array (channels last, RGB order) as PNG etc."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if img.ndim == 3 and img.shape[2] == 3:
+        img = img[..., ::-1]
+    elif img.ndim == 3 and img.shape[2] == 4:
+        img = img[..., [2, 1, 0, 3]]
+    if not cv2.imwrite(str(path), np.ascontiguousarray(img)):
+        raise CvsuiteError(f"{path}: cannot write image")
+
+
+def read_rgb_uint8(path: str | Path) -> np.ndarray:
+    """An image as uint8 RGB (grey replicated, alpha dropped, 16-bit rounded down to 8-bit)."""
+    return quantize(read_image(path).rgb)
+
+
+def bundled_photo(name: str) -> np.ndarray:
+    """A photo that ships with scikit-image / matplotlib, as uint8 RGB."""
+    if name == "grace_hopper":
+        import matplotlib.cbook
+
+        with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as handle:
+            data = np.frombuffer(handle.read(), np.uint8)
+        return cv2.imdecode(data, cv2.IMREAD_COLOR)[..., ::-1].copy()
+    import skimage.data
+
+    img = getattr(skimage.data, name)()
+    if name == "stereo_motorcycle":
+        img = img[0]
+    if img.dtype != np.uint8:
+        img = np.clip(img / img.max() * 255.0, 0, 255).astype(np.uint8)
+    if img.ndim == 2:
+        img = np.repeat(img[..., None], 3, axis=2)
+    return np.ascontiguousarray(img[..., :3])
+
+
+# -- layouts ----------------------------------------------------------------------------------------
+
+def _has_images(folder: Path) -> bool:
+    return folder.is_dir() and any(p.suffix.lower() in IMAGE_EXTS for p in folder.iterdir() if p.is_file())
+
+
+def resolve_hr_dirs(root: str | Path) -> list[Path]:
+    """HR image folders under ``root``: the folder itself, or ``*_HR`` / ``HR`` folders (DIV2K
+    ``DIV2K_train_HR``, Flickr2K ``Flickr2K_HR``, DF2K = both, benchmark ``Set5/HR``) up to 2 levels down."""
+    root = Path(root)
+    if not root.is_dir():
+        raise CvsuiteError(f"HR folder not found: {root}")
+    if _has_images(root):
+        return [root]
+    found = sorted(p for p in list(root.glob("*")) + list(root.glob("*/*"))
+                   if p.is_dir() and (p.name == "HR" or p.name.endswith("_HR")) and _has_images(p))
+    if not found:
+        raise CvsuiteError(f"{root}: no images and no HR folder (e.g. DIV2K_train_HR, Set5/HR) inside")
+    return found
+
+
+def lr_path_for(hr_path: Path, lr_dir: Path, scale: int) -> Path | None:
+    """The LR partner of an HR file: ``<stem>x<scale>.<ext>`` (DIV2K/benchmarks) or ``<stem>.<ext>``."""
+    for stem in (f"{hr_path.stem}x{scale}", hr_path.stem):
+        for ext in (hr_path.suffix, *IMAGE_EXTS):
+            candidate = lr_dir / f"{stem}{ext}"
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def resolve_lr_dir(lr: str | Path, scale: int) -> Path:
+    """Accept the LR folder itself or a parent holding ``X<scale>`` (``LR_bicubic/X4``)."""
+    lr = Path(lr)
+    if (lr / f"X{scale}").is_dir():
+        return lr / f"X{scale}"
+    if not lr.is_dir():
+        raise CvsuiteError(f"LR folder not found: {lr}")
+    return lr
+
+
+def paired_files(hr_dir: Path, lr_dir: Path, scale: int) -> list[tuple[Path, Path]]:
+    pairs = []
+    for hr_path in list_images(hr_dir):
+        lr_path = lr_path_for(hr_path, lr_dir, scale)
+        if lr_path is None:
+            raise CvsuiteError(f"{hr_path}: no LR partner in {lr_dir} (expected {hr_path.stem}x{scale}.png)")
+        pairs.append((hr_path, lr_path))
+    if not pairs:
+        raise CvsuiteError(f"{hr_dir}: no images")
+    return pairs
+
+
+# -- training dataset -------------------------------------------------------------------------------
+
+def augment(arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """The same random flip / transpose (8 dihedral variants) for every array (global RNG)."""
+    hflip, vflip, transpose = (random.random() < 0.5 for _ in range(3))
+    out = []
+    for a in arrays:
+        if hflip:
+            a = a[:, ::-1]
+        if vflip:
+            a = a[::-1]
+        if transpose:
+            a = a.transpose(1, 0, 2)
+        out.append(np.ascontiguousarray(a))
+    return out
+
+
+def to_tensor(img: np.ndarray) -> torch.Tensor:
+    """uint8 (H, W, 3) → float (3, H, W) in [0, 1]."""
+    return torch.from_numpy(img.transpose(2, 0, 1).astype(np.float32) / 255.0)
+
+
+class SRTrainDataset(Dataset):
+    """Random HR patches with LR partners: paired (``lr_images`` given) or degraded on the fly.
+
+    ``length`` is virtual (samples per epoch); each item picks a random image. On-the-fly degradation
+    crops a margin around the patch first so blur borders are real image content.
+    """
+
+    def __init__(self, hr_images: list[np.ndarray], scale: int, patch_size: int,
+                 kinds: Sequence[str] = ("bicubic", "blind", "spatially-variant"),
+                 kind_probs: Sequence[float] = (0.2, 0.5, 0.3), length: int = 10_000,
+                 lr_images: list[np.ndarray] | None = None,
+                 degradation: DegradationConfig | None = None) -> None:
+        if patch_size % scale:
+            raise UsageError(f"data.patch_size ({patch_size}) must be a multiple of the scale ({scale})")
+        if len(kinds) != len(kind_probs):
+            raise UsageError("data.kinds and data.kind_probs must have the same length")
+        if not hr_images:
+            raise CvsuiteError("no training images")
+        self.hr, self.lr = hr_images, lr_images
+        self.scale, self.patch = scale, patch_size
+        self.kinds, self.kind_probs = list(kinds), np.asarray(kind_probs, np.float64) / sum(kind_probs)
+        self.length = length
+        self.degradation = degradation or DegradationConfig()
+        self.margin = scale * int(np.ceil(12 / scale))  # ≥ half the 21-px kernel, multiple of scale
+
+    def __len__(self) -> int:
+        return self.length
+
+    def _paired(self, idx: int) -> tuple[np.ndarray, np.ndarray]:
+        hr, lr = self.hr[idx], self.lr[idx]  # type: ignore[index]
+        lp = self.patch // self.scale
+        y = random.randint(0, lr.shape[0] - lp)
+        x = random.randint(0, lr.shape[1] - lp)
+        s = self.scale
+        return hr[y * s:(y + lp) * s, x * s:(x + lp) * s], lr[y:y + lp, x:x + lp]
+
+    def _degraded(self, idx: int) -> tuple[np.ndarray, np.ndarray]:
+        hr = self.hr[idx]
+        size = self.patch + 2 * self.margin
+        if hr.shape[0] < size or hr.shape[1] < size:
+            pad_h, pad_w = max(0, size - hr.shape[0]), max(0, size - hr.shape[1])
+            hr = np.pad(hr, ((0, pad_h), (0, pad_w), (0, 0)), mode="reflect")
+        y = random.randint(0, hr.shape[0] - size)
+        x = random.randint(0, hr.shape[1] - size)
+        crop = augment([hr[y:y + size, x:x + size]])[0]
+        kind = self.kinds[int(np.random.choice(len(self.kinds), p=self.kind_probs))]
+        lr, _ = degrade(crop.astype(np.float32) / 255.0, self.scale, kind, cfg=self.degradation)
+        m, ml = self.margin, self.margin // self.scale
+        return crop[m:m + self.patch, m:m + self.patch], quantize(lr[ml:-ml, ml:-ml])
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        idx = random.randrange(len(self.hr))
+        if self.lr is not None:
+            hr, lr = self._paired(idx)
+            hr, lr = augment([hr, lr])
+        else:
+            hr, lr = self._degraded(idx)
+        return {"lr": to_tensor(lr), "hr": to_tensor(hr)}
+
+
+def load_hr_images(sources: Sequence[str]) -> list[np.ndarray]:
+    """HR uint8 images from folders (any supported layout) and/or ``photo:NAME`` bundled photos."""
+    images = []
+    for source in sources:
+        if source.startswith("photo:"):
+            images.append(bundled_photo(source[len("photo:"):]))
+            continue
+        for folder in resolve_hr_dirs(source):
+            images.extend(read_rgb_uint8(p) for p in list_images(folder))
+    if not images:
+        raise CvsuiteError(f"no training images found in {list(sources)}")
+    return images

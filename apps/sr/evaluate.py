@@ -1,0 +1,150 @@
+"""PSNR / SSIM on the Y channel with a ``scale``-pixel border crop — the convention of published
+SR tables and of basicsr's ``calculate_psnr`` / ``calculate_ssim(..., test_y_channel=True)``.
+
+The metrics here are vectorised re-implementations (tests check they equal basicsr's to 1e-8 on
+real photos); NIQE is basicsr's own ``calculate_niqe``.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from shared.errors import CvsuiteError
+
+from .data import list_images, paired_files, read_rgb_uint8, resolve_hr_dirs, resolve_lr_dir
+from .degradations import degrade, image_seed, mod_crop, quantize
+
+_Y_WEIGHTS = np.array([65.481, 128.553, 24.966])  # ITU-R BT.601, RGB order
+
+
+def y_channel(img: np.ndarray) -> np.ndarray:
+    """Y of YCbCr in [16, 235] (float64) of an RGB image with values in [0, 255].
+
+    Mirrors basicsr's arithmetic (float32 input, float64 dot, float32 result) so the numbers match
+    bit for bit; grey (H, W) images are returned as they are.
+    """
+    x = img.astype(np.float32) / 255.0
+    if x.ndim == 3 and x.shape[2] == 3:
+        x = ((np.dot(x, _Y_WEIGHTS) + 16.0) / 255.0).astype(np.float32)
+    elif x.ndim == 3:
+        x = x[..., 0]
+    return (x * np.float32(255.0)).astype(np.float64)
+
+
+def _crop(img: np.ndarray, border: int) -> np.ndarray:
+    return img[border:-border, border:-border] if border > 0 else img
+
+
+def psnr_y(img: np.ndarray, ref: np.ndarray, crop_border: int) -> float:
+    """PSNR (dB, peak 255) between the Y channels of two RGB images (values 0..255)."""
+    if img.shape != ref.shape:
+        raise CvsuiteError(f"image shapes differ: {img.shape} vs {ref.shape}")
+    diff = y_channel(_crop(img, crop_border)) - y_channel(_crop(ref, crop_border))
+    mse = float(np.mean(diff ** 2))
+    return math.inf if mse == 0 else 10.0 * math.log10(255.0 ** 2 / mse)
+
+
+def _gauss_valid(x: np.ndarray) -> np.ndarray:
+    """11×11 Gaussian (σ 1.5) filter, 'valid' part only (the SSIM window of Wang et al.)."""
+    g = cv2.getGaussianKernel(11, 1.5)
+    return cv2.sepFilter2D(x, cv2.CV_64F, g, g, borderType=cv2.BORDER_REFLECT_101)[5:-5, 5:-5]
+
+
+def ssim_y(img: np.ndarray, ref: np.ndarray, crop_border: int) -> float:
+    """SSIM (Wang et al. 2004; K1 0.01, K2 0.03, L 255) between Y channels, mean of the valid map."""
+    if img.shape != ref.shape:
+        raise CvsuiteError(f"image shapes differ: {img.shape} vs {ref.shape}")
+    a = y_channel(_crop(img, crop_border))
+    b = y_channel(_crop(ref, crop_border))
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    mu_a, mu_b = _gauss_valid(a), _gauss_valid(b)
+    var_a = _gauss_valid(a * a) - mu_a ** 2
+    var_b = _gauss_valid(b * b) - mu_b ** 2
+    cov = _gauss_valid(a * b) - mu_a * mu_b
+    ssim_map = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (var_a + var_b + c2))
+    return float(ssim_map.mean())
+
+
+def niqe_y(img: np.ndarray, crop_border: int) -> float:
+    """basicsr's NIQE (lower is better) of an RGB uint8 image."""
+    import shared  # noqa: F401
+    from basicsr.metrics import calculate_niqe
+
+    return float(calculate_niqe(img[..., ::-1].astype(np.float64), crop_border, input_order="HWC", convert_to="y"))
+
+
+# -- upscalers ------------------------------------------------------------------------------------
+
+def bicubic_upscale(lr: np.ndarray, scale: int) -> np.ndarray:
+    """The bicubic baseline (the same interpolation as the network's skip path), uint8 RGB."""
+    x = torch.from_numpy(lr.transpose(2, 0, 1).astype(np.float32) / 255.0)[None]
+    y = F.interpolate(x, scale_factor=scale, mode="bicubic", align_corners=False)[0].clamp(0, 1)
+    return quantize(y.numpy().transpose(1, 2, 0))
+
+
+@dataclass
+class EvalPair:
+    name: str
+    hr: np.ndarray  # uint8 RGB, size = LR size × scale
+    lr: np.ndarray  # uint8 RGB
+
+
+def pairs_from_folders(hr: str | Path, lr: str | Path, scale: int) -> list[EvalPair]:
+    """HR + LR folders (benchmark layout ``Set5/HR`` + ``Set5/LR_bicubic/X4`` or any ``<stem>x4`` naming)."""
+    hr_dir = resolve_hr_dirs(hr)[0]
+    out = []
+    for hr_path, lr_path in paired_files(hr_dir, resolve_lr_dir(lr, scale), scale):
+        hr_img, lr_img = read_rgb_uint8(hr_path), read_rgb_uint8(lr_path)
+        h, w = lr_img.shape[0] * scale, lr_img.shape[1] * scale
+        if hr_img.shape[0] < h or hr_img.shape[1] < w:
+            raise CvsuiteError(f"{lr_path}: LR {lr_img.shape[1]}x{lr_img.shape[0]} x{scale} is larger than HR "
+                               f"{hr_img.shape[1]}x{hr_img.shape[0]}")
+        out.append(EvalPair(hr_path.stem, hr_img[:h, :w], lr_img))
+    return out
+
+
+def pairs_from_degradation(hr_images: list[tuple[str, np.ndarray]], scale: int, kind: str, seed: int) -> list[EvalPair]:
+    """Degrade HR images (name, uint8 RGB) on the fly with the per-image seeded pipeline."""
+    out = []
+    for name, img in hr_images:
+        hr_img = mod_crop(img, scale)
+        lr, _ = degrade(hr_img.astype(np.float32) / 255.0, scale, kind, seed=image_seed(seed, name))
+        out.append(EvalPair(name, hr_img, quantize(lr)))
+    return out
+
+
+def hr_folder_images(hr: str | Path) -> list[tuple[str, np.ndarray]]:
+    folder = resolve_hr_dirs(hr)[0]
+    return [(p.stem, read_rgb_uint8(p)) for p in list_images(folder)]
+
+
+def evaluate_pairs(pairs: list[EvalPair], scale: int, upscalers: dict[str, Callable[[np.ndarray], np.ndarray]],
+                   niqe: bool = False) -> dict[str, Any]:
+    """Per-image and mean PSNR/SSIM (Y, ``scale`` border) of each upscaler (e.g. bicubic, model)."""
+    per_image = []
+    for pair in pairs:
+        row: dict[str, Any] = {"image": pair.name}
+        for method, fn in upscalers.items():
+            sr = fn(pair.lr)
+            row[f"{method}_psnr"] = psnr_y(sr, pair.hr, scale)
+            row[f"{method}_ssim"] = ssim_y(sr, pair.hr, scale)
+            if niqe:
+                row[f"{method}_niqe"] = niqe_y(sr, scale)
+        per_image.append(row)
+    keys = [k for k in per_image[0] if k != "image"] if per_image else []
+    mean = {k: float(np.mean([r[k] for r in per_image])) for k in keys}
+    return {"scale": scale, "images": len(per_image), "per_image": per_image, "mean": mean}
+
+
+def write_json(result: dict[str, Any], path: str | Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2) + "\n")

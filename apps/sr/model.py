@@ -1,0 +1,140 @@
+"""CRL-SR network: decoupling encoder (invariant | variant split) → restorer → refinement stage.
+
+Everything runs at LR resolution except the bicubic skip and two pixel-shuffle heads, so the
+network is cheap enough for CPU training and for 4096² tiled outputs. Architectures are kept in
+the ``SR_ARCHS`` registry so users can plug their own (``@SR_ARCHS.register("mine")``); an arch
+takes ``scale`` plus its own keyword arguments and returns a module whose ``forward(x)`` maps
+``(B, 3, h, w)`` in [0, 1] to ``(B, 3, h·s, w·s)`` and, with ``return_all=True``, a dict with at
+least ``sr``.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from shared.errors import CvsuiteError
+from shared.registry import Registry
+
+SR_ARCHS: Registry[nn.Module] = Registry("SR architecture")
+
+
+def conv3(cin: int, cout: int) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, 3, padding=1)
+
+
+class ResBlock(nn.Module):
+    """conv-ReLU-conv with identity skip (no batch norm: SR statistics vary per image)."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.conv1, self.conv2 = conv3(width, width), conv3(width, width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv2(F.relu(self.conv1(x), inplace=True))
+
+
+def res_stack(width: int, blocks: int) -> nn.Sequential:
+    return nn.Sequential(*[ResBlock(width) for _ in range(blocks)])
+
+
+class UpHead(nn.Module):
+    """conv to 3·s² channels + pixel shuffle: an RGB residual at HR resolution."""
+
+    def __init__(self, width: int, scale: int) -> None:
+        super().__init__()
+        self.conv = conv3(width, 3 * scale * scale)
+        self.shuffle = nn.PixelShuffle(scale)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.shuffle(self.conv(x))
+
+
+@SR_ARCHS.register("crlsr")
+class CRLSR(nn.Module):
+    """Decoupling encoder, restorer on the invariant features, feature refinement stage.
+
+    ``forward`` computes: ``f = E(x)``, ``[u | v] = f`` (first ``invariant`` channels are the
+    resolution-invariant part ``u``, the rest the variant part ``v``, which the restorer never
+    sees), ``g = R(u)``, coarse ``y0 = bicubic(x) + H0(g)``, refined ``y = y0 + H1(g + Φ(g))``.
+    """
+
+    def __init__(self, scale: int = 4, width: int = 32, invariant: int = 24, enc_blocks: int = 2,
+                 body_blocks: int = 5, refine_blocks: int = 2) -> None:
+        super().__init__()
+        if not 0 < invariant < width:
+            raise CvsuiteError(f"model.invariant must be between 1 and width-1 ({width - 1}), got {invariant}")
+        self.scale, self.invariant = scale, invariant
+        self.head = conv3(3, width)
+        self.encoder = res_stack(width, enc_blocks)
+        self.body_in = conv3(invariant, width)
+        self.body = nn.Sequential(res_stack(width, body_blocks), conv3(width, width))
+        self.up0 = UpHead(width, scale)
+        self.refine = nn.Sequential(res_stack(width, refine_blocks), conv3(width, width))
+        self.up1 = UpHead(width, scale)
+        # 3x3 convs on the longest input→output path, +2 for the bicubic skip's support
+        self.receptive_radius = 1 + 2 * enc_blocks + 1 + 2 * body_blocks + 1 + 2 * refine_blocks + 1 + 1 + 2
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        feats = self.encoder(self.head(x - 0.5))
+        return feats[:, :self.invariant], feats[:, self.invariant:]
+
+    def forward(self, x: torch.Tensor, return_all: bool = False) -> Any:
+        invariant, variant = self.encode(x)
+        g0 = self.body_in(invariant)
+        g = g0 + self.body(g0)
+        base = F.interpolate(x, scale_factor=self.scale, mode="bicubic", align_corners=False)
+        coarse = base + self.up0(g)
+        sr = coarse + self.up1(g + self.refine(g))
+        if return_all:
+            return {"sr": sr, "coarse": coarse, "base": base, "invariant": invariant, "variant": variant}
+        return sr
+
+
+def build_model(arch: str = "crlsr", **kwargs: Any) -> nn.Module:
+    return SR_ARCHS.build(arch, **kwargs)
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def model_metadata(arch: str, kwargs: dict[str, Any]) -> dict[str, str]:
+    """safetensors metadata from which :func:`load_model` rebuilds the network."""
+    return {"arch": arch, "model_kwargs": json.dumps(kwargs, sort_keys=True)}
+
+
+def load_model(path: str | Path, scale: int | None = None) -> nn.Module:
+    """Build the arch recorded in a weight file's metadata (or the run's ``config.yaml``) and load it."""
+    from safetensors import safe_open
+
+    from shared.weights import load_into, load_state_dict
+
+    path = Path(path)
+    state = load_state_dict(path)
+    meta: dict[str, str] = {}
+    if path.suffix == ".safetensors":
+        try:
+            with safe_open(str(path), "pt") as handle:
+                meta = handle.metadata() or {}
+        except Exception:  # noqa: BLE001 - load_state_dict already validated the file
+            meta = {}
+    if "arch" in meta:
+        arch, kwargs = meta["arch"], json.loads(meta.get("model_kwargs", "{}"))
+    elif (path.parent / "config.yaml").is_file():
+        import yaml
+
+        model_cfg = dict((yaml.safe_load((path.parent / "config.yaml").read_text()) or {}).get("model", {}))
+        arch = model_cfg.pop("arch", "crlsr")
+        kwargs = model_cfg
+    else:
+        raise CvsuiteError(f"{path}: no architecture metadata and no config.yaml next to it")
+    if scale is not None and int(kwargs.get("scale", scale)) != scale:
+        raise CvsuiteError(f"{path} holds x{kwargs.get('scale')} weights, but --scale {scale} was requested")
+    model = build_model(arch, **kwargs)
+    load_into(model, state, path)
+    return model.eval()

@@ -1,0 +1,123 @@
+"""Training of CRL-SR (or its no-contrastive ablation) through :class:`shared.engine.Trainer`."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from shared.engine import TrainConfig, Trainer, TrainTask
+from shared.errors import UsageError
+from shared.weights import save_safetensors
+
+from .data import TRAIN_PHOTOS, SRTrainDataset, load_hr_images, paired_files, read_rgb_uint8, resolve_lr_dir
+from .losses import CRLObjective
+from .model import build_model, count_parameters, model_metadata
+
+
+@dataclass
+class ModelConfig:
+    arch: str = "crlsr"
+    scale: int = 4
+    width: int = 32
+    invariant: int = 24
+    enc_blocks: int = 2
+    body_blocks: int = 5
+    refine_blocks: int = 2
+
+
+@dataclass
+class DataConfig:
+    # HR sources: folders (plain, DIV2K/DF2K/Flickr2K, Set5/HR) or bundled photos "photo:NAME"
+    hr: list[str] = field(default_factory=lambda: [f"photo:{name}" for name in TRAIN_PHOTOS])
+    lr: str = ""  # paired LR folder (e.g. DIV2K_train_LR_bicubic/X4); empty = degrade HR on the fly
+    patch_size: int = 96  # HR patch side
+    kinds: list[str] = field(default_factory=lambda: ["bicubic", "blind", "spatially-variant"])
+    kind_probs: list[float] = field(default_factory=lambda: [0.2, 0.5, 0.3])
+    length: int = 100_000  # samples per (virtual) epoch
+
+
+@dataclass
+class LossConfig:
+    contrastive: bool = True  # false = the ablation (same network, L1 only)
+    bidirectional_weight: float = 0.05
+    conditional_weight: float = 0.02
+    temperature: float = 0.1
+    embed_dim: int = 64
+    grid: int = 2  # contrastive patches per training crop: grid x grid cells
+    warmup_steps: int = 0  # contrastive-only steps before joint training (DASR-style)
+
+
+@dataclass
+class SRConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(
+        out_dir="runs/sr", max_steps=2000, batch_size=16, lr=5e-4, tensorboard=False, ckpt_every=100))
+
+
+def model_kwargs(cfg: ModelConfig) -> dict[str, Any]:
+    kwargs = asdict(cfg)
+    kwargs.pop("arch")
+    return kwargs
+
+
+class SRTask(TrainTask):
+    """Network + objective; only the network is exported (``model.safetensors``)."""
+
+    def __init__(self, cfg: SRConfig) -> None:
+        super().__init__()
+        self.net = build_model(cfg.model.arch, **model_kwargs(cfg.model))
+        m, lc = cfg.model, cfg.loss
+        if lc.contrastive and not hasattr(self.net, "encode"):
+            raise UsageError(f"arch {m.arch!r} has no invariant/variant encoder; use loss.contrastive=false")
+        self.objective = CRLObjective(m.scale, m.width, m.invariant, lc.contrastive, lc.embed_dim, lc.temperature,
+                                      lc.bidirectional_weight, lc.conditional_weight, lc.grid)
+        self.warmup_steps = lc.warmup_steps if lc.contrastive else 0
+        self.register_buffer("steps_done", torch.zeros((), dtype=torch.long))
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        out = self.net(batch["lr"], return_all=True)
+        warmup = int(self.steps_done) < self.warmup_steps
+        terms = self.objective(out, batch["hr"], warmup=warmup)
+        with torch.no_grad():
+            mse = torch.mean((out["sr"].clamp(0, 1) - batch["hr"]) ** 2)
+            terms["psnr_rgb"] = -10 * torch.log10(mse + 1e-10)
+        return terms
+
+    def on_step_end(self, step: int, outputs: dict[str, torch.Tensor]) -> None:
+        self.steps_done += 1
+
+    def export_state_dict(self) -> dict[str, torch.Tensor]:
+        return self.net.state_dict()
+
+
+def build_dataset(cfg: SRConfig) -> SRTrainDataset:
+    d = cfg.data
+    if d.lr:
+        if len(d.hr) != 1 or d.hr[0].startswith("photo:"):
+            raise UsageError("data.lr (paired training) needs exactly one HR folder in data.hr")
+        lr_dir = resolve_lr_dir(d.lr, cfg.model.scale)
+        from .data import resolve_hr_dirs
+
+        pairs = paired_files(resolve_hr_dirs(d.hr[0])[0], lr_dir, cfg.model.scale)
+        hr = [read_rgb_uint8(h) for h, _ in pairs]
+        lr = [read_rgb_uint8(l_) for _, l_ in pairs]
+        return SRTrainDataset(hr, cfg.model.scale, d.patch_size, d.kinds, d.kind_probs, d.length, lr_images=lr)
+    return SRTrainDataset(load_hr_images(d.hr), cfg.model.scale, d.patch_size, d.kinds, d.kind_probs, d.length)
+
+
+def run_training(cfg: SRConfig) -> dict[str, Any]:
+    """Train; also writes ``out_dir/sr_model.safetensors`` with the arch metadata for ``infer``/``eval``."""
+    task = SRTask(cfg)
+    trainer = Trainer(cfg.train, task, build_dataset(cfg), full_config=cfg)
+    summary = trainer.fit()
+    out = Path(cfg.train.out_dir) / "sr_model.safetensors"
+    save_safetensors(task.export_state_dict(), out, model_metadata(cfg.model.arch, model_kwargs(cfg.model)))
+    summary["weights"] = str(out)
+    summary["parameters"] = count_parameters(task.net)
+    return summary
+
+
