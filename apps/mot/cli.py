@@ -1,0 +1,191 @@
+"""``cvsuite mot synth|train|track|eval`` and the app's demo."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from shared.errors import CvsuiteError, UsageError
+
+SHIPPED_FULL = "mot_embed_full"
+SHIPPED_UNLABELLED = "mot_embed_unlabelled"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from shared.cli_utils import add_config_args
+
+    parser = subparsers.add_parser("mot", help="multi-object tracking with an instance-to-track embedding (Semi-TCL)")
+    sub = parser.add_subparsers(dest="mot_command", metavar="VERB", parser_class=type(parser))
+    parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
+
+    p = sub.add_parser("synth", help="generate synthetic MOTChallenge sequences (seeded)")
+    p.add_argument("--out", required=True, help="output root; sequences go to OUT/SYNssss-kk")
+    p.add_argument("--seqs", type=int, default=4, help="number of sequences (default 4)")
+    p.add_argument("--seed", type=int, default=0, help="dataset seed (default 0)")
+    p.add_argument("--length", type=int, default=80, help="frames per sequence (default 80)")
+    p.add_argument("--width", type=int, default=320)
+    p.add_argument("--height", type=int, default=240)
+    p.add_argument("--objects", type=int, default=12, help="objects per sequence (default 12)")
+    p.add_argument("--force", action="store_true", help="overwrite sequences that already exist")
+    p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser("train", help="train the appearance embedding (instance-to-track or instance-to-instance)")
+    add_config_args(p)
+    p.add_argument("--data", help="root of training sequences (data=)")
+    p.add_argument("--labels", help="full | partial:FRACTION | none (labels=)")
+    p.add_argument("--objective", choices=("i2t", "i2i"), help="i2t = instance-to-track, i2i = baseline (objective=)")
+    p.add_argument("--out", help="run directory (train.out_dir=)")
+    p.add_argument("--steps", type=int, help="optimizer steps (train.max_steps=)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out (train.resume=true)")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("track", help="track a sequence directory or a video")
+    p.add_argument("--seq", required=True, help="MOTChallenge sequence directory or video file")
+    p.add_argument("--out", required=True, help="result file (MOTChallenge rows), e.g. RES/SEQ.txt")
+    p.add_argument("--det", help="detections file (default: SEQ/det/det.txt)")
+    p.add_argument("--detector", help="torchvision detection model name (instead of --det)")
+    p.add_argument("--detector-weights", help="local weights file of --detector")
+    p.add_argument("--detector-class", type=int, default=1, help="class id to keep (COCO person = 1)")
+    p.add_argument("--weights", help="embedding weights (.safetensors); default: the shipped full-label weights")
+    p.add_argument("--no-appearance", action="store_true", help="motion-only ablation (IoU + Kalman)")
+    p.add_argument("--save-video", help="write frames with ids drawn: OUT.mp4 / OUT.avi, or a directory for .jpg")
+    p.add_argument("--device", default="cpu", help="embedding/detector device (default cpu)")
+    p.add_argument("--set", nargs="*", default=[], metavar="key=value",
+                   help="tracker thresholds, e.g. high_thresh=0.6 max_lost=50")
+    p.set_defaults(func=cmd_track)
+
+    p = sub.add_parser("eval", help="MOTA/IDF1/HOTA... of RES_ROOT/SEQ.txt against GT_ROOT/SEQ/gt/gt.txt")
+    p.add_argument("--gt", required=True, help="ground-truth root (GT_ROOT/SEQ/gt/gt.txt)")
+    p.add_argument("--res", required=True, help="results root (RES_ROOT/SEQ.txt)")
+    p.add_argument("--json", help="also write the metrics as JSON here")
+    p.set_defaults(func=cmd_eval)
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from .synth import SynthConfig, generate_dataset, sequence_name
+
+    out = Path(args.out)
+    for k in range(max(args.seqs, 0)):
+        target = out / sequence_name(args.seed, k)
+        if target.exists() and any(target.iterdir()) and not args.force:
+            raise CvsuiteError(f"{target} already exists; pass --force to overwrite it")
+    cfg = SynthConfig(width=args.width, height=args.height, length=args.length, objects=args.objects)
+    if args.objects < 1:
+        raise UsageError("--objects must be >= 1")
+    seqs = generate_dataset(out, args.seqs, args.seed, cfg)
+    for s in seqs:
+        print(s)
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from shared.cli_utils import config_from_args
+
+    from .train import MOTTrainConfig, train
+
+    cfg = config_from_args(MOTTrainConfig, args, flag_map={
+        "data": "data", "labels": "labels", "objective": "objective", "out": "train.out_dir",
+        "steps": "train.max_steps", "resume": "train.resume"})
+    summary = train(cfg)
+    print(json.dumps(summary, default=str))
+    return 0
+
+
+def tracker_config(appearance: bool, overrides: list[str]):
+    from shared.config import load_config
+
+    from .tracker import TrackerConfig
+
+    cfg = load_config(TrackerConfig, None, list(overrides))
+    cfg.appearance = appearance and cfg.appearance
+    return cfg
+
+
+def resolve_embedder(weights: str | None, device: str, quiet: bool = False):
+    """Embedder from ``weights``, else from the shipped full-label weights; None if neither exists."""
+    from .model import Embedder
+
+    if weights:
+        return Embedder.from_file(weights, device)
+    try:
+        from shared.weights import shipped_weight
+
+        return Embedder.from_file(shipped_weight(SHIPPED_FULL), device)
+    except CvsuiteError as exc:
+        if not quiet:
+            print(f"cvsuite mot: no embedding weights ({exc}); tracking without appearance", file=sys.stderr)
+        return None
+
+
+def cmd_track(args: argparse.Namespace) -> int:
+    from .data import MOTSequence, open_source
+    from .infer import TorchvisionDetector, load_detections, track
+
+    source = open_source(args.seq)
+    out = Path(args.out)
+    num_frames = source.info.length if isinstance(source, MOTSequence) else None
+    if args.det and args.detector:
+        raise UsageError("give either --det or --detector, not both")
+    if bool(args.detector) != bool(args.detector_weights):
+        raise UsageError("--detector and --detector-weights go together")
+    det = detector = None
+    if args.detector:
+        detector = TorchvisionDetector(args.detector, args.detector_weights, args.detector_class, device=args.device)
+    else:
+        det_path = Path(args.det) if args.det else (source.det_path if isinstance(source, MOTSequence) else None)
+        if det_path is None:
+            raise UsageError("a video needs --det FILE or --detector NAME --detector-weights PATH")
+        if not det_path.is_file():
+            raise CvsuiteError(f"{det_path}: detections file not found (give --det or --detector)")
+        det = load_detections(det_path, num_frames)
+    inputs = {Path(args.seq).resolve()}
+    if isinstance(source, MOTSequence):
+        inputs |= {source.det_path.resolve(), source.gt_path.resolve(), (source.root / "seqinfo.ini").resolve()}
+    if args.det:
+        inputs.add(Path(args.det).resolve())
+    if out.resolve() in inputs or (out.exists() and out.is_dir()):
+        raise CvsuiteError(f"{out}: refusing to overwrite an input or a directory; choose another --out")
+    cfg = tracker_config(not args.no_appearance, args.set)
+    embedder = None if args.no_appearance else resolve_embedder(args.weights, args.device)
+    result = track(source, det=det, detector=detector, embedder=embedder, cfg=cfg, save_video=args.save_video)
+    from .data import write_mot_txt
+
+    write_mot_txt(out, result, kind="res")
+    mode = "motion-only" if embedder is None else "motion+appearance"
+    print(f"{source.name}: {len(result)} boxes, {len(set(result.ids.tolist()))} tracks ({mode}) -> {out}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate_dirs, format_table, write_json
+
+    metrics = evaluate_dirs(args.gt, args.res)
+    print(format_table(metrics))
+    if args.json:
+        write_json(metrics, args.json)
+    return 0
+
+
+def demo(out_dir: Path) -> dict:
+    """Generate one small synthetic sequence, track it with the shipped weights, score it, draw ids."""
+    from shared.weights import shipped_weight
+
+    from .data import MOTSequence, write_mot_txt
+    from .evaluate import evaluate_tables
+    from .infer import track
+    from .model import Embedder
+    from .synth import SynthConfig, write_sequence
+    from .tracker import TrackerConfig
+
+    out_dir = Path(out_dir)
+    seq = MOTSequence.open(write_sequence(out_dir / "data", seed=2026, index=0, cfg=SynthConfig(length=60)))
+    embedder = Embedder.from_file(shipped_weight(SHIPPED_FULL))
+    result = track(seq, det=seq.det(), embedder=embedder, cfg=TrackerConfig(),
+                   save_video=out_dir / "tracks.mp4")
+    write_mot_txt(out_dir / "results" / f"{seq.name}.txt", result)
+    motion = track(seq, det=seq.det(), cfg=TrackerConfig(appearance=False))
+    m = evaluate_tables({seq.name: (seq.gt(), result, len(seq))})["overall"]
+    m0 = evaluate_tables({seq.name: (seq.gt(), motion, len(seq))})["overall"]
+    return {"sequence": seq.name, "MOTA": m["MOTA"], "IDF1": m["IDF1"], "HOTA": m["HOTA"], "IDSW": m["IDSW"],
+            "motion_only_IDF1": m0["IDF1"], "motion_only_IDSW": m0["IDSW"], "video": str(out_dir / "tracks.mp4")}
