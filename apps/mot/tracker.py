@@ -25,8 +25,9 @@ from scipy.optimize import linear_sum_assignment
 
 TENTATIVE, TRACKED, LOST = 0, 1, 2
 _W_POS, _W_VEL = 1.0 / 20, 1.0 / 160
-_F = np.eye(8)
-_F[:4, 4:] = np.eye(4)
+_DIAG = np.arange(8)
+_Q_SCALE = np.array([_W_POS, _W_POS, 0, _W_POS, _W_VEL, _W_VEL, 0, _W_VEL]) ** 2   # times h^2
+_Q_FLOOR = np.array([0, 0, 1e-2, 0, 0, 0, 1e-5, 0]) ** 2
 
 
 @dataclass
@@ -97,6 +98,13 @@ def iou_ltwh(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return inter / np.maximum(union, 1e-9)
 
 
+def _without(items: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """``items`` minus the entries at ``positions`` (a cheaper np.delete for small arrays)."""
+    keep = np.ones(len(items), bool)
+    keep[positions] = False
+    return items[keep]
+
+
 def assign(cost: np.ndarray, thresh: float) -> tuple[np.ndarray, np.ndarray]:
     """Minimum-cost assignment keeping only pairs with cost < thresh (Hungarian, scipy)."""
     if cost.size == 0:
@@ -130,24 +138,13 @@ class Tracker:
             return
         m = self.mean
         m[self.state != TRACKED, 7] = 0.0
-        h = m[:, 3]
-        std = np.stack([_W_POS * h, _W_POS * h, np.full_like(h, 1e-2), _W_POS * h,
-                        _W_VEL * h, _W_VEL * h, np.full_like(h, 1e-5), _W_VEL * h], 1)
+        q = np.multiply.outer(m[:, 3] ** 2, _Q_SCALE) + _Q_FLOOR  # process noise variances
         m[:, :4] += m[:, 4:]
-        # F P F^T with F = [[I, I], [0, I]] written out blockwise (cheaper than two matmuls)
+        # F P F^T with F = [[I, I], [0, I]], blockwise and in place (cheaper than two matmuls)
         P = self.cov
-        A, B, C, D = P[:, :4, :4], P[:, :4, 4:], P[:, 4:, :4], P[:, 4:, 4:]
-        top_left = A + B + C + D
-        top_right = B + D
-        bottom_left = C + D
-        new = np.empty_like(P)
-        new[:, :4, :4] = top_left
-        new[:, :4, 4:] = top_right
-        new[:, 4:, :4] = bottom_left
-        new[:, 4:, 4:] = D
-        idx = np.arange(8)
-        new[:, idx, idx] += std * std
-        self.cov = new
+        P[:, :4, :] += P[:, 4:, :]      # rows:    [A+C, B+D; C, D]
+        P[:, :, :4] += P[:, :, 4:]      # columns: [A+B+C+D, B+D; C+D, D]
+        P[:, _DIAG, _DIAG] += q
         self.tsu += 1
 
     def _kalman_update(self, rows: np.ndarray, boxes: np.ndarray) -> None:
@@ -163,8 +160,8 @@ class Tracker:
         PHt = P[:, :, :4]                                   # (n, 8, 4)
         K = np.linalg.solve(S, PHt.transpose(0, 2, 1)).transpose(0, 2, 1)  # S symmetric
         innov = z - m[:, :4]
-        self.mean[rows] = m + np.einsum("nij,nj->ni", K, innov)
-        self.cov[rows] = P - np.einsum("nij,njk,nlk->nil", K, S, K)
+        self.mean[rows] = m + np.matmul(K, innov[:, :, None])[:, :, 0]
+        self.cov[rows] = P - np.matmul(K, PHt.transpose(0, 2, 1))  # K S K^T = K (P H^T)^T
 
     def _initiate(self, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         z = ltwh_to_xyah(boxes)
@@ -213,7 +210,7 @@ class Tracker:
         low = np.flatnonzero((scores >= cfg.low_thresh) & (scores < cfg.high_thresh))
         matched_tracks: list[np.ndarray] = []
         matched_dets: list[np.ndarray] = []
-        confident_pairs = np.zeros(0, np.int64)
+        confident_det = np.zeros(len(scores), bool)
 
         # stage 1: high dets vs tracked + lost
         pool = np.flatnonzero(self.state != TENTATIVE)
@@ -228,9 +225,9 @@ class Tracker:
             matched_tracks.append(pool[r])
             matched_dets.append(high[c])
             conf_mask = (iou[r, c] >= cfg.confident_iou) & (self.hits[pool[r]] >= cfg.n_init)
-            confident_pairs = high[c][conf_mask]
-            det_left = np.delete(high, c)
-            pool = np.delete(pool, r)
+            confident_det[high[c][conf_mask]] = True
+            det_left = _without(high, c)
+            pool = _without(pool, r)
         # stage 2: remaining tracked (not lost) vs low dets, IoU only
         tracked_left = pool[self.state[pool] == TRACKED]
         if len(tracked_left) and len(low):
@@ -238,7 +235,7 @@ class Tracker:
             r, c = assign(iou_d, cfg.low_match_thresh)
             matched_tracks.append(tracked_left[r])
             matched_dets.append(low[c])
-            tracked_left = np.delete(tracked_left, r)
+            tracked_left = _without(tracked_left, r)
         # stage 3: tentative tracks vs leftover high dets
         tentative = np.flatnonzero(self.state == TENTATIVE)
         if len(tentative) and len(det_left):
@@ -246,8 +243,8 @@ class Tracker:
             r, c = assign(iou_d, cfg.tentative_match_thresh)
             matched_tracks.append(tentative[r])
             matched_dets.append(det_left[c])
-            tentative = np.delete(tentative, r)
-            det_left = np.delete(det_left, c)
+            tentative = _without(tentative, r)
+            det_left = _without(det_left, c)
 
         mt = np.concatenate(matched_tracks) if matched_tracks else np.zeros(0, np.int64)
         md = np.concatenate(matched_dets) if matched_dets else np.zeros(0, np.int64)
@@ -277,7 +274,7 @@ class Tracker:
             boxes=xyah_to_ltwh(self.mean[out_rows]) if len(out_rows) else np.zeros((0, 4)),
             scores=scores[out_dets],
             det_index=out_dets,
-            confident=np.isin(out_dets, confident_pairs),
+            confident=confident_det[out_dets],
         )
 
         # deaths: unmatched tentative tracks, lost tracks past max_lost

@@ -1,0 +1,78 @@
+"""`cvsuite mot track` end to end and bad inputs giving one clear error line."""
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+
+from apps.mot.data import MOTSequence, list_sequences, read_mot_txt
+from apps.mot.model import EmbeddingNet
+from shared.weights import save_safetensors
+
+
+@pytest.fixture()
+def seq_copy(tiny_root, tmp_path):
+    src = list_sequences(tiny_root)[0]
+    dst = tmp_path / src.name
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_track_motion_only_then_eval(run_cli, seq_copy, tmp_path):
+    res = tmp_path / "res" / f"{seq_copy.name}.txt"
+    code, out, err = run_cli(["mot", "track", "--seq", seq_copy, "--out", res, "--no-appearance"])
+    assert code == 0, err
+    table = read_mot_txt(res, "res", num_frames=MOTSequence.open(seq_copy).info.length)
+    assert len(table) > 0 and (table.ids > 0).all()
+    code, out, err = run_cli(["mot", "eval", "--gt", seq_copy.parent, "--res", tmp_path / "res"])
+    assert code == 0, err
+    overall = out.strip().splitlines()[-1].split()
+    assert overall[0] == "OVERALL" and float(overall[1]) > 30.0  # MOTA in percent
+
+
+def test_track_with_weights_and_video(run_cli, seq_copy, tmp_path):
+    torch.manual_seed(0)
+    weights = tmp_path / "emb.safetensors"
+    save_safetensors(EmbeddingNet(width=8, dim=16).state_dict(), weights)
+    res, frames_dir = tmp_path / "r.txt", tmp_path / "frames"
+    code, out, err = run_cli(["mot", "track", "--seq", seq_copy, "--out", res, "--weights", weights,
+                              "--save-video", frames_dir, "--set", "max_lost=10"])
+    assert code == 0, err
+    assert "motion+appearance" in out
+    assert len(list(frames_dir.glob("*.jpg"))) == MOTSequence.open(seq_copy).info.length
+
+
+def _one_error(run_cli, args, needle, code=1):
+    got, out, err = run_cli(args)
+    lines = err.strip().splitlines()
+    assert got == code and len(lines) == 1 and needle in lines[0], (got, err)
+    assert "Traceback" not in err
+
+
+def test_bad_inputs(run_cli, seq_copy, tmp_path):
+    out = tmp_path / "o.txt"
+    det = seq_copy / "det" / "det.txt"
+    before = det.read_bytes()
+    _one_error(run_cli, ["mot", "track", "--seq", seq_copy, "--out", det, "--no-appearance"], "refusing to overwrite")
+    assert det.read_bytes() == before
+    lines = before.decode().splitlines()
+    for bad_line, needle in (("3,-1,1,2,3", "columns"), ("3,-1,1,2,nan,4,0.9,-1,-1,-1", "NaN"),
+                             ("3,-1,1,2,-3,4,0.9,-1,-1,-1", "positive"), ("999,-1,1,2,3,4,0.9,-1,-1,-1", "out of range")):
+        bad = tmp_path / "bad_det.txt"
+        bad.write_text("\n".join(lines[:4] + [bad_line]) + "\n")
+        _one_error(run_cli, ["mot", "track", "--seq", seq_copy, "--det", bad, "--out", out, "--no-appearance"],
+                   f"{bad}:5")
+    _one_error(run_cli, ["mot", "track", "--seq", seq_copy, "--out", out, "--detector", "fasterrcnn_resnet50_fpn"],
+               "--detector-weights", code=2)
+    _one_error(run_cli, ["mot", "track", "--seq", tmp_path / "nothing.mp4", "--out", out], "not found")
+    (seq_copy / "seqinfo.ini").unlink()
+    _one_error(run_cli, ["mot", "track", "--seq", seq_copy, "--out", out], "missing seqinfo.ini")
+
+
+def test_bad_weights_file(run_cli, tiny_root, tmp_path):
+    seq = list_sequences(tiny_root)[0]
+    bad_w = tmp_path / "w.safetensors"
+    save_safetensors({"x": torch.zeros(2)}, bad_w)
+    _one_error(run_cli, ["mot", "track", "--seq", seq, "--out", tmp_path / "o.txt", "--weights", bad_w],
+               "not an apps.mot embedding")
