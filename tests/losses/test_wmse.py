@@ -75,11 +75,30 @@ def test_whitened_blocks_have_identity_covariance() -> None:
     gen = torch.Generator().manual_seed(11)
     mix = torch.randn(5, 5, dtype=torch.float64, generator=gen)
     x = torch.randn(6, 40, 5, dtype=torch.float64, generator=gen) @ mix + 3.0  # correlated, off-centre
-    white = whiten_blocks(x)  # (M, d, n)
-    assert white.shape == (6, 5, 40)
-    torch.testing.assert_close(white.mean(dim=2), torch.zeros(6, 5, dtype=torch.float64), atol=1e-12, rtol=0)
-    cov = white @ white.transpose(1, 2) / (40 - 1)
+    white = whiten_blocks(x)  # (M, n, d)
+    assert white.shape == (6, 40, 5)
+    torch.testing.assert_close(white.mean(dim=1), torch.zeros(6, 5, dtype=torch.float64), atol=1e-12, rtol=0)
+    cov = white.transpose(1, 2) @ white / (40 - 1)
     torch.testing.assert_close(cov, torch.eye(5, dtype=torch.float64).expand(6, 5, 5), atol=1e-10, rtol=0)
+
+
+@pytest.mark.parametrize("eps", [0.0, 0.2])
+def test_whiten_paths_agree_with_autograd(eps: float) -> None:
+    # inverse-GEMM path, triangular-solve path and plain autograd through cholesky/solve agree
+    gen = torch.Generator().manual_seed(14)
+    x = torch.randn(4, 12, 3, dtype=torch.float64, generator=gen, requires_grad=True)
+    upstream = torch.randn(4, 12, 3, dtype=torch.float64, generator=gen)
+    centred = x - x.mean(dim=1, keepdim=True)
+    cov = (1 - eps) * centred.transpose(1, 2) @ centred / 11 + eps * torch.eye(3, dtype=torch.float64)
+    ref = torch.linalg.solve_triangular(torch.linalg.cholesky(cov), centred.transpose(1, 2), upper=False)
+    ref = ref.transpose(1, 2)
+    g_ref, = torch.autograd.grad((ref * upstream).sum(), x)
+    for use_inverse in (True, False):
+        out = whiten_blocks(x, eps, use_inverse=use_inverse)
+        torch.testing.assert_close(out, ref, rtol=1e-10, atol=1e-12)
+        g, = torch.autograd.grad((out * upstream).sum(), x)
+        torch.testing.assert_close(g, g_ref, rtol=1e-9, atol=1e-12)
+        assert torch.autograd.gradcheck(lambda inp: whiten_blocks(inp, eps, use_inverse=use_inverse), (x,))
 
 
 def test_wmse_gradcheck() -> None:
