@@ -14,28 +14,39 @@ leaves NumPy alone:
 from __future__ import annotations
 
 import ctypes
-import importlib.util
+import importlib.abc
+import importlib.machinery
 import sys
 import types
 
 
-def _install_functional_tensor_shim() -> None:
+class _FunctionalTensorShim(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Provides ``torchvision.transforms.functional_tensor`` only when torchvision lacks it.
+
+    It sits at the end of ``sys.meta_path``, so it is asked only after the normal finders failed,
+    and it imports nothing until basicsr (or anyone) actually imports that name.
+    """
+
     name = "torchvision.transforms.functional_tensor"
-    if name in sys.modules:
-        return
-    try:
-        if importlib.util.find_spec(name) is not None:
-            return
-    except (ImportError, ValueError):
-        pass
-    try:
+
+    def find_spec(self, fullname, path=None, target=None):  # type: ignore[override]
+        if fullname != self.name:
+            return None
+        return importlib.machinery.ModuleSpec(fullname, self)
+
+    def create_module(self, spec):  # type: ignore[override]
+        return None
+
+    def exec_module(self, module: types.ModuleType) -> None:  # type: ignore[override]
         from torchvision.transforms import functional as tv_functional
-    except ImportError:  # torchvision missing: nothing to fix
-        return
-    shim = types.ModuleType(name)
-    shim.rgb_to_grayscale = tv_functional.rgb_to_grayscale  # type: ignore[attr-defined]
-    shim.__doc__ = "cvsuite compat shim for basicsr (torchvision removed functional_tensor)."
-    sys.modules[name] = shim
+
+        module.rgb_to_grayscale = tv_functional.rgb_to_grayscale  # type: ignore[attr-defined]
+        module.__doc__ = "cvsuite compat shim for basicsr (torchvision >= 0.17 removed functional_tensor)."
+
+
+def _install_functional_tensor_shim() -> None:
+    if not any(isinstance(f, _FunctionalTensorShim) for f in sys.meta_path):
+        sys.meta_path.append(_FunctionalTensorShim())
 
 
 def _preload_libusb() -> None:
