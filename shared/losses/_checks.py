@@ -1,9 +1,16 @@
 """Input validation shared by the losses: one clear line saying what was expected and what came."""
 from __future__ import annotations
 
+import functools
+from typing import Callable, ParamSpec, TypeVar
+
 import torch
 
 from shared.errors import CvsuiteError
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 class LossInputError(CvsuiteError, ValueError):
@@ -61,3 +68,17 @@ def check_labels(loss: str, name: str, t: torch.Tensor, n: int) -> None:
 def compute_dtype(t: torch.Tensor) -> torch.dtype:
     """Half-precision inputs are computed in float32 (exp/log and Cholesky need the range)."""
     return torch.float32 if t.dtype in (torch.float16, torch.bfloat16) else t.dtype
+
+
+def full_precision(fn: Callable[P, R]) -> Callable[P, R]:
+    """Run ``fn`` with autocast off (CUDA and CPU): losses need fp32 for exp/log/Cholesky.
+
+    Half-precision inputs coming from an autocast region are upcast by :func:`compute_dtype`.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        with torch.autocast("cuda", enabled=False), torch.autocast("cpu", enabled=False):
+            return fn(*args, **kwargs)
+
+    return wrapper

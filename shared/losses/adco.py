@@ -14,7 +14,7 @@ from torch import nn
 
 from shared.engine.distributed import all_reduce_mean, gather_no_grad
 
-from ._checks import LossInputError, check_2d, check_positive, compute_dtype
+from ._checks import LossInputError, check_2d, check_positive, compute_dtype, full_precision
 
 
 class AdCoBank(nn.Module):
@@ -61,6 +61,7 @@ class AdCoBank(nn.Module):
         self.filled.fill_(min(int(self.filled) + keys.shape[0], self.size))
         return int(self.filled)
 
+    @full_precision
     def logits(self, q: torch.Tensor) -> torch.Tensor:
         """Cosine similarities of normalised queries (B, D) with Ŵ: (B, K) (no gradient to the bank)."""
         check_2d("q", "AdCoBank.logits", q, dim=self.dim)
@@ -76,6 +77,7 @@ class AdCoBank(nn.Module):
         logits = torch.cat([l_pos, l_neg], dim=1) / self.temperature
         return F.cross_entropy(logits, torch.zeros(q.shape[0], dtype=torch.long, device=q.device))
 
+    @full_precision
     def ascent_step(self, q_detached: torch.Tensor, k_detached: torch.Tensor) -> torch.Tensor:
         """One SGD-momentum step that *increases* the contrastive loss w.r.t. the bank; returns the loss."""
         check_2d("q", "AdCoBank.ascent_step", q_detached, dim=self.dim)
@@ -113,6 +115,7 @@ class AdCoLoss(nn.Module):
         self.temperature = float(temperature)
         self.include_batch_keys = include_batch_keys
 
+    @full_precision
     def forward(self, q: torch.Tensor, k: torch.Tensor, bank: AdCoBank) -> torch.Tensor:
         if not isinstance(bank, AdCoBank):
             raise LossInputError(f"AdCoLoss: bank must be an AdCoBank, got {type(bank).__name__}")

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._checks import LossInputError, check_2d, compute_dtype
+from ._checks import LossInputError, check_2d, compute_dtype, full_precision
 
 
 def _norm_mse(p: torch.Tensor, z: torch.Tensor, detach: bool) -> torch.Tensor:
@@ -30,6 +30,7 @@ class BYOLLoss(nn.Module):
         super().__init__()
         self.detach_targets = detach_targets
 
+    @full_precision
     def forward(self, p0: torch.Tensor, z1: torch.Tensor, p1: torch.Tensor | None = None,
                 z0: torch.Tensor | None = None) -> torch.Tensor:
         check_2d("p0", "BYOLLoss", p0)

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._checks import check_2d
+from ._checks import check_2d, compute_dtype, full_precision
 
 
 class CURLLoss(nn.Module):
@@ -28,9 +28,12 @@ class CURLLoss(nn.Module):
     def logits(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         check_2d("q", "CURLLoss", q, dim=self.dim)
         check_2d("k", "CURLLoss", k, dim=self.dim)
-        logits = torch.mm(torch.mm(q, self.W.to(q.dtype)), k.to(q.dtype).t())
+        dtype = compute_dtype(q)
+        q = q.to(dtype)
+        logits = torch.mm(torch.mm(q, self.W.to(dtype)), k.to(dtype).t())
         return logits - logits.amax(dim=1, keepdim=True)
 
+    @full_precision
     def forward(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         check_2d("q", "CURLLoss", q, dim=self.dim)
         check_2d("k", "CURLLoss", k, rows=q.shape[0], dim=self.dim)

@@ -22,7 +22,7 @@ from torch import nn
 
 from shared.engine.distributed import gather_with_grad, get_rank, get_world_size
 
-from ._checks import LossInputError, check_pair, check_positive, compute_dtype
+from ._checks import LossInputError, check_pair, check_positive, compute_dtype, full_precision
 
 
 def _log1mexp(x: torch.Tensor) -> torch.Tensor:
@@ -53,6 +53,7 @@ class HCLLoss(nn.Module):
         self.temperature, self.tau_plus, self.beta = float(temperature), float(tau_plus), float(beta)
         self.gather_distributed = gather_distributed
 
+    @full_precision
     def forward(self, z0: torch.Tensor, z1: torch.Tensor) -> torch.Tensor:
         check_pair("HCLLoss", z0, z1)
         dtype = compute_dtype(z0)

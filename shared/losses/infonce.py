@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._checks import LossInputError, check_2d, check_positive, compute_dtype
+from ._checks import LossInputError, check_2d, check_positive, compute_dtype, full_precision
 
 
 class InfoNCE(nn.Module):
@@ -25,6 +25,7 @@ class InfoNCE(nn.Module):
         check_positive("InfoNCE", "temperature", temperature)
         self.temperature = float(temperature)
 
+    @full_precision
     def forward(self, query: torch.Tensor, positive: torch.Tensor,
                 negatives: torch.Tensor | None = None) -> torch.Tensor:
         check_2d("query", "InfoNCE", query)

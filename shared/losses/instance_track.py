@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._checks import LossInputError, check_2d, check_labels, check_positive, compute_dtype
+from ._checks import LossInputError, check_2d, check_labels, check_positive, compute_dtype, full_precision
 
 
 class InstanceToTrackLoss(nn.Module):
@@ -26,6 +26,7 @@ class InstanceToTrackLoss(nn.Module):
         check_positive("InstanceToTrackLoss", "temperature", temperature)
         self.temperature = float(temperature)
 
+    @full_precision
     def forward(self, det_emb: torch.Tensor, track_emb: torch.Tensor, det_track: torch.Tensor,
                 pseudo_track: torch.Tensor | None = None) -> torch.Tensor:
         name = "InstanceToTrackLoss"

@@ -15,7 +15,7 @@ from torch import nn
 
 from shared.engine.distributed import gather_with_grad, get_rank, get_world_size
 
-from ._checks import check_pair, check_positive, compute_dtype
+from ._checks import check_pair, check_positive, compute_dtype, full_precision
 
 
 _EXP_RANGE = {torch.float32: 80.0, torch.float64: 700.0}
@@ -31,6 +31,7 @@ class _SymmetricNTXent(torch.autograd.Function):
     """
 
     @staticmethod
+    @full_precision
     def forward(ctx, zn: torch.Tensor, inv_t: float) -> torch.Tensor:  # type: ignore[override]
         n2 = zn.shape[0]
         half = n2 // 2
@@ -53,6 +54,7 @@ class _SymmetricNTXent(torch.autograd.Function):
         return loss
 
     @staticmethod
+    @full_precision
     def backward(ctx, grad_out: torch.Tensor):  # type: ignore[override]
         zn, expo, row_sum = ctx.saved_tensors
         n2, d = zn.shape
@@ -100,6 +102,7 @@ class NTXentLoss(nn.Module):
         self.temperature = float(temperature)
         self.gather_distributed = gather_distributed
 
+    @full_precision
     def forward(self, z0: torch.Tensor, z1: torch.Tensor) -> torch.Tensor:
         check_pair("NTXentLoss", z0, z1)
         dtype = compute_dtype(z0)

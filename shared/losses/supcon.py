@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._checks import LossInputError, check_float, check_labels, check_positive, compute_dtype
+from ._checks import LossInputError, check_float, check_labels, check_positive, compute_dtype, full_precision
 
 
 class SupConLoss(nn.Module):
@@ -24,6 +24,7 @@ class SupConLoss(nn.Module):
         check_positive("SupConLoss", "temperature", temperature)
         self.temperature = float(temperature)
 
+    @full_precision
     def forward(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         check_float("features", "SupConLoss", features)
         if features.dim() == 2:

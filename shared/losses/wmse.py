@@ -20,7 +20,7 @@ from torch import nn
 
 from shared.engine.distributed import gather_with_grad, get_world_size
 
-from ._checks import LossInputError, WhiteningError, check_2d, compute_dtype
+from ._checks import LossInputError, WhiteningError, check_2d, compute_dtype, full_precision
 
 LOSS_TYPES = ("norm_mse", "mse")
 
@@ -48,6 +48,7 @@ class _CholeskyWhiten(torch.autograd.Function):
     """
 
     @staticmethod
+    @full_precision
     def forward(ctx, x: torch.Tensor, eps: float, use_inverse: bool) -> torch.Tensor:  # type: ignore[override]
         m, n, d = x.shape
         xc = x - x.mean(dim=1, keepdim=True)
@@ -67,6 +68,7 @@ class _CholeskyWhiten(torch.autograd.Function):
         return z
 
     @staticmethod
+    @full_precision
     def backward(ctx, grad_z: torch.Tensor):  # type: ignore[override]
         factor, z = ctx.saved_tensors
         p = torch.bmm(grad_z.transpose(1, 2), z).tril_()  # (M, d, d)
@@ -88,6 +90,7 @@ class _NormMSEViews(torch.autograd.Function):
     """
 
     @staticmethod
+    @full_precision
     def forward(ctx, z: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         views, rows = z.shape[0], z.shape[1]
         norm = z.norm(dim=2, keepdim=True).clamp_min_(1e-12)
@@ -98,6 +101,7 @@ class _NormMSEViews(torch.autograd.Function):
         return pair
 
     @staticmethod
+    @full_precision
     def backward(ctx, grad_out: torch.Tensor):  # type: ignore[override]
         unit, norm, total = ctx.saved_tensors
         rows = unit.shape[1]
@@ -162,6 +166,7 @@ class WMSELoss(nn.Module):
             dist.broadcast(perms, src=0)
         return perms
 
+    @full_precision
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         check_2d("z", "WMSELoss", z)
         views, w = self.num_views, self.w_size

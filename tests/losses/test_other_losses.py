@@ -220,3 +220,23 @@ def test_adco_encoder_loss_does_not_touch_bank() -> None:
     loss.backward()
     assert q.grad is not None and math.isfinite(loss.item())
     assert bank.bank.grad is None
+
+
+# ---------------------------------------------------------------- autocast
+def test_losses_run_in_float32_under_autocast() -> None:
+    from shared.losses import HCLLoss, InfoNCE, NTXentLoss, WMSELoss
+    gen = torch.Generator().manual_seed(6)
+    z0, z1 = torch.randn(32, 8, generator=gen), torch.randn(32, 8, generator=gen)
+    cases = [
+        (NTXentLoss(0.2), (z0, z1)),
+        (HCLLoss(0.1), (z0, z1)),
+        (InfoNCE(0.1), (z0, z1, torch.randn(10, 8, generator=gen))),
+        (WMSELoss(num_views=2, w_size=32), (torch.cat([z0, z1]),)),  # one sub-batch: no permutation
+        (SupConLoss(0.1), (z0, torch.arange(32) % 4)),
+    ]
+    for loss_fn, args in cases:
+        plain = loss_fn(*args)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            mixed = loss_fn(*args)
+        assert mixed.dtype == torch.float32, type(loss_fn).__name__
+        torch.testing.assert_close(mixed, plain, rtol=1e-6, atol=1e-6)
