@@ -195,7 +195,7 @@ class WMSELoss(nn.Module):
             blocks = x
         else:
             blocks = x[:, perms.reshape(-1)].reshape(views * self.w_iter * subs, w, dim)
-        zw = whiten_blocks(blocks, self.eps).view(views, -1, dim)  # (V, rows, d)
+        zw = whiten_blocks(blocks, self.eps).reshape(views, -1, dim)  # (V, rows, d)
         pairs = views * (views - 1) // 2
         if self.loss_type == "norm_mse":
             return 2.0 - 2.0 * _NormMSEViews.apply(zw) / pairs

@@ -58,6 +58,13 @@ def test_wmse_matches_loop(views, batch, dim, w_size, w_iter, eps, loss_type) ->
     torch.testing.assert_close(g_ours, g_ref, rtol=1e-7, atol=1e-9)
 
 
+def test_wmse_solve_path_matches_loop(monkeypatch) -> None:
+    import shared.losses.wmse as wmse_module
+    monkeypatch.setattr(wmse_module, "_USE_INVERSE", False)
+    test_wmse_matches_loop(4, 24, 3, 8, 2, 0.1, "norm_mse")
+    test_wmse_matches_loop(2, 16, 4, 8, 1, 0.0, "mse")
+
+
 def test_wmse_permutation_reproducible_under_manual_seed() -> None:
     z = torch.randn(2 * 32, 4)
     loss = WMSELoss(num_views=2, w_size=8)
