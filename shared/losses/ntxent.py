@@ -25,8 +25,8 @@ class _SymmetricNTXent(torch.autograd.Function):
     """Mean NT-Xent over the 2B rows of normalised ``zn`` (rows i and i+B are positives).
 
     Forward keeps E = exp(S − 1/t) with a zero diagonal (S = Zₙ Zₙᵀ / t), which is symmetric,
-    and the row sums; backward needs (P + Pᵀ) Zₙ with P = diag(r) E, r = 1/rowsum, which is
-    r ⊙ (E Zₙ) + E (r ⊙ Zₙ) = one matmul E·[Zₙ, r ⊙ Zₙ]. Because |S| ≤ 1/t the fixed shift 1/t
+    and the row sums; backward needs (P + Pᵀ) Zₙ with P = diag(r) E, r = 1/rowsum, and
+    P + Pᵀ = E ⊙ (r_i + r_j): one elementwise pass and one (2B x 2B)·(2B x D) matmul. Because |S| ≤ 1/t the fixed shift 1/t
     cannot overflow; it is used only when 2/t is inside exp's range (else the row-max path).
     """
 
@@ -57,12 +57,12 @@ class _SymmetricNTXent(torch.autograd.Function):
     @full_precision
     def backward(ctx, grad_out: torch.Tensor):  # type: ignore[override]
         zn, expo, row_sum = ctx.saved_tensors
-        n2, d = zn.shape
+        n2 = zn.shape[0]
         half = n2 // 2
         recip = row_sum.reciprocal()
         if ctx.symmetric:
-            both = torch.mm(expo, torch.cat([zn, zn * recip], dim=1))
-            grad = torch.addcmul(both[:, d:], both[:, :d], recip)
+            # P + Pᵀ = E ⊙ (r_i + r_j) because E is symmetric: one elementwise pass, one matmul.
+            grad = torch.mm(expo * (recip + recip.t()), zn)
         else:
             prob = expo * recip
             grad = torch.mm(prob + prob.t(), zn)
