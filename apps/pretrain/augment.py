@@ -14,9 +14,11 @@ Presets: ``digits`` (mild crop, small affine, noise, no flips: a flipped 2 is no
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -73,11 +75,11 @@ def _uniform(low: float, high: float) -> float:
     return low + (high - low) * float(torch.rand(()))
 
 
-def random_affine_theta(cfg: AugmentConfig) -> torch.Tensor:
-    """A (2, 3) map from output coords to source coords ([-1, 1] normalised), for ``affine_grid``.
+def random_affine_theta(cfg: AugmentConfig) -> np.ndarray:
+    """A (2, 3) map from output coords to source coords ([-1, 1] normalised, ``affine_grid`` convention).
 
     Crop of relative size (w, h) centred at c, then shear and rotation about c, then an optional
-    horizontal flip: ``x_src = c + R(angle) @ S(shear) @ diag(±w, h) @ x_out``. All six random
+    horizontal flip: ``x_src = c + R(angle) @ S(shear) @ diag(±w, h) @ x_out``. All the random
     numbers come from one ``torch.rand`` call (cheap, and seeded by the Trainer per sample).
     """
     u = torch.rand(7).tolist()
@@ -94,20 +96,43 @@ def random_affine_theta(cfg: AugmentConfig) -> torch.Tensor:
     sx = -width if cfg.flip and u[6] < 0.5 else width
     cos_a, sin_a = math.cos(angle), math.sin(angle)
     # R @ [[1, shear], [0, 1]] @ diag(sx, height)
-    return torch.tensor([[cos_a * sx, (cos_a * shear - sin_a) * height, centre_x],
-                         [sin_a * sx, (sin_a * shear + cos_a) * height, centre_y]])
+    return np.array([[cos_a * sx, (cos_a * shear - sin_a) * height, centre_x],
+                     [sin_a * sx, (sin_a * shear + cos_a) * height, centre_y]], dtype=np.float32)
 
 
-def warp(image: torch.Tensor, theta: torch.Tensor, size: int) -> torch.Tensor:
-    """Resample ``image`` (C, H, W) through ``theta`` to (C, size, size), bilinear, edge pixels repeated outside (like resize)."""
-    grid = F.affine_grid(theta[None].to(image.dtype), [1, image.shape[0], size, size], align_corners=False)
-    return F.grid_sample(image[None], grid, mode="bilinear", padding_mode="border", align_corners=False)[0]
+@functools.lru_cache(maxsize=16)
+def _base_grid(size: int) -> np.ndarray:
+    """Pixel-centre coordinates (size, size, 2) as (x, y) in [-1, 1] (``align_corners=False``)."""
+    lin = (np.arange(size, dtype=np.float32) * 2 + 1) / size - 1
+    return np.stack(np.meshgrid(lin, lin, indexing="xy"), axis=-1)
+
+
+def warp(image: torch.Tensor, theta: np.ndarray | torch.Tensor, size: int) -> torch.Tensor:
+    """Resample ``image`` (C, H, W) through ``theta`` to (C, size, size), bilinear, edge pixels repeated
+    outside (like resize).
+
+    Same result as ``F.affine_grid`` + ``grid_sample``; the grid is built in numpy because
+    ``affine_grid`` costs milliseconds per call on a busy CPU (it dominated the data pipeline).
+    """
+    theta = np.asarray(theta, dtype=np.float32)
+    grid = torch.from_numpy(_base_grid(size) @ theta[:, :2].T + theta[:, 2])
+    return F.grid_sample(image[None], grid[None].to(image.dtype), mode="bilinear", padding_mode="border",
+                         align_corners=False)[0]
 
 
 def resize(image: torch.Tensor, size: int) -> torch.Tensor:
-    """The evaluation view: the whole image resized to (size, size) (identity warp)."""
-    identity = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
-    return warp(image, identity, size)
+    """The evaluation view: the whole image (C, H, W) resized to (C, size, size), bilinear.
+
+    Same values as :func:`warp` with the identity map (edge pixels repeated), but cheaper.
+    """
+    return resize_batch(image[None], size)[0]
+
+
+def resize_batch(images: torch.Tensor, size: int) -> torch.Tensor:
+    """:func:`resize` for a batch ``(B, C, H, W)`` of equally sized images."""
+    if images.shape[-2:] == (size, size):
+        return images
+    return F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False, antialias=False)
 
 
 def _grey(image: torch.Tensor) -> torch.Tensor:

@@ -23,7 +23,7 @@ from torch import nn
 
 from shared.errors import CvsuiteError
 
-from .augment import resize
+from .augment import resize, resize_batch
 from .data import ImageSet
 
 KNN_TEMPERATURE = 0.07
@@ -41,7 +41,11 @@ def extract_features(backbone: nn.Module, images: ImageSet, size: int, mean: Seq
     std_t = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
     chunks: list[np.ndarray] = []
     for start in range(0, len(images), batch_size):
-        batch = torch.stack([resize(images.image(i), size) for i in range(start, min(start + batch_size, len(images)))])
+        raw = [images.image(i) for i in range(start, min(start + batch_size, len(images)))]
+        if all(img.shape == raw[0].shape for img in raw):
+            batch = resize_batch(torch.stack(raw), size)
+        else:
+            batch = torch.stack([resize(img, size) for img in raw])
         batch = (batch - mean_t) / std_t
         chunks.append(backbone(batch.to(device)).float().cpu().numpy())
     return np.concatenate(chunks) if chunks else np.zeros((0, 0), dtype=np.float32)

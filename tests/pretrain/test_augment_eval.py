@@ -36,7 +36,7 @@ def test_digits_never_flip_and_natural_does():
     def determinants(preset: str) -> list[float]:
         cfg = resolve(AugmentConfig(preset=preset))
         torch.manual_seed(1)
-        return [float(torch.linalg.det(random_affine_theta(cfg)[:, :2])) for _ in range(200)]
+        return [float(np.linalg.det(random_affine_theta(cfg)[:, :2])) for _ in range(200)]
 
     assert min(determinants("digits")) > 0  # no reflections for digits
     natural = determinants("natural")
@@ -94,3 +94,23 @@ def test_few_label_indices():
     assert len(a) == 40 and np.bincount(labels[a]).tolist() == [10] * 4
     np.testing.assert_array_equal(a, few_label_indices(labels, 10, seed=0))
     assert not np.array_equal(a, few_label_indices(labels, 10, seed=1))
+
+
+def test_warp_equals_torch_affine_grid():
+    torch.manual_seed(3)
+    cfg = resolve(AugmentConfig(preset="natural", rotate_deg=20.0, shear_deg=10.0))
+    image = torch.rand(3, 11, 9)
+    for _ in range(5):
+        theta = random_affine_theta(cfg)
+        grid = torch.nn.functional.affine_grid(torch.from_numpy(theta)[None], [1, 3, 7, 7], align_corners=False)
+        ref = torch.nn.functional.grid_sample(image[None], grid, padding_mode="border", align_corners=False)[0]
+        torch.testing.assert_close(warp(image, theta, 7), ref)
+
+
+def test_resize_equals_identity_warp():
+    from apps.pretrain.augment import resize
+
+    identity = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    for side, size in ((8, 16), (20, 12), (9, 9)):
+        image = torch.rand(3, side, side)
+        torch.testing.assert_close(resize(image, size), warp(image, identity, size))
