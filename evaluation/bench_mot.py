@@ -167,7 +167,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", help="held-out sequences (default: generate dataset --seed with --seqs)")
     parser.add_argument("--seed", type=int, default=2)
-    parser.add_argument("--seqs", type=int, default=6)
+    parser.add_argument("--seqs", type=int, default=10)
     parser.add_argument("--runs", default="/tmp/mot_runs",
                         help="directory with full/, partial10/, none/, i2i/ training runs (model.safetensors)")
     parser.add_argument("--repeats", type=int, default=5)
