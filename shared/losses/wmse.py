@@ -10,6 +10,8 @@ Speed: all (repeat, sub-batch, view) blocks are whitened together — one batche
 ``bmm``, one batched ``cholesky_ex`` and one batched triangular solve — with no Python loop over
 sub-batches, and the view-pair sum uses ‖Σ_v n_v‖² − Σ_v ‖n_v‖² = 2 Σ_{i<j} n_i·n_j instead of a
 loop over pairs. Rows are never un-permuted: the loss is a mean over rows, so the order is moot.
+Whitening, the normalised-MSE and the permutation gather have hand-written backwards (see each
+class); they are checked against plain autograd and ``gradcheck`` in tests/losses/test_wmse.py.
 """
 from __future__ import annotations
 
@@ -110,6 +112,29 @@ class _NormMSEViews(torch.autograd.Function):
         return grad.mul_(grad_out / rows)
 
 
+class _PermuteRows(torch.autograd.Function):
+    """x (V, B, d) -> x[:, cat(perms)] for ``perms`` (I, B) permutations, with a scatter-free backward.
+
+    Autograd's backward of fancy indexing is an accumulating index_put (slow on CPU); for
+    permutations the gradient is a plain gather with the inverse permutation, summed over repeats.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, perms: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        ctx.save_for_backward(perms)
+        return torch.index_select(x, 1, perms.reshape(-1))
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+        (perms,) = ctx.saved_tensors
+        inverse = torch.argsort(perms, dim=1)
+        batch = perms.shape[1]
+        out = torch.index_select(grad[:, :batch], 1, inverse[0])
+        for i in range(1, perms.shape[0]):
+            out.add_(torch.index_select(grad[:, i * batch:(i + 1) * batch], 1, inverse[i]))
+        return out, None
+
+
 _USE_INVERSE = True
 
 
@@ -194,7 +219,7 @@ class WMSELoss(nn.Module):
             # One sub-batch: whitening is permutation-invariant, so every repeat gives the same loss.
             blocks = x
         else:
-            blocks = x[:, perms.reshape(-1)].reshape(views * self.w_iter * subs, w, dim)
+            blocks = _PermuteRows.apply(x, perms).reshape(views * self.w_iter * subs, w, dim)
         zw = whiten_blocks(blocks, self.eps).reshape(views, -1, dim)  # (V, rows, d)
         pairs = views * (views - 1) // 2
         if self.loss_type == "norm_mse":
