@@ -35,6 +35,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         "batch_size": "train.batch_size", "resume": "train.resume"})
     check_method(cfg.method)
     summary = run_training(cfg)
+    from shared.engine.distributed import is_main_process
+
+    if not is_main_process():
+        return 0
     print(f"trained {cfg.method} for {summary['step']} steps in {summary['seconds']:.1f} s; "
           f"encoder: {summary.get('encoder')}")
     if "eval" in summary:

@@ -96,3 +96,35 @@ def test_bad_input_gives_one_line(run_cli, args, code, needle):
     assert exit_code == code
     lines = err.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0] and "Traceback" not in err
+
+
+class _Interrupt(Exception):
+    pass
+
+
+@pytest.mark.parametrize("method", ["adco", "byol"])
+def test_resume_is_exact(method, tmp_path, monkeypatch):
+    """Queue/bank/EMA state lives in the checkpoint: a run killed after step 2 and resumed == a straight run."""
+    from apps.pretrain import train as train_module
+
+    base = [f"method={method}", *[o for o in TINY if not o.startswith("train.max_steps")], "adco.bank_size=24",
+            "train.max_steps=4", "train.ckpt_every=2", "train.warmup_steps=1"]
+    run_training(load_config(PretrainConfig, None, [*base, f"train.out_dir={tmp_path / 'a'}"]))
+    task_class = train_module.TASKS[method]
+    original = task_class.on_step_end
+
+    def crash_at_third_step(self, step, outputs):
+        if step == 2:
+            raise _Interrupt
+        original(self, step, outputs)
+
+    monkeypatch.setattr(task_class, "on_step_end", crash_at_third_step)
+    with pytest.raises(_Interrupt):
+        run_training(load_config(PretrainConfig, None, [*base, f"train.out_dir={tmp_path / 'b'}"]))
+    monkeypatch.setattr(task_class, "on_step_end", original)
+    run_training(load_config(PretrainConfig, None, [*base, f"train.out_dir={tmp_path / 'b'}", "train.resume=true"]))
+    straight = load_state_dict(tmp_path / "a" / "checkpoints" / "last.pt")
+    resumed = load_state_dict(tmp_path / "b" / "checkpoints" / "last.pt")
+    assert straight.keys() == resumed.keys()
+    for key in straight:
+        torch.testing.assert_close(resumed[key], straight[key], rtol=0, atol=0, msg=key)
