@@ -27,15 +27,45 @@ from ._checks import LossInputError, WhiteningError, check_2d, compute_dtype, fu
 LOSS_TYPES = ("norm_mse", "mse")
 
 
+def _raise_if_failed(bad: torch.Tensor, eps: float, n: int, d: int) -> None:
+    if bool(bad.any()):
+        raise WhiteningError(
+            f"WMSELoss: Cholesky failed for {int(bad.sum())} of {bad.shape[0]} sub-batch covariance(s) (not "
+            f"positive definite; embedding dim {d}, w_size {n}, eps {eps}); set eps > 0 (e.g. eps=1e-4, "
+            f"shrinkage (1-eps)*cov + eps*I) or use a larger w_size")
+
+
 def _cholesky_or_raise(cov: torch.Tensor, eps: float, n: int) -> torch.Tensor:
     chol, info = torch.linalg.cholesky_ex(cov)
-    if bool((info > 0).any()):
-        bad = int((info > 0).sum())
-        raise WhiteningError(
-            f"WMSELoss: Cholesky failed for {bad} of {cov.shape[0]} sub-batch covariance(s) (not positive "
-            f"definite; embedding dim {cov.shape[-1]}, w_size {n}, eps {eps}); set eps > 0 (e.g. eps=1e-4, "
-            f"shrinkage (1-eps)*cov + eps*I) or use a larger w_size")
+    _raise_if_failed(info > 0, eps, n, cov.shape[-1])
     return chol
+
+
+_BLOCK = 64  # LAPACK's batched potrf/trsm get far slower per flop above ~64 on CPU: recurse in halves
+
+
+def _inverse_cholesky(cov: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """L⁻¹ for L = chol(cov) of a batch (M, d, d), and a per-matrix failure flag (M,).
+
+    Blocked (recursive 2x2) so every LAPACK call is at most ``_BLOCK`` wide and the rest are
+    batched GEMMs: L₁₁ = chol(Σ₁₁), L₂₁ = Σ₂₁ L₁₁⁻ᵀ, L₂₂ = chol(Σ₂₂ − L₂₁ L₂₁ᵀ),
+    (L⁻¹)₂₁ = −L₂₂⁻¹ L₂₁ L₁₁⁻¹.
+    """
+    m, d = cov.shape[0], cov.shape[-1]
+    if d <= _BLOCK:
+        chol, info = torch.linalg.cholesky_ex(cov)
+        eye = torch.eye(d, dtype=cov.dtype, device=cov.device).expand(m, d, d).contiguous()
+        return torch.linalg.solve_triangular(chol, eye, upper=False), info > 0
+    h = d // 2
+    inv11, bad11 = _inverse_cholesky(cov[:, :h, :h])
+    l21 = torch.bmm(cov[:, h:, :h], inv11.transpose(1, 2))
+    schur = torch.baddbmm(cov[:, h:, h:], l21, l21.transpose(1, 2), alpha=-1.0)
+    inv22, bad22 = _inverse_cholesky(schur)
+    inv = torch.zeros_like(cov)
+    inv[:, :h, :h] = inv11
+    inv[:, h:, h:] = inv22
+    inv[:, h:, :h] = torch.bmm(inv22, torch.bmm(l21, inv11)).neg_()
+    return inv, bad11 | bad22
 
 
 class _CholeskyWhiten(torch.autograd.Function):
@@ -45,8 +75,8 @@ class _CholeskyWhiten(torch.autograd.Function):
     lower triangle of M with its diagonal halved and S = P + Pᵀ; then
     ∂ℓ/∂Xc = (G − (1−eps)/(n−1)·Z S) L⁻¹ and ∂ℓ/∂X is that minus its mean over the block's rows:
     three O(n·d²) batched products instead of the ~six autograd chains through cholesky/solve.
-    With ``use_inverse`` L⁻¹ is formed once (a d×d triangular solve) and every O(n·d²) product is
-    a plain batched GEMM, which CPU BLAS runs much faster than a batched triangular solve.
+    With ``use_inverse`` L⁻¹ is formed once (blocked, :func:`_inverse_cholesky`) and every O(n·d²)
+    product is a plain batched GEMM, which CPU BLAS runs much faster than batched triangular solves.
     """
 
     @staticmethod
@@ -57,13 +87,12 @@ class _CholeskyWhiten(torch.autograd.Function):
         cov = torch.bmm(xc.transpose(1, 2), xc).mul_((1.0 - eps) / (n - 1))
         if eps:
             cov.diagonal(dim1=1, dim2=2).add_(eps)
-        chol = _cholesky_or_raise(cov, eps, n)
         if use_inverse:
-            eye = torch.eye(d, dtype=x.dtype, device=x.device).expand(m, d, d).contiguous()
-            factor = torch.linalg.solve_triangular(chol, eye, upper=False)  # L⁻¹
+            factor, bad = _inverse_cholesky(cov)  # L⁻¹
+            _raise_if_failed(bad, eps, n, d)
             z = torch.bmm(xc, factor.transpose(1, 2))
         else:
-            factor = chol
+            factor = chol = _cholesky_or_raise(cov, eps, n)
             z = torch.linalg.solve_triangular(chol.transpose(1, 2), xc, upper=True, left=False)
         ctx.save_for_backward(factor, z)
         ctx.scale, ctx.use_inverse = (1.0 - eps) / (n - 1), use_inverse

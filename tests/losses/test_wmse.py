@@ -89,6 +89,26 @@ def test_whitened_blocks_have_identity_covariance() -> None:
     torch.testing.assert_close(cov, torch.eye(5, dtype=torch.float64).expand(6, 5, 5), atol=1e-10, rtol=0)
 
 
+@pytest.mark.parametrize("block", [64, 1, 2])
+def test_blocked_inverse_cholesky_matches_lapack(monkeypatch, block: int) -> None:
+    import shared.losses.wmse as wmse_module
+    monkeypatch.setattr(wmse_module, "_BLOCK", block)
+    gen = torch.Generator().manual_seed(15)
+    a = torch.randn(3, 7, 7, dtype=torch.float64, generator=gen)
+    cov = a @ a.transpose(1, 2) + 0.1 * torch.eye(7, dtype=torch.float64)
+    inv, bad = wmse_module._inverse_cholesky(cov)
+    assert not bad.any()
+    torch.testing.assert_close(inv, torch.linalg.inv(torch.linalg.cholesky(cov)), rtol=1e-10, atol=1e-10)
+    singular = cov.clone()
+    singular[1] = a[1, :, :3] @ a[1, :, :3].T  # rank 3: not positive definite
+    _, bad = wmse_module._inverse_cholesky(singular)
+    assert bad.tolist() == [False, True, False]
+    z = torch.randn(2 * 16, 4, dtype=torch.float64, generator=gen)
+    z[:, 2] = 0.0  # a dead feature: the error must name eps also on the blocked path
+    with pytest.raises(WhiteningError, match="eps"):
+        WMSELoss(num_views=2, w_size=8)(z)
+
+
 @pytest.mark.parametrize("eps", [0.0, 0.2])
 def test_whiten_paths_agree_with_autograd(eps: float) -> None:
     # inverse-GEMM path, triangular-solve path and plain autograd through cholesky/solve agree
@@ -100,8 +120,13 @@ def test_whiten_paths_agree_with_autograd(eps: float) -> None:
     ref = torch.linalg.solve_triangular(torch.linalg.cholesky(cov), centred.transpose(1, 2), upper=False)
     ref = ref.transpose(1, 2)
     g_ref, = torch.autograd.grad((ref * upstream).sum(), x)
-    for use_inverse in (True, False):
-        out = whiten_blocks(x, eps, use_inverse=use_inverse)
+    import shared.losses.wmse as wmse_module
+    for use_inverse, block in ((True, 64), (True, 1), (False, 64)):
+        wmse_module._BLOCK = block
+        try:
+            out = whiten_blocks(x, eps, use_inverse=use_inverse)
+        finally:
+            wmse_module._BLOCK = 64
         torch.testing.assert_close(out, ref, rtol=1e-10, atol=1e-12)
         g, = torch.autograd.grad((out * upstream).sum(), x)
         torch.testing.assert_close(g, g_ref, rtol=1e-9, atol=1e-12)
