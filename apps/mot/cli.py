@@ -33,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train the appearance embedding (instance-to-track or instance-to-instance)")
     add_config_args(p)
     p.add_argument("--data", help="root of training sequences (data=)")
-    p.add_argument("--labels", help="full | partial:FRACTION | none (labels=)")
+    p.add_argument("--labels", help="full | partial:FRACTION (of frames) | partial-ids:FRACTION | none (labels=)")
     p.add_argument("--objective", choices=("i2t", "i2i"), help="i2t = instance-to-track, i2i = baseline (objective=)")
     p.add_argument("--out", help="run directory (train.out_dir=)")
     p.add_argument("--steps", type=int, help="optimizer steps (train.max_steps=)")

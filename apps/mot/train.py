@@ -46,7 +46,7 @@ class MOTTrainConfig:
     """``cvsuite mot train`` settings."""
 
     data: str = "data/mot_synth/train"
-    labels: str = "full"            # full | partial:FRACTION | none
+    labels: str = "full"            # full | partial:FRACTION (of frames) | partial-ids:FRACTION | none
     objective: str = "i2t"          # i2t (instance-to-track) | i2i (instance-to-instance)
     backbone: str = "small_cnn"
     width: int = 16
@@ -61,21 +61,23 @@ class MOTTrainConfig:
 
 
 def parse_labels(spec: str) -> tuple[str, float]:
-    """``full`` -> (full, 1), ``partial:0.1`` -> (partial, 0.1), ``none`` -> (none, 0)."""
+    """``full`` -> (full, 1); ``partial:0.1`` -> (partial, 0.1) (10% of frames labelled);
+    ``partial-ids:0.1`` -> (partial-ids, 0.1) (10% of the ids labelled); ``none`` -> (none, 0)."""
     spec = spec.strip().lower()
     if spec == "full":
         return "full", 1.0
     if spec in ("none", "unlabelled", "unlabeled"):
         return "none", 0.0
-    if spec.startswith("partial:"):
-        try:
-            frac = float(spec.split(":", 1)[1])
-        except ValueError:
-            frac = -1.0
-        if not 0.0 < frac <= 1.0:
-            raise UsageError(f"--labels {spec!r}: the fraction after 'partial:' must be in (0, 1]")
-        return "partial", frac
-    raise UsageError(f"--labels must be full, partial:FRACTION or none, got {spec!r}")
+    for mode in ("partial", "partial-ids"):
+        if spec.startswith(mode + ":"):
+            try:
+                frac = float(spec.split(":", 1)[1])
+            except ValueError:
+                frac = -1.0
+            if not 0.0 < frac <= 1.0:
+                raise UsageError(f"--labels {spec!r}: the fraction after '{mode}:' must be in (0, 1]")
+            return mode, frac
+    raise UsageError(f"--labels must be full, partial:FRACTION, partial-ids:FRACTION or none, got {spec!r}")
 
 
 def match_to_gt(seq: MOTSequence) -> np.ndarray:
@@ -111,16 +113,17 @@ def pseudo_labels(seq: MOTSequence, cfg: TrackerConfig | None = None) -> np.ndar
 
 
 def _combine_partial(gt_ids: np.ndarray, frames: np.ndarray, pseudo: np.ndarray, frac: float,
-                     rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Partial labels: gt on a fraction of frames; pseudo tracks take the gt id their labelled dets vote for.
+                     rng: np.random.Generator, by_ids: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Partial labels: gt on a fraction of frames (or of ids, ``by_ids``); pseudo tracks take the gt
+    id their labelled dets vote for.
 
     Returns (labels, pseudo) in the sequence's id spaces; pseudo ids that got a gt id are renamed to
     it (so they share that track's bank slot), the others are offset to stay distinct from gt ids.
     """
-    all_frames = np.unique(frames)
-    n_lab = max(1, int(round(frac * len(all_frames))))
-    labelled_frames = rng.choice(all_frames, size=n_lab, replace=False)
-    labelled = np.isin(frames, labelled_frames)
+    units = np.unique(gt_ids[gt_ids >= 0]) if by_ids else np.unique(frames)
+    n_lab = min(len(units), max(1, int(round(frac * len(units)))))
+    chosen = rng.choice(units, size=n_lab, replace=False) if len(units) else units
+    labelled = np.isin(gt_ids if by_ids else frames, chosen)
     labels = np.where(labelled, gt_ids, -1)
     new_pseudo = np.full_like(pseudo, -1)
     offset = int(max(gt_ids.max(initial=0), 0)) + 1
@@ -163,13 +166,13 @@ def build_cropset(data_root: str | Path, labels_spec: str, label_seed: int = 0, 
             lab, pse = gt_ids, np.full(len(det), -1, np.int64)
         else:
             pse = pseudo_labels(seq)
-            if mode == "partial":
-                lab, pse = _combine_partial(gt_ids, det.frame, pse, frac, rng)
+            if mode in ("partial", "partial-ids"):
+                lab, pse = _combine_partial(gt_ids, det.frame, pse, frac, rng, by_ids=mode == "partial-ids")
             else:
                 lab = np.full(len(det), -1, np.int64)
         use = (det.conf >= min_score) & ((lab >= 0) | (pse >= 0))
         # gt ids and pseudo ids share one index space per sequence when partial mode renamed them
-        kind_p = "gt" if mode == "partial" else "pseudo"
+        kind_p = "gt" if mode.startswith("partial") else "pseudo"
         lab_g = np.array([index_of(seq_i, "gt", t) if t >= 0 else -1 for t in lab], np.int64)
         pse_g = np.array([index_of(seq_i, kind_p, t) if t >= 0 else -1 for t in pse], np.int64)
         rows_by_frame = det.frame_rows()

@@ -76,3 +76,25 @@ def test_bad_weights_file(run_cli, tiny_root, tmp_path):
     save_safetensors({"x": torch.zeros(2)}, bad_w)
     _one_error(run_cli, ["mot", "track", "--seq", seq, "--out", tmp_path / "o.txt", "--weights", bad_w],
                "not an apps.mot embedding")
+
+
+def test_track_video_file_with_detections(run_cli, seq_copy, tmp_path):
+    import cv2
+
+    seq = MOTSequence.open(seq_copy)
+    video = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (seq.info.width, seq.info.height))
+    for f in range(1, 7):
+        writer.write(cv2.cvtColor(seq.read_frame(f), cv2.COLOR_RGB2BGR))
+    writer.release()
+    det_lines = [ln for ln in seq.det_path.read_text().splitlines() if int(ln.split(",")[0]) <= 6]
+    (tmp_path / "clip_det.txt").write_text("\n".join(det_lines) + "\n")
+    code, out, err = run_cli(["mot", "track", "--seq", video, "--det", tmp_path / "clip_det.txt",
+                              "--out", tmp_path / "clip.txt", "--save-video", tmp_path / "clip_tracks.avi"])
+    assert code == 0, err
+    res = read_mot_txt(tmp_path / "clip.txt", "res")
+    assert len(res) > 0 and res.frame.max() <= 6
+    cap = cv2.VideoCapture(str(tmp_path / "clip_tracks.avi"))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 6
+    cap.release()
+    _one_error(run_cli, ["mot", "track", "--seq", video, "--out", tmp_path / "o.txt"], "needs --det", code=2)

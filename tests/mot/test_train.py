@@ -24,6 +24,7 @@ def _cfg(root, out, labels="full", objective="i2t", steps=2) -> MOTTrainConfig:
 def test_parse_labels():
     assert parse_labels("full") == ("full", 1.0) and parse_labels("none") == ("none", 0.0)
     assert parse_labels("partial:0.1") == ("partial", 0.1)
+    assert parse_labels("partial-ids:0.5") == ("partial-ids", 0.5)
     for bad in ("partial:0", "partial:x", "half"):
         with pytest.raises(UsageError):
             parse_labels(bad)
@@ -57,8 +58,8 @@ def test_combine_partial_votes_gt_ids_onto_pseudo_tracks():
             assert (renamed[members] > 7).all()
 
 
-@pytest.mark.parametrize("labels,objective", [("full", "i2t"), ("partial:0.25", "i2t"), ("none", "i2t"),
-                                              ("full", "i2i")])
+@pytest.mark.parametrize("labels,objective", [("full", "i2t"), ("partial:0.25", "i2t"), ("partial-ids:0.5", "i2t"),
+                                              ("none", "i2t"), ("full", "i2i")])
 def test_training_paths(tiny_root, tmp_path, labels, objective):
     summary = train(_cfg(tiny_root, tmp_path / "run", labels, objective))
     assert summary["step"] == 2 and np.isfinite(summary["metrics"]["loss"])
