@@ -44,16 +44,17 @@ print(code, elapsed, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
 
 
-def quality(models: dict[str, torch.nn.Module], kinds: list[str], seed: int) -> list[dict]:
+def quality(models: dict[str, torch.nn.Module], kinds: list[str], seeds: list[int]) -> list[dict]:
     photos = [(name, bundled_photo(name)) for name in HELDOUT_PHOTOS]
     rows = []
     for kind in kinds:
-        pairs = pairs_from_degradation(photos, 4, kind, seed)
+        # every held-out photo under several seeded draws of the degradation
+        pairs = [p for seed in seeds for p in pairs_from_degradation(photos, 4, kind, seed)]
         upscalers = {"bicubic": lambda lr: bicubic_upscale(lr, 4)}
         for label, model in models.items():
             upscalers[label] = (lambda m: lambda lr: upscale_rgb(m, lr.astype(np.float32) / 255.0, 4, tile=0))(model)
         result = evaluate_pairs(pairs, 4, upscalers)
-        row = {"case": f"quality/{kind}", "images": result["images"], **{k: round(v, 4) for k, v in result["mean"].items()}}
+        row = {"case": f"quality/{kind}", "pairs": result["images"], **{k: round(v, 4) for k, v in result["mean"].items()}}
         print(json.dumps(row), flush=True)
         rows.append(row)
     return rows
@@ -97,14 +98,14 @@ def main() -> None:
     parser.add_argument("--crl", default=str(ROOT / "weights" / "sr_crl_x4.safetensors"))
     parser.add_argument("--ablation", default=str(ROOT / "weights" / "sr_ablation_x4.safetensors"))
     parser.add_argument("--kinds", nargs="+", default=["bicubic", "blind", "spatially-variant"])
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--tile", type=int, default=256)
     parser.add_argument("--skip-memory", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(2)
     models = {"ablation": load_model(args.ablation, 4), "crlsr": load_model(args.crl, 4)}
-    rows = quality(models, args.kinds, args.seed)
+    rows = quality(models, args.kinds, args.seeds)
     speed = throughput(models["crlsr"], args.repeats)
     memory = None if args.skip_memory else peak_memory(args.crl, models["crlsr"].receptive_radius, args.tile)
     print("\n| degradation (x4, held-out) | bicubic PSNR/SSIM | ablation PSNR/SSIM | CRL-SR PSNR/SSIM | CRL-SR − bicubic |")
