@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from torch import nn
 
 from shared.engine.distributed import gather_with_grad, get_world_size
@@ -82,7 +81,7 @@ class _CholeskyWhiten(torch.autograd.Function):
     @staticmethod
     @full_precision
     def forward(ctx, x: torch.Tensor, eps: float, use_inverse: bool) -> torch.Tensor:  # type: ignore[override]
-        m, n, d = x.shape
+        n, d = x.shape[1], x.shape[2]
         xc = x - x.mean(dim=1, keepdim=True)
         cov = torch.bmm(xc.transpose(1, 2), xc).mul_((1.0 - eps) / (n - 1))
         if eps:
