@@ -26,8 +26,9 @@ class _SymmetricNTXent(torch.autograd.Function):
 
     Forward keeps E = exp(S − 1/t) with a zero diagonal (S = Zₙ Zₙᵀ / t), which is symmetric,
     and the row sums; backward needs (P + Pᵀ) Zₙ with P = diag(r) E, r = 1/rowsum, and
-    P + Pᵀ = E ⊙ (r_i + r_j): one elementwise pass and one (2B x 2B)·(2B x D) matmul. Because |S| ≤ 1/t the fixed shift 1/t
-    cannot overflow; it is used only when 2/t is inside exp's range (else the row-max path).
+    P + Pᵀ = E ⊙ (r_i + r_j): one elementwise pass and one (2B x 2B)·(2B x D) matmul.
+    Because |S| ≤ 1/t the fixed shift 1/t cannot overflow; it is used only when 2/t is inside
+    exp's range (else the row-max path).
     """
 
     @staticmethod
