@@ -113,7 +113,7 @@ def ship(best: dict[str, Any], steps: int, baseline: dict[str, Any]) -> Path:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--methods", nargs="*", default=list(METHODS), choices=METHODS)
-    parser.add_argument("--steps", type=int, default=100, help="optimizer steps per method (batch 256)")
+    parser.add_argument("--steps", type=int, default=200, help="optimizer steps per method (batch 256)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("/tmp/cvsuite-bench-pretrain"), help="run folders")
     parser.add_argument("--json", type=Path, default=ROOT / "evaluation" / "results" / "bench_pretrain.json")

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 from shared.engine import TrainConfig, Trainer, TrainTask
 from shared.engine.distributed import is_main_process
