@@ -1,0 +1,1 @@
+"""Blind super-resolution by contrastive representation learning (CRL-SR); see README.md."""
