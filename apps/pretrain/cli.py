@@ -105,10 +105,13 @@ def demo(out_dir: Path) -> dict[str, Any]:
     started = time.perf_counter()
     from shared.weights import read_manifest
 
-    names = sorted(name for name in read_manifest() if name.startswith(DEMO_PREFIX))
+    manifest = read_manifest()
+    names = [name for name in manifest if name.startswith(DEMO_PREFIX)]
     if not names:
         raise CvsuiteError(f"no shipped weights named {DEMO_PREFIX}<method> in weights/MANIFEST.json")
-    weights = shipped_weight(names[0])
+    # the shipped encoder with the best recorded 10-label probe
+    best = max(names, key=lambda n: float(manifest[n].get("metrics", {}).get("linear_10label", 0.0)))
+    weights = shipped_weight(best)
     result = evaluate_encoder_file(weights, "digits", baseline=True)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "eval.json").write_text(json.dumps(result, indent=2) + "\n")
