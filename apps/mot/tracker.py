@@ -91,8 +91,8 @@ def iou_ltwh(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     bx2, by2 = b[:, 0] + b[:, 2], b[:, 1] + b[:, 3]
     iw = np.minimum(ax2[:, None], bx2[None]) - np.maximum(a[:, 0, None], b[None, :, 0])
     ih = np.minimum(ay2[:, None], by2[None]) - np.maximum(a[:, 1, None], b[None, :, 1])
-    np.clip(iw, 0, None, out=iw)
-    np.clip(ih, 0, None, out=ih)
+    np.maximum(iw, 0.0, out=iw)
+    np.maximum(ih, 0.0, out=ih)
     inter = iw * ih
     union = (a[:, 2] * a[:, 3])[:, None] + (b[:, 2] * b[:, 3])[None] - inter
     return inter / np.maximum(union, 1e-9)
@@ -262,8 +262,11 @@ class Tracker:
             strong = scores[md] >= cfg.high_thresh
             t_s, d_s = mt[strong], md[strong]
             e = embeddings[d_s]
-            blended = np.where(self.has_proto[t_s, None], cfg.ema * self.proto[t_s] + (1 - cfg.ema) * e, e)
-            self.proto[t_s] = blended / np.maximum(np.linalg.norm(blended, axis=1, keepdims=True), 1e-12)
+            old = self.proto[t_s]
+            momentum = np.where(self.has_proto[t_s], np.float32(cfg.ema), np.float32(0.0))[:, None]
+            blended = momentum * old + (1 - momentum) * e
+            norm = np.sqrt(np.einsum("ij,ij->i", blended, blended))[:, None]
+            self.proto[t_s] = blended / np.maximum(norm, 1e-12)
             self.has_proto[t_s] = True
 
         # output before births/deaths (indices still valid)
