@@ -40,7 +40,7 @@ def _cholesky_or_raise(cov: torch.Tensor, eps: float, n: int) -> torch.Tensor:
     return chol
 
 
-_BLOCK = 64  # LAPACK's batched potrf/trsm get far slower per flop above ~64 on CPU: recurse in halves
+_BLOCK = 32  # LAPACK's batched potrf/trsm are much slower per flop than GEMM on CPU: recurse in halves
 
 
 def _inverse_cholesky(cov: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -121,12 +121,13 @@ def test_whiten_paths_agree_with_autograd(eps: float) -> None:
     ref = ref.transpose(1, 2)
     g_ref, = torch.autograd.grad((ref * upstream).sum(), x)
     import shared.losses.wmse as wmse_module
-    for use_inverse, block in ((True, 64), (True, 1), (False, 64)):
+    default_block = wmse_module._BLOCK
+    for use_inverse, block in ((True, default_block), (True, 1), (False, default_block)):
         wmse_module._BLOCK = block
         try:
             out = whiten_blocks(x, eps, use_inverse=use_inverse)
         finally:
-            wmse_module._BLOCK = 64
+            wmse_module._BLOCK = default_block
         torch.testing.assert_close(out, ref, rtol=1e-10, atol=1e-12)
         g, = torch.autograd.grad((out * upstream).sum(), x)
         torch.testing.assert_close(g, g_ref, rtol=1e-9, atol=1e-12)
