@@ -1,8 +1,8 @@
 """PSNR / SSIM on the Y channel with a ``scale``-pixel border crop — the convention of published
 SR tables and of basicsr's ``calculate_psnr`` / ``calculate_ssim(..., test_y_channel=True)``.
 
-The metrics here are vectorised re-implementations (tests check they equal basicsr's to 1e-8 on
-real photos); NIQE is basicsr's own ``calculate_niqe``.
+PSNR, SSIM and NIQE are basicsr's own functions (so numbers compare with published tables); the
+tests check them against an explicit formula written in the test, on real photos.
 """
 from __future__ import annotations
 
@@ -22,55 +22,29 @@ from shared.errors import CvsuiteError
 from .data import list_images, paired_files, read_rgb_uint8, resolve_hr_dirs, resolve_lr_dir
 from .degradations import degrade, image_seed, mod_crop, quantize
 
-_Y_WEIGHTS = np.array([65.481, 128.553, 24.966])  # ITU-R BT.601, RGB order
-
-
-def y_channel(img: np.ndarray) -> np.ndarray:
-    """Y of YCbCr in [16, 235] (float64) of an RGB image with values in [0, 255].
-
-    Mirrors basicsr's arithmetic (float32 input, float64 dot, float32 result) so the numbers match
-    bit for bit; grey (H, W) images are returned as they are.
-    """
-    x = img.astype(np.float32) / 255.0
-    if x.ndim == 3 and x.shape[2] == 3:
-        x = ((np.dot(x, _Y_WEIGHTS) + 16.0) / 255.0).astype(np.float32)
-    elif x.ndim == 3:
-        x = x[..., 0]
-    return (x * np.float32(255.0)).astype(np.float64)
-
-
-def _crop(img: np.ndarray, border: int) -> np.ndarray:
-    return img[border:-border, border:-border] if border > 0 else img
+def _as_basicsr(img: np.ndarray) -> np.ndarray:
+    """basicsr's metrics take HWC BGR (cv2 order); ours are RGB (grey stays 2-D)."""
+    return img[..., ::-1] if img.ndim == 3 and img.shape[2] == 3 else img
 
 
 def psnr_y(img: np.ndarray, ref: np.ndarray, crop_border: int) -> float:
-    """PSNR (dB, peak 255) between the Y channels of two RGB images (values 0..255)."""
+    """PSNR (dB, peak 255) on the Y channel with a ``crop_border`` crop: basicsr's ``calculate_psnr``."""
+    import shared  # noqa: F401  (compat before basicsr)
+    from basicsr.metrics import calculate_psnr
+
     if img.shape != ref.shape:
         raise CvsuiteError(f"image shapes differ: {img.shape} vs {ref.shape}")
-    diff = y_channel(_crop(img, crop_border)) - y_channel(_crop(ref, crop_border))
-    mse = float(np.mean(diff ** 2))
-    return math.inf if mse == 0 else 10.0 * math.log10(255.0 ** 2 / mse)
-
-
-def _gauss_valid(x: np.ndarray) -> np.ndarray:
-    """11×11 Gaussian (σ 1.5) filter, 'valid' part only (the SSIM window of Wang et al.)."""
-    g = cv2.getGaussianKernel(11, 1.5)
-    return cv2.sepFilter2D(x, cv2.CV_64F, g, g, borderType=cv2.BORDER_REFLECT_101)[5:-5, 5:-5]
+    return float(calculate_psnr(_as_basicsr(img), _as_basicsr(ref), crop_border, test_y_channel=True))
 
 
 def ssim_y(img: np.ndarray, ref: np.ndarray, crop_border: int) -> float:
-    """SSIM (Wang et al. 2004; K1 0.01, K2 0.03, L 255) between Y channels, mean of the valid map."""
+    """SSIM on the Y channel with a ``crop_border`` crop: basicsr's ``calculate_ssim``."""
+    import shared  # noqa: F401
+    from basicsr.metrics import calculate_ssim
+
     if img.shape != ref.shape:
         raise CvsuiteError(f"image shapes differ: {img.shape} vs {ref.shape}")
-    a = y_channel(_crop(img, crop_border))
-    b = y_channel(_crop(ref, crop_border))
-    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
-    mu_a, mu_b = _gauss_valid(a), _gauss_valid(b)
-    var_a = _gauss_valid(a * a) - mu_a ** 2
-    var_b = _gauss_valid(b * b) - mu_b ** 2
-    cov = _gauss_valid(a * b) - mu_a * mu_b
-    ssim_map = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (var_a + var_b + c2))
-    return float(ssim_map.mean())
+    return float(calculate_ssim(_as_basicsr(img), _as_basicsr(ref), crop_border, test_y_channel=True))
 
 
 def niqe_y(img: np.ndarray, crop_border: int) -> float:
