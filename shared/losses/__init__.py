@@ -9,11 +9,12 @@ from .instance_track import InstanceToTrackLoss
 from .moco import MoCoQueue
 from .momentum import cosine_momentum, make_momentum_copy, momentum_update
 from .ntxent import NTXentLoss
+from .sr_contrastive import BidirectionalContrastiveLoss, ConditionalContrastiveLoss
 from .supcon import SupConLoss
 from .wmse import WMSELoss, whiten_blocks
 
 __all__ = [
-    "AdCoBank", "AdCoLoss", "BYOLLoss", "CURLLoss", "HCLLoss", "InfoNCE", "InstanceToTrackLoss",
+    "AdCoBank", "AdCoLoss", "BYOLLoss", "BidirectionalContrastiveLoss", "ConditionalContrastiveLoss", "CURLLoss", "HCLLoss", "InfoNCE", "InstanceToTrackLoss",
     "LossInputError", "MoCoQueue", "NTXentLoss", "SupConLoss", "WMSELoss", "WhiteningError",
     "cosine_momentum", "make_momentum_copy", "momentum_update", "whiten_blocks",
 ]
