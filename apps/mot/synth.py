@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from shared.data.images import bundled_photo
 from shared.errors import UsageError
 
 from .data import MOTTable, SeqInfo, write_mot_txt, write_seqinfo
@@ -50,19 +51,9 @@ class SynthConfig:
 
 
 def _background(name: str) -> np.ndarray:
-    """An RGB uint8 photo bundled with scikit-image (no download)."""
+    """An RGB uint8 photo bundled with scikit-image (no download); cached, read-only."""
     if name not in _BG_CACHE:
-        import skimage.data
-
-        image = getattr(skimage.data, name)()
-        if isinstance(image, tuple):  # stereo_motorcycle returns (left, right, disparity)
-            image = image[0]
-        image = np.asarray(image)
-        if image.ndim == 2:
-            image = np.repeat(image[..., None], 3, axis=2)
-        if image.dtype != np.uint8:
-            image = (255 * (image.astype(np.float64) / max(float(image.max()), 1e-6))).astype(np.uint8)
-        _BG_CACHE[name] = np.ascontiguousarray(image[..., :3])
+        _BG_CACHE[name] = bundled_photo(name)
     return _BG_CACHE[name]
 
 

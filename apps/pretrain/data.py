@@ -25,9 +25,9 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from shared.data.images import IMAGE_EXTENSIONS, list_images
 from shared.errors import CvsuiteError, UsageError
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
 DIGITS_TEST_FRACTION = 0.3
 DIGITS_SPLIT_SEED = 0
 SPLITS = ("train", "test", "unlabeled", "train+unlabeled")
@@ -273,10 +273,6 @@ class _ConcatArray:
 
 
 # --------------------------------------------------------------------------------------------- folders
-def _images_in(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
-
-
 def read_image_folder(root: Path, channels: int = 3) -> FileImageSet:
     """``root/<class>/**/<image>`` (labels from sorted class names) or a flat folder (unlabelled)."""
     if not root.is_dir():
@@ -286,12 +282,12 @@ def read_image_folder(root: Path, channels: int = 3) -> FileImageSet:
     labels: list[int] = []
     classes: list[str] = []
     for class_dir in class_dirs:
-        files = _images_in(class_dir)
+        files = list_images(class_dir, recursive=True)
         if files:
             labels.extend([len(classes)] * len(files))
             classes.append(class_dir.name)
             paths.extend(files)
-    loose = sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    loose = list_images(root)
     if loose and not classes:
         return FileImageSet(loose, np.full(len(loose), -1), [], name=f"folder:{root.name}", channels=channels)
     if not paths:

@@ -11,9 +11,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from shared.data.images import IMAGE_EXTENSIONS, list_images
 from shared.errors import CvsuiteError, UsageError
 
-from .data import FileImageSet, IMAGE_EXTENSIONS, _images_in
+from .data import FileImageSet
 from .evaluate import extract_features
 from .model import load_encoder
 
@@ -26,7 +27,7 @@ def extract_folder(weights: str | Path, folder: str | Path, out: str | Path, bat
         raise UsageError(f"output must end in .npy or .safetensors, got {out}")
     if not folder.is_dir():
         raise CvsuiteError(f"input folder not found: {folder}")
-    paths = _images_in(folder)
+    paths = list_images(folder, recursive=True)
     if not paths:
         raise CvsuiteError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) found under {folder}")
     if out.resolve() in {p.resolve() for p in paths}:

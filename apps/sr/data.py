@@ -8,20 +8,18 @@ crop, a flip/rotation and (HR-only) one degradation of a small patch.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from shared.data.images import IMAGE_EXTENSIONS as IMAGE_EXTS  # noqa: F401  (re-exported)
+from shared.data.images import ImageData, bundled_photo, list_images, read_image, write_image  # noqa: F401
 from shared.errors import CvsuiteError, UsageError
 
 from .degradations import DegradationConfig, degrade, quantize
-
-IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
 # scikit-image's bundled photographs (no download). Held-out photos are never used for training.
 TRAIN_PHOTOS = ("astronaut", "rocket", "stereo_motorcycle", "immunohistochemistry", "retina",
@@ -29,88 +27,9 @@ TRAIN_PHOTOS = ("astronaut", "rocket", "stereo_motorcycle", "immunohistochemistr
 HELDOUT_PHOTOS = ("chelsea", "coffee", "camera", "grace_hopper")
 
 
-@dataclass
-class ImageData:
-    """A decoded image: ``rgb`` float32 (H, W, 3) in [0, 1]; ``alpha`` (H, W) or None."""
-
-    rgb: np.ndarray
-    alpha: np.ndarray | None
-    grey: bool
-    bit_depth: int  # 8 or 16
-
-
-def list_images(folder: str | Path) -> list[Path]:
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise CvsuiteError(f"not a folder: {folder}")
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
-
-
-def read_image(path: str | Path) -> ImageData:
-    """Read grey / RGB / RGBA, 8- or 16-bit; one clear error for missing, corrupt or non-image files."""
-    path = Path(path)
-    if not path.is_file():
-        raise CvsuiteError(f"{path}: no such file")
-    raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if raw is None or raw.size == 0:
-        raise CvsuiteError(f"{path}: cannot decode image (corrupt or not an image)")
-    if raw.dtype == np.uint8:
-        depth, scale = 8, 255.0
-    elif raw.dtype == np.uint16:
-        depth, scale = 16, 65535.0
-    else:
-        raise CvsuiteError(f"{path}: unsupported pixel type {raw.dtype} (8- or 16-bit images only)")
-    img = raw.astype(np.float32) / scale
-    alpha = None
-    if img.ndim == 2 or img.shape[2] == 1:
-        grey = True
-        img = img.reshape(img.shape[0], img.shape[1])
-        rgb = np.repeat(img[..., None], 3, axis=2)
-    elif img.shape[2] in (3, 4):
-        grey = False
-        if img.shape[2] == 4:
-            alpha = np.ascontiguousarray(img[..., 3])
-        rgb = np.ascontiguousarray(img[..., 2::-1])
-    else:
-        raise CvsuiteError(f"{path}: unsupported channel count {img.shape[2]}")
-    return ImageData(rgb=rgb, alpha=alpha, grey=grey, bit_depth=depth)
-
-
-def write_image(path: str | Path, img: np.ndarray) -> None:
-    """Write an RGB / RGBA / grey uint8 or uint16 array (channels last, RGB order) as PNG etc."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if img.ndim == 3 and img.shape[2] == 3:
-        img = img[..., ::-1]
-    elif img.ndim == 3 and img.shape[2] == 4:
-        img = img[..., [2, 1, 0, 3]]
-    if not cv2.imwrite(str(path), np.ascontiguousarray(img)):
-        raise CvsuiteError(f"{path}: cannot write image")
-
-
 def read_rgb_uint8(path: str | Path) -> np.ndarray:
     """An image as uint8 RGB (grey replicated, alpha dropped, 16-bit rounded down to 8-bit)."""
     return quantize(read_image(path).rgb)
-
-
-def bundled_photo(name: str) -> np.ndarray:
-    """A photo that ships with scikit-image / matplotlib, as uint8 RGB."""
-    if name == "grace_hopper":
-        import matplotlib.cbook
-
-        with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as handle:
-            data = np.frombuffer(handle.read(), np.uint8)
-        return cv2.imdecode(data, cv2.IMREAD_COLOR)[..., ::-1].copy()
-    import skimage.data
-
-    img = getattr(skimage.data, name)()
-    if name == "stereo_motorcycle":
-        img = img[0]
-    if img.dtype != np.uint8:
-        img = np.clip(img / img.max() * 255.0, 0, 255).astype(np.uint8)
-    if img.ndim == 2:
-        img = np.repeat(img[..., None], 3, axis=2)
-    return np.ascontiguousarray(img[..., :3])
 
 
 # -- layouts ----------------------------------------------------------------------------------------
