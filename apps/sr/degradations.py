@@ -32,6 +32,7 @@ import shared  # noqa: F401  (compat shim before basicsr)
 from basicsr.data import degradations as bsr_deg
 from basicsr.utils.matlab_functions import imresize as matlab_imresize
 
+from shared.engine.seed import seeded_rngs
 from shared.errors import UsageError
 
 try:  # basicsr hands OpenCV's JPEG encoder a float image; silence its "fallback to CV_8U" warning
@@ -74,18 +75,12 @@ _RESIZE = {"area": cv2.INTER_AREA, "bilinear": cv2.INTER_LINEAR, "bicubic": cv2.
 
 @contextlib.contextmanager
 def seeded(seed: int | None) -> Iterator[None]:
-    """Seed numpy's and python's global RNGs for a block (basicsr uses them) and restore them after."""
+    """Seed the global RNGs basicsr draws from for a block and restore them after (None: leave them)."""
     if seed is None:
         yield
         return
-    np_state, py_state = np.random.get_state(), random.getstate()
-    np.random.seed(seed % 2**32)
-    random.seed(seed)
-    try:
+    with seeded_rngs(seed):
         yield
-    finally:
-        np.random.set_state(np_state)
-        random.setstate(py_state)
 
 
 def image_seed(seed: int, name: str) -> int:
