@@ -46,3 +46,6 @@ def load_checkpoint(path: str | Path) -> Any:
             f"refusing to load {path}: it needs code to unpickle, which cvsuite never runs ({first[:160]})") from None
     except (zipfile.BadZipFile, EOFError, RuntimeError) as exc:
         raise CvsuiteError(f"cannot read checkpoint {path}: truncated or corrupt file ({str(exc).splitlines()[0][:160]})") from None
+    except Exception as exc:  # the weights-only unpickler fails in many ways on files that are no checkpoint
+        raise CvsuiteError(f"cannot read checkpoint {path}: not a torch checkpoint or safetensors file "
+                           f"({type(exc).__name__})") from None

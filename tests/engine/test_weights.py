@@ -50,6 +50,9 @@ def test_truncated_and_missing_files(tmp_path):
         load_state_dict(tmp_path / "cut.pt")
     with pytest.raises(CvsuiteError, match="not found"):
         load_state_dict(tmp_path / "nope.pt")
+    (tmp_path / "notes.pth").write_text("root:x:0:0:root:/root:/bin/bash\n")
+    with pytest.raises(CvsuiteError, match="notes.pth"):
+        load_state_dict(tmp_path / "notes.pth")
 
 
 def test_shape_mismatch_names_file_and_key(tmp_path):
