@@ -38,6 +38,10 @@ def load_checkpoint(path: str | Path) -> Any:
     path = Path(path)
     if not path.is_file():
         raise CvsuiteError(f"checkpoint not found: {path}")
+    with path.open("rb") as handle:
+        head = handle.read(2)
+    if head[:2] != b"PK" and head[:1] != b"\x80":  # neither torch's zip format nor a legacy pickle
+        raise CvsuiteError(f"cannot read checkpoint {path}: not a torch checkpoint or safetensors file")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
