@@ -39,7 +39,8 @@ class HREncoder(nn.Module):
 class CRLObjective(nn.Module):
     """``L = L1(y, x_HR) + λ_bi·L_bi + λ_cond·L_cond`` (``contrastive=False``: ``L1`` only).
 
-    During the contrastive warm-up (``warmup=True``) the L1 term is dropped.
+    During the contrastive warm-up (``warmup=True``) the L1 term is dropped; ``contrast_scale``
+    multiplies both contrastive weights (a schedule).
     """
 
     def __init__(self, scale: int, width: int, invariant: int, contrastive: bool = True, embed_dim: int = 64,
@@ -57,7 +58,8 @@ class CRLObjective(nn.Module):
             self.bidirectional = BidirectionalContrastiveLoss(temperature)
             self.conditional = ConditionalContrastiveLoss(embed_dim, invariant, temperature)
 
-    def forward(self, out: dict[str, torch.Tensor], hr: torch.Tensor, warmup: bool = False) -> dict[str, torch.Tensor]:
+    def forward(self, out: dict[str, torch.Tensor], hr: torch.Tensor, warmup: bool = False,
+                contrast_scale: float = 1.0) -> dict[str, torch.Tensor]:
         l1 = F.l1_loss(out["sr"], hr)
         terms = {"l1": l1}
         if not self.contrastive:
@@ -75,7 +77,7 @@ class CRLObjective(nn.Module):
         negatives = torch.stack([embed(self.hr_encoder(out["coarse"].detach())),
                                  embed(self.hr_encoder(out["base"]))], dim=1)
         l_cond = self.conditional(embed(self.hr_encoder(out["sr"])), embed(hr_feats), negatives, inv)
-        contrast = self.w_bi * l_bi + self.w_cond * l_cond
+        contrast = contrast_scale * (self.w_bi * l_bi + self.w_cond * l_cond)
         terms.update(bidirectional=l_bi.detach(), conditional=l_cond.detach())
         terms["loss"] = contrast if warmup else l1 + contrast
         return terms

@@ -47,6 +47,7 @@ class LossConfig:
     embed_dim: int = 64
     grid: int = 2  # contrastive patches per training crop: grid x grid cells
     warmup_steps: int = 0  # contrastive-only steps before joint training (DASR-style)
+    weight_schedule: str = "constant"  # "linear": λ_bi, λ_cond decay linearly to 0 at train.max_steps
 
 
 @dataclass
@@ -76,12 +77,18 @@ class SRTask(TrainTask):
         self.objective = CRLObjective(m.scale, m.width, m.invariant, lc.contrastive, lc.embed_dim, lc.temperature,
                                       lc.bidirectional_weight, lc.conditional_weight, lc.grid)
         self.warmup_steps = lc.warmup_steps if lc.contrastive else 0
+        if lc.weight_schedule not in ("constant", "linear"):
+            raise UsageError(f"loss.weight_schedule must be 'constant' or 'linear', got {lc.weight_schedule!r}")
+        self.weight_schedule, self.max_steps = lc.weight_schedule, max(1, cfg.train.max_steps)
         self.register_buffer("steps_done", torch.zeros((), dtype=torch.long))
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         out = self.net(batch["lr"], return_all=True)
         warmup = int(self.steps_done) < self.warmup_steps
-        terms = self.objective(out, batch["hr"], warmup=warmup)
+        scale = 1.0
+        if self.weight_schedule == "linear":  # contrastive terms shape early features, L1 alone finishes
+            scale = max(0.0, 1.0 - int(self.steps_done) / self.max_steps)
+        terms = self.objective(out, batch["hr"], warmup=warmup, contrast_scale=scale)
         with torch.no_grad():
             mse = torch.mean((out["sr"].clamp(0, 1) - batch["hr"]) ** 2)
             terms["psnr_rgb"] = -10 * torch.log10(mse + 1e-10)
