@@ -7,7 +7,7 @@ DEPS_HASH := $(shell cat requirements.txt constraints.txt pyproject.toml | sha25
 STAMP  := $(VENV)/.installed-$(DEPS_HASH)
 PIP    := $(BIN)/python -m pip --disable-pip-version-check
 
-.PHONY: install demo test bench clean-venv
+.PHONY: install demo test bench bench-mot clean-venv
 
 install: $(STAMP)
 
@@ -26,10 +26,20 @@ test: install
 	$(BIN)/python -m pytest
 
 bench: install
-	$(BIN)/python -m evaluation.bench_losses
+	$(BIN)/python -m evaluation.bench_losses --threads 2 --repeats 20
 	$(BIN)/python -m evaluation.bench_pretrain
 	$(BIN)/python -m evaluation.bench_sr
-	$(BIN)/python -m evaluation.bench_mot
+	$(MAKE) bench-mot
+
+# MOT: synthesise training sequences, train the four embeddings, then benchmark on held-out seeds.
+MOT_RUNS ?= runs/mot_bench
+bench-mot: install
+	$(BIN)/cvsuite mot synth --out $(MOT_RUNS)/data/train --seqs 12 --seed 1
+	$(BIN)/cvsuite mot train --data $(MOT_RUNS)/data/train --labels full --objective i2t --out $(MOT_RUNS)/full
+	$(BIN)/cvsuite mot train --data $(MOT_RUNS)/data/train --labels full --objective i2i --out $(MOT_RUNS)/i2i
+	$(BIN)/cvsuite mot train --data $(MOT_RUNS)/data/train --labels none --objective i2t --out $(MOT_RUNS)/none
+	$(BIN)/cvsuite mot train --data $(MOT_RUNS)/data/train --labels partial:0.1 --objective i2t --out $(MOT_RUNS)/partial10
+	$(BIN)/python -m evaluation.bench_mot --runs $(MOT_RUNS) --markdown
 
 clean-venv:
 	rm -rf $(VENV)
