@@ -16,6 +16,7 @@ Images are converted lazily; only digits and CIFAR live fully in memory (they ar
 """
 from __future__ import annotations
 
+import abc
 import io
 import pickle
 from dataclasses import dataclass, field
@@ -33,7 +34,7 @@ DIGITS_SPLIT_SEED = 0
 SPLITS = ("train", "test", "unlabeled", "train+unlabeled")
 
 
-class ImageSet:
+class ImageSet(abc.ABC):
     """A random-access set of images with (possibly missing) integer labels."""
 
     labels: np.ndarray
@@ -44,8 +45,9 @@ class ImageSet:
     def __len__(self) -> int:
         return int(len(self.labels))
 
-    def image(self, index: int) -> torch.Tensor:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def image(self, index: int) -> torch.Tensor:
+        """Image ``index`` as a (C, H, W) tensor."""
 
     def describe(self) -> str:
         labelled = int((self.labels >= 0).sum())

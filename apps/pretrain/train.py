@@ -16,6 +16,8 @@ The shared :class:`~shared.engine.Trainer` does the loop, checkpoints, resume an
 """
 from __future__ import annotations
 
+import abc
+
 import dataclasses
 import json
 from dataclasses import dataclass, field
@@ -89,8 +91,9 @@ class PretrainTask(TrainTask):
         images, views = self.split_views(batch)
         return self.objective(images, views)
 
-    def objective(self, images: torch.Tensor, views: int) -> dict[str, torch.Tensor]:  # pragma: no cover
-        raise NotImplementedError
+    @abc.abstractmethod
+    def objective(self, images: torch.Tensor, views: int) -> dict[str, torch.Tensor]:
+        """The method's loss on all views stacked view by view: ``{"loss": ..., ...}``."""
 
     def export_state_dict(self) -> dict[str, torch.Tensor]:
         """Only the online networks (what downstream use needs), not targets / queues / banks."""

@@ -6,6 +6,7 @@ sampling, DDP, AMP, clipping, LR schedule, logging, progress, atomic checkpoints
 """
 from __future__ import annotations
 
+import abc
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,11 +55,12 @@ class TrainConfig:
     find_unused_parameters: bool = False
 
 
-class TrainTask(nn.Module):
+class TrainTask(nn.Module, abc.ABC):
     """What to optimise. Subclass and implement :meth:`forward`; the other hooks are optional."""
 
-    def forward(self, batch: Any) -> dict[str, torch.Tensor]:  # pragma: no cover - interface
-        raise NotImplementedError("TrainTask subclasses must implement forward(batch) -> {'loss': ...}")
+    @abc.abstractmethod
+    def forward(self, batch: Any) -> dict[str, torch.Tensor]:
+        """Compute the training objective on one batch: ``{"loss": scalar, other scalars to log}``."""
 
     def on_step_end(self, step: int, outputs: dict[str, torch.Tensor]) -> None:
         """Called after each optimizer step (EMA targets, queues, adversarial banks)."""
