@@ -38,3 +38,9 @@ def config_from_args(cls: type[C], args: argparse.Namespace, flag_map: dict[str,
         overrides.append(f"{key}={value}")
     overrides += list(getattr(args, "overrides", None) or [])
     return load_config(cls, getattr(args, "config", None), overrides)
+
+
+def add_force_arg(parser: argparse.ArgumentParser) -> None:
+    """``--force``: allow overwriting existing files cvsuite did not write (inputs are never overwritten)."""
+    parser.add_argument("--force", action="store_true",
+                        help="overwrite existing output files that cvsuite did not write (never an input)")
