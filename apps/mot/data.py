@@ -102,6 +102,7 @@ def read_mot_txt(path: str | Path, kind: str = "gt", num_frames: int | None = No
     except UnicodeDecodeError as exc:
         raise CvsuiteError(f"{path}: not a text file ({exc.reason})") from None
     rows: list[list[float]] = []
+    linenos: list[int] = []
     ncols: int | None = None
     first_line = 0
     for lineno, raw in enumerate(text.splitlines(), start=1):
@@ -127,18 +128,9 @@ def read_mot_txt(path: str | Path, kind: str = "gt", num_frames: int | None = No
         except ValueError:
             bad = next(p for p in parts if not _is_float(p))
             raise CvsuiteError(f"{where}: value {bad!r} is not a number") from None
-        if not all(math.isfinite(v) for v in values[:7]):
-            raise CvsuiteError(f"{where}: NaN or infinite value in {line!r}")
-        frame = values[0]
-        if frame != int(frame) or frame < 1:
-            raise CvsuiteError(f"{where}: frame {parts[0]} must be an integer >= 1 (frames are 1-based)")
-        if num_frames is not None and frame > num_frames:
-            raise CvsuiteError(f"{where}: frame {int(frame)} is out of range (seqLength is {num_frames})")
-        if values[1] != int(values[1]):
-            raise CvsuiteError(f"{where}: id {parts[1]} is not an integer")
-        if values[4] <= 0 or values[5] <= 0:
-            raise CvsuiteError(f"{where}: box width/height must be positive, got {parts[4]},{parts[5]}")
+        _check_row(values, parts, where, kind, num_frames)
         rows.append(values)
+        linenos.append(lineno)
     if not rows:
         table = MOTTable.empty()
         table.num_columns = ncols or 10
@@ -155,9 +147,54 @@ def read_mot_txt(path: str | Path, kind: str = "gt", num_frames: int | None = No
         cls_ = arr[:, 7].astype(np.int64)
         if c == 9:
             vis = arr[:, 8]
+    elif kind == "gt" and c >= 7:  # MOT15: column 7 is the "consider" flag (0 = ignore), as TrackEval reads it
+        mark = arr[:, 6].astype(np.int64)
     table = MOTTable(arr[:, 0].astype(np.int64), arr[:, 1].astype(np.int64), arr[:, 2:6].copy(),
                      conf, cls_, vis, mark, num_columns=c)
+    if kind in ("gt", "res"):
+        _check_unique_ids(table, path, linenos)
     return table
+
+
+MAX_COORD = 1e6  # pixels; larger boxes are corrupt values (and 1e308 overflows every IoU)
+MOT_CLASSES = range(1, 14)  # MOTChallenge gt classes 1 (pedestrian) .. 13 (crowd)
+
+
+def _check_row(values: list[float], parts: list[str], where: str, kind: str, num_frames: int | None) -> None:
+    """Validate one parsed row (raises CvsuiteError naming ``file:line``)."""
+    if not all(math.isfinite(v) for v in values):
+        raise CvsuiteError(f"{where}: NaN or infinite value in {','.join(parts)!r}")
+    frame = values[0]
+    if frame != int(frame) or frame < 1:
+        raise CvsuiteError(f"{where}: frame {parts[0]} must be an integer >= 1 (frames are 1-based)")
+    if num_frames is not None and frame > num_frames:
+        raise CvsuiteError(f"{where}: frame {int(frame)} is out of range (seqLength is {num_frames})")
+    if values[1] != int(values[1]):
+        raise CvsuiteError(f"{where}: id {parts[1]} is not an integer")
+    if values[4] <= 0 or values[5] <= 0:
+        raise CvsuiteError(f"{where}: box width/height must be positive, got {parts[4]},{parts[5]}")
+    if max(abs(v) for v in values[2:6]) > MAX_COORD:
+        raise CvsuiteError(f"{where}: box {','.join(parts[2:6])} is out of range (|value| <= {MAX_COORD:.0e} pixels)")
+    if kind == "gt" and len(values) in (8, 9):  # MOT16/17/20: mark, class, visibility
+        if values[6] not in (0.0, 1.0):
+            raise CvsuiteError(f"{where}: mark (column 7) must be 0 or 1, got {parts[6]}")
+        if values[7] != int(values[7]) or int(values[7]) not in MOT_CLASSES:
+            raise CvsuiteError(f"{where}: class (column 8) must be an integer 1-13 (MOTChallenge classes), "
+                               f"got {parts[7]}")
+        if len(values) == 9 and not 0.0 <= values[8] <= 1.0:
+            raise CvsuiteError(f"{where}: visibility (column 9) must be in [0, 1], got {parts[8]}")
+
+
+def _check_unique_ids(table: MOTTable, path: Path, linenos: list[int]) -> None:
+    """Each id at most once per frame (TrackEval refuses such files too); names the repeated line."""
+    key = table.frame * (int(table.ids.max()) - int(table.ids.min()) + 1) + (table.ids - int(table.ids.min()))
+    order = np.argsort(key, kind="stable")
+    dup = np.flatnonzero(key[order][1:] == key[order][:-1])
+    if len(dup):
+        k = int(np.argmin(order[dup + 1]))  # the earliest line that repeats an earlier (frame, id)
+        first, second = int(order[dup[k]]), int(order[dup[k] + 1])
+        raise CvsuiteError(f"{path}:{linenos[second]}: id {table.ids[second]} appears twice in frame "
+                           f"{table.frame[second]} (also line {linenos[first]})")
 
 
 def _is_float(text: str) -> bool:

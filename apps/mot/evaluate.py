@@ -1,10 +1,24 @@
-"""MOTChallenge evaluation: CLEAR/identity metrics via motmetrics, HOTA/DetA/AssA via TrackEval.
+"""MOTChallenge evaluation: MOTA/IDF1/HOTA... with TrackEval's metric classes on MOTChallenge-preprocessed data.
 
-Ground truth rows with ``mark == 0`` or a class other than pedestrian (1; -1 = not given) are not
-scored; tracker boxes matched to them (IoU >= 0.5) are dropped first, as the MOTChallenge devkit
-does. IoU distances are computed here (``motmetrics.distances.iou_matrix`` calls ``np.asfarray``,
-which NumPy 2 removed). TrackEval's HOTA class is called directly on data prepared here, not
-through its dataset loaders.
+Before scoring, every sequence is preprocessed exactly as TrackEval's ``MotChallenge2DBox`` does
+(the MOTChallenge devkit's rules), per frame:
+
+1. tracker boxes are matched to *all* ground-truth boxes (Hungarian on IoU, pairs below 0.5 IoU
+   excluded); tracker boxes matched to a *distractor* class are removed: 2 person on vehicle,
+   7 static person, 8 distractor, 12 reflection, and for MOT20 also 6 non-MOT vehicle;
+2. only ground truth of class 1 (pedestrian) with mark != 0 is scored. Other classes (cars,
+   occluders, ...) are simply not targets: tracker boxes on them stay and count as false positives,
+   and so do boxes on mark-0 pedestrians. Visibility is not used (TrackEval scores every visibility).
+
+MOT15 ground truth (10 columns, no classes) skips step 1 and keeps every row with column 7 != 0.
+The benchmark is chosen per sequence: ``MOT20`` for sequence names starting with MOT20, ``MOT15``
+when the ground truth has no class column, ``MOT17`` (= MOT16 rules) otherwise; ``benchmark=``
+forces one. TrackEval's CLEAR, Identity and HOTA classes are called directly on the preprocessed
+data (its dataset loader needs its folder layout and seqmaps); the tests check MOTA/IDF1/HOTA
+against TrackEval's own full pipeline run on the same files, and the TUD sequences against the
+MOTChallenge devkit values shipped with motmetrics. :func:`sequence_accumulator` feeds the same
+data to motmetrics (IoU computed here: ``motmetrics.distances.iou_matrix`` calls ``np.asfarray``,
+which NumPy 2 removed) for cross-checks.
 """
 from __future__ import annotations
 
@@ -15,44 +29,49 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from shared.errors import CvsuiteError
+from shared.errors import CvsuiteError, UsageError
 
 from .data import MOTTable, box_iou, list_sequences, read_mot_txt, read_seqinfo
 
-MOTA_METRICS = {
-    "MOTA": "mota", "IDF1": "idf1", "MOTP": "motp", "IDSW": "num_switches", "FP": "num_false_positives",
-    "FN": "num_misses", "MT": "mostly_tracked", "ML": "mostly_lost", "Frag": "num_fragmentations",
-    "Rcll": "recall", "Prcn": "precision", "GT": "num_unique_objects",
-}
 COLUMNS = ("MOTA", "IDF1", "HOTA", "DetA", "AssA", "MOTP", "IDSW", "FP", "FN", "MT", "ML", "Frag")
 IOU_THRESHOLD = 0.5
+BENCHMARKS = ("auto", "MOT15", "MOT16", "MOT17", "MOT20")
+PEDESTRIAN = 1
+DISTRACTOR_CLASSES = (2, 7, 8, 12)        # person on vehicle, static person, distractor, reflection
+MOT20_EXTRA_DISTRACTORS = (6,)            # non-MOT vehicle
+_EPS = np.finfo(float).eps
 
 
-def _scored_gt(gt: MOTTable) -> tuple[MOTTable, MOTTable]:
-    """Split ground truth into scored rows and ignored rows (mark 0 / non-pedestrian classes)."""
-    keep = (gt.mark != 0) & np.isin(gt.cls, (1, -1))
-    return gt.select(keep), gt.select(~keep)
+def detect_benchmark(name: str, gt: MOTTable, benchmark: str = "auto") -> str:
+    """The MOTChallenge rule set of one sequence (see the module docstring)."""
+    if benchmark not in BENCHMARKS:
+        raise UsageError(f"benchmark must be one of {', '.join(BENCHMARKS)}, got {benchmark!r}")
+    if benchmark != "auto":
+        return benchmark
+    has_classes = gt.num_columns in (8, 9) or bool(len(gt) and (gt.cls != -1).any())
+    if not has_classes:
+        return "MOT15"
+    return "MOT20" if name.upper().startswith("MOT20") else "MOT17"
 
 
-def _drop_matched_to_ignored(res: MOTTable, gt: MOTTable, ignored: MOTTable) -> MOTTable:
-    """Remove tracker boxes that the devkit would match to ignored ground truth."""
-    if len(ignored) == 0 or len(res) == 0:
-        return res
-    keep = np.ones(len(res), bool)
-    gt_rows, ig_rows, res_rows = gt.frame_rows(), ignored.frame_rows(), res.frame_rows()
-    for frame, ig in ig_rows.items():
+def preprocess(gt: MOTTable, res: MOTTable, benchmark: str) -> tuple[MOTTable, MOTTable]:
+    """TrackEval's ``MotChallenge2DBox.get_preprocessed_seq_data``: (scored gt rows, kept tracker rows)."""
+    if benchmark == "MOT15":
+        return gt.select(gt.mark != 0), res
+    distractors = DISTRACTOR_CLASSES + (MOT20_EXTRA_DISTRACTORS if benchmark == "MOT20" else ())
+    keep_res = np.ones(len(res), bool)
+    gt_rows, res_rows = gt.frame_rows(), res.frame_rows()
+    for frame, g in gt_rows.items():
         r = res_rows.get(frame)
-        if r is None:
+        if r is None or not len(g):
             continue
-        g = gt_rows.get(frame, np.zeros(0, np.int64))
-        boxes = np.concatenate([gt.boxes[g], ignored.boxes[ig]])
-        iou = box_iou(boxes, res.boxes[r])
-        iou[iou < IOU_THRESHOLD - 1e-9] = 0
-        rows, cols = linear_sum_assignment(-iou)
-        for i, j in zip(rows, cols):
-            if iou[i, j] > 0 and i >= len(g):
-                keep[r[j]] = False
-    return res.select(keep)
+        scores = box_iou(gt.boxes[g], res.boxes[r])
+        scores[scores < IOU_THRESHOLD - _EPS] = 0
+        rows, cols = linear_sum_assignment(-scores)
+        matched = scores[rows, cols] > _EPS
+        rows, cols = rows[matched], cols[matched]
+        keep_res[r[cols[np.isin(gt.cls[g][rows], distractors)]]] = False
+    return gt.select((gt.mark != 0) & (gt.cls == PEDESTRIAN)), res.select(keep_res)
 
 
 def _frames(gt: MOTTable, res: MOTTable, num_frames: int | None) -> list[int]:
@@ -98,48 +117,64 @@ def _hota_summary(res: dict) -> dict[str, float]:
             "AssA": float(np.mean(res["AssA"]))}
 
 
-def evaluate_tables(pairs: dict[str, tuple[MOTTable, MOTTable, int | None]]) -> dict:
+def _summary(clear: dict, ident: dict, hota: dict, gt_ids: int) -> dict[str, float]:
+    """One row of the table from TrackEval's CLEAR / Identity / HOTA results."""
+    tp = int(clear["CLR_TP"])
+    return {
+        "MOTA": float(clear["MOTA"]), "IDF1": float(ident["IDF1"]),
+        # motmetrics' convention: mean 1 - IoU of the matches (TrackEval reports the mean IoU)
+        "MOTP": float(1.0 - clear["MOTP_sum"] / tp) if tp else float("nan"),
+        "IDSW": int(clear["IDSW"]), "FP": int(clear["CLR_FP"]), "FN": int(clear["CLR_FN"]),
+        "MT": int(clear["MT"]), "ML": int(clear["ML"]), "Frag": int(clear["Frag"]),
+        "Rcll": float(clear["CLR_Re"]), "Prcn": float(clear["CLR_Pr"]), "GT": int(gt_ids),
+        **_hota_summary(hota),
+    }
+
+
+def evaluate_tables(pairs: dict[str, tuple[MOTTable, MOTTable, int | None]], benchmark: str = "auto") -> dict:
     """Metrics per sequence and overall for ``{name: (gt, res, num_frames)}``.
 
+    Preprocessing as TrackEval's ``MotChallenge2DBox`` (:func:`preprocess`), then TrackEval's
+    CLEAR, Identity and HOTA metric classes, so every number equals TrackEval's own pipeline.
     Returns ``{"sequences": {name: {metric: value}}, "overall": {...}}`` with MOTA/IDF1/HOTA/DetA/
-    AssA/Rcll/Prcn as fractions, MOTP as motmetrics' mean 1-IoU distance of matches, counts as ints.
+    AssA/Rcll/Prcn as fractions, MOTP as the mean 1-IoU distance of matches (motmetrics' and the
+    old devkit's convention), counts as ints.
     """
-    import motmetrics as mm
-    from trackeval.metrics import HOTA
+    from trackeval.metrics import CLEAR, HOTA, Identity
 
-    accs, names, hota_res = [], [], {}
-    hota = HOTA()
-    for name, (gt, res, num_frames) in pairs.items():
-        scored, ignored = _scored_gt(gt)
-        res = _drop_matched_to_ignored(res, scored, ignored)
-        accs.append(sequence_accumulator(scored, res, num_frames))
-        names.append(name)
-        hota_res[name] = hota.eval_sequence(trackeval_data(scored, res, num_frames))
-    mh = mm.metrics.create()
-    summary = mh.compute_many(accs, names=names, metrics=list(MOTA_METRICS.values()), generate_overall=True)
+    clear_m = CLEAR({"THRESHOLD": IOU_THRESHOLD, "PRINT_CONFIG": False})
+    ident_m = Identity({"THRESHOLD": IOU_THRESHOLD, "PRINT_CONFIG": False})
+    hota_m = HOTA()
+    clear, ident, hota, gt_ids = {}, {}, {}, {}
     out: dict = {"sequences": {}, "overall": {}}
-    for row_name in list(names) + ["OVERALL"]:
-        row = summary.loc[row_name]
-        values: dict[str, float] = {}
-        for key, col in MOTA_METRICS.items():
-            v = float(row[col])
-            values[key] = int(v) if key in ("IDSW", "FP", "FN", "MT", "ML", "Frag", "GT") else v
-        hres = hota_res[row_name] if row_name != "OVERALL" else hota.combine_sequences(hota_res)
-        values.update(_hota_summary(hres))
-        if row_name == "OVERALL":
-            out["overall"] = values
-        else:
-            out["sequences"][row_name] = values
+    for name, (gt, res, num_frames) in pairs.items():
+        scored, kept = preprocess(gt, res, detect_benchmark(name, gt, benchmark))
+        data = trackeval_data(scored, kept, num_frames)
+        clear[name], ident[name] = clear_m.eval_sequence(data), ident_m.eval_sequence(data)
+        hota[name], gt_ids[name] = hota_m.eval_sequence(data), data["num_gt_ids"]
+        out["sequences"][name] = _summary(clear[name], ident[name], hota[name], gt_ids[name])
+    out["overall"] = _summary(clear_m.combine_sequences(clear), ident_m.combine_sequences(ident),
+                              hota_m.combine_sequences(hota), sum(gt_ids.values()))
     return out
 
 
-def evaluate_dirs(gt_root: str | Path, res_root: str | Path) -> dict:
-    """Evaluate ``RES_ROOT/SEQ.txt`` against ``GT_ROOT/SEQ/gt/gt.txt`` for every sequence in GT_ROOT."""
+def evaluate_dirs(gt_root: str | Path, res_root: str | Path, benchmark: str = "auto") -> dict:
+    """Evaluate ``RES_ROOT/SEQ.txt`` against ``GT_ROOT/SEQ/gt/gt.txt`` for every sequence in GT_ROOT.
+
+    Every sequence needs its result file, and every ``RES_ROOT/*.txt`` needs its sequence (a result
+    whose name matches no ground truth is an error, not silently skipped).
+    """
     res_root = Path(res_root)
     if not res_root.is_dir():
         raise CvsuiteError(f"{res_root}: result directory not found")
+    seq_dirs = list_sequences(gt_root)
+    names = {p.name for p in seq_dirs}
+    for res_file in sorted(res_root.glob("*.txt")):
+        if res_file.stem not in names:
+            raise CvsuiteError(f"{res_file}: no ground-truth sequence {res_file.stem} under {gt_root} "
+                               f"(sequences: {', '.join(sorted(names))})")
     pairs = {}
-    for seq_dir in list_sequences(gt_root):
+    for seq_dir in seq_dirs:
         num_frames = read_seqinfo(seq_dir).length if (seq_dir / "seqinfo.ini").is_file() else None
         gt = read_mot_txt(seq_dir / "gt" / "gt.txt", "gt", num_frames)
         res_path = res_root / f"{seq_dir.name}.txt"
@@ -147,7 +182,7 @@ def evaluate_dirs(gt_root: str | Path, res_root: str | Path) -> dict:
             raise CvsuiteError(f"{res_path}: missing tracker result for sequence {seq_dir.name}")
         res = read_mot_txt(res_path, "res", num_frames)
         pairs[seq_dir.name] = (gt, res, num_frames)
-    return evaluate_tables(pairs)
+    return evaluate_tables(pairs, benchmark)
 
 
 def format_table(metrics: dict) -> str:

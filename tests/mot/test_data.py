@@ -12,7 +12,7 @@ from shared.errors import CvsuiteError
 def _table(n: int = 7, seed: int = 0) -> MOTTable:
     rng = np.random.default_rng(seed)
     boxes = np.round(np.c_[rng.uniform(-5, 100, (n, 2)), rng.uniform(5, 60, (n, 2))], 2)
-    return MOTTable.from_rows(rng.integers(1, 20, n), rng.integers(1, 5, n), boxes,
+    return MOTTable.from_rows(rng.integers(1, 20, n), rng.permutation(n) + 1, boxes,  # ids unique per frame
                               np.round(rng.uniform(0, 1, n), 4), np.ones(n), np.round(rng.uniform(0, 1, n), 3),
                               np.ones(n))
 
@@ -63,6 +63,15 @@ def test_seqinfo_round_trip(tmp_path):
     ("0,1,10,20,30,40,1,1,1", "1-based"),
     ("99,1,10,20,30,40,1,1,1", "out of range"),
     ("1,x,10,20,30,40,1,1,1", "not a number"),
+    ("1,1,10,20,30,40,1,nan,1", "NaN"),            # class column (issue 12 row 10)
+    ("1,1,10,20,30,40,1,1,nan", "NaN"),            # visibility column
+    ("1,1,10,20,1e308,40,1,1,1", "out of range"),  # overflowing box (row 15)
+    ("1,1,10,20,30,1e308,1,1,1", "out of range"),
+    ("1,1,10,20,30,40,1,14,1", "class"),
+    ("1,1,10,20,30,40,1,1.5,1", "class"),
+    ("1,1,10,20,30,40,2,1,1", "mark"),
+    ("1,1,10,20,30,40,1,1,1.5", "visibility"),
+    ("1,2,11,21,30,40,1,1,1", "appears twice in frame 1 (also line 1)"),  # repeated id (row 12)
 ])
 def test_malformed_lines_name_file_and_line(tmp_path, line, needle):
     path = tmp_path / "gt.txt"
@@ -99,3 +108,13 @@ def test_box_iou_against_explicit_loop():
             inter = max(0, x2 - x1) * max(0, y2 - y1)
             union = a[i, 2] * a[i, 3] + b[j, 2] * b[j, 3] - inter
             assert got[i, j] == pytest.approx(inter / union)
+
+
+def test_repeated_id_in_result_names_file_and_line(tmp_path):
+    path = tmp_path / "SEQ.txt"
+    path.write_text("1,1,10,20,30,40,0.9,-1,-1,-1\n1,2,50,20,30,40,0.9,-1,-1,-1\n"
+                    "2,1,11,20,30,40,0.9,-1,-1,-1\n1,2,51,20,30,40,0.9,-1,-1,-1\n")
+    with pytest.raises(CvsuiteError, match=r"SEQ.txt:4: id 2 appears twice in frame 1 \(also line 2\)"):
+        read_mot_txt(path, "res")
+    path.write_text("1,-1,10,20,30,40,0.9\n1,-1,50,20,30,40,0.8\n")
+    assert len(read_mot_txt(path, "det")) == 2  # detections carry no ids
