@@ -13,7 +13,7 @@ SHIPPED_UNLABELLED = "mot_embed_unlabelled"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from shared.cli_utils import add_config_args
+    from shared.cli_utils import add_config_args, add_force_arg
 
     parser = subparsers.add_parser("mot", help="multi-object tracking with an instance-to-track embedding (Semi-TCL)")
     sub = parser.add_subparsers(dest="mot_command", metavar="VERB", parser_class=type(parser))
@@ -27,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--width", type=int, default=320)
     p.add_argument("--height", type=int, default=240)
     p.add_argument("--objects", type=int, default=12, help="objects per sequence (default 12)")
-    p.add_argument("--force", action="store_true", help="overwrite sequences that already exist")
+    add_force_arg(p)
     p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("train", help="train the appearance embedding (instance-to-track or instance-to-instance)")
@@ -38,6 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="run directory (train.out_dir=)")
     p.add_argument("--steps", type=int, help="optimizer steps (train.max_steps=)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out (train.resume=true)")
+    add_force_arg(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("track", help="track a sequence directory or a video")
@@ -48,31 +49,41 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--detector-weights", help="local weights file of --detector")
     p.add_argument("--detector-class", type=int, default=1, help="class id to keep (COCO person = 1)")
     p.add_argument("--weights", help="embedding weights (.safetensors); default: the shipped full-label weights")
-    p.add_argument("--no-appearance", action="store_true", help="motion-only ablation (IoU + Kalman)")
+    p.add_argument("--no-appearance", action="store_true",
+                   help="motion-only (IoU + Kalman): tracks from detections alone, reads no image, no torch")
     p.add_argument("--save-video", help="write frames with ids drawn: OUT.mp4 / OUT.avi, or a directory for .jpg")
     p.add_argument("--device", default="cpu", help="embedding/detector device (default cpu)")
     p.add_argument("--set", nargs="*", default=[], metavar="key=value",
                    help="tracker thresholds, e.g. high_thresh=0.6 max_lost=50")
+    add_force_arg(p)
     p.set_defaults(func=cmd_track)
 
     p = sub.add_parser("eval", help="MOTA/IDF1/HOTA... of RES_ROOT/SEQ.txt against GT_ROOT/SEQ/gt/gt.txt")
     p.add_argument("--gt", required=True, help="ground-truth root (GT_ROOT/SEQ/gt/gt.txt)")
     p.add_argument("--res", required=True, help="results root (RES_ROOT/SEQ.txt)")
     p.add_argument("--json", help="also write the metrics as JSON here")
+    p.add_argument("--benchmark", default="auto", choices=("auto", "MOT15", "MOT16", "MOT17", "MOT20"),
+                   help="MOTChallenge preprocessing rules (default auto: MOT20 for MOT20-* names, MOT15 for "
+                        "ground truth without a class column, else MOT17)")
+    add_force_arg(p)
     p.set_defaults(func=cmd_eval)
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
+    from shared.guard import OutputGuard
+
     from .synth import SynthConfig, generate_dataset, sequence_name
 
+    if args.objects < 1:
+        raise UsageError("--objects must be >= 1")
     out = Path(args.out)
+    guard = OutputGuard(force=args.force)
+    guard.directory(out)
     for k in range(max(args.seqs, 0)):
         target = out / sequence_name(args.seed, k)
         if target.exists() and any(target.iterdir()) and not args.force:
-            raise CvsuiteError(f"{target} already exists; pass --force to overwrite it")
+            raise UsageError(f"output {target} already exists; pass --force to overwrite it")
     cfg = SynthConfig(width=args.width, height=args.height, length=args.length, objects=args.objects)
-    if args.objects < 1:
-        raise UsageError("--objects must be >= 1")
     seqs = generate_dataset(out, args.seqs, args.seed, cfg)
     for s in seqs:
         print(s)
@@ -81,13 +92,18 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from shared.cli_utils import config_from_args
+    from shared.guard import OutputGuard
 
     from .train import MOTTrainConfig, train
 
     cfg = config_from_args(MOTTrainConfig, args, flag_map={
         "data": "data", "labels": "labels", "objective": "objective", "out": "train.out_dir",
         "steps": "train.max_steps", "resume": "train.resume"})
+    guard = OutputGuard(inputs=[cfg.data, getattr(args, "config", None)], force=args.force)
+    out_dir = guard.directory(cfg.train.out_dir)
+    guard.file(out_dir / "model.safetensors")  # the run's product; checkpoints are the engine's own
     summary = train(cfg)
+    guard.record()
     print(json.dumps(summary, default=str))
     return 0
 
@@ -119,51 +135,65 @@ def resolve_embedder(weights: str | None, device: str, quiet: bool = False):
 
 
 def cmd_track(args: argparse.Namespace) -> int:
-    from .data import MOTSequence, open_source
-    from .infer import TorchvisionDetector, load_detections, track
+    from shared.guard import OutputGuard
 
-    source = open_source(args.seq)
-    out = Path(args.out)
-    num_frames = source.info.length if isinstance(source, MOTSequence) else None
+    from .data import MOTSequence, open_source, write_mot_txt
+    from .infer import VIDEO_OUT_SUFFIXES, TorchvisionDetector, load_detections, track
+
     if args.det and args.detector:
         raise UsageError("give either --det or --detector, not both")
     if bool(args.detector) != bool(args.detector_weights):
         raise UsageError("--detector and --detector-weights go together")
+    source = open_source(args.seq)
+    is_seq = isinstance(source, MOTSequence)
+    # every output is checked against every input before any work starts
+    guard = OutputGuard(inputs=[args.seq, args.det, args.weights, args.detector_weights], force=args.force)
+    if is_seq:
+        guard.add_inputs(source.det_path, source.gt_path, source.root / "seqinfo.ini")
+    out = guard.file(args.out)
+    if args.save_video:
+        if Path(args.save_video).suffix.lower() in VIDEO_OUT_SUFFIXES:
+            guard.file(args.save_video)
+        else:
+            guard.directory(args.save_video)
+    appearance = not args.no_appearance
+    if appearance and is_seq and not source.has_images():
+        raise CvsuiteError(f"{source.frame_path(1).parent}: the sequence has no images, which appearance "
+                           f"embeddings need; pass --no-appearance to track from the detections alone")
+    num_frames = source.info.length if is_seq else None
     det = detector = None
     if args.detector:
         detector = TorchvisionDetector(args.detector, args.detector_weights, args.detector_class, device=args.device)
     else:
-        det_path = Path(args.det) if args.det else (source.det_path if isinstance(source, MOTSequence) else None)
+        det_path = Path(args.det) if args.det else (source.det_path if is_seq else None)
         if det_path is None:
             raise UsageError("a video needs --det FILE or --detector NAME --detector-weights PATH")
         if not det_path.is_file():
             raise CvsuiteError(f"{det_path}: detections file not found (give --det or --detector)")
         det = load_detections(det_path, num_frames)
-    inputs = {Path(args.seq).resolve()}
-    if isinstance(source, MOTSequence):
-        inputs |= {source.det_path.resolve(), source.gt_path.resolve(), (source.root / "seqinfo.ini").resolve()}
-    if args.det:
-        inputs.add(Path(args.det).resolve())
-    if out.resolve() in inputs or (out.exists() and out.is_dir()):
-        raise CvsuiteError(f"{out}: refusing to overwrite an input or a directory; choose another --out")
-    cfg = tracker_config(not args.no_appearance, args.set)
-    embedder = None if args.no_appearance else resolve_embedder(args.weights, args.device)
-    result = track(source, det=det, detector=detector, embedder=embedder, cfg=cfg, save_video=args.save_video)
-    from .data import write_mot_txt
-
+    cfg = tracker_config(appearance, args.set)
+    embedder = resolve_embedder(args.weights, args.device) if appearance else None
+    result = track(source, det=det, detector=detector, embedder=embedder, cfg=cfg, save_video=args.save_video,
+                   guard=guard)
     write_mot_txt(out, result, kind="res")
+    guard.record()
     mode = "motion-only" if embedder is None else "motion+appearance"
     print(f"{source.name}: {len(result)} boxes, {len(set(result.ids.tolist()))} tracks ({mode}) -> {out}")
     return 0
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    from shared.guard import OutputGuard
+
     from .evaluate import evaluate_dirs, format_table, write_json
 
-    metrics = evaluate_dirs(args.gt, args.res)
+    guard = OutputGuard(inputs=[args.gt, args.res], force=args.force)
+    json_path = guard.file(args.json) if args.json else None
+    metrics = evaluate_dirs(args.gt, args.res, args.benchmark)
     print(format_table(metrics))
-    if args.json:
-        write_json(metrics, args.json)
+    if json_path is not None:
+        write_json(metrics, json_path)
+        guard.record()
     return 0
 
 

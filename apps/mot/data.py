@@ -325,14 +325,26 @@ class MOTSequence:
         return self.root / self.info.im_dir / f"{frame:06d}{self.info.im_ext}"
 
     def read_frame(self, frame: int) -> np.ndarray:
-        """Frame ``frame`` (1-based) as an RGB uint8 array."""
-        import cv2
+        """Frame ``frame`` (1-based) as an RGB uint8 array.
+
+        Read through :func:`shared.data.images.read_image` (one error line for missing, corrupt or
+        truncated files); a frame whose size differs from seqinfo.ini's imWidth x imHeight is an error.
+        """
+        from shared.data.images import read_image
 
         path = self.frame_path(frame)
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if image is None:
-            raise CvsuiteError(f"{path}: missing or unreadable frame {frame}")
-        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        if not path.is_file():
+            raise CvsuiteError(f"{path}: missing frame {frame} of {self.root}")
+        rgb = read_image(path).rgb
+        h, w = rgb.shape[:2]
+        if self.info.width > 0 and self.info.height > 0 and (w, h) != (self.info.width, self.info.height):
+            raise CvsuiteError(f"{path}: frame is {w}x{h} but {self.root / 'seqinfo.ini'} says "
+                               f"{self.info.width}x{self.info.height}")
+        return np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8)
+
+    def has_images(self) -> bool:
+        """True when the first frame file exists (sequences shipped without img1/ are common)."""
+        return self.frame_path(1).is_file()
 
     def frames(self) -> Iterator[tuple[int, np.ndarray]]:
         for f in range(1, self.info.length + 1):

@@ -1,20 +1,25 @@
 """Tracking a sequence or a video: detections (file or torchvision detector) -> tracker -> results.
 
 Frames are only decoded when something needs pixels (appearance embeddings, a detector, or
-``--save-video``); motion-only tracking of public detections reads no image at all.
+``--save-video``); motion-only tracking of public detections reads no image at all and never
+imports torch.
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
 from shared.errors import CvsuiteError, UsageError
 
 from .data import MOTSequence, MOTTable, VideoSource, read_mot_txt
-from .model import Embedder
 from .tracker import Tracker, TrackerConfig
+
+if TYPE_CHECKING:  # the motion-only path never imports torch (it costs ~2 s of CPU per call)
+    from shared.guard import OutputGuard
+
+    from .model import Embedder
 
 DETECTORS = ("fasterrcnn_resnet50_fpn", "fasterrcnn_resnet50_fpn_v2", "fasterrcnn_mobilenet_v3_large_fpn",
              "fasterrcnn_mobilenet_v3_large_320_fpn", "retinanet_resnet50_fpn", "fcos_resnet50_fpn",
@@ -80,19 +85,30 @@ def draw_tracks(frame_rgb: np.ndarray, ids: np.ndarray, boxes: np.ndarray) -> np
     return image
 
 
+VIDEO_OUT_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov")
+
+
 class VideoOut:
     """Writes annotated frames to an .mp4/.avi file or, for a directory path, numbered .jpg files."""
 
-    def __init__(self, path: str | Path, fps: float) -> None:
-        self.path, self.fps, self.writer, self.count = Path(path), fps, None, 0
+    def __init__(self, path: str | Path, fps: float, guard: "OutputGuard | None" = None) -> None:
+        self.path, self.fps, self.writer, self.count, self.guard = Path(path), fps, None, 0, guard
+
+    @property
+    def is_folder(self) -> bool:
+        return self.path.suffix.lower() not in VIDEO_OUT_SUFFIXES
 
     def write(self, image_bgr: np.ndarray) -> None:
         import cv2
 
         self.count += 1
-        if self.path.suffix.lower() not in (".mp4", ".avi", ".mkv", ".mov"):
+        if self.is_folder:
             self.path.mkdir(parents=True, exist_ok=True)
-            cv2.imwrite(str(self.path / f"{self.count:06d}.jpg"), image_bgr)
+            target = self.path / f"{self.count:06d}.jpg"
+            if self.guard is not None:
+                self.guard.file(target)
+            if not cv2.imwrite(str(target), image_bgr):
+                raise CvsuiteError(f"{target}: cannot write the annotated frame")
             return
         if self.writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -112,15 +128,18 @@ class VideoOut:
 def track(source: MOTSequence | VideoSource, det: MOTTable | None = None,
           detector: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None,
           embedder: Embedder | None = None, cfg: TrackerConfig | None = None,
-          save_video: str | Path | None = None) -> MOTTable:
-    """Run the online tracker over ``source``; returns the result table (MOTChallenge rows)."""
+          save_video: str | Path | None = None, guard: "OutputGuard | None" = None) -> MOTTable:
+    """Run the online tracker over ``source``; returns the result table (MOTChallenge rows).
+
+    ``guard`` (the command's :class:`shared.guard.OutputGuard`) checks every frame file written
+    into a ``save_video`` folder."""
     cfg = cfg or TrackerConfig()
     if det is None and detector is None:
         raise UsageError("tracking needs detections: --det FILE or --detector NAME --detector-weights PATH")
     use_app = cfg.appearance and embedder is not None
     tracker = Tracker(cfg, embed_dim=embedder.dim if use_app else 0)
     need_pixels = use_app or detector is not None or save_video is not None
-    video = VideoOut(save_video, getattr(source, "info", source).frame_rate) if save_video else None
+    video = VideoOut(save_video, getattr(source, "info", source).frame_rate, guard) if save_video else None
     rows = det.frame_rows() if det is not None else {}
     empty = np.zeros(0, np.int64)
     out_f, out_id, out_box, out_conf = [], [], [], []

@@ -54,7 +54,8 @@ def test_bad_inputs(run_cli, seq_copy, tmp_path):
     out = tmp_path / "o.txt"
     det = seq_copy / "det" / "det.txt"
     before = det.read_bytes()
-    _one_error(run_cli, ["mot", "track", "--seq", seq_copy, "--out", det, "--no-appearance"], "refusing to overwrite")
+    _one_error(run_cli, ["mot", "track", "--seq", seq_copy, "--out", det, "--no-appearance"], "inside the input folder",
+               code=2)
     assert det.read_bytes() == before
     lines = before.decode().splitlines()
     for bad_line, needle in (("3,-1,1,2,3", "columns"), ("3,-1,1,2,nan,4,0.9,-1,-1,-1", "NaN"),
@@ -98,3 +99,25 @@ def test_track_video_file_with_detections(run_cli, seq_copy, tmp_path):
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 6
     cap.release()
     _one_error(run_cli, ["mot", "track", "--seq", video, "--out", tmp_path / "o.txt"], "needs --det", code=2)
+
+
+def test_motion_only_track_and_eval_never_import_torch(tiny_root, tmp_path):
+    """`--no-appearance` reads no image and must not pay torch's import (~2 s of CPU per call)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    seq = list_sequences(tiny_root)[0]
+    script = (
+        "import sys\n"
+        "from shared.cli import main\n"
+        f"code = main(['mot', 'track', '--seq', {str(seq)!r}, '--out', {str(tmp_path / 'res' / (seq.name + '.txt'))!r},"
+        " '--no-appearance'])\n"
+        f"code += main(['mot', 'eval', '--gt', {str(seq)!r}, '--res', {str(tmp_path / 'res')!r}])\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'torchvision'))\n"
+        "print('CODE', code, 'HEAVY', heavy[:5])\n"
+    )
+    repo = Path(__file__).resolve().parents[2]
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=repo, timeout=120,
+                          env={**__import__("os").environ, "PYTHONPATH": str(repo)})
+    assert "CODE 0 HEAVY []" in proc.stdout, proc.stdout + proc.stderr

@@ -47,4 +47,4 @@ def test_synth_cli(run_cli, tmp_path):
     assert code == 0, err
     assert (tmp_path / "SYN0003-00" / "img1" / "000004.jpg").is_file()
     code, _, err = run_cli(["mot", "synth", "--out", tmp_path, "--seqs", "1", "--seed", "3"])
-    assert code == 1 and "already exists" in err and len(err.strip().splitlines()) == 1
+    assert code == 2 and "already exists" in err and len(err.strip().splitlines()) == 1
