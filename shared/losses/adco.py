@@ -1,10 +1,18 @@
 """AdCo (Hu et al., CVPR 2021): a learnable bank of negatives trained adversarially.
 
-The encoder minimises CE over ``[q·k, q·Ŵ] / τ`` (Ŵ = column-normalised bank); the bank then takes
-one step of gradient *ascent* on the same contrastive loss (with its own temperature τ_m), by SGD
-with momentum and weight decay:  v ← m·v − ∇_W L + wd·W,  W ← W − lr·v.
-The bank is a buffer, not a parameter, so the encoder's optimizer never touches it; under DDP its
-gradient is averaged over ranks before the step so every rank's bank stays identical.
+The encoder minimises CE over ``[q·k_j for every key j of the (gathered) batch, q·Ŵ] / τ`` with
+target the query's own key (Ŵ = column-normalised bank). The bank then takes one step of gradient
+*ascent* on that same contrastive loss, with its own temperature τ_m, by SGD with momentum and
+weight decay, exactly as the official code's memory update:
+
+    p_ik = softmax_j([q_i·k_j]_j ++ [q_i·ŵ_k]_k / τ_m)   restricted to the bank columns k
+    ∇_{w_k} L = ( mean_i p_ik q_i − mean_i(p_ik q_i·ŵ_k) ŵ_k ) / (‖w_k‖ τ_m)
+    v ← m·v − ∇_W L + wd·W,   W ← W − lr·v
+
+Under DDP the keys are all-gathered (every query sees every rank's keys in its softmax, its target
+offset by rank·B, as in the official code) and the bank gradient is averaged over ranks, so every
+rank's bank stays identical and equals the single-process update on the concatenated batch.
+The bank is a buffer, not a parameter, so the encoder's optimizer never touches it.
 """
 from __future__ import annotations
 
@@ -12,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from shared.engine.distributed import all_reduce_mean, gather_no_grad
+from shared.engine.distributed import all_reduce_mean, gather_no_grad, gather_with_grad, get_rank, get_world_size
 
 from ._checks import LossInputError, check_2d, check_positive, compute_dtype, full_precision
 
@@ -41,6 +49,13 @@ class AdCoBank(nn.Module):
         self.register_buffer("bank", F.normalize(torch.randn(self.dim, self.size), dim=0))
         self.register_buffer("velocity", torch.zeros(self.dim, self.size))
         self.register_buffer("filled", torch.zeros((), dtype=torch.long))
+        self.register_buffer("ptr", torch.zeros((), dtype=torch.long))  # next column init_from_keys writes
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[override]
+        # checkpoints written before ``ptr`` existed: continue after the filled columns
+        if prefix + "filled" in state_dict and prefix + "ptr" not in state_dict:
+            state_dict[prefix + "ptr"] = state_dict[prefix + "filled"].clone() % self.size
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def normalized_bank(self) -> torch.Tensor:
         """Ŵ: the bank with unit-norm columns (D, K), detached."""
@@ -48,16 +63,19 @@ class AdCoBank(nn.Module):
 
     @torch.no_grad()
     def init_from_keys(self, keys: torch.Tensor) -> int:
-        """Write key features (B, D) (gathered over ranks) into the next free columns; returns #filled.
+        """Write key features (B, D) (gathered over ranks) into the next columns; returns #filled.
 
-        Call it over a warm-up pass until it returns ``size``; later calls wrap around.
+        Call it over a warm-up pass until it returns ``size``; once full, later calls wrap around
+        and overwrite the oldest columns (a ring, like a MoCo queue). At most ``size`` keys of one
+        call are used.
         """
         check_2d("keys", "AdCoBank.init_from_keys", keys, dim=self.dim)
         keys = F.normalize(gather_no_grad(keys.detach()).to(self.bank.dtype), dim=1)[: self.size]
-        start = int(self.filled) % self.size
+        start = int(self.ptr) % self.size
         idx = (torch.arange(keys.shape[0], device=self.bank.device) + start) % self.size
         self.bank[:, idx] = keys.t()
         self.velocity.zero_()
+        self.ptr.fill_((start + keys.shape[0]) % self.size)
         self.filled.fill_(min(int(self.filled) + keys.shape[0], self.size))
         return int(self.filled)
 
@@ -68,25 +86,40 @@ class AdCoBank(nn.Module):
         qn = F.normalize(q.to(compute_dtype(q)), dim=1)
         return torch.mm(qn, self.normalized_bank().to(qn.dtype))
 
-    def bank_loss(self, bank: torch.Tensor, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-        """Contrastive loss CE([q·k, q·Ŵ]/τ_m) as a function of the raw ``bank`` (for the ascent)."""
+    def bank_loss(self, bank: torch.Tensor, q: torch.Tensor, keys: torch.Tensor, offset: int = 0,
+                  include_batch_keys: bool = True) -> torch.Tensor:
+        """CE([q_i·k_j]_j ++ [q_i·Ŵ] / τ_m, target ``offset + i``) as a function of the raw ``bank``.
+
+        ``keys`` are all keys of the (gathered) batch, query i's own key at row ``offset + i``.
+        ``include_batch_keys=False`` keeps only each query's own key: CE([q_i·k_i, q_i·Ŵ]).
+        """
         qn = F.normalize(q, dim=1)
-        kn = F.normalize(k, dim=1)
-        l_pos = (qn * kn).sum(dim=1, keepdim=True)
+        kn = F.normalize(keys, dim=1)
         l_neg = torch.mm(qn, F.normalize(bank, dim=0))
-        logits = torch.cat([l_pos, l_neg], dim=1) / self.temperature
-        return F.cross_entropy(logits, torch.zeros(q.shape[0], dtype=torch.long, device=q.device))
+        if include_batch_keys:
+            l_keys = torch.mm(qn, kn.t())
+            target = offset + torch.arange(q.shape[0], device=q.device)
+        else:
+            l_keys = (qn * kn[offset: offset + q.shape[0]]).sum(dim=1, keepdim=True)
+            target = torch.zeros(q.shape[0], dtype=torch.long, device=q.device)
+        logits = torch.cat([l_keys, l_neg], dim=1) / self.temperature
+        return F.cross_entropy(logits, target)
 
     @full_precision
-    def ascent_step(self, q_detached: torch.Tensor, k_detached: torch.Tensor) -> torch.Tensor:
-        """One SGD-momentum step that *increases* the contrastive loss w.r.t. the bank; returns the loss."""
+    def ascent_step(self, q_detached: torch.Tensor, k_detached: torch.Tensor,
+                    include_batch_keys: bool = True) -> torch.Tensor:
+        """One SGD-momentum step that *increases* the contrastive loss w.r.t. the bank; returns the loss.
+
+        ``q``/``k`` are this rank's queries and their keys; keys are gathered over ranks (official AdCo).
+        """
         check_2d("q", "AdCoBank.ascent_step", q_detached, dim=self.dim)
         check_2d("k", "AdCoBank.ascent_step", k_detached, rows=q_detached.shape[0], dim=self.dim)
         q = q_detached.detach().to(self.bank.dtype)
-        k = k_detached.detach().to(self.bank.dtype)
+        keys = gather_no_grad(k_detached.detach().to(self.bank.dtype))
+        offset = get_rank() * q.shape[0] if get_world_size() > 1 else 0
         with torch.enable_grad():
             w = self.bank.detach().clone().requires_grad_(True)
-            loss = self.bank_loss(w, q, k)
+            loss = self.bank_loss(w, q, keys, offset, include_batch_keys)
             (grad,) = torch.autograd.grad(loss, w)
         grad = all_reduce_mean(grad)
         with torch.no_grad():
@@ -102,7 +135,9 @@ class AdCoBank(nn.Module):
 class AdCoLoss(nn.Module):
     """Encoder loss of AdCo: CE over ``[q·k, (q·k_j)_{j≠i}, q·Ŵ] / τ`` with target the positive.
 
-    ``include_batch_keys=False`` drops the in-batch keys (pure ``[q·k, q·Ŵ]`` as in the paper).
+    Under DDP the keys ``k_j`` are gathered from every rank (official code; the target of local
+    query i is ``rank·B + i``). ``include_batch_keys=False`` drops the in-batch keys (pure
+    ``[q·k, q·Ŵ]`` as in the paper); pass the same flag to :meth:`AdCoBank.ascent_step`.
 
     Example::
 
@@ -127,8 +162,9 @@ class AdCoLoss(nn.Module):
         l_neg = torch.mm(qn, bank.normalized_bank().to(dtype))
         b = q.shape[0]
         if self.include_batch_keys:
-            logits = torch.cat([torch.mm(qn, kn.t()), l_neg], dim=1) / self.temperature
-            target = torch.arange(b, device=q.device)
+            offset = get_rank() * b if get_world_size() > 1 else 0
+            logits = torch.cat([torch.mm(qn, gather_with_grad(kn).t()), l_neg], dim=1) / self.temperature
+            target = offset + torch.arange(b, device=q.device)
         else:
             l_pos = (qn * kn).sum(dim=1, keepdim=True)
             logits = torch.cat([l_pos, l_neg], dim=1) / self.temperature

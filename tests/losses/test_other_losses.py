@@ -172,18 +172,19 @@ def test_adco_loss_formula() -> None:
     torch.testing.assert_close(bank.logits(q), _unit(q) @ w_hat.T)
 
 
-def test_adco_ascent_increases_loss_and_matches_paper_gradient() -> None:
+def test_adco_ascent_increases_loss_and_matches_official_gradient() -> None:
     gen = torch.Generator().manual_seed(5)
     bank = AdCoBank(dim=8, size=16, temperature=0.05, lr=0.5, momentum=0.9, weight_decay=0.0)
     keys = torch.randn(20, 8, generator=gen)
     assert bank.init_from_keys(keys) == 16
     torch.testing.assert_close(bank.bank, _unit(keys[:16]).T)
     q, k = torch.randn(10, 8, generator=gen), torch.randn(10, 8, generator=gen)
-    # paper's closed-form gradient (REFERENCE): g_k = (1/N) Σ_i p_ik q_i − mean_i(p_ik l_ik) ŵ_k, / (‖w_k‖ τ_m)
+    # official closed form: softmax over [q·k_j for every key j, q·Ŵ], restricted to the bank columns;
+    # g_k = (1/N) Σ_i p_ik q_i − mean_i(p_ik l_ik) ŵ_k, / (‖w_k‖ τ_m)
     qn, kn, w = _unit(q), _unit(k), bank.bank.clone()
     w_hat = w / w.norm(dim=0, keepdim=True)
     l_neg = qn @ w_hat
-    probs = torch.softmax(torch.cat([(qn * kn).sum(1, keepdim=True), l_neg], 1) / 0.05, 1)[:, 1:]
+    probs = torch.softmax(torch.cat([qn @ kn.T, l_neg], 1) / 0.05, 1)[:, 10:]
     g = (qn.T @ probs) / 10 - (probs * l_neg).mean(0) * w_hat
     g = g / (w.norm(dim=0) * 0.05)
     before = bank.bank_loss(bank.bank, q, k).item()
