@@ -9,9 +9,11 @@ vote for), or from the tracker alone (``labels=none``).
 ``objective=i2t``: every detection embedding is scored against all track prototypes in a bank
 (a buffer, so it is checkpointed and resumed); its own track is the positive
 (:class:`shared.losses.InstanceToTrackLoss`). After each optimizer step the prototypes of the
-tracks in the batch move towards the batch's embeddings by EMA. ``objective=i2i``: two detections
-of the same track from different frames form a positive pair, the other detections of the batch
-are negatives (:class:`shared.losses.NTXentLoss`) - same network, steps and batch size.
+tracks in the batch move towards the batch's embeddings by EMA. ``objective=i2i``: each item is two
+detections of the same track from different frames; every detection of the batch with the same
+track label is a positive, the others negatives (multi-positive :class:`shared.losses.SupConLoss`),
+so the baseline uses the labels exactly as i2t does - same network, labels, steps and batch size;
+only "instance vs instance" replaces "instance vs track prototype".
 """
 from __future__ import annotations
 
@@ -284,7 +286,8 @@ class InstanceToTrackTask(TrainTask):
 
 
 class InstanceToInstanceTask(TrainTask):
-    """Baseline: NT-Xent between two detections of the same track taken from different frames."""
+    """Baseline: label-aware instance-to-instance contrast (SupCon over both detections of every item;
+    same-track detections anywhere in the batch are positives, never negatives)."""
 
     def __init__(self, net: EmbeddingNet, temperature: float) -> None:
         super().__init__()
@@ -294,7 +297,8 @@ class InstanceToInstanceTask(TrainTask):
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         n = batch["crop"].shape[0]
         z = self.net(torch.cat([batch["crop"], batch["crop2"]]))
-        return {"loss": self.loss_fn(z[:n], z[n:])}
+        target = torch.where(batch["label"] >= 0, batch["label"], batch["pseudo"])
+        return {"loss": self.loss_fn(torch.stack([z[:n], z[n:]], dim=1), target)}
 
     def export_state_dict(self) -> dict[str, torch.Tensor]:
         return {k: v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()}

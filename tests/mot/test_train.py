@@ -111,3 +111,30 @@ def test_train_cli(run_cli, tiny_root, tmp_path):
     assert (tmp_path / "r" / "model.safetensors").is_file()
     code, _, err = run_cli(["mot", "train", "--data", tiny_root, "--labels", "some", "--out", tmp_path / "x"])
     assert code == 2 and "--labels" in err and len(err.strip().splitlines()) == 1
+
+
+def test_i2i_baseline_is_label_aware():
+    """Detections of the same track anywhere in the batch are positives of each other (multi-positive),
+    checked against a written-out loop; NT-Xent (label-blind) would treat them as negatives."""
+    from apps.mot.model import EmbeddingNet
+    from apps.mot.train import InstanceToInstanceTask
+
+    torch.manual_seed(0)
+    net = EmbeddingNet(width=8, dim=16)
+    task = InstanceToInstanceTask(net, temperature=0.1)
+    crops = torch.randn(4, 3, 64, 32)
+    crops2 = torch.randn(4, 3, 64, 32)
+    labels = torch.tensor([5, 5, 7, -1])
+    pseudo = torch.tensor([-1, -1, -1, 9])
+    loss = task({"crop": crops, "crop2": crops2, "label": labels, "pseudo": pseudo})["loss"]
+    with torch.no_grad():
+        z = torch.nn.functional.normalize(net(torch.cat([crops, crops2])), dim=1)
+    track = torch.tensor([5, 5, 7, 9, 5, 5, 7, 9])
+    total, anchors = 0.0, 0
+    for a in range(8):
+        others = [j for j in range(8) if j != a]
+        log_denom = torch.logsumexp(torch.stack([z[a] @ z[j] / 0.1 for j in others]), 0)
+        pos = [j for j in others if track[j] == track[a]]
+        total += -sum(z[a] @ z[p] / 0.1 - log_denom for p in pos) / len(pos)
+        anchors += 1
+    assert loss.item() == pytest.approx((total / anchors).item(), rel=1e-5)
