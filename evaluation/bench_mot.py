@@ -50,15 +50,15 @@ from apps.mot.synth import generate_dataset  # noqa: E402
 from apps.mot.tracker import Tracker, TrackerConfig  # noqa: E402
 
 SELECT_BY = "HOTA"
-PEER_GRIDS: dict[str, dict[str, list]] = {
-    "SORT": {"track_activation_threshold": [0.25, 0.5], "minimum_iou_threshold": [0.1, 0.3],
+PEER_GRIDS: dict[str, dict[str, list]] = {  # 12 candidates each, thresholds around every default
+    "SORT": {"track_activation_threshold": [0.25, 0.4, 0.5], "minimum_iou_threshold": [0.1, 0.3],
              "minimum_consecutive_frames": [1, 3]},
-    "ByteTrack": {"track_activation_threshold": [0.5, 0.7], "high_conf_det_threshold": [0.5, 0.6],
+    "ByteTrack": {"track_activation_threshold": [0.4, 0.5, 0.7], "high_conf_det_threshold": [0.4, 0.6],
                   "minimum_iou_threshold": [0.1, 0.3]},
-    "OC-SORT": {"high_conf_det_threshold": [0.5, 0.6], "minimum_iou_threshold": [0.1, 0.3],
+    "OC-SORT": {"high_conf_det_threshold": [0.4, 0.5, 0.6], "minimum_iou_threshold": [0.1, 0.3],
                 "minimum_consecutive_frames": [1, 3]},
 }
-OURS_GRID = {"high_thresh": [0.5, 0.6], "new_track_thresh": [0.6, 0.7], "match_thresh": [0.8, 0.9]}
+OURS_GRID = {"high_thresh": [0.4, 0.5, 0.6], "new_track_thresh": [0.4, 0.6], "low_thresh": [0.05, 0.1]}
 APPEARANCE_GRID = {"appearance_thresh": [0.15, 0.25, 0.35]}
 ARMS = (("i2t", "embed_full.yaml"), ("i2i", "embed_i2i.yaml"))
 

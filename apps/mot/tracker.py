@@ -45,7 +45,7 @@ class TrackerConfig:
     proximity_thresh: float = 0.5    # appearance of a tracked track only counts if 1 - IoU below this
     reid_gate: float = 1.5           # lost tracks: centre distance < gate * box height
     ema: float = 0.9                 # prototype EMA momentum
-    n_init: int = 2
+    n_init: int = 2                  # hits before a track is confirmed (1: at birth)
     max_lost: int = 30
     confident_iou: float = 0.5       # pseudo labels: stage-1 matches with IoU at least this
 
@@ -289,8 +289,9 @@ class Tracker:
         # births
         births = det_left[scores[det_left] >= cfg.new_track_thresh]
         if len(births):
-            self._add(boxes[births], embeddings[births] if use_app else None, first_frame=self.frame == 1)
-            if self.frame == 1:  # tracks born on the first frame are reported at once (ByteTrack)
+            confirmed = self.frame == 1 or cfg.n_init <= 1
+            self._add(boxes[births], embeddings[births] if use_app else None, first_frame=confirmed)
+            if confirmed:  # tracks born on the first frame (ByteTrack) or with n_init=1 are reported at once
                 n = len(births)
                 result = FrameResult(
                     ids=np.concatenate([result.ids, self.tid[-n:]]),
@@ -306,6 +307,7 @@ class Tracker:
             setattr(self, name, getattr(self, name)[mask])
 
     def _add(self, boxes: np.ndarray, embs: np.ndarray | None, first_frame: bool) -> None:
+        """New tracks; ``first_frame`` ones are confirmed at once (id assigned, state TRACKED)."""
         n = len(boxes)
         mean, cov = self._initiate(boxes)
         tid = np.zeros(n, np.int64)

@@ -116,6 +116,15 @@ def test_birth_confirmation_and_death():
     assert len(tracker.update(box, [0.3]).ids) == 0           # a weak detection starts nothing
 
 
+def test_n_init_one_confirms_at_birth():
+    tracker = Tracker(TrackerConfig(appearance=False, n_init=1))
+    tracker.update(np.zeros((0, 4)), np.zeros(0))
+    box = np.array([[10.0, 10, 20, 40]])
+    first = tracker.update(box, [0.9])
+    assert list(first.ids) == [1] and list(first.det_index) == [0]   # reported on its first frame
+    assert list(tracker.update(box + [[2, 0, 0, 0]], [0.9]).ids) == [1]
+
+
 def test_low_score_detections_extend_tracks():
     tracker = Tracker(TrackerConfig(appearance=False))
     box = np.array([[10.0, 10, 20, 40]])
