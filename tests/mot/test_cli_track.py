@@ -121,3 +121,21 @@ def test_motion_only_track_and_eval_never_import_torch(tiny_root, tmp_path):
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=repo, timeout=120,
                           env={**__import__("os").environ, "PYTHONPATH": str(repo)})
     assert "CODE 0 HEAVY []" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_unreadable_frame_is_one_error_line(run_cli, seq_copy, tmp_path, monkeypatch):
+    """Frames go through shared.data.images.read_image: its error (e.g. a truncated JPEG) is the one line."""
+    import shared.data.images as images
+    from shared.errors import CvsuiteError
+
+    def refuse(path):
+        raise CvsuiteError(f"{path}: truncated or corrupt image")
+
+    monkeypatch.setattr(images, "read_image", refuse)
+    torch.manual_seed(0)
+    weights = tmp_path / "emb.safetensors"
+    save_safetensors(EmbeddingNet(width=8, dim=16).state_dict(), weights)
+    _one_error(run_cli, ["mot", "track", "--seq", seq_copy, "--out", tmp_path / "r.txt", "--weights", weights],
+               "000001.jpg: truncated or corrupt image")
+    code, _, err = run_cli(["mot", "train", "--data", seq_copy, "--out", tmp_path / "run", "--steps", "1"])
+    assert code == 1 and "truncated or corrupt image" in err and len(err.strip().splitlines()) == 1
