@@ -44,16 +44,81 @@ class ImageData:
     bit_depth: int  # 8 or 16
 
 
+# Largest image cvsuite decodes (PIL's decompression-bomb limit, about 13400 x 13400). Checked from the
+# header BEFORE decoding, so a tiny file claiming 100000 x 100000 pixels costs nothing.
+MAX_IMAGE_PIXELS = 178_956_970
+
+
+def _quiet_opencv() -> None:
+    """OpenCV prints decoder warnings (e.g. "PNG input buffer is incomplete") straight to the terminal;
+    read_image turns every such problem into one CvsuiteError instead, so keep OpenCV to errors."""
+    import cv2
+
+    try:
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    except AttributeError:  # builds without the logging module
+        pass
+
+
+def image_size(path: str | Path, data: bytes | None = None) -> tuple[int, int] | None:
+    """(width, height) from the file header without decoding pixels; None if PIL cannot parse the header.
+
+    Raises CvsuiteError when the header claims more than :data:`MAX_IMAGE_PIXELS` pixels.
+    """
+    import io
+    import re
+    import warnings
+
+    from PIL import Image
+
+    path = Path(path)
+    source = io.BytesIO(data) if data is not None else path
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(source) as img:
+                width, height = img.size
+    except Image.DecompressionBombError as exc:
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        claimed = f"{int(found.group(1)):,} pixels" if found else "too many pixels"
+        raise CvsuiteError(f"{path}: the header claims {claimed}, more than the {MAX_IMAGE_PIXELS:,} cvsuite "
+                           "decodes (corrupt file or decompression bomb)") from None
+    except Exception:  # noqa: BLE001 - unknown/corrupt header: the decoder gives the verdict
+        return None
+    if width <= 0 or height <= 0 or width * height > MAX_IMAGE_PIXELS:
+        raise CvsuiteError(f"{path}: the header claims {width} x {height} pixels (more than "
+                           f"{MAX_IMAGE_PIXELS:,} or empty; corrupt file or decompression bomb)")
+    return width, height
+
+
 def read_image(path: str | Path) -> ImageData:
-    """Read grey / RGB / RGBA, 8- or 16-bit; one clear error for missing, corrupt or non-image files."""
+    """Read grey / RGB / RGBA, 8- or 16-bit (16-bit keeps its full range in the float output).
+
+    Every problem is one CvsuiteError naming the file: missing, empty (0 bytes), unreadable, a header
+    claiming more than :data:`MAX_IMAGE_PIXELS` (checked before decoding), corrupt or truncated data
+    (a JPEG cut short is refused, never used half-decoded), unsupported pixel types. The bytes are
+    decoded from memory (``cv2.imdecode``), which treats a premature end of file as an error.
+    """
     import cv2
 
     path = Path(path)
     if not path.is_file():
         raise CvsuiteError(f"{path}: no such file")
-    raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise CvsuiteError(f"{path}: cannot read file ({exc.strerror or exc})") from None
+    if not data:
+        raise CvsuiteError(f"{path}: empty file (0 bytes), not an image")
+    image_size(path, data)
+    _quiet_opencv()
+    try:
+        raw = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error as exc:
+        detail = [line for line in str(exc).splitlines() if line.strip()]
+        raise CvsuiteError(f"{path}: cannot decode image ({detail[-1].strip()[:160] if detail else 'OpenCV error'})") from None
     if raw is None or raw.size == 0:
-        raise CvsuiteError(f"{path}: cannot decode image (corrupt or not an image)")
+        raise CvsuiteError(f"{path}: cannot decode image (corrupt, truncated or not an image)")
     if raw.dtype == np.uint8:
         depth, scale = 8, 255.0
     elif raw.dtype == np.uint16:

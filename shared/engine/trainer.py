@@ -17,7 +17,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from ..config import save_config, to_dict
+from ..config import check_finite, check_non_negative, check_positive, save_config, to_dict
 from ..errors import CvsuiteError, UsageError
 from . import distributed as dist_utils
 from .checkpoint import load_checkpoint, save_atomic
@@ -53,6 +53,20 @@ class TrainConfig:
     progress: bool = True
     tensorboard: bool = True
     find_unused_parameters: bool = False
+
+    def __post_init__(self) -> None:
+        """Refuse nonsense while the config is read, before any data or model is touched."""
+        check_positive("train.", self, "max_steps", "batch_size", "log_every", "ckpt_every")
+        check_non_negative("train.", self, "num_workers", "warmup_steps")
+        check_finite("train.", self, "lr", "weight_decay", "momentum", "min_lr_ratio", "grad_clip")
+        check_positive("train.", self, "lr")
+        check_non_negative("train.", self, "weight_decay", "momentum", "min_lr_ratio", "grad_clip")
+        if self.min_lr_ratio > 1:
+            raise UsageError(f"config key 'train.min_lr_ratio' must be in [0, 1], got {self.min_lr_ratio!r}")
+        if self.optimizer not in ("adamw", "sgd"):
+            raise UsageError(f"config key 'train.optimizer' must be adamw or sgd, got {self.optimizer!r}")
+        if self.scheduler not in ("cosine", "constant"):
+            raise UsageError(f"config key 'train.scheduler' must be cosine or constant, got {self.scheduler!r}")
 
 
 class TrainTask(nn.Module, abc.ABC):
