@@ -33,6 +33,19 @@ def save_atomic(obj: Any, path: str | Path) -> None:
         raise
 
 
+def remove_orphaned_tmp(path: str | Path) -> list[Path]:
+    """Delete the ``.<name>.*.tmp`` files :func:`save_atomic` leaves behind when killed mid-write."""
+    path = Path(path)
+    removed = []
+    for tmp in path.parent.glob(f".{path.name}.*.tmp") if path.parent.is_dir() else ():
+        try:
+            tmp.unlink()
+            removed.append(tmp)
+        except OSError:
+            pass
+    return removed
+
+
 def load_checkpoint(path: str | Path) -> Any:
     """``torch.load(weights_only=True)`` with one clear error for missing, truncated or unsafe files."""
     path = Path(path)
