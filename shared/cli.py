@@ -18,8 +18,11 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable
 
-from . import compat  # noqa: F401  (before any app imports basicsr/open3d)
-from .errors import CvsuiteError, UsageError, one_line
+# OpenCV prints decoder warnings straight to the terminal; cvsuite reports problems as one line itself.
+os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+
+from . import compat  # noqa: F401,E402  (before any app imports basicsr/open3d)
+from .errors import CvsuiteError, UsageError, one_line  # noqa: E402
 
 APP_NAMES = ("sr", "mot", "points", "hand", "scrl", "pretrain")
 

@@ -202,9 +202,16 @@ def load_config(cls: type[C], path: str | Path | None = None, overrides: list[st
         if not path.is_file():
             raise UsageError(f"config file not found: {path}")
         try:
-            data = yaml.safe_load(path.read_text()) or {}
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except UnicodeDecodeError as exc:
+            raise UsageError(f"config file {path} is not UTF-8 text (byte {exc.start}): not a YAML config") from None
+        except OSError as exc:
+            raise UsageError(f"cannot read config file {path}: {exc.strerror or exc}") from None
         except yaml.YAMLError as exc:
-            raise UsageError(f"config file {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+            mark = getattr(exc, "problem_mark", None)
+            where = f":{mark.line + 1}" if mark is not None else ""
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise UsageError(f"config file {path}{where} is not valid YAML: {problem}") from None
         if not isinstance(data, dict):
             raise UsageError(f"config file {path} must hold a mapping at the top level")
         cfg = _from_dict(cls, data)

@@ -6,8 +6,14 @@ error messages are the same everywhere.
 from __future__ import annotations
 
 import functools
+import os
+import re
+import sys
+import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
@@ -60,6 +66,48 @@ def _quiet_opencv() -> None:
         pass
 
 
+_DECODE_LOCK = threading.Lock()
+_SINKS: dict[int, IO[bytes]] = {}  # per process (a forked DataLoader worker must not share its parent's)
+# What libjpeg / libpng print (straight to the terminal) when the data are damaged; benign notes such
+# as "libpng warning: iCCP: known incorrect sRGB profile" do not match and are simply dropped.
+_DAMAGED = re.compile(r"corrupt|premature|error|invalid|incomplete|truncat", re.IGNORECASE)
+
+
+def _decode_quietly(data: bytes) -> tuple[np.ndarray | None, str]:
+    """``cv2.imdecode(data, IMREAD_UNCHANGED)`` and what the C decoders printed to stderr meanwhile.
+
+    libjpeg and libpng report damage ("Corrupt JPEG data: ...", "libpng error: ...") by printing to
+    file descriptor 2 and may still return a half-garbage image; the text is captured so the caller
+    can refuse the file with one line instead. Decodes in one process are serialised by a lock
+    (fd 2 is process-wide); cvsuite decodes in DataLoader worker processes, not threads.
+    """
+    import cv2
+
+    buffer = np.frombuffer(data, dtype=np.uint8)
+    with _DECODE_LOCK:
+        try:
+            sink = _SINKS.get(os.getpid())
+            if sink is None:
+                sink = _SINKS[os.getpid()] = tempfile.TemporaryFile()
+            sink.seek(0)
+            sink.truncate()
+            sys.stderr.flush()
+            saved = os.dup(2)
+        except (OSError, ValueError):  # no usable fd 2 (e.g. closed): decode without listening
+            return cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED), ""
+        try:
+            os.dup2(sink.fileno(), 2)
+            try:
+                raw = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)
+            finally:
+                os.dup2(saved, 2)
+        finally:
+            os.close(saved)
+        sink.seek(0)
+        printed = sink.read(4096).decode(errors="replace")
+    return raw, printed
+
+
 def image_size(path: str | Path, data: bytes | None = None) -> tuple[int, int] | None:
     """(width, height) from the file header without decoding pixels; None if PIL cannot parse the header.
 
@@ -96,8 +144,9 @@ def read_image(path: str | Path) -> ImageData:
 
     Every problem is one CvsuiteError naming the file: missing, empty (0 bytes), unreadable, a header
     claiming more than :data:`MAX_IMAGE_PIXELS` (checked before decoding), corrupt or truncated data
-    (a JPEG cut short is refused, never used half-decoded), unsupported pixel types. The bytes are
-    decoded from memory (``cv2.imdecode``), which treats a premature end of file as an error.
+    (a JPEG cut short or with damaged data is refused, never used half-decoded), unsupported pixel
+    types. The bytes are decoded from memory (``cv2.imdecode``, which treats a premature end of file
+    as an error) while the decoders' own stderr warnings are captured (see :func:`_decode_quietly`).
     """
     import cv2
 
@@ -113,12 +162,14 @@ def read_image(path: str | Path) -> ImageData:
     image_size(path, data)
     _quiet_opencv()
     try:
-        raw = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+        raw, printed = _decode_quietly(data)
     except cv2.error as exc:
         detail = [line for line in str(exc).splitlines() if line.strip()]
         raise CvsuiteError(f"{path}: cannot decode image ({detail[-1].strip()[:160] if detail else 'OpenCV error'})") from None
-    if raw is None or raw.size == 0:
-        raise CvsuiteError(f"{path}: cannot decode image (corrupt, truncated or not an image)")
+    damage = [line.strip() for line in printed.splitlines() if _DAMAGED.search(line)]
+    if raw is None or raw.size == 0 or damage:
+        why = damage[0][:160] if damage else "corrupt, truncated or not an image"
+        raise CvsuiteError(f"{path}: cannot decode image ({why})")
     if raw.dtype == np.uint8:
         depth, scale = 8, 255.0
     elif raw.dtype == np.uint16:
