@@ -289,7 +289,8 @@ def run_training(cfg: PretrainConfig, guard: OutputGuard | None = None) -> dict[
     if is_main_process():
         guard.directory(out_dir)
         guard.file(encoder_path, allow_existing=cfg.train.resume)
-        guard.file(out_dir / "eval.json", allow_existing=cfg.train.resume)
+        if cfg.evaluate:
+            guard.file(out_dir / "eval.json", allow_existing=cfg.train.resume)
     cfg, dataset = prepare(cfg)
     task = build_task(cfg, cfg.in_channels)
     trainer = Trainer(cfg.train, task, dataset, full_config=cfg, guard=guard)

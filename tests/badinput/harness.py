@@ -41,12 +41,18 @@ TIMEOUT_S = 120.0
 
 @dataclass(frozen=True)
 class BadCase:
-    """One bad invocation: ``build(tmp) -> argv``; expected exit (None = any non-zero); text the line must hold."""
+    """One bad invocation: ``build(tmp) -> argv``; expected exit (None = any non-zero); text the line must hold.
+
+    ``exit_code=0`` marks an awkward-but-valid input that must be *handled correctly* (e.g. a 16-bit
+    image): the command must succeed with no error line, inputs unchanged, and ``check(tmp)`` (if
+    given; it asserts on the outputs) must pass. ``check`` also runs after failing cases.
+    """
 
     id: str
     build: Callable[[Path], list]
     exit_code: int | None = None
     match: str | None = None
+    check: Callable[[Path], None] | None = None
 
 
 # ---- catalogue of bad inputs (each returns the path it wrote) --------------------------------------
@@ -226,6 +232,13 @@ def run_case(case: BadCase, tmp: Path) -> tuple[int, str, str]:
     code, stderr = result.get("code"), c_stderr + err.getvalue()
     lines = [line for line in stderr.splitlines() if line.strip()]
     where = f"{case.id}: cvsuite {' '.join(argv)}\nstderr:\n{stderr}"
+    if case.exit_code == 0:
+        assert code == 0, f"exit {code}, expected success — {where}"
+        assert "Traceback" not in stderr and "cvsuite: error" not in stderr, f"error output — {where}"
+        assert snapshot(tmp / "in") == before, f"an input changed — {where}"
+        if case.check is not None:
+            case.check(tmp)
+        return code, out.getvalue(), stderr
     assert code is not None and code != 0, f"exit {code}, expected non-zero — {where}"
     if case.exit_code is not None:
         assert code == case.exit_code, f"exit {code}, expected {case.exit_code} — {where}"
@@ -234,4 +247,6 @@ def run_case(case: BadCase, tmp: Path) -> tuple[int, str, str]:
     if case.match is not None:
         assert case.match.lower() in lines[0].lower(), f"error line lacks {case.match!r} — {where}"
     assert snapshot(tmp / "in") == before, f"an input changed — {where}"
+    if case.check is not None:
+        case.check(tmp)
     return code, out.getvalue(), stderr
