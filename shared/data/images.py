@@ -202,7 +202,12 @@ def write_image(path: str | Path, img: np.ndarray) -> None:
         img = img[..., ::-1]
     elif img.ndim == 3 and img.shape[2] == 4:
         img = img[..., [2, 1, 0, 3]]
-    if not cv2.imwrite(str(path), np.ascontiguousarray(img)):
+    try:
+        written = cv2.imwrite(str(path), np.ascontiguousarray(img))
+    except cv2.error as exc:  # e.g. an extension OpenCV has no writer for
+        detail = [line for line in str(exc).splitlines() if line.strip()]
+        raise CvsuiteError(f"{path}: cannot write image ({detail[-1].strip()[:160] if detail else 'OpenCV error'})") from None
+    if not written:
         raise CvsuiteError(f"{path}: cannot write image")
 
 

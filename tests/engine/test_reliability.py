@@ -259,3 +259,10 @@ def test_sixteen_bit_grey_keeps_its_range(tmp_path):
     assert image.bit_depth == 16 and image.grey
     np.testing.assert_array_equal(np.round(image.rgb[..., 0] * 65535).astype(np.uint16), raw)
     assert MAX_IMAGE_PIXELS < 100_000 * 100_000
+
+
+def test_write_image_errors_are_one_line(tmp_path):
+    from shared.data.images import write_image
+
+    with pytest.raises(CvsuiteError, match=r"x\.nosuchformat: cannot write image"):
+        write_image(tmp_path / "x.nosuchformat", np.zeros((4, 4, 3), np.uint8))
