@@ -18,8 +18,11 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable
 
-# OpenCV prints decoder warnings straight to the terminal; cvsuite reports problems as one line itself.
-os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+# OpenCV and its FFmpeg backend print warnings and errors straight to the terminal; cvsuite checks
+# every result and reports a problem as one line itself (``--debug`` keeps OpenCV's own messages).
+if "--debug" not in sys.argv:
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "SILENT")
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
 
 from . import compat  # noqa: F401,E402  (before any app imports basicsr/open3d)
 from .errors import CvsuiteError, UsageError, one_line  # noqa: E402
