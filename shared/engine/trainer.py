@@ -100,16 +100,23 @@ def _one_line_worker_errors(loader: Any) -> Any:
     """Iterate ``loader``; a CvsuiteError raised in a DataLoader worker comes back as the same one-line
     error it is with ``num_workers=0`` (torch re-wraps it with the worker's whole traceback)."""
     iterator = iter(loader)
-    while True:
-        try:
-            batch = next(iterator)
-        except StopIteration:
-            return
-        except CvsuiteError as exc:
-            if "Original Traceback" not in str(exc):
-                raise
-            raise type(exc)(one_line(exc)) from None
-        yield batch
+    try:
+        while True:
+            try:
+                batch = next(iterator)
+            except StopIteration:
+                return
+            except CvsuiteError as exc:
+                if "Original Traceback" not in str(exc):
+                    raise
+                raise type(exc)(one_line(exc)) from None
+            yield batch
+    finally:
+        # Stop the workers now: left to the garbage collector (the error's traceback keeps the
+        # iterator alive), torch's shutdown waits ~5 s per worker before terminating it.
+        shutdown = getattr(iterator, "_shutdown_workers", None)
+        if shutdown is not None:
+            shutdown()
 
 
 def resolve_device(name: str) -> torch.device:
