@@ -20,6 +20,7 @@ import abc
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,17 @@ class PretrainConfig:
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
         out_dir="runs/pretrain", max_steps=500, batch_size=256, lr=2e-3, weight_decay=1e-4,
         warmup_steps=20, log_every=20, ckpt_every=250))
+
+    def __post_init__(self) -> None:
+        check_method(self.method)
+        if self.in_channels not in (0, 1, 3):
+            raise UsageError(f"config key 'in_channels' must be 0 (from the data), 1 or 3, got {self.in_channels!r}")
+        for name in ("data_mean", "data_std"):
+            values = getattr(self, name)
+            if values is not None and (not values or any(not math.isfinite(v) for v in values)):
+                raise UsageError(f"config key '{name}' needs finite numbers, got {values!r}")
+        if self.data_std is not None and any(v <= 0 for v in self.data_std):
+            raise UsageError(f"config key 'data_std' must be positive, got {self.data_std!r}")
 
 
 def num_views(cfg: PretrainConfig) -> int:

@@ -135,6 +135,17 @@ CASES = [
             exit_code=1, match="e.safetensors"),
     BadCase("pretrain-infer-bad-suffix",
             lambda t: [*_infer_good(t), "--out", t / "out" / "f.csv"], exit_code=2, match=".npy"),
+    # nonsense method settings stop while the config is read (before: proj_dim=0 and in_channels=7
+    # trained and "succeeded"; width=0 and byol momentum 2 ended in a bare RuntimeError / ValueError)
+    *[BadCase(f"pretrain-config-{key.replace('.', '-').replace('_', '-')}",
+              (lambda kv: lambda t: ["pretrain", "train", "--data", "digits", f"train.out_dir={t / 'out' / 'run'}",
+                                     "train.max_steps=2", "train.batch_size=16", "evaluate=false", *QUIET, *kv])(extra),
+              exit_code=2, match=key)
+      for key, extra in [("model.proj_dim", ["model.proj_dim=0"]), ("model.width", ["model.width=0"]),
+                         ("byol.base_momentum", ["method=byol", "byol.base_momentum=2"]),
+                         ("in_channels", ["in_channels=7"]), ("data_std", ["data_std=[0]"]),
+                         ("moco.momentum", ["method=moco", "moco.momentum=-0.1"]),
+                         ("wmse.loss_type", ["method=wmse", "wmse.loss_type=l2"])]],
     BadCase("pretrain-train-unknown-method", lambda t: ["pretrain", "train", "--method", "simsiam"],
             exit_code=2, match="simsiam"),
     BadCase("pretrain-train-missing-data",
