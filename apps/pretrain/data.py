@@ -251,7 +251,12 @@ def read_stl10(root: Path, split: str = "train") -> ArrayImageSet:
         arrays.append(images)
         labels.append(part_labels)
     class_file = folder / "class_names.txt"
-    classes = class_file.read_text().split() if class_file.is_file() else [str(i) for i in range(10)]
+    classes = [str(i) for i in range(10)]
+    if class_file.is_file():
+        try:
+            classes = class_file.read_text(encoding="utf-8").split() or classes
+        except (UnicodeDecodeError, OSError) as exc:
+            raise CvsuiteError(f"{class_file}: not a UTF-8 text file of class names ({type(exc).__name__})") from None
     array = arrays[0] if len(arrays) == 1 else _ConcatArray(arrays)
     return ArrayImageSet(array, np.concatenate(labels), classes[:10], name=f"stl10/{split}")
 

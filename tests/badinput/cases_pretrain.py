@@ -146,12 +146,31 @@ CASES = [
                          ("in_channels", ["in_channels=7"]), ("data_std", ["data_std=[0]"]),
                          ("moco.momentum", ["method=moco", "moco.momentum=-0.1"]),
                          ("wmse.loss_type", ["method=wmse", "wmse.loss_type=l2"])]],
+    # dataset files in the official layouts, damaged
+    BadCase("pretrain-stl10-x-wrong-size",
+            lambda t: ["pretrain", "train", "--data", garbage(t / "in" / "stl10_binary" / "train_X.bin").parent,
+                       f"train.out_dir={t / 'out' / 'run'}", *QUIET], exit_code=1, match="train_X.bin"),
+    BadCase("pretrain-stl10-binary-class-names",
+            lambda t: ["pretrain", "train", "--data", _stl10(t / "in" / "stl10_binary", random_bytes),
+                       f"train.out_dir={t / 'out' / 'run'}", *QUIET], exit_code=1, match="class_names.txt"),
+    BadCase("pretrain-cifar10-garbage-batch",
+            lambda t: ["pretrain", "train", "--data", random_bytes(t / "in" / "cifar-10-batches-py" / "data_batch_1").parent,
+                       f"train.out_dir={t / 'out' / 'run'}", *QUIET], exit_code=1, match="data_batch_1"),
     BadCase("pretrain-train-unknown-method", lambda t: ["pretrain", "train", "--method", "simsiam"],
             exit_code=2, match="simsiam"),
     BadCase("pretrain-train-missing-data",
             lambda t: ["pretrain", "train", "--data", t / "in" / "nothing", f"train.out_dir={t / 'out' / 'run'}"],
             exit_code=1, match="nothing"),
 ]
+
+
+def _stl10(folder: Path, class_names_maker) -> Path:
+    """A one-image STL-10 ``stl10_binary`` folder whose ``class_names.txt`` is made by ``class_names_maker``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "train_X.bin").write_bytes(np.random.default_rng(0).integers(0, 256, 3 * 96 * 96, np.uint8).tobytes())
+    (folder / "train_y.bin").write_bytes(bytes([1]))
+    class_names_maker(folder / "class_names.txt")
+    return folder
 
 
 def _infer_good(t: Path) -> list:
