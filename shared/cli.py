@@ -80,7 +80,11 @@ class OneLineParser(argparse.ArgumentParser):
                 rest.append(token)
                 continue
             if token.startswith("-") and "=" not in token:
-                skip = takes.get(token) or 0
+                option = token
+                if option not in takes and option.startswith("--"):  # argparse accepts unique prefixes
+                    matches = [o for o in takes if o.startswith(option)]
+                    option = matches[0] if len(matches) == 1 else option
+                skip = takes.get(option) or 0
                 rest.append(token)
             elif is_override_token(token):
                 overrides.append(token)

@@ -50,6 +50,7 @@ def _verb_parser() -> argparse.ArgumentParser:
     (["train", "a.b=1", "--hr", "A", "c=2", "--fast", "d.e_f=3"], ["A"], None, ["a.b=1", "c=2", "d.e_f=3"]),
     (["train", "--out", "x=y.txt", "--hr", "A"], ["A"], "x=y.txt", []),  # a one-value option keeps its value
     (["train", "--size", "3", "4", "k=v", "--out=o"], None, "o", ["k=v"]),
+    (["train", "--ou", "a=b", "c=d"], None, "a=b", ["c=d"]),  # an abbreviated one-value option
 ])
 def test_overrides_may_follow_any_option(argv, hr, out, overrides):
     args = _verb_parser().parse_args(argv)
