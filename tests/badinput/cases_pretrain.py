@@ -109,10 +109,10 @@ CASES = [
             exit_code=2, match="--force"),
     # row 8: a bad image met in a DataLoader worker (before: a 20-line traceback from the worker)
     BadCase("pretrain-row8-worker-bad-image",
-            lambda t: _train_folder(t, ("bad.png", zero_byte), "train.num_workers=1"),
-            exit_code=1, match="bad.png"),
+            lambda t: _train_folder(t, ("bad.png", corrupt_png), "train.num_workers=1"),
+            exit_code=1, match="bad.png: cannot decode image (libpng error"),
     BadCase("pretrain-row8-no-worker-bad-image",
-            lambda t: _train_folder(t, ("bad.png", corrupt_png)), exit_code=1, match="bad.png"),
+            lambda t: _train_folder(t, ("bad.png", zero_byte)), exit_code=1, match="bad.png: empty file"),
     # row 9: damaged images are refused like everywhere else (one line naming the file)
     BadCase("pretrain-row9-infer-truncated-jpeg", lambda t: _infer(t, "t.jpg", truncated_jpeg),
             exit_code=1, match="t.jpg"),
