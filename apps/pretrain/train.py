@@ -28,6 +28,7 @@ from typing import Any
 import torch
 
 from shared.engine import TrainConfig, Trainer, TrainTask
+from shared.engine.checkpoint import remove_orphaned_tmp
 from shared.engine.distributed import init_distributed, is_main_process
 from shared.engine.trainer import resolve_device
 from shared.guard import OutputGuard
@@ -301,6 +302,7 @@ def run_training(cfg: PretrainConfig, guard: OutputGuard | None = None) -> dict[
     if is_main_process():
         guard.directory(out_dir)
         guard.file(encoder_path, allow_existing=cfg.train.resume)
+        remove_orphaned_tmp(encoder_path)  # left by a kill while the encoder was being saved
         if cfg.evaluate:
             guard.file(out_dir / "eval.json", allow_existing=cfg.train.resume)
     cfg, dataset = prepare(cfg)

@@ -34,10 +34,15 @@ def save_atomic(obj: Any, path: str | Path) -> None:
 
 
 def remove_orphaned_tmp(path: str | Path) -> list[Path]:
-    """Delete the ``.<name>.*.tmp`` files :func:`save_atomic` leaves behind when killed mid-write."""
+    """Delete the temporary files an atomic write of ``path`` leaves behind when killed mid-write:
+    ``.<name>.*.tmp`` (:func:`save_atomic`) and ``.<name>.tmp`` (``shared.weights.save_safetensors``)."""
     path = Path(path)
     removed = []
-    for tmp in path.parent.glob(f".{path.name}.*.tmp") if path.parent.is_dir() else ():
+    candidates = [*path.parent.glob(f".{path.name}.*.tmp"), path.parent / f".{path.name}.tmp"] \
+        if path.parent.is_dir() else []
+    for tmp in candidates:
+        if not tmp.is_file():
+            continue
         try:
             tmp.unlink()
             removed.append(tmp)

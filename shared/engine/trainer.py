@@ -250,7 +250,8 @@ class Trainer:
                                f"or choose another train.out_dir")
         if self.dist.is_main:
             self.claim_outputs()
-            remove_orphaned_tmp(self.ckpt_path)
+            for path in self.output_files():
+                remove_orphaned_tmp(path)
         if cfg.resume:
             self.load_checkpoint(self.ckpt_path)
         # a fresh run starts new logs; a resumed one drops what was logged after its checkpoint

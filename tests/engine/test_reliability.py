@@ -154,10 +154,12 @@ def test_orphaned_checkpoint_temp_files_are_removed(tmp_path):
     Trainer(_cfg(tmp_path, 4), RegressionTask(), NoisyRegression()).fit()
     orphan = tmp_path / "checkpoints" / ".last.pt.abc123.tmp"  # what a kill inside save_atomic leaves
     orphan.write_bytes(b"half a checkpoint")
+    orphan_weights = tmp_path / ".model.safetensors.tmp"  # a kill inside save_safetensors
+    orphan_weights.write_bytes(b"half the weights")
     keep = tmp_path / "checkpoints" / "notes.tmp"
     keep.write_text("not ours")
     Trainer(_cfg(tmp_path, 6, resume=True), RegressionTask(), NoisyRegression()).fit()
-    assert not orphan.exists() and keep.exists()
+    assert not orphan.exists() and not orphan_weights.exists() and keep.exists()
     assert not list((tmp_path / "checkpoints").glob(".last.pt.*.tmp"))
 
 
