@@ -29,7 +29,7 @@ import torch
 
 from shared.engine import TrainConfig, Trainer, TrainTask
 from shared.engine.checkpoint import remove_orphaned_tmp
-from shared.engine.distributed import init_distributed, is_main_process
+from shared.engine.distributed import init_distributed, is_main_process, raise_on_all_ranks
 from shared.engine.trainer import resolve_device
 from shared.guard import OutputGuard
 from shared.errors import CvsuiteError, UsageError
@@ -299,12 +299,18 @@ def run_training(cfg: PretrainConfig, guard: OutputGuard | None = None) -> dict[
     init_distributed(resolve_device(cfg.train.device).type)
     out_dir = Path(cfg.train.out_dir)
     encoder_path = out_dir / "encoder.safetensors"
+    refused: CvsuiteError | None = None
     if is_main_process():
-        guard.directory(out_dir)
-        guard.file(encoder_path, allow_existing=cfg.train.resume)
-        remove_orphaned_tmp(encoder_path)  # left by a kill while the encoder was being saved
-        if cfg.evaluate:
-            guard.file(out_dir / "eval.json", allow_existing=cfg.train.resume)
+        try:
+            guard.directory(out_dir)
+            guard.file(encoder_path, allow_existing=cfg.train.resume)
+            if cfg.evaluate:
+                guard.file(out_dir / "eval.json", allow_existing=cfg.train.resume)
+        except CvsuiteError as exc:
+            refused = exc
+        else:
+            remove_orphaned_tmp(encoder_path)  # left by a kill while the encoder was being saved
+    raise_on_all_ranks(refused)  # rank 0's refusal stops every rank (none waits in a collective)
     cfg, dataset = prepare(cfg)
     task = build_task(cfg, cfg.in_channels)
     trainer = Trainer(cfg.train, task, dataset, full_config=cfg, guard=guard)

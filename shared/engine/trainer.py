@@ -248,10 +248,16 @@ class Trainer:
         elif self.ckpt_path.is_file():
             raise CvsuiteError(f"{self.out_dir} already holds a run; pass train.resume=true to continue it "
                                f"or choose another train.out_dir")
+        refused: CvsuiteError | None = None
         if self.dist.is_main:
-            self.claim_outputs()
-            for path in self.output_files():
-                remove_orphaned_tmp(path)
+            try:
+                self.claim_outputs()
+            except CvsuiteError as exc:
+                refused = exc
+            else:
+                for path in self.output_files():
+                    remove_orphaned_tmp(path)
+        dist_utils.raise_on_all_ranks(refused)  # no rank is left waiting when rank 0 refuses
         if cfg.resume:
             self.load_checkpoint(self.ckpt_path)
         # a fresh run starts new logs; a resumed one drops what was logged after its checkpoint

@@ -52,14 +52,14 @@ def _torchrun_like_worker(rank: int, world: int, port: int, out_dir: str, result
 
     outcome = {}
     try:
-        for batch in (48, 64):
+        for name, batch in (("b48", 48), ("b64", 64), ("foreign_encoder", 64), ("foreign_csv", 64)):
             cfg = load_config(PretrainConfig, None, [*WMSE_TINY, f"train.batch_size={batch}", "augment.size=8",
                                                      f"data={out_dir}/images", "data_mean=[0.5,0.5,0.5]",
-                                                     "data_std=[0.3,0.3,0.3]", f"train.out_dir={out_dir}/b{batch}"])
+                                                     "data_std=[0.3,0.3,0.3]", f"train.out_dir={out_dir}/{name}"])
             try:
-                outcome[batch] = {"step": run_training(cfg)["step"], "error": ""}
+                outcome[name] = {"step": run_training(cfg)["step"], "error": ""}
             except UsageError as exc:
-                outcome[batch] = {"step": -1, "error": str(exc)}
+                outcome[name] = {"step": -1, "error": str(exc)}
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
@@ -70,16 +70,23 @@ def _torchrun_like_worker(rank: int, world: int, port: int, out_dir: str, result
 def test_wmse_under_two_processes_whitens_the_gathered_batch(tmp_path):
     for i in range(130):  # a flat folder of tiny images (no scikit-learn import in the workers)
         harness.good_image(tmp_path / "images" / f"{i:03d}.png", size=(8, 8), seed=i)
+    harness.text_file(tmp_path / "foreign_encoder" / "encoder.safetensors", ["not ours"])
+    harness.text_file(tmp_path / "foreign_csv" / "metrics.csv", ["not ours"])
     with tempfile.TemporaryDirectory() as result_dir:
         mp.start_processes(_torchrun_like_worker, args=(2, _free_port(), str(tmp_path), result_dir), nprocs=2,
                            join=True, start_method="spawn")
         results = [json.load(open(os.path.join(result_dir, f"rank{r}.json"))) for r in range(2)]
     # 48 x 2 = 96 is refused on every rank before the first step
-    assert all("48 x 2 processes = 96" in r["48"]["error"] for r in results), results
+    assert all("48 x 2 processes = 96" in r["b48"]["error"] for r in results), results
     assert not (tmp_path / "b48" / "metrics.jsonl").exists()
     # 64 per process x 2 = 128 = w_size: trains (the loss gathers over ranks). Built before the group
     # existed, the loss whitened 64 per rank and stopped at step 1 ("per-view batch 64 ... w_size=128").
-    assert [r["64"]["step"] for r in results] == [2, 2], results
+    assert [r["b64"]["step"] for r in results] == [2, 2], results
+    # a foreign file refused on rank 0 stops rank 1 too (with the same line) instead of leaving it
+    # waiting forever in its first collective
+    for name in ("foreign_encoder", "foreign_csv"):
+        assert all("--force" in r[name]["error"] for r in results), results
+        assert results[0][name]["error"] == results[1][name]["error"]
 
 
 def test_sixteen_bit_grey_png_keeps_its_range_in_pretrain_images(tmp_path):
