@@ -11,23 +11,94 @@ import importlib
 import json
 import os
 import platform
+import re
 import sys
 import time
 import traceback
 from pathlib import Path
 from typing import Any, Callable
 
-from . import compat  # noqa: F401  (before any app imports basicsr/open3d)
-from .errors import CvsuiteError, UsageError
+# OpenCV and its FFmpeg backend print warnings and errors straight to the terminal; cvsuite checks
+# every result and reports a problem as one line itself (``--debug`` keeps OpenCV's own messages).
+if "--debug" not in sys.argv:
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "SILENT")
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+
+from . import compat  # noqa: F401,E402  (before any app imports basicsr/open3d)
+from .errors import CvsuiteError, UsageError, one_line  # noqa: E402
 
 APP_NAMES = ("sr", "mot", "points", "hand", "scrl", "pretrain")
 
 
+PROGRAM = "cvsuite"
+
+# A config override token: ``section.key=value`` (dotted identifier, then ``=``).
+_OVERRIDE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*=")
+
+
+def is_override_token(token: str) -> bool:
+    """True for a ``key=value`` config override (``train.max_steps=5``), never for an ``--option``."""
+    return bool(_OVERRIDE.match(token))
+
+
+def _values_taken(action: argparse.Action) -> int | None:
+    """How many following tokens an option consumes: a fixed count, or None when variable (``+``, ``*``, ``?``)."""
+    if action.nargs is None:
+        return 1 if isinstance(action, (argparse._StoreAction, argparse._AppendAction)) else 0
+    if isinstance(action.nargs, int):
+        return action.nargs
+    if action.nargs == argparse.SUPPRESS or action.nargs == argparse.PARSER:
+        return 0
+    return None
+
+
 class OneLineParser(argparse.ArgumentParser):
-    """argparse that reports a usage error as one line (via UsageError) instead of usage + exit."""
+    """argparse that reports a usage error as one line (via UsageError) instead of usage + exit.
+
+    A verb with a positional ``overrides`` argument (``shared.cli_utils.add_config_args``) takes its
+    ``key=value`` tokens from ANYWHERE on its command line, also right after an option that takes
+    several values (``--hr A B train.out_dir=X``); they are pulled out before argparse sees them.
+    """
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{self.prog}: {message} (see --help)")
+        # The CLI prints "cvsuite: error: ..." itself; name the verb only below the top level.
+        where = self.prog[len(PROGRAM):].strip() if self.prog.startswith(PROGRAM) else self.prog
+        raise UsageError(f"{where}: {message} (see --help)" if where else f"{message} (see --help)")
+
+    def _split_overrides(self, args: list[str]) -> tuple[list[str], list[str]]:
+        """(other tokens, override tokens); a token that is the value of a one-value option stays put."""
+        takes = {opt: _values_taken(a) for a in self._actions for opt in a.option_strings}
+        rest: list[str] = []
+        overrides: list[str] = []
+        skip = 0
+        for index, token in enumerate(args):
+            if token == "--":
+                rest += args[index:]
+                break
+            if skip:
+                skip -= 1
+                rest.append(token)
+                continue
+            if token.startswith("-") and "=" not in token:
+                option = token
+                if option not in takes and option.startswith("--"):  # argparse accepts unique prefixes
+                    matches = [o for o in takes if o.startswith(option)]
+                    option = matches[0] if len(matches) == 1 else option
+                skip = takes.get(option) or 0
+                rest.append(token)
+            elif is_override_token(token):
+                overrides.append(token)
+            else:
+                rest.append(token)
+        return rest, overrides
+
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
+        if args is None or not any(a.dest == "overrides" and not a.option_strings for a in self._actions):
+            return super().parse_known_args(args, namespace)
+        rest, pulled = self._split_overrides(list(args))
+        namespace, extras = super().parse_known_args(rest, namespace)
+        namespace.overrides = pulled + list(getattr(namespace, "overrides", None) or [])
+        return namespace, extras
 
 
 def discover_apps() -> tuple[dict[str, Any], dict[str, str]]:
@@ -48,7 +119,7 @@ def discover_apps() -> tuple[dict[str, Any], dict[str, str]]:
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Any], dict[str, str]]:
-    parser = OneLineParser(prog="cvsuite", description="Contrastive-learning applications for vision.")
+    parser = OneLineParser(prog=PROGRAM, description="Contrastive-learning applications for vision.")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     modules, problems = discover_apps()
@@ -115,7 +186,7 @@ def run_demo(out_dir: Path, modules: dict[str, Any], only: list[str] | None) -> 
             result = modules[name].demo(out_dir / name)
         except CvsuiteError as exc:
             failures += 1
-            print(f"cvsuite: error: {name} demo: {exc}", file=sys.stderr)
+            print(f"cvsuite: error: {name} demo: {one_line(exc)}", file=sys.stderr)
             continue
         for key, value in (result or {}).items():
             print(f"  {key}: {value:.4f}" if isinstance(value, float) else f"  {key}: {value}")
@@ -137,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     except CvsuiteError as exc:
         if debug:
             traceback.print_exc()
-        print(f"cvsuite: error: {exc}", file=sys.stderr)
+        print(f"cvsuite: error: {one_line(exc)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("cvsuite: interrupted", file=sys.stderr)
@@ -145,8 +216,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # unexpected: still one line unless --debug
         if debug:
             traceback.print_exc()
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        print(f"cvsuite: error: {type(exc).__name__}: {message} (run with --debug for details)", file=sys.stderr)
+        first = one_line(exc).split(" | ")[0]
+        print(f"cvsuite: error: {type(exc).__name__}: {first} (run with --debug for details)", file=sys.stderr)
         return 1
 
 

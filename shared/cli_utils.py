@@ -19,9 +19,13 @@ C = TypeVar("C")
 
 
 def add_config_args(parser: argparse.ArgumentParser) -> None:
+    """``--config FILE`` and ``key=value`` overrides. The overrides may stand anywhere on the command
+    line, also right after an option that takes several values: ``shared.cli.OneLineParser`` pulls
+    every ``dotted.key=value`` token out before argparse runs (a token that is the value of a
+    one-value option, e.g. ``--out a=b``, stays that option's value)."""
     parser.add_argument("--config", metavar="FILE", help="YAML config (defaults come from the dataclass)")
     parser.add_argument("overrides", nargs="*", metavar="key=value",
-                        help="config overrides, e.g. train.max_steps=200 train.lr=3e-4")
+                        help="config overrides anywhere on the line, e.g. train.max_steps=200 train.lr=3e-4")
 
 
 def config_from_args(cls: type[C], args: argparse.Namespace, flag_map: dict[str, str] | None = None) -> C:

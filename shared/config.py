@@ -10,11 +10,16 @@ Example::
     cfg = load_config(MyConfig, "configs/x.yaml", ["lr=0.01", "train.max_steps=200"])
     save_config(cfg, "runs/x/config.yaml")
 
-Unknown keys and values that do not parse as the field's type are errors (no silent typos).
+Unknown keys and values that do not parse as the field's type are errors (no silent typos): an
+``int`` field refuses ``1.5``, numbers must be finite. A config dataclass checks its own value
+ranges in ``__post_init__`` with :func:`check_positive` / :func:`check_non_negative` /
+:func:`check_finite` (see ``shared.engine.TrainConfig``), so a bad value stops the command while
+the config is read, before any data is touched.
 """
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from pathlib import Path
@@ -86,24 +91,60 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
             return bool(value)
         raise UsageError(f"config key {key!r} must be true/false, got {value!r}")
     if annotation in (int, float):
-        if isinstance(value, bool):
-            raise UsageError(f"config key {key!r} must be a number, got {value!r}")
-        try:
-            number = float(value) if annotation is float else int(value)
-        except (TypeError, ValueError):
-            try:
-                number = float(value)
-            except (TypeError, ValueError):
-                raise UsageError(f"config key {key!r} must be {annotation.__name__}, got {value!r}") from None
-            if annotation is int and not number.is_integer():
-                raise UsageError(f"config key {key!r} must be int, got {value!r}") from None
-            number = annotation(number)
-        return number
+        return _number(value, annotation, key)
     if annotation is str:
         if isinstance(value, (dict, list)):
             raise UsageError(f"config key {key!r} must be a string, got {value!r}")
         return str(value)
     return value
+
+
+def _number(value: Any, annotation: type, key: str) -> int | float:
+    """``value`` as a finite int or float; an int field never silently drops a fraction (1.5 is an error)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise UsageError(f"config key {key!r} must be {annotation.__name__}, got {value!r}")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise UsageError(f"config key {key!r} must be {annotation.__name__}, got {value!r}") from None
+    if not math.isfinite(number):
+        raise UsageError(f"config key {key!r} must be a finite number, got {value!r}")
+    if annotation is float:
+        return number
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            pass
+    if not number.is_integer():
+        raise UsageError(f"config key {key!r} must be an integer, got {value!r}")
+    return int(number)
+
+
+def check_positive(section: str, cfg: Any, *names: str) -> None:
+    """UsageError unless every named field of ``cfg`` is > 0 (``section`` prefixes the key in the message)."""
+    for name in names:
+        value = getattr(cfg, name)
+        if not value > 0:
+            raise UsageError(f"config key '{section}{name}' must be positive, got {value!r}")
+
+
+def check_non_negative(section: str, cfg: Any, *names: str) -> None:
+    """UsageError unless every named field of ``cfg`` is >= 0."""
+    for name in names:
+        value = getattr(cfg, name)
+        if not value >= 0:
+            raise UsageError(f"config key '{section}{name}' must be >= 0, got {value!r}")
+
+
+def check_finite(section: str, cfg: Any, *names: str) -> None:
+    """UsageError unless every named field of ``cfg`` is a finite number (no NaN / inf)."""
+    for name in names:
+        value = getattr(cfg, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise UsageError(f"config key '{section}{name}' must be a finite number, got {value!r}")
 
 
 def _from_dict(cls: type[C], data: dict[str, Any], prefix: str = "") -> C:
@@ -161,9 +202,16 @@ def load_config(cls: type[C], path: str | Path | None = None, overrides: list[st
         if not path.is_file():
             raise UsageError(f"config file not found: {path}")
         try:
-            data = yaml.safe_load(path.read_text()) or {}
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except UnicodeDecodeError as exc:
+            raise UsageError(f"config file {path} is not UTF-8 text (byte {exc.start}): not a YAML config") from None
+        except OSError as exc:
+            raise UsageError(f"cannot read config file {path}: {exc.strerror or exc}") from None
         except yaml.YAMLError as exc:
-            raise UsageError(f"config file {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+            mark = getattr(exc, "problem_mark", None)
+            where = f":{mark.line + 1}" if mark is not None else ""
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise UsageError(f"config file {path}{where} is not valid YAML: {problem}") from None
         if not isinstance(data, dict):
             raise UsageError(f"config file {path} must hold a mapping at the top level")
         cfg = _from_dict(cls, data)

@@ -16,3 +16,24 @@ class UsageError(CvsuiteError):
     """A bad option or option combination (exit code 2, like argparse)."""
 
     exit_code = 2
+
+
+_WORKER_MARK = "Original Traceback"
+
+
+def one_line(exc: BaseException) -> str:
+    """The message of ``exc`` as a single line.
+
+    An error raised inside a DataLoader worker reaches the main process re-wrapped by torch as
+    ``Caught X in DataLoader worker process N.\nOriginal Traceback ...\nmodule.X: message``;
+    that gives back just ``message`` (the one line the user would have seen with 0 workers).
+    Any other multi-line message is joined with `` | `` so the CLI still prints one line.
+    """
+    text = str(exc).strip()
+    if _WORKER_MARK in text:
+        last = [line for line in text.splitlines() if line.strip()][-1].strip()
+        head, sep, tail = last.partition(": ")
+        if sep and " " not in head:  # "package.module.ErrorType: message"
+            return tail.strip()
+        return last
+    return " | ".join(line.strip() for line in text.splitlines() if line.strip())

@@ -76,6 +76,7 @@ class OutputGuard:
         self.force = force
         self._files: list[Path] = []
         self._dirs: list[Path] = []
+        self._hashes: dict[Path, tuple[int, int, str]] = {}  # path -> (mtime_ns, size, sha256)
 
     def add_inputs(self, *paths: str | Path | None) -> None:
         """Inputs discovered later (e.g. the files of a dataset folder) join the check."""
@@ -88,14 +89,18 @@ class OutputGuard:
             if inp.is_dir() and _is_within(resolved, inp):
                 raise UsageError(f"output {shown} is inside the input folder {given}; choose another output path")
 
-    def file(self, path: str | Path) -> Path:
-        """Claim an output file; return it (parent folder created). Refuses clashes and foreign files."""
+    def file(self, path: str | Path, allow_existing: bool = False) -> Path:
+        """Claim an output file; return it (parent folder created). Refuses clashes and foreign files.
+
+        ``allow_existing`` skips only the foreign-file check (never the input check): for files a
+        command continues on purpose, e.g. the logs and checkpoint of a training run it resumes.
+        """
         shown = str(path)
         resolved = _resolve(path)
         self._clash(shown, resolved)
         if resolved.is_dir():
             raise UsageError(f"output {shown} is a folder; give a file path")
-        if resolved.exists() and not self.force and not is_own_output(resolved):
+        if resolved.exists() and not (self.force or allow_existing) and not is_own_output(resolved):
             raise UsageError(f"output {shown} already exists and was not written by cvsuite "
                              "(or was changed since); pass --force to overwrite it")
         resolved.parent.mkdir(parents=True, exist_ok=True)
@@ -116,12 +121,22 @@ class OutputGuard:
             self._dirs.append(resolved)
         return Path(path)
 
+    def _digest(self, path: Path) -> str:
+        """sha256 of ``path``, re-hashed only when its size or mtime changed (record() may run often)."""
+        info = path.stat()
+        cached = self._hashes.get(path)
+        if cached is not None and cached[:2] == (info.st_mtime_ns, info.st_size):
+            return cached[2]
+        digest = _sha256(path)
+        self._hashes[path] = (info.st_mtime_ns, info.st_size, digest)
+        return digest
+
     def record(self) -> None:
         """Write the ledger entries for every claimed file that now exists (call once the work is done)."""
         by_folder: dict[Path, dict[str, str]] = {}
         for path in self._files:
             if path.is_file():
-                by_folder.setdefault(path.parent, {})[path.name] = _sha256(path)
+                by_folder.setdefault(path.parent, {})[path.name] = self._digest(path)
         for folder, entries in by_folder.items():
             ledger = _read_ledger(folder)
             ledger.update(entries)

@@ -7,7 +7,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from shared.cli_utils import add_config_args, config_from_args
+from shared.cli_utils import add_config_args, add_force_arg, config_from_args
+from shared.guard import OutputGuard
 from shared.errors import CvsuiteError
 
 DEMO_PREFIX = "pretrain_digits_"  # manifest names of shipped digits encoders: pretrain_digits_<method>
@@ -34,7 +35,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         "method": "method", "data": "data", "out": "train.out_dir", "steps": "train.max_steps",
         "batch_size": "train.batch_size", "resume": "train.resume"})
     check_method(cfg.method)
-    summary = run_training(cfg)
+    guard = OutputGuard([cfg.data] if cfg.data != "digits" else [], force=args.force)
+    summary = run_training(cfg, guard=guard)
     from shared.engine.distributed import is_main_process
 
     if not is_main_process():
@@ -49,18 +51,22 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from .evaluate import evaluate_encoder_file
 
+    guard = OutputGuard([args.weights, args.data if args.data != "digits" else None], force=args.force)
+    if args.json:
+        guard.file(args.json)  # refused before any work if it is the weights, inside the data, or foreign
     result = evaluate_encoder_file(args.weights, args.data, baseline=args.baseline, device=args.device)
     _print_metrics(result)
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+        guard.record()
     return 0
 
 
 def cmd_infer(args: argparse.Namespace) -> int:
     from .infer import extract_folder
 
-    result = extract_folder(args.weights, args.input, args.out, device=args.device)
+    guard = OutputGuard([args.weights, args.input], force=args.force)
+    result = extract_folder(args.weights, args.input, args.out, device=args.device, guard=guard)
     print(f"wrote {result['images']} x {result['dim']} features to {result['out']}")
     return 0
 
@@ -78,6 +84,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--steps", type=int, help="optimizer steps (train.max_steps)")
     train.add_argument("--batch-size", type=int, help="images per process and step (train.batch_size)")
     train.add_argument("--resume", action="store_true", help="continue the run in --out (train.resume=true)")
+    add_force_arg(train)
     train.set_defaults(func=cmd_train)
 
     evaluate = sub.add_parser("eval", help="kNN (k=5, 200), linear and 10-label linear probes on frozen features")
@@ -86,6 +93,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--json", help="also write the results to this JSON file")
     evaluate.add_argument("--baseline", action="store_true", help="also evaluate a randomly initialised twin")
     evaluate.add_argument("--device", default="cpu")
+    add_force_arg(evaluate)
     evaluate.set_defaults(func=cmd_eval)
 
     infer = sub.add_parser("infer", help="extract features of a folder of images to .npy or .safetensors")
@@ -93,6 +101,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     infer.add_argument("--input", required=True, help="folder of images (searched recursively)")
     infer.add_argument("--out", required=True, help="output .npy or .safetensors file")
     infer.add_argument("--device", default="cpu")
+    add_force_arg(infer)
     infer.set_defaults(func=cmd_infer)
 
 
@@ -112,9 +121,11 @@ def demo(out_dir: Path) -> dict[str, Any]:
     # the shipped encoder with the best recorded 10-label probe
     best = max(names, key=lambda n: float(manifest[n].get("metrics", {}).get("linear_10label", 0.0)))
     weights = shipped_weight(best)
+    guard = OutputGuard([weights], force=False)
+    out_json = guard.file(out_dir / "eval.json")
     result = evaluate_encoder_file(weights, "digits", baseline=True)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "eval.json").write_text(json.dumps(result, indent=2) + "\n")
+    out_json.write_text(json.dumps(result, indent=2) + "\n")
+    guard.record()
     _print_metrics(result)
     base = result["random_init"]
     return {"weights": weights.name, "method": result["method"],

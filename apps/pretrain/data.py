@@ -26,12 +26,13 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from shared.data.images import IMAGE_EXTENSIONS, list_images
+from shared.data.images import IMAGE_EXTENSIONS, list_images, read_image
 from shared.errors import CvsuiteError, UsageError
 
 DIGITS_TEST_FRACTION = 0.3
 DIGITS_SPLIT_SEED = 0
 SPLITS = ("train", "test", "unlabeled", "train+unlabeled")
+LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 
 class ImageSet(abc.ABC):
@@ -79,7 +80,7 @@ class ArrayImageSet(ImageSet):
 
 @dataclass
 class FileImageSet(ImageSet):
-    """Images read from files on demand (PIL), converted to RGB or to grey (``channels=1``)."""
+    """Images read from files on demand, as RGB or grey (``channels=1``), values in [0, 1] at any bit depth."""
 
     paths: list[Path]
     labels: np.ndarray
@@ -91,18 +92,16 @@ class FileImageSet(ImageSet):
         self.labels = np.asarray(self.labels, dtype=np.int64)
 
     def image(self, index: int) -> torch.Tensor:
-        from PIL import Image, UnidentifiedImageError
-
-        path = self.paths[index]
-        try:
-            with Image.open(path) as img:
-                img = img.convert("L" if self.channels == 1 else "RGB")
-                pixels = np.asarray(img, dtype=np.float32) / 255.0
-        except (UnidentifiedImageError, OSError) as exc:
-            raise CvsuiteError(f"cannot read image {path}: {exc}") from None
-        if pixels.ndim == 2:
+        """Decoded by ``shared.data.images.read_image``: corrupt, truncated, empty or huge-header files
+        are one error naming the file, and 16-bit images keep their full range (no 8-bit clipping)."""
+        decoded = read_image(self.paths[index])
+        if self.channels == 1:
+            # grey sources stay exact; colour is reduced with the ITU-R 601-2 luma weights (as PIL's "L")
+            pixels = decoded.rgb[..., 0] if decoded.grey else decoded.rgb @ LUMA_WEIGHTS
             pixels = pixels[:, :, None]
-        return torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))
+        else:
+            pixels = decoded.rgb
+        return torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1), dtype=np.float32))
 
 
 # --------------------------------------------------------------------------------------------- digits
@@ -252,7 +251,12 @@ def read_stl10(root: Path, split: str = "train") -> ArrayImageSet:
         arrays.append(images)
         labels.append(part_labels)
     class_file = folder / "class_names.txt"
-    classes = class_file.read_text().split() if class_file.is_file() else [str(i) for i in range(10)]
+    classes = [str(i) for i in range(10)]
+    if class_file.is_file():
+        try:
+            classes = class_file.read_text(encoding="utf-8").split() or classes
+        except (UnicodeDecodeError, OSError) as exc:
+            raise CvsuiteError(f"{class_file}: not a UTF-8 text file of class names ({type(exc).__name__})") from None
     array = arrays[0] if len(arrays) == 1 else _ConcatArray(arrays)
     return ArrayImageSet(array, np.concatenate(labels), classes[:10], name=f"stl10/{split}")
 

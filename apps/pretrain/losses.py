@@ -9,15 +9,28 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from shared.config import check_non_negative, check_positive
 from shared.engine.distributed import get_world_size
+from shared.errors import UsageError
 from shared.losses import BYOLLoss, HCLLoss, InfoNCE, NTXentLoss, WMSELoss
 
 METHODS = ("simclr", "moco", "wmse", "adco", "hcl", "byol")
 
 
+def _unit_interval(section: str, cfg: object, *names: str) -> None:
+    """UsageError unless every named field is in [0, 1] (EMA momenta)."""
+    for name in names:
+        value = getattr(cfg, name)
+        if not 0.0 <= value <= 1.0:
+            raise UsageError(f"config key '{section}{name}' must be in [0, 1], got {value!r}")
+
+
 @dataclass
 class SimCLRConfig:
     temperature: float = 0.5
+
+    def __post_init__(self) -> None:
+        check_positive("simclr.", self, "temperature")
 
 
 @dataclass
@@ -25,6 +38,10 @@ class MoCoConfig:
     temperature: float = 0.2
     queue_size: int = 1024
     momentum: float = 0.99  # key-encoder EMA
+
+    def __post_init__(self) -> None:
+        check_positive("moco.", self, "temperature", "queue_size")
+        _unit_interval("moco.", self, "momentum")
 
 
 @dataclass
@@ -35,12 +52,27 @@ class WMSEConfig:
     eps: float = 0.0
     loss_type: str = "norm_mse"  # norm_mse | mse
 
+    def __post_init__(self) -> None:
+        if self.num_views < 2 or self.w_size < 2 or self.w_iter < 1:
+            raise UsageError(f"wmse needs num_views >= 2, w_size >= 2, w_iter >= 1; got {self.num_views}, "
+                             f"{self.w_size}, {self.w_iter}")
+        if not 0.0 <= self.eps < 1.0:
+            raise UsageError(f"config key 'wmse.eps' must be in [0, 1), got {self.eps!r}")
+        if self.loss_type not in ("norm_mse", "mse"):
+            raise UsageError(f"config key 'wmse.loss_type' must be norm_mse or mse, got {self.loss_type!r}")
+
 
 @dataclass
 class HCLConfig:
     temperature: float = 0.5
     tau_plus: float = 0.1
     beta: float = 1.0
+
+    def __post_init__(self) -> None:
+        check_positive("hcl.", self, "temperature")
+        check_non_negative("hcl.", self, "beta")
+        if not 0.0 <= self.tau_plus < 1.0:
+            raise UsageError(f"config key 'hcl.tau_plus' must be in [0, 1), got {self.tau_plus!r}")
 
 
 @dataclass
@@ -53,10 +85,18 @@ class AdCoConfig:
     bank_weight_decay: float = 1e-4
     momentum: float = 0.99  # key-encoder EMA
 
+    def __post_init__(self) -> None:
+        check_positive("adco.", self, "temperature", "bank_size", "bank_temperature", "bank_lr")
+        check_non_negative("adco.", self, "bank_weight_decay")
+        _unit_interval("adco.", self, "momentum", "bank_momentum")
+
 
 @dataclass
 class BYOLConfig:
     base_momentum: float = 0.99  # target EMA, cosine-scheduled to 1
+
+    def __post_init__(self) -> None:
+        _unit_interval("byol.", self, "base_momentum")
 
 
 def simclr_loss(cfg: SimCLRConfig) -> nn.Module:

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from shared.backbones import build_backbone
+from shared.config import check_positive
 from shared.errors import CvsuiteError
 from shared.weights import load_into, load_state_dict, save_safetensors
 
@@ -33,6 +34,9 @@ class ModelConfig:
     proj_hidden: int = 256
     proj_dim: int = 64
     pred_hidden: int = 256  # BYOL predictor
+
+    def __post_init__(self) -> None:
+        check_positive("model.", self, "width", "proj_hidden", "proj_dim", "pred_hidden")
 
 
 def backbone_kwargs(arch: str, in_channels: int, width: int, cifar_stem: bool) -> dict[str, Any]:

@@ -20,6 +20,7 @@ import abc
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,10 @@ from typing import Any
 import torch
 
 from shared.engine import TrainConfig, Trainer, TrainTask
-from shared.engine.distributed import is_main_process
+from shared.engine.checkpoint import remove_orphaned_tmp
+from shared.engine.distributed import init_distributed, is_main_process, raise_on_all_ranks
+from shared.engine.trainer import resolve_device
+from shared.guard import OutputGuard
 from shared.errors import CvsuiteError, UsageError
 from shared.losses import MoCoQueue, cosine_momentum, make_momentum_copy, momentum_update
 
@@ -59,6 +63,17 @@ class PretrainConfig:
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
         out_dir="runs/pretrain", max_steps=500, batch_size=256, lr=2e-3, weight_decay=1e-4,
         warmup_steps=20, log_every=20, ckpt_every=250))
+
+    def __post_init__(self) -> None:
+        check_method(self.method)
+        if self.in_channels not in (0, 1, 3):
+            raise UsageError(f"config key 'in_channels' must be 0 (from the data), 1 or 3, got {self.in_channels!r}")
+        for name in ("data_mean", "data_std"):
+            values = getattr(self, name)
+            if values is not None and (not values or any(not math.isfinite(v) for v in values)):
+                raise UsageError(f"config key '{name}' needs finite numbers, got {values!r}")
+        if self.data_std is not None and any(v <= 0 for v in self.data_std):
+            raise UsageError(f"config key 'data_std' must be positive, got {self.data_std!r}")
 
 
 def num_views(cfg: PretrainConfig) -> int:
@@ -123,6 +138,22 @@ class WMSETask(PretrainTask):
 
     def objective(self, images: torch.Tensor, views: int) -> dict[str, torch.Tensor]:
         return {"loss": self.loss_fn(self.encoder(images))}
+
+    def check_setup(self, cfg: TrainConfig, world_size: int) -> None:
+        """The whitened batch per view is what the loss really sees: ``batch_size x world_size`` when it
+        gathers over ranks (it does whenever the process group exists when the task is built), else
+        ``batch_size``. It must be a positive multiple of ``w_size``; refuse before the first step."""
+        gathered = world_size if self.loss_fn.gather_distributed else 1
+        whitened = cfg.batch_size * gathered
+        w_size = self.cfg.wmse.w_size
+        if whitened < w_size or whitened % w_size:
+            where = (f"train.batch_size={cfg.batch_size} x {gathered} processes = {whitened}" if gathered > 1
+                     else f"train.batch_size={cfg.batch_size}")
+            raise UsageError(f"W-MSE whitens {where} samples per view, which must be a positive multiple "
+                             f"of wmse.w_size={w_size}")
+        if w_size < 2 * self.cfg.model.proj_dim:
+            raise UsageError(f"wmse.w_size={w_size} must be >= 2 x model.proj_dim ({2 * self.cfg.model.proj_dim}) "
+                             "or the whitening covariance is near-singular")
 
 
 class MomentumKeyTask(PretrainTask):
@@ -254,14 +285,36 @@ def prepare(cfg: PretrainConfig) -> tuple[PretrainConfig, MultiViewDataset]:
     return cfg, MultiViewDataset(images, views)
 
 
-def run_training(cfg: PretrainConfig) -> dict[str, Any]:
-    """Train ``cfg.method``; writes the run folder, ``encoder.safetensors`` and (optionally) ``eval.json``."""
-    cfg, dataset = prepare(cfg)
-    task = build_task(cfg, cfg.in_channels)
-    trainer = Trainer(cfg.train, task, dataset, full_config=cfg)
-    summary = trainer.fit()
+def run_training(cfg: PretrainConfig, guard: OutputGuard | None = None) -> dict[str, Any]:
+    """Train ``cfg.method``; writes the run folder, ``encoder.safetensors`` and (optionally) ``eval.json``.
+
+    ``guard`` (the CLI's, holding ``--force``) claims every output before any work; by default one
+    whose only input is the data folder.
+    """
+    check_method(cfg.method)
+    if guard is None:
+        guard = OutputGuard([cfg.data] if cfg.data != "digits" else [], force=False)
+    # Join the process group BEFORE the task is built: the losses decide at construction whether
+    # they gather over ranks (built earlier, every rank trained on its local batch only).
+    init_distributed(resolve_device(cfg.train.device).type)
     out_dir = Path(cfg.train.out_dir)
     encoder_path = out_dir / "encoder.safetensors"
+    refused: CvsuiteError | None = None
+    if is_main_process():
+        try:
+            guard.directory(out_dir)
+            guard.file(encoder_path, allow_existing=cfg.train.resume)
+            if cfg.evaluate:
+                guard.file(out_dir / "eval.json", allow_existing=cfg.train.resume)
+        except CvsuiteError as exc:
+            refused = exc
+        else:
+            remove_orphaned_tmp(encoder_path)  # left by a kill while the encoder was being saved
+    raise_on_all_ranks(refused)  # rank 0's refusal stops every rank (none waits in a collective)
+    cfg, dataset = prepare(cfg)
+    task = build_task(cfg, cfg.in_channels)
+    trainer = Trainer(cfg.train, task, dataset, full_config=cfg, guard=guard)
+    summary = trainer.fit()
     if is_main_process():
         save_encoder(task.encoder.cpu(), encoder_info(cfg), encoder_path, step=summary["step"])
         summary["encoder"] = str(encoder_path)
@@ -275,4 +328,5 @@ def run_training(cfg: PretrainConfig) -> dict[str, Any]:
             else:
                 (out_dir / "eval.json").write_text(json.dumps(metrics, indent=2) + "\n")
                 summary["eval"] = metrics
+        guard.record()
     return summary

@@ -6,8 +6,14 @@ error messages are the same everywhere.
 from __future__ import annotations
 
 import functools
+import os
+import re
+import sys
+import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
@@ -44,16 +50,126 @@ class ImageData:
     bit_depth: int  # 8 or 16
 
 
+# Largest image cvsuite decodes (PIL's decompression-bomb limit, about 13400 x 13400). Checked from the
+# header BEFORE decoding, so a tiny file claiming 100000 x 100000 pixels costs nothing.
+MAX_IMAGE_PIXELS = 178_956_970
+
+
+def _quiet_opencv() -> None:
+    """OpenCV prints decoder warnings (e.g. "PNG input buffer is incomplete") straight to the terminal;
+    read_image turns every such problem into one CvsuiteError instead, so keep OpenCV to errors."""
+    import cv2
+
+    try:
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    except AttributeError:  # builds without the logging module
+        pass
+
+
+_DECODE_LOCK = threading.Lock()
+_SINKS: dict[int, IO[bytes]] = {}  # per process (a forked DataLoader worker must not share its parent's)
+# What libjpeg / libpng print (straight to the terminal) when the data are damaged; benign notes such
+# as "libpng warning: iCCP: known incorrect sRGB profile" do not match and are simply dropped.
+_DAMAGED = re.compile(r"corrupt|premature|error|invalid|incomplete|truncat", re.IGNORECASE)
+
+
+def _decode_quietly(data: bytes) -> tuple[np.ndarray | None, str]:
+    """``cv2.imdecode(data, IMREAD_UNCHANGED)`` and what the C decoders printed to stderr meanwhile.
+
+    libjpeg and libpng report damage ("Corrupt JPEG data: ...", "libpng error: ...") by printing to
+    file descriptor 2 and may still return a half-garbage image; the text is captured so the caller
+    can refuse the file with one line instead. Decodes in one process are serialised by a lock
+    (fd 2 is process-wide); cvsuite decodes in DataLoader worker processes, not threads.
+    """
+    import cv2
+
+    buffer = np.frombuffer(data, dtype=np.uint8)
+    with _DECODE_LOCK:
+        try:
+            sink = _SINKS.get(os.getpid())
+            if sink is None:
+                sink = _SINKS[os.getpid()] = tempfile.TemporaryFile()
+            sink.seek(0)
+            sink.truncate()
+            sys.stderr.flush()
+            saved = os.dup(2)
+        except (OSError, ValueError):  # no usable fd 2 (e.g. closed): decode without listening
+            return cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED), ""
+        try:
+            os.dup2(sink.fileno(), 2)
+            try:
+                raw = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)
+            finally:
+                os.dup2(saved, 2)
+        finally:
+            os.close(saved)
+        sink.seek(0)
+        printed = sink.read(4096).decode(errors="replace")
+    return raw, printed
+
+
+def image_size(path: str | Path, data: bytes | None = None) -> tuple[int, int] | None:
+    """(width, height) from the file header without decoding pixels; None if PIL cannot parse the header.
+
+    Raises CvsuiteError when the header claims more than :data:`MAX_IMAGE_PIXELS` pixels.
+    """
+    import io
+    import re
+    import warnings
+
+    from PIL import Image
+
+    path = Path(path)
+    source = io.BytesIO(data) if data is not None else path
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(source) as img:
+                width, height = img.size
+    except Image.DecompressionBombError as exc:
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        claimed = f"{int(found.group(1)):,} pixels" if found else "too many pixels"
+        raise CvsuiteError(f"{path}: the header claims {claimed}, more than the {MAX_IMAGE_PIXELS:,} cvsuite "
+                           "decodes (corrupt file or decompression bomb)") from None
+    except Exception:  # noqa: BLE001 - unknown/corrupt header: the decoder gives the verdict
+        return None
+    if width <= 0 or height <= 0 or width * height > MAX_IMAGE_PIXELS:
+        raise CvsuiteError(f"{path}: the header claims {width} x {height} pixels (more than "
+                           f"{MAX_IMAGE_PIXELS:,} or empty; corrupt file or decompression bomb)")
+    return width, height
+
+
 def read_image(path: str | Path) -> ImageData:
-    """Read grey / RGB / RGBA, 8- or 16-bit; one clear error for missing, corrupt or non-image files."""
+    """Read grey / RGB / RGBA, 8- or 16-bit (16-bit keeps its full range in the float output).
+
+    Every problem is one CvsuiteError naming the file: missing, empty (0 bytes), unreadable, a header
+    claiming more than :data:`MAX_IMAGE_PIXELS` (checked before decoding), corrupt or truncated data
+    (a JPEG cut short or with damaged data is refused, never used half-decoded), unsupported pixel
+    types. The bytes are decoded from memory (``cv2.imdecode``, which treats a premature end of file
+    as an error) while the decoders' own stderr warnings are captured (see :func:`_decode_quietly`).
+    """
     import cv2
 
     path = Path(path)
     if not path.is_file():
         raise CvsuiteError(f"{path}: no such file")
-    raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if raw is None or raw.size == 0:
-        raise CvsuiteError(f"{path}: cannot decode image (corrupt or not an image)")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise CvsuiteError(f"{path}: cannot read file ({exc.strerror or exc})") from None
+    if not data:
+        raise CvsuiteError(f"{path}: empty file (0 bytes), not an image")
+    image_size(path, data)
+    _quiet_opencv()
+    try:
+        raw, printed = _decode_quietly(data)
+    except cv2.error as exc:
+        detail = [line for line in str(exc).splitlines() if line.strip()]
+        raise CvsuiteError(f"{path}: cannot decode image ({detail[-1].strip()[:160] if detail else 'OpenCV error'})") from None
+    damage = [line.strip() for line in printed.splitlines() if _DAMAGED.search(line)]
+    if raw is None or raw.size == 0 or damage:
+        why = damage[0][:160] if damage else "corrupt, truncated or not an image"
+        raise CvsuiteError(f"{path}: cannot decode image ({why})")
     if raw.dtype == np.uint8:
         depth, scale = 8, 255.0
     elif raw.dtype == np.uint16:
@@ -86,7 +202,12 @@ def write_image(path: str | Path, img: np.ndarray) -> None:
         img = img[..., ::-1]
     elif img.ndim == 3 and img.shape[2] == 4:
         img = img[..., [2, 1, 0, 3]]
-    if not cv2.imwrite(str(path), np.ascontiguousarray(img)):
+    try:
+        written = cv2.imwrite(str(path), np.ascontiguousarray(img))
+    except cv2.error as exc:  # e.g. an extension OpenCV has no writer for
+        detail = [line for line in str(exc).splitlines() if line.strip()]
+        raise CvsuiteError(f"{path}: cannot write image ({detail[-1].strip()[:160] if detail else 'OpenCV error'})") from None
+    if not written:
         raise CvsuiteError(f"{path}: cannot write image")
 
 

@@ -33,6 +33,24 @@ def save_atomic(obj: Any, path: str | Path) -> None:
         raise
 
 
+def remove_orphaned_tmp(path: str | Path) -> list[Path]:
+    """Delete the temporary files an atomic write of ``path`` leaves behind when killed mid-write:
+    ``.<name>.*.tmp`` (:func:`save_atomic`) and ``.<name>.tmp`` (``shared.weights.save_safetensors``)."""
+    path = Path(path)
+    removed = []
+    candidates = [*path.parent.glob(f".{path.name}.*.tmp"), path.parent / f".{path.name}.tmp"] \
+        if path.parent.is_dir() else []
+    for tmp in candidates:
+        if not tmp.is_file():
+            continue
+        try:
+            tmp.unlink()
+            removed.append(tmp)
+        except OSError:
+            pass
+    return removed
+
+
 def load_checkpoint(path: str | Path) -> Any:
     """``torch.load(weights_only=True)`` with one clear error for missing, truncated or unsafe files."""
     path = Path(path)

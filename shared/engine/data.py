@@ -41,6 +41,8 @@ class ResumableBatchSampler(Sampler[list[tuple[int, int]]]):
 
     def __init__(self, length: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1,
                  shuffle: bool = True) -> None:
+        if batch_size < 1 or world_size < 1:
+            raise CvsuiteError(f"batch size must be positive, got {batch_size} (x {world_size} processes)")
         if length < batch_size * world_size:
             raise CvsuiteError(
                 f"dataset has {length} samples, fewer than one global batch ({batch_size} x {world_size} processes)")

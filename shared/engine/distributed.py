@@ -51,6 +51,30 @@ def is_main_process() -> bool:
     return get_rank() == 0
 
 
+def raise_on_all_ranks(error: BaseException | None) -> None:
+    """Raise rank 0's error (or nothing) on EVERY rank.
+
+    For checks only rank 0 makes (e.g. claiming output files): without this, rank 0 would stop
+    with its one-line error while the other ranks wait forever in their first collective.
+    """
+    if not is_dist() or get_world_size() == 1:
+        if error is not None:
+            raise error
+        return
+    from ..errors import CvsuiteError, UsageError
+
+    payload: list[object] = [None]
+    if get_rank() == 0 and error is not None:
+        payload = [(str(error), int(getattr(error, "exit_code", 1)))]
+    dist.broadcast_object_list(payload, src=0)
+    if payload[0] is None:
+        return
+    if error is not None:
+        raise error
+    message, code = payload[0]  # type: ignore[misc]
+    raise (UsageError if code == 2 else CvsuiteError)(message)
+
+
 def barrier() -> None:
     if is_dist():
         dist.barrier()

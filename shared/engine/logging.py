@@ -11,7 +11,10 @@ from typing import Any
 class MetricLogger:
     """Appends one record per call to ``metrics.jsonl`` and ``metrics.csv``; mirrors scalars to TensorBoard."""
 
-    def __init__(self, out_dir: str | Path, enabled: bool = True, tensorboard: bool = True) -> None:
+    def __init__(self, out_dir: str | Path, enabled: bool = True, tensorboard: bool = True,
+                 resume_step: int | None = None) -> None:
+        """``resume_step``: keep only records up to that step (0 = start fresh logs; None = append all),
+        so a run resumed from its step-N checkpoint does not log the steps after N twice."""
         self.enabled = enabled
         self.out_dir = Path(out_dir)
         self._csv_fields: list[str] | None = None
@@ -21,6 +24,8 @@ class MetricLogger:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.jsonl_path = self.out_dir / "metrics.jsonl"
         self.csv_path = self.out_dir / "metrics.csv"
+        if resume_step is not None:
+            self._drop_after(resume_step)
         if self.csv_path.exists() and self.csv_path.stat().st_size > 0:
             with self.csv_path.open() as handle:
                 self._csv_fields = next(csv.reader(handle), None)
@@ -28,9 +33,37 @@ class MetricLogger:
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
-                self._tb = SummaryWriter(log_dir=str(self.out_dir / "tb"))
+                purge = None if resume_step is None else resume_step + 1
+                self._tb = SummaryWriter(log_dir=str(self.out_dir / "tb"), purge_step=purge)
             except ImportError:
                 self._tb = None
+
+    def _drop_after(self, step: int) -> None:
+        """Rewrite metrics.jsonl / metrics.csv without the records of steps after ``step``."""
+        if self.jsonl_path.exists():
+            kept = []
+            for line in self.jsonl_path.read_text().splitlines():
+                try:
+                    if int(json.loads(line)["step"]) <= step:
+                        kept.append(line)
+                except (ValueError, KeyError, TypeError):
+                    continue  # a line cut by a kill mid-write
+            self.jsonl_path.write_text("".join(line + "\n" for line in kept))
+        if self.csv_path.exists():
+            with self.csv_path.open(newline="") as handle:
+                rows = list(csv.reader(handle))
+            if step <= 0 or not rows:
+                self.csv_path.unlink()
+                return
+            header, kept_rows = rows[0], []
+            for row in rows[1:]:
+                try:
+                    if int(row[0]) <= step and len(row) == len(header):
+                        kept_rows.append(row)
+                except (ValueError, IndexError):
+                    continue
+            with self.csv_path.open("w", newline="") as handle:
+                csv.writer(handle).writerows([header] + kept_rows)
 
     def log(self, step: int, metrics: dict[str, Any]) -> None:
         if not self.enabled:
