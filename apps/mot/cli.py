@@ -102,7 +102,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     guard = OutputGuard(inputs=[cfg.data, getattr(args, "config", None)], force=args.force)
     out_dir = guard.directory(cfg.train.out_dir)
     guard.file(out_dir / "model.safetensors")  # the run's product; checkpoints are the engine's own
-    summary = train(cfg)
+    summary = train(cfg, guard=guard)
     guard.record()
     print(json.dumps(summary, default=str))
     return 0

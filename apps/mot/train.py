@@ -28,6 +28,7 @@ from scipy.optimize import linear_sum_assignment
 from shared.engine import TrainConfig, Trainer, TrainTask
 from shared.engine.distributed import gather_no_grad
 from shared.errors import CvsuiteError, UsageError
+from shared.guard import OutputGuard
 
 from .data import MOTSequence, box_iou, list_sequences
 from .losses import build_loss
@@ -304,8 +305,8 @@ class InstanceToInstanceTask(TrainTask):
         return {k: v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()}
 
 
-def train(cfg: MOTTrainConfig) -> dict:
-    """Build crops and labels, then run the shared engine; returns the engine's summary."""
+def train(cfg: MOTTrainConfig, guard: OutputGuard | None = None) -> dict:
+    """Build crops and labels, then run the shared engine (its files claimed through ``guard``); returns the summary."""
     if cfg.objective not in ("i2t", "i2i"):
         raise UsageError(f"objective must be i2t or i2i, got {cfg.objective!r}")
     parse_labels(cfg.labels)
@@ -321,7 +322,7 @@ def train(cfg: MOTTrainConfig) -> dict:
         task: TrainTask = InstanceToTrackTask(net, cropset.num_tracks, cfg.temperature, cfg.bank_momentum)
     else:
         task = InstanceToInstanceTask(net, cfg.temperature)
-    summary = Trainer(cfg.train, task, dataset, full_config=cfg).fit()
+    summary = Trainer(cfg.train, task, dataset, full_config=cfg, guard=guard).fit()
     summary.update(detections=len(dataset), tracks=cropset.num_tracks,
                    labelled=int((cropset.labels >= 0).sum()), pseudo=int((cropset.pseudo >= 0).sum()))
     return summary
