@@ -234,7 +234,8 @@ class FreiHAND:
         return self._check_len(self._list("K", (3, 3)), "K")
 
     def verts(self) -> np.ndarray:
-        return self._check_len(self._list("verts", (NUM_MESH_VERTS, 3)), "verts")
+        """(N, V, 3) mesh vertices (V = 778 for MANO; any V is accepted, as by the official eval)."""
+        return self._check_len(self._list("verts", (None, 3)), "verts")
 
     def scale(self) -> np.ndarray:
         return self._check_len(self._list("scale", ()), "scale")
@@ -256,7 +257,7 @@ class FreiHAND:
     def __len__(self) -> int:
         for kind in ("xyz", "K", "verts", "scale"):
             if self.has(kind):
-                return len(self._list(kind, {"xyz": (NUM_KP, 3), "K": (3, 3), "verts": (NUM_MESH_VERTS, 3),
+                return len(self._list(kind, {"xyz": (NUM_KP, 3), "K": (3, 3), "verts": (None, 3),
                                              "scale": ()}[kind]))
         raise CvsuiteError(f"{self.root}: no {self.split}_xyz.json / _K.json / _verts.json / _scale.json")
 

@@ -1,0 +1,148 @@
+"""Networks: a small CPU ResNet backbone, the MoCo v2 encoder (backbone + MLP projector) and the
+keypoint regressor (backbone -> 21 x 2-D in the crop + 21 x 3-D root-relative), plus absolute 3-D.
+
+The keypoint regressor predicts ``uv`` in crop units (pixel / image side) and root-relative 3-D
+keypoints in units of the reference bone (FreiHAND's scale: middle MCP->PIP), so it is scale free;
+with the camera ``K`` and the metric scale known, :func:`absolute_xyz` recovers the root position
+by linear least squares on the 2-D/3-D pairs.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from shared.backbones import BACKBONES, build_backbone
+from shared.errors import CvsuiteError
+
+from .data import NUM_KP
+
+MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+
+
+class SmallResNet(nn.Module):
+    """ResNet-10 layout (one BasicBlock per stage, widths w, 2w, 4w, 8w) with a stride-2 3x3 stem,
+    sized for 64-px hand crops on a CPU; pooled ``(B, 8w)`` features."""
+
+    def __init__(self, in_channels: int = 3, width: int = 16, pooled: bool = True) -> None:
+        super().__init__()
+        from torchvision.models.resnet import BasicBlock
+
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, width, 3, 2, 1, bias=False), nn.BatchNorm2d(width),
+                                  nn.ReLU(inplace=True))
+        layers, channels = [], width
+        for i, w in enumerate((width, 2 * width, 4 * width, 8 * width)):
+            stride = 1 if i == 0 else 2
+            down = None
+            if stride != 1 or channels != w:
+                down = nn.Sequential(nn.Conv2d(channels, w, 1, stride, bias=False), nn.BatchNorm2d(w))
+            layers.append(BasicBlock(channels, w, stride, down))
+            channels = w
+        self.layers = nn.Sequential(*layers)
+        self.pooled = pooled
+        self.out_dim = channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.layers(self.stem(x))
+        return torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1) if self.pooled else x
+
+
+if "resnet10_small" not in BACKBONES:
+    @BACKBONES.register("resnet10_small")
+    def resnet10_small(in_channels: int = 3, width: int = 16, pooled: bool = True) -> nn.Module:
+        """ResNet-10 with widths (w, 2w, 4w, 8w) for 64-px crops (hand app)."""
+        return SmallResNet(in_channels, width, pooled)
+
+
+def make_backbone(name: str, width: int) -> nn.Module:
+    if name == "resnet10_small":
+        return build_backbone(name, width=width)
+    return build_backbone(name)
+
+
+def normalise(images: torch.Tensor) -> torch.Tensor:
+    """uint8 or [0, 1] float (B, 3, H, W) -> ImageNet-normalised float."""
+    x = images.float() / 255.0 if images.dtype == torch.uint8 else images
+    return (x - MEAN.to(x.device)) / STD.to(x.device)
+
+
+class MoCoNet(nn.Module):
+    """Encoder + MoCo v2 MLP projector (out_dim -> out_dim -> proj_dim)."""
+
+    def __init__(self, backbone: str = "resnet10_small", width: int = 16, proj_dim: int = 128) -> None:
+        super().__init__()
+        self.encoder = make_backbone(backbone, width)
+        d = int(self.encoder.out_dim)
+        self.projector = nn.Sequential(nn.Linear(d, d), nn.ReLU(inplace=True), nn.Linear(d, proj_dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.projector(self.encoder(x))
+
+
+class KeypointNet(nn.Module):
+    """Encoder -> MLP -> ``uv`` (B, 21, 2) in crop units and ``xyz`` (B, 21, 3) root-relative / ref bone."""
+
+    def __init__(self, backbone: str = "resnet10_small", width: int = 16, hidden: int = 256) -> None:
+        super().__init__()
+        self.encoder = make_backbone(backbone, width)
+        d = int(self.encoder.out_dim)
+        self.head = nn.Sequential(nn.Linear(d, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, NUM_KP * 5))
+        self.arch = {"backbone": backbone, "width": str(width), "hidden": str(hidden)}
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        out = self.head(self.encoder(x))
+        uv = out[:, :NUM_KP * 2].reshape(-1, NUM_KP, 2) + 0.5
+        xyz = out[:, NUM_KP * 2:].reshape(-1, NUM_KP, 3)
+        xyz = xyz - xyz[:, :1]  # root-relative by construction
+        return {"uv": uv, "xyz": xyz}
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> tuple["KeypointNet", dict[str, str]]:
+        """Load a regressor saved by ``cvsuite hand train`` (arch in the safetensors metadata)."""
+        from shared.weights import load_into, load_state_dict
+
+        meta = read_metadata(path)
+        net = cls(meta.get("backbone", "resnet10_small"), int(meta.get("width", 16)), int(meta.get("hidden", 256)))
+        state = load_state_dict(path)
+        if not any(k.startswith("head.") for k in state):
+            raise CvsuiteError(f"{path}: no keypoint head (head.*) - is this a pretrained encoder? "
+                               "fine-tune it with `cvsuite hand train` first")
+        load_into(net, state, path)
+        net.eval()
+        return net, meta
+
+
+def read_metadata(path: str | Path) -> dict[str, str]:
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        return {}
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), "pt") as handle:
+            return dict(handle.metadata() or {})
+    except Exception:
+        return {}
+
+
+def absolute_xyz(uv_px: np.ndarray, rel_xyz: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """Absolute camera-frame keypoints from 2-D pixels and metric root-relative 3-D: the root
+    translation T minimising the reprojection error in its linearised form
+    ``fx (X_i + Tx) = (u_i - cx)(Z_i + Tz)`` (same for y), solved by least squares."""
+    fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
+    du, dv = uv_px[:, 0] - cx, uv_px[:, 1] - cy
+    n = len(uv_px)
+    A = np.zeros((2 * n, 3))
+    b = np.zeros(2 * n)
+    A[:n, 0], A[:n, 2], b[:n] = fx, -du, du * rel_xyz[:, 2] - fx * rel_xyz[:, 0]
+    A[n:, 1], A[n:, 2], b[n:] = fy, -dv, dv * rel_xyz[:, 2] - fy * rel_xyz[:, 1]
+    T, *_ = np.linalg.lstsq(A, b, rcond=None)
+    return rel_xyz + T
+
+
+def describe(net: nn.Module) -> dict[str, Any]:
+    return {"parameters": sum(p.numel() for p in net.parameters())}
