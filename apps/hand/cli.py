@@ -46,6 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--data", help="HanCo root with xyz/ and calib/ (data=)")
     p.add_argument("--init", help="'random' or a pretrained encoder .safetensors (init=)")
     p.add_argument("--labels", type=float, help="fraction of labelled images used, e.g. 0.01 (label_fraction=)")
+    p.add_argument("--mano", help="your MANO_RIGHT.pkl: also train a MANO head (778 vertices) (mano=)")
     p.add_argument("--out", help="run directory (train.out_dir=)")
     p.add_argument("--steps", type=int, help="optimizer steps (train.max_steps=)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
@@ -56,6 +57,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("images", nargs="+", help="image files or folders of hand crops")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--weights", help="keypoint regressor (.safetensors); default: the shipped one")
+    p.add_argument("--mano", help="MANO_RIGHT.pkl for a regressor trained with --mano (adds 778 vertices)")
     add_force_arg(p)
     p.set_defaults(func=cmd_infer)
 
@@ -64,6 +66,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="pred.json to write")
     p.add_argument("--split", default="evaluation", choices=("evaluation", "training"))
     p.add_argument("--weights", help="keypoint regressor (.safetensors); default: the shipped one")
+    p.add_argument("--mano", help="MANO_RIGHT.pkl for a regressor trained with --mano: verts_list = 778 MANO vertices")
     add_force_arg(p)
     p.set_defaults(func=cmd_predict)
 
@@ -137,13 +140,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from .train import FinetuneConfig, finetune
 
-    cfg = config_from_args(FinetuneConfig, args, {"data": "data", "init": "init", "labels": "label_fraction",
+    cfg = config_from_args(FinetuneConfig, args, {"data": "data", "init": "init", "labels": "label_fraction", "mano": "mano",
                                                   "out": "train.out_dir", "steps": "train.max_steps",
                                                   "resume": "train.resume"})
     init = None if cfg.init in ("", "random") else cfg.init
     if init and not Path(init).is_file():
         raise CvsuiteError(f"{init}: pretrained encoder file not found")
-    guard = OutputGuard(inputs=[cfg.data, init], force=args.force)
+    guard = OutputGuard(inputs=[cfg.data, init, cfg.mano or None], force=args.force)
     _run_outputs(guard, cfg.train.out_dir, cfg.train.resume)
     summary = finetune(cfg)
     guard.record()
@@ -151,14 +154,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def load_regressor(weights: str | None):
-    """(net, image_size) from ``weights`` or the shipped regressor."""
+def load_regressor(weights: str | None, mano: str | None = None):
+    """(net, image_size) from ``weights`` or the shipped regressor (+ the user's MANO model)."""
     from shared.weights import shipped_weight
 
     from .model import KeypointNet
 
+    mano_model = None
+    if mano:
+        from .mano import load_mano
+
+        mano_model = load_mano(mano)
     path = Path(weights) if weights else shipped_weight(SHIPPED_REGRESSOR)
-    net, meta = KeypointNet.from_file(path)
+    net, meta = KeypointNet.from_file(path, mano_model)
     return net, int(meta.get("image_size", 64))
 
 
@@ -192,10 +200,10 @@ def cmd_infer(args: argparse.Namespace) -> int:
     from .infer import infer_images
 
     paths = _image_paths(args.images)
-    guard = OutputGuard(inputs=[*args.images, args.weights], force=args.force)
+    guard = OutputGuard(inputs=[*args.images, args.weights, args.mano], force=args.force)
     guard.add_inputs(*paths)
     out = guard.directory(args.out)
-    net, size = load_regressor(args.weights)
+    net, size = load_regressor(args.weights, args.mano)
     records = infer_images(net, size, paths, out, guard)
     guard.record()
     print(f"{len(records)} images -> {out} (<stem>.json, <stem>_skeleton.png)")
@@ -207,9 +215,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     from .infer import predict_freihand
 
-    guard = OutputGuard(inputs=[args.data, args.weights], force=args.force)
+    guard = OutputGuard(inputs=[args.data, args.weights, args.mano], force=args.force)
     out = guard.file(args.out)
-    net, size = load_regressor(args.weights)
+    net, size = load_regressor(args.weights, args.mano)
     xyz, verts = predict_freihand(net, size, Path(args.data), args.split)
     out.write_text(json.dumps([xyz, verts]))
     guard.record()

@@ -19,16 +19,24 @@ FINGER_COLOURS = [(255, 60, 60), (255, 170, 0), (60, 200, 60), (0, 170, 255), (1
 
 
 @torch.no_grad()
-def predict(net: KeypointNet, images: np.ndarray, batch: int = 128) -> tuple[np.ndarray, np.ndarray]:
-    """uint8 (N, S, S, 3) -> uv (N, 21, 2) in crop units, root-relative xyz (N, 21, 3) in ref-bone units."""
+def predict(net: KeypointNet, images: np.ndarray, batch: int = 128, with_mesh: bool = False):
+    """uint8 (N, S, S, 3) -> uv (N, 21, 2) in crop units, root-relative xyz (N, 21, 3) in ref-bone units
+    (+ with ``with_mesh``, MANO vertices (N, 778, 3) root-relative in the same units)."""
     net.eval()
-    uvs, xyzs = [], []
+    uvs, xyzs, meshes = [], [], []
     for i in range(0, len(images), batch):
         x = torch.from_numpy(np.ascontiguousarray(images[i:i + batch])).permute(0, 3, 1, 2)
         out = net(normalise(x))
         uvs.append(out["uv"].numpy())
         xyzs.append(out["xyz"].numpy())
-    return np.concatenate(uvs).astype(np.float64), np.concatenate(xyzs).astype(np.float64)
+        if with_mesh:
+            joints, verts = out["joints"], out["verts"]
+            bone = (joints[:, 10] - joints[:, 9]).norm(dim=-1).clamp_min(1e-6)[:, None, None]
+            meshes.append(((verts - joints[:, :1]) / bone).numpy())
+    uv, xyz = np.concatenate(uvs).astype(np.float64), np.concatenate(xyzs).astype(np.float64)
+    if with_mesh:
+        return uv, xyz, np.concatenate(meshes).astype(np.float64)
+    return uv, xyz
 
 
 def evaluate_hanco(net: KeypointNet, images: HanCoImages) -> dict[str, float]:
@@ -82,12 +90,16 @@ def infer_images(net: KeypointNet, size: int, paths: list[Path], out_dir: Path, 
     targets = []
     for p in paths:
         targets.append((guard.file(out_dir / f"{p.stem}.json"), guard.file(out_dir / f"{p.stem}_skeleton.png")))
-    uv, xyz = predict(net, np.stack([resize_u8(img, size) for img in images]))
+    mesh = net.mano_head is not None
+    pred = predict(net, np.stack([resize_u8(img, size) for img in images]), with_mesh=mesh)
+    uv, xyz = pred[0], pred[1]
     records = []
-    for img, p, (j, png), u, x in zip(images, paths, targets, uv, xyz):
+    for k, (img, p, (j, png), u, x) in enumerate(zip(images, paths, targets, uv, xyz)):
         uv_px = u * np.array([img.shape[1], img.shape[0]])
         record = {"image": str(p), "width": img.shape[1], "height": img.shape[0], "keypoints": KEYPOINT_NAMES,
                   "uv_px": uv_px.round(2).tolist(), "xyz_root_relative_refbone": x.round(4).tolist()}
+        if mesh:
+            record["mano_verts_root_relative_refbone"] = pred[2][k].round(5).tolist()
         j.write_text(json.dumps(record) + "\n")
         write_image(png, draw_skeleton(img, uv_px))
         records.append(record)
@@ -96,23 +108,26 @@ def infer_images(net: KeypointNet, size: int, paths: list[Path], out_dir: Path, 
 
 def predict_freihand(net: KeypointNet, size: int, root: Path, split: str = "evaluation") -> tuple[list, list]:
     """Official submission lists for a FreiHAND split: absolute camera-frame keypoints from ``K`` and
-    ``scale``; ``verts`` = the keypoints (not MANO topology: the official eval aligns them with the
-    keypoint transform and reports mesh_* = -1)."""
+    ``scale``; ``verts`` = the 778 MANO vertices for a regressor with a MANO head, else the keypoints
+    (not MANO topology: the official eval aligns them with the keypoint transform, mesh_* = -1)."""
     ds = FreiHAND(root, split)
     K, scale = ds.K(), ds.scale()
     paths = [ds.image_path(i) for i in range(len(K))]
     missing = [p for p in paths if not p.is_file()]
     if missing:
         raise CvsuiteError(f"{missing[0]}: image not found ({len(missing)} of {len(paths)} missing)")
-    xyz_list = []
+    mesh = net.mano_head is not None
+    xyz_list, verts_list = [], []
     for start in range(0, len(paths), 256):
         chunk = paths[start:start + 256]
         imgs = [read_rgb_u8(p) for p in chunk]
-        uv, rel = predict(net, np.stack([resize_u8(im, size) for im in imgs]))
-        for k, (im, u, r) in enumerate(zip(imgs, uv, rel)):
+        pred = predict(net, np.stack([resize_u8(im, size) for im in imgs]), with_mesh=mesh)
+        for k, (im, u, r) in enumerate(zip(imgs, pred[0], pred[1])):
             i = start + k
-            xyz_list.append(absolute_xyz(u * np.array([im.shape[1], im.shape[0]]), r * scale[i], K[i]).tolist())
-    return xyz_list, [list(x) for x in xyz_list]
+            xyz = absolute_xyz(u * np.array([im.shape[1], im.shape[0]]), r * scale[i], K[i])
+            xyz_list.append(xyz.tolist())
+            verts_list.append((pred[2][k] * scale[i] + xyz[0]).tolist() if mesh else xyz.tolist())
+    return xyz_list, verts_list
 
 
 def write_freihand_eval(root: Path, hanco: HanCo, sequences: list[str], guard) -> int:

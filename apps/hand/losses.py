@@ -27,3 +27,11 @@ def keypoint_loss(pred: dict[str, torch.Tensor], uv: torch.Tensor, xyz: torch.Te
     l2d = F.l1_loss(pred["uv"], uv)
     l3d = F.l1_loss(pred["xyz"], xyz)
     return {"loss": w2d * l2d + w3d * l3d, "loss_2d": l2d, "loss_3d": l3d}
+
+
+def mano_joint_loss(joints: torch.Tensor, xyz: torch.Tensor) -> torch.Tensor:
+    """L1 between MANO joints (metres, made root-relative and divided by their own middle MCP->PIP
+    length, so scale free) and the root-relative ref-bone-unit targets."""
+    rel = joints - joints[:, :1]
+    bone = (rel[:, 10] - rel[:, 9]).norm(dim=-1).clamp_min(1e-4)
+    return F.l1_loss(rel / bone[:, None, None], xyz)

@@ -86,32 +86,55 @@ class MoCoNet(nn.Module):
 class KeypointNet(nn.Module):
     """Encoder -> MLP -> ``uv`` (B, 21, 2) in crop units and ``xyz`` (B, 21, 3) root-relative / ref bone."""
 
-    def __init__(self, backbone: str = "resnet10_small", width: int = 16, hidden: int = 256) -> None:
+    def __init__(self, backbone: str = "resnet10_small", width: int = 16, hidden: int = 256,
+                 mano_model: dict[str, np.ndarray] | None = None) -> None:
         super().__init__()
         self.encoder = make_backbone(backbone, width)
         d = int(self.encoder.out_dim)
         self.head = nn.Sequential(nn.Linear(d, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, NUM_KP * 5))
         self.arch = {"backbone": backbone, "width": str(width), "hidden": str(hidden)}
+        self.mano_head = None
+        if mano_model is not None:
+            from .mano import MANOHead
+
+            self.mano_head = MANOHead(d, mano_model)
+            self.arch["mano"] = "1"
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        out = self.head(self.encoder(x))
+        features = self.encoder(x)
+        out = self.head(features)
         uv = out[:, :NUM_KP * 2].reshape(-1, NUM_KP, 2) + 0.5
         xyz = out[:, NUM_KP * 2:].reshape(-1, NUM_KP, 3)
-        xyz = xyz - xyz[:, :1]  # root-relative by construction
-        return {"uv": uv, "xyz": xyz}
+        result = {"uv": uv, "xyz": xyz - xyz[:, :1]}  # root-relative by construction
+        if self.mano_head is not None:
+            result.update(self.mano_head(features))  # mano (61), verts (778, 3), joints (21, 3) in metres
+        return result
+
+    def export_state_dict(self) -> dict[str, torch.Tensor]:
+        """Trainable weights only: the MANO model's own arrays (licensed, user-supplied) are never saved."""
+        return {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()
+                if not k.startswith("mano_head.mano.")}
 
     @classmethod
-    def from_file(cls, path: str | Path) -> tuple["KeypointNet", dict[str, str]]:
-        """Load a regressor saved by ``cvsuite hand train`` (arch in the safetensors metadata)."""
+    def from_file(cls, path: str | Path, mano_model: dict[str, np.ndarray] | None = None) -> tuple["KeypointNet", dict[str, str]]:
+        """Load a regressor saved by ``cvsuite hand train`` (arch in the safetensors metadata); a regressor
+        trained with ``--mano`` needs the same MANO file again (``mano_model``)."""
         from shared.weights import load_into, load_state_dict
 
         meta = read_metadata(path)
-        net = cls(meta.get("backbone", "resnet10_small"), int(meta.get("width", 16)), int(meta.get("hidden", 256)))
         state = load_state_dict(path)
         if not any(k.startswith("head.") for k in state):
             raise CvsuiteError(f"{path}: no keypoint head (head.*) - is this a pretrained encoder? "
                                "fine-tune it with `cvsuite hand train` first")
-        load_into(net, state, path)
+        has_mano = any(k.startswith("mano_head.") for k in state)
+        if mano_model is not None and not has_mano:
+            raise CvsuiteError(f"{path}: these weights have no MANO head; train with `cvsuite hand train --mano FILE`")
+        net = cls(meta.get("backbone", "resnet10_small"), int(meta.get("width", 16)), int(meta.get("hidden", 256)),
+                  mano_model if has_mano else None)
+        if has_mano and mano_model is None:
+            state = {k: v for k, v in state.items() if not k.startswith("mano_head.")}
+        own = net.state_dict()
+        load_into(net, {**{k: v for k, v in own.items() if k.startswith("mano_head.mano.")}, **state}, path)
         net.eval()
         return net, meta
 

@@ -28,7 +28,7 @@ from shared.errors import CvsuiteError, UsageError
 from shared.losses import MoCoQueue, make_momentum_copy, momentum_update
 
 from .data import HanCo, reference_scale
-from .losses import keypoint_loss, moco_loss, symmetric_moco
+from .losses import keypoint_loss, mano_joint_loss, moco_loss, symmetric_moco
 from .model import KeypointNet, MoCoNet, normalise
 from .synth import PHOTOS, background_crop
 
@@ -320,6 +320,8 @@ class FinetuneConfig:
     hidden: int = 256
     w2d: float = 1.0
     w3d: float = 1.0
+    mano: str = ""                  # MANO_RIGHT.pkl: add a MANO head (pose/shape -> 778 vertices)
+    wmano: float = 1.0              # weight of the MANO joints' loss
     num_threads: int = 0
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
         out_dir="runs/hand_keypoints", max_steps=400, batch_size=32, lr=1e-3, weight_decay=1e-4,
@@ -330,12 +332,18 @@ class KeypointTask(TrainTask):
     def __init__(self, net: KeypointNet, w2d: float, w3d: float) -> None:
         super().__init__()
         self.net, self.w2d, self.w3d = net, w2d, w3d
+        self.wmano = 1.0
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        return keypoint_loss(self.net(normalise(batch["image"])), batch["uv"], batch["xyz"], self.w2d, self.w3d)
+        pred = self.net(normalise(batch["image"]))
+        out = keypoint_loss(pred, batch["uv"], batch["xyz"], self.w2d, self.w3d)
+        if "joints" in pred:  # MANO joints, root-relative, in units of their own reference bone
+            out["loss_mano"] = mano_joint_loss(pred["joints"], batch["xyz"])
+            out["loss"] = out["loss"] + self.wmano * out["loss_mano"]
+        return out
 
     def export_state_dict(self) -> dict[str, torch.Tensor]:
-        return {k: v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()}
+        return self.net.export_state_dict()
 
 
 def labelled_subset(n: int, fraction: float, seed: int, minimum: int = 4) -> np.ndarray:
@@ -361,16 +369,23 @@ def finetune(cfg: FinetuneConfig, images: HanCoImages | None = None) -> dict[str
     """Train the keypoint regressor on a fraction of the labelled images of ``cfg.data``."""
     if cfg.num_threads > 0:
         torch.set_num_threads(cfg.num_threads)
+    mano_model = None
+    if cfg.mano:
+        from .mano import load_mano
+
+        mano_model = load_mano(cfg.mano)  # a bad MANO file fails before any data is read
     if images is None:
         ds = HanCo(cfg.data)
         images = HanCoImages(ds, ds.sequences, cfg.image_size)
     idx = labelled_subset(len(images.samples), cfg.label_fraction, cfg.label_seed)
     dataset = LabelledHands(images, idx, min_length=cfg.train.batch_size * 8)
     torch.manual_seed(cfg.train.seed)
-    net = KeypointNet(cfg.backbone, cfg.width, cfg.hidden)
+    net = KeypointNet(cfg.backbone, cfg.width, cfg.hidden, mano_model)
     if cfg.init not in ("", "random"):
         load_pretrained_encoder(net, cfg.init)
-    summary = Trainer(cfg.train, KeypointTask(net, cfg.w2d, cfg.w3d), dataset, full_config=cfg).fit()
+    task = KeypointTask(net, cfg.w2d, cfg.w3d)
+    task.wmano = cfg.wmano
+    summary = Trainer(cfg.train, task, dataset, full_config=cfg).fit()
     _stamp(summary["weights"], {"kind": "hand_keypoints", **net.arch, "image_size": str(cfg.image_size),
                                 "init": str(cfg.init), "label_fraction": str(cfg.label_fraction)})
     summary["labelled_images"] = int(len(idx))

@@ -136,3 +136,29 @@ def test_mano_layer_matches_explicit_lbs():
     assert np.allclose(joints[0, 5].numpy(), G[1][:3, 3], atol=1e-6)  # index MCP = MANO joint 1
     rest, _ = layer(torch.zeros(1, 48, dtype=torch.float64))
     assert np.allclose(rest[0].numpy(), model["v_template"], atol=1e-6)
+
+
+def test_cli_train_and_predict_with_mano(tiny_hanco, tmp_path, run_cli):
+    """--mano adds a MANO head: predict writes 778 vertices per frame; the MANO arrays are not saved."""
+    mano = tmp_path / "MANO_RIGHT.pkl"
+    mano.write_bytes(pickle.dumps(fake_model(np.random.default_rng(3)), protocol=2))
+    code, _, err = run_cli(["hand", "train", "--data", tiny_hanco, "--mano", mano, "--labels", "0.1", "--out",
+                            tmp_path / "ft", "--steps", "1", "image_size=32", "train.batch_size=4",
+                            "train.progress=false", "num_threads=1"])
+    assert code == 0, err
+    from shared.weights import load_state_dict
+
+    keys = load_state_dict(tmp_path / "ft" / "model.safetensors")
+    assert any(k.startswith("mano_head.fc.") for k in keys) and not any(k.startswith("mano_head.mano.") for k in keys)
+    assert run_cli(["hand", "synth", "--out", tmp_path / "fh", "--sequences", "1", "--frames", "2", "--size", "32",
+                    "--layout", "freihand"])[0] == 0
+    code, _, err = run_cli(["hand", "predict", "--data", tmp_path / "fh", "--out", tmp_path / "pred.json",
+                            "--weights", tmp_path / "ft" / "model.safetensors", "--mano", mano])
+    assert code == 0, err
+    import json
+
+    pred = json.loads((tmp_path / "pred.json").read_text())
+    assert np.array(pred[1][0]).shape == (778, 3) and np.array(pred[0][0]).shape == (21, 3)
+    code, _, err = run_cli(["hand", "predict", "--data", tmp_path / "fh", "--out", tmp_path / "pred2.json",
+                            "--weights", tmp_path / "ft" / "model.safetensors"])
+    assert code == 0, err  # without --mano the keypoint head still works
