@@ -51,7 +51,11 @@ def read_image(path: str | Path) -> ImageData:
     path = Path(path)
     if not path.is_file():
         raise CvsuiteError(f"{path}: no such file")
-    raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    try:
+        raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    except cv2.error as exc:  # e.g. a header claiming more pixels than OpenCV allows
+        reason = str(exc).strip().splitlines()[-1][:120] if str(exc).strip() else "decoder error"
+        raise CvsuiteError(f"{path}: cannot decode image ({reason})") from None
     if raw is None or raw.size == 0:
         raise CvsuiteError(f"{path}: cannot decode image (corrupt or not an image)")
     if raw.dtype == np.uint8:
