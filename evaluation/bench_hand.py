@@ -6,7 +6,9 @@ Initialisations: random; MoCo v2 with positives (a) augmentation only; (a+b) + b
 (a+b+c) + background swap + neighbouring camera - same encoder, steps, batch, queue, seed.
 Each is fine-tuned on 1 % and 10 % of the pool's labelled images (label subsets drawn by the
 fine-tuning seed, identical for every initialisation) for >= 2 seeds; reported on the test set:
-PA keypoint error (mm, official FreiHAND similarity alignment) and its AUC over 0-50 mm, mean +- std.
+PA keypoint error (mm, official FreiHAND similarity alignment) and its AUC over 0-50 mm, mean +- std;
+an image-blind reference (the labelled subset's mean pose for every test image) shows what
+"learnt nothing from the pixels" scores.
 Speed: pretraining images/s (both views count; data + forward/backward + momentum/queue update)
 on 2 and 1 threads, median of repeats. Everything runs in one process in about 10-15 min on a
 loaded 2-core CPU; one JSON file + (``--markdown``) the README table.
@@ -34,14 +36,14 @@ import torch  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from apps.hand.data import HanCo  # noqa: E402
-from apps.hand.infer import evaluate_hanco  # noqa: E402
+from apps.hand.infer import evaluate_hanco, evaluate_mean_pose  # noqa: E402
 from apps.hand.model import KeypointNet  # noqa: E402
 from apps.hand.synth import SynthConfig, generate  # noqa: E402
 from apps.hand.train import (FinetuneConfig, HanCoImages, MoCoTask, PretrainConfig, PretrainPairs,  # noqa: E402
-                             build_pair_sampler, finetune, pretrain)
+                             build_pair_sampler, finetune, labelled_subset, pretrain)
 from shared.engine.data import move_to  # noqa: E402
 
-VARIANTS = (("random init", None), ("MoCo (a)", "a"), ("bg-swap (a+b)", "a+b"), ("bg-swap + multi-view (a+b+c)", "a+b+c"))
+VARIANTS = (("mean pose (no image)", "none"), ("random init", None), ("MoCo (a)", "a"), ("bg-swap (a+b)", "a+b"), ("bg-swap + multi-view (a+b+c)", "a+b+c"))
 
 
 def make_data(root: Path, sequences: int, frames: int) -> dict[str, Path]:
@@ -103,8 +105,8 @@ def main() -> None:
     encoders: dict[str, str | None] = {}
     pre_log = {}
     for label, positives in VARIANTS:
-        if positives is None:
-            encoders[label] = None
+        if positives in (None, "none"):
+            encoders[label] = positives
             continue
         cfg = PretrainConfig(data=str(data["pretrain"]), positives=positives, num_threads=1)
         cfg.train.out_dir = str(fresh(root / f"pre_{positives.replace('+', '')}"))
@@ -122,6 +124,12 @@ def main() -> None:
     for frac in [float(f) for f in args.fractions.split(",")]:
         for label, _ in VARIANTS:
             for seed in [int(s) for s in args.seeds.split(",")]:
+                if encoders[label] == "none":  # image-blind reference on the same label subset
+                    idx = labelled_subset(len(ft_images.samples), frac, seed)
+                    m = evaluate_mean_pose(ft_images, idx, test_images)
+                    rows.append({"fraction": frac, "init": label, "seed": seed, "labelled_images": len(idx), **m})
+                    print(json.dumps(rows[-1]), flush=True)
+                    continue
                 cfg = FinetuneConfig(data=str(data["finetune"]), init=encoders[label] or "random",
                                      label_fraction=frac, label_seed=seed, num_threads=1)
                 cfg.train.out_dir = str(fresh(root / f"ft_{label.split()[0]}_{frac}_{seed}"))

@@ -59,6 +59,28 @@ def evaluate_hanco(net: KeypointNet, images: HanCoImages) -> dict[str, float]:
             "rel_auc": r["auc"], "err2d_px": float(np.mean(err2d)), "images": len(images.samples)}
 
 
+def evaluate_mean_pose(train: HanCoImages, indices: np.ndarray, test: HanCoImages) -> dict[str, float]:
+    """Image-blind reference: every test image gets the labelled images' mean root-relative pose and
+    mean 2-D keypoints (what a regressor that learnt nothing from the pixels would score)."""
+    rel, uvs = [], []
+    side_tr = train.ds.read_image(*train.samples[0], train.variant).shape[1]
+    for i in indices:
+        view = train.ds.camera_view(*train.samples[int(i)])
+        rel.append((view["xyz_cam"] - view["xyz_cam"][0]) / reference_scale(view["xyz_cam"]))
+        uvs.append(view["uv"] / side_tr)
+    mean_rel, mean_uv = np.mean(rel, 0), np.mean(uvs, 0)
+    side = test.ds.read_image(*test.samples[0], test.variant).shape[1]
+    pa, err2d = KeypointStats(), []
+    for sample in test.samples:
+        view = test.ds.camera_view(*sample)
+        gt = view["xyz_cam"] - view["xyz_cam"][0]
+        pa.feed(gt, align_w_scale(gt, mean_rel * reference_scale(view["xyz_cam"])))
+        err2d.append(np.linalg.norm(mean_uv * side - view["uv"], axis=1).mean())
+    m = pa.measures()
+    return {"pa_mpjpe_mm": 1000 * m["mean"], "pa_auc": m["auc"], "err2d_px": float(np.mean(err2d)),
+            "images": len(test.samples)}
+
+
 def draw_skeleton(img: np.ndarray, uv_px: np.ndarray) -> np.ndarray:
     """The 21-keypoint skeleton over an RGB uint8 image (fingers coloured, wrist white)."""
     import cv2

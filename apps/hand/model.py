@@ -58,10 +58,10 @@ if "resnet10_small" not in BACKBONES:
         return SmallResNet(in_channels, width, pooled)
 
 
-def make_backbone(name: str, width: int) -> nn.Module:
+def make_backbone(name: str, width: int, pooled: bool = True) -> nn.Module:
     if name == "resnet10_small":
-        return build_backbone(name, width=width)
-    return build_backbone(name)
+        return build_backbone(name, width=width, pooled=pooled)
+    return build_backbone(name, pooled=pooled)
 
 
 def normalise(images: torch.Tensor) -> torch.Tensor:
@@ -83,16 +83,38 @@ class MoCoNet(nn.Module):
         return self.projector(self.encoder(x))
 
 
+class SpatialHead(nn.Module):
+    """Last feature map -> 1x1 conv (32 channels) -> flatten -> MLP: keeps *where* features are, which a
+    global average pool throws away (coordinates regress far better from 64-px crops)."""
+
+    def __init__(self, channels: int, out: int, hidden: int, grid: int) -> None:
+        super().__init__()
+        self.reduce = nn.Sequential(nn.Conv2d(channels, 32, 1, bias=False), nn.BatchNorm2d(32), nn.ReLU(inplace=True))
+        self.pool = nn.AdaptiveAvgPool2d(grid)
+        self.mlp = nn.Sequential(nn.Linear(32 * grid * grid, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, out))
+
+    def forward(self, fmap: torch.Tensor) -> torch.Tensor:
+        return self.mlp(torch.flatten(self.pool(self.reduce(fmap)), 1))
+
+
 class KeypointNet(nn.Module):
-    """Encoder -> MLP -> ``uv`` (B, 21, 2) in crop units and ``xyz`` (B, 21, 3) root-relative / ref bone."""
+    """Encoder -> head -> ``uv`` (B, 21, 2) in crop units and ``xyz`` (B, 21, 3) root-relative / ref bone.
+    ``head``: ``pooled`` (default, MLP on globally pooled features) or ``spatial`` (:class:`SpatialHead` on
+    the 4x4 map; it did not generalise better on the synthetic benchmark)."""
 
     def __init__(self, backbone: str = "resnet10_small", width: int = 16, hidden: int = 256,
-                 mano_model: dict[str, np.ndarray] | None = None) -> None:
+                 mano_model: dict[str, np.ndarray] | None = None, head: str = "pooled") -> None:
         super().__init__()
-        self.encoder = make_backbone(backbone, width)
+        if head not in ("spatial", "pooled"):
+            raise CvsuiteError(f"keypoint head must be spatial or pooled, got {head!r}")
+        self.encoder = make_backbone(backbone, width, pooled=head == "pooled")
         d = int(self.encoder.out_dim)
-        self.head = nn.Sequential(nn.Linear(d, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, NUM_KP * 5))
-        self.arch = {"backbone": backbone, "width": str(width), "hidden": str(hidden)}
+        if head == "spatial":
+            self.head = SpatialHead(d, NUM_KP * 5, hidden, 4)
+        else:
+            self.head = nn.Sequential(nn.Linear(d, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, NUM_KP * 5))
+        self.head_kind = head
+        self.arch = {"backbone": backbone, "width": str(width), "hidden": str(hidden), "head": head}
         self.mano_head = None
         if mano_model is not None:
             from .mano import MANOHead
@@ -101,8 +123,9 @@ class KeypointNet(nn.Module):
             self.arch["mano"] = "1"
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        features = self.encoder(x)
-        out = self.head(features)
+        fmap = self.encoder(x)
+        out = self.head(fmap)
+        features = fmap if fmap.dim() == 2 else fmap.mean((2, 3))
         uv = out[:, :NUM_KP * 2].reshape(-1, NUM_KP, 2) + 0.5
         xyz = out[:, NUM_KP * 2:].reshape(-1, NUM_KP, 3)
         result = {"uv": uv, "xyz": xyz - xyz[:, :1]}  # root-relative by construction
@@ -130,7 +153,7 @@ class KeypointNet(nn.Module):
         if mano_model is not None and not has_mano:
             raise CvsuiteError(f"{path}: these weights have no MANO head; train with `cvsuite hand train --mano FILE`")
         net = cls(meta.get("backbone", "resnet10_small"), int(meta.get("width", 16)), int(meta.get("hidden", 256)),
-                  mano_model if has_mano else None)
+                  mano_model if has_mano else None, meta.get("head", "pooled"))
         if has_mano and mano_model is None:
             state = {k: v for k, v in state.items() if not k.startswith("mano_head.")}
         own = net.state_dict()

@@ -318,6 +318,7 @@ class FinetuneConfig:
     backbone: str = "resnet10_small"
     width: int = 16
     hidden: int = 256
+    head: str = "pooled"            # pooled (global average pool) | spatial (1x1 conv + flattened 4x4 map)
     w2d: float = 1.0
     w3d: float = 1.0
     mano: str = ""                  # MANO_RIGHT.pkl: add a MANO head (pose/shape -> 778 vertices)
@@ -380,7 +381,7 @@ def finetune(cfg: FinetuneConfig, images: HanCoImages | None = None) -> dict[str
     idx = labelled_subset(len(images.samples), cfg.label_fraction, cfg.label_seed)
     dataset = LabelledHands(images, idx, min_length=cfg.train.batch_size * 8)
     torch.manual_seed(cfg.train.seed)
-    net = KeypointNet(cfg.backbone, cfg.width, cfg.hidden, mano_model)
+    net = KeypointNet(cfg.backbone, cfg.width, cfg.hidden, mano_model, cfg.head)
     if cfg.init not in ("", "random"):
         load_pretrained_encoder(net, cfg.init)
     task = KeypointTask(net, cfg.w2d, cfg.w3d)

@@ -57,3 +57,20 @@ def test_cli_pipeline(tiny_hanco, tmp_path, run_cli):
     for key in ("xyz_mean3d", "xyz_auc3d", "xyz_al_mean3d", "xyz_al_auc3d", "mesh_mean3d", "f_score_5", "f_al_score_15"):
         assert key in scores and f"{key}:" in out
     assert (tmp_path / "scores_pck.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("head", ["pooled", "spatial"])
+def test_regressor_round_trip(tmp_path, head):
+    """Weights + metadata written by training load back into the same architecture and outputs."""
+    import torch
+
+    from apps.hand.model import KeypointNet
+    from shared.weights import save_safetensors
+
+    torch.manual_seed(0)
+    net = KeypointNet(head=head).eval()
+    save_safetensors(net.export_state_dict(), tmp_path / "w.safetensors", metadata={**net.arch, "image_size": "64"})
+    loaded, meta = KeypointNet.from_file(tmp_path / "w.safetensors")
+    x = torch.rand(2, 3, 64, 64)
+    assert meta["head"] == head and torch.allclose(net(x)["uv"], loaded(x)["uv"]) and torch.allclose(net(x)["xyz"], loaded(x)["xyz"])
+    assert torch.allclose(loaded(x)["xyz"][:, 0], torch.zeros(2, 3))  # root-relative by construction
