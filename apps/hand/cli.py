@@ -43,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("train", help="fine-tune the keypoint regressor (few labels) from random init or a pretrained encoder")
     add_config_args(p)
-    p.add_argument("--data", help="HanCo root with xyz/ and calib/ (data=)")
+    p.add_argument("--data", help="HanCo root with xyz/ and calib/, or a FreiHAND root (training split) (data=)")
     p.add_argument("--init", help="'random' or a pretrained encoder .safetensors (init=)")
     p.add_argument("--labels", type=float, help="fraction of labelled images used, e.g. 0.01 (label_fraction=)")
     p.add_argument("--mano", help="your MANO_RIGHT.pkl: also train a MANO head (778 vertices) (mano=)")

@@ -83,7 +83,45 @@ class HanCoImages:
             self.foreground = np.stack([resize_u8(ds.read_image(*s, "rgb"), size) for s in self.samples])
             masks = [resize_u8(ds.read_mask(*s).astype(np.uint8) * 255, size) for s in self.samples]
             self.masks = np.stack(masks) > 127
-        self.neighbours = {seq: neighbour_cameras(ds.calib(seq, ds.frames[seq][0]).M) for seq in sequences}
+        self.neighbours = ({seq: neighbour_cameras(ds.calib(seq, ds.frames[seq][0]).M) for seq in sequences}
+                           if isinstance(ds, HanCo) else {})
+
+
+class FreiHANDSource:
+    """A FreiHAND split seen through the HanCo interface the fine-tuning code uses (sample = ``(i,)``)."""
+
+    def __init__(self, root: str | Path, split: str = "training") -> None:
+        from .data import FreiHAND
+
+        self.fh = FreiHAND(root, split)
+        self.root, self.variants = Path(root), ["rgb"]
+        n = len(self.fh)
+        images = self.fh.image_paths()
+        if not images:
+            raise CvsuiteError(f"{self.root / split / 'rgb'}: no images")
+        self.sequences = ["freihand"]
+        self.count = min(len(images), 4 * n)
+
+    def samples(self, sequences: list[str] | None = None) -> list[tuple[int]]:
+        return [(i,) for i in range(self.count)]
+
+    def read_image(self, index: int, variant: str = "rgb") -> np.ndarray:
+        from shared.data.images import read_image
+
+        return np.round(read_image(self.fh.image_path(index)).rgb * 255).astype(np.uint8)
+
+    def camera_view(self, index: int) -> dict[str, np.ndarray]:
+        return self.fh.view(index)
+
+
+def open_labelled(root: str | Path, size: int) -> "HanCoImages":
+    """HanCo root, or a FreiHAND root (``training_xyz.json`` present: its training split)."""
+    root = Path(root)
+    if (root / "training_xyz.json").is_file():
+        source = FreiHANDSource(root, "training")
+        return HanCoImages(source, source.sequences, size)  # type: ignore[arg-type]
+    ds = HanCo(root)
+    return HanCoImages(ds, ds.sequences, size)
 
 
 class PairSampler:
@@ -310,7 +348,7 @@ class LabelledHands(torch.utils.data.Dataset):
 class FinetuneConfig:
     """``cvsuite hand train`` settings (keypoint regressor)."""
 
-    data: str = "data/hand_synth/finetune"
+    data: str = "data/hand_synth/finetune"  # HanCo root, or FreiHAND root (its training split)
     init: str = "random"            # random | path to a pretrained encoder (.safetensors from `hand pretrain`)
     label_fraction: float = 1.0     # fraction of labelled images used
     label_seed: int = 0
@@ -376,8 +414,7 @@ def finetune(cfg: FinetuneConfig, images: HanCoImages | None = None) -> dict[str
 
         mano_model = load_mano(cfg.mano)  # a bad MANO file fails before any data is read
     if images is None:
-        ds = HanCo(cfg.data)
-        images = HanCoImages(ds, ds.sequences, cfg.image_size)
+        images = open_labelled(cfg.data, cfg.image_size)
     idx = labelled_subset(len(images.samples), cfg.label_fraction, cfg.label_seed)
     dataset = LabelledHands(images, idx, min_length=cfg.train.batch_size * 8)
     torch.manual_seed(cfg.train.seed)

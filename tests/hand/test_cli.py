@@ -74,3 +74,19 @@ def test_regressor_round_trip(tmp_path, head):
     x = torch.rand(2, 3, 64, 64)
     assert meta["head"] == head and torch.allclose(net(x)["uv"], loaded(x)["uv"]) and torch.allclose(net(x)["xyz"], loaded(x)["xyz"])
     assert torch.allclose(loaded(x)["xyz"][:, 0], torch.zeros(2, 3))  # root-relative by construction
+
+
+def test_train_on_freihand_layout(tmp_path, run_cli):
+    """`hand train --data FREIHAND_ROOT` fine-tunes on the training split (training/rgb + training_*.json)."""
+    import shutil
+
+    assert run_cli(["hand", "synth", "--out", tmp_path / "src", "--sequences", "1", "--frames", "2", "--size", "32",
+                    "--layout", "freihand"])[0] == 0
+    root = tmp_path / "fh"
+    shutil.copytree(tmp_path / "src" / "evaluation" / "rgb", root / "training" / "rgb")
+    for kind in ("xyz", "K", "scale", "verts"):
+        shutil.copy(tmp_path / "src" / f"evaluation_{kind}.json", root / f"training_{kind}.json")
+    code, out, err = run_cli(["hand", "train", "--data", root, "--out", tmp_path / "run", "--steps", "1",
+                              "image_size=32", "train.batch_size=4", "train.progress=false", "num_threads=1"])
+    assert code == 0, err
+    assert json.loads(out.strip().splitlines()[-1])["labelled_images"] == 16
