@@ -46,6 +46,29 @@ def parse_positives(spec: str) -> tuple[dict[str, float], float]:
     return weights, 1.0 if "b" in letters else 0.0
 
 
+def select_sequences(available: list[str], spec: str) -> list[str]:
+    """``""`` = all; ``"0000,0003"`` = those names; ``"0-99"`` = positions 0..99 of the sorted list
+    (HanCo holds ~1500 sequences: everything is held in memory at the training size, so choose)."""
+    spec = spec.strip()
+    if not spec:
+        return list(available)
+    chosen: list[str] = []
+    for part in (p.strip() for p in spec.split(",") if p.strip()):
+        if "-" in part:
+            try:
+                a, b = (int(x) for x in part.split("-", 1))
+            except ValueError:
+                raise UsageError(f"sequences: bad range {part!r} (use e.g. 0-99)") from None
+            chosen += available[a:b + 1]
+        elif part in available:
+            chosen.append(part)
+        else:
+            raise UsageError(f"sequences: no sequence {part!r} (have {available[0]}..{available[-1]})")
+    if not chosen:
+        raise UsageError(f"sequences={spec!r} selects nothing")
+    return list(dict.fromkeys(chosen))
+
+
 def neighbour_cameras(M: np.ndarray, k: int = 3) -> dict[int, list[int]]:
     """For each camera, the ``k`` cameras whose centres (-R^T t) are closest in angle."""
     centres = np.stack([-m[:3, :3].T @ m[:3, 3] for m in M])
@@ -114,14 +137,15 @@ class FreiHANDSource:
         return self.fh.view(index)
 
 
-def open_labelled(root: str | Path, size: int) -> "HanCoImages":
-    """HanCo root, or a FreiHAND root (``training_xyz.json`` present: its training split)."""
+def open_labelled(root: str | Path, size: int, sequences: str = "") -> "HanCoImages":
+    """HanCo root (``sequences`` as in :func:`select_sequences`), or a FreiHAND root
+    (``training_xyz.json`` present: its training split)."""
     root = Path(root)
     if (root / "training_xyz.json").is_file():
         source = FreiHANDSource(root, "training")
         return HanCoImages(source, source.sequences, size)  # type: ignore[arg-type]
     ds = HanCo(root)
-    return HanCoImages(ds, ds.sequences, size)
+    return HanCoImages(ds, select_sequences(ds.sequences, sequences), size)
 
 
 class PairSampler:
@@ -213,6 +237,7 @@ class PretrainConfig:
     """``cvsuite hand pretrain`` settings."""
 
     data: str = "data/hand_synth/pretrain"
+    sequences: str = ""             # "" = all; "0000,0007" or "0-99" (positions) to hold fewer in memory
     positives: str = "a+b+c"        # letters a (augment), b (background swap), c (neighbour camera), d (+-1 frame)
     pair_weights: dict = field(default_factory=dict)  # optional override of {same, view, time}
     bg_swap: float = -1.0           # optional override of the background-swap probability (-1: from positives)
@@ -278,7 +303,7 @@ def build_pair_sampler(cfg: PretrainConfig, ds: HanCo | None = None) -> PairSamp
         weights = {k: float(cfg.pair_weights.get(k, 0.0)) for k in PARTNERS}
     if cfg.bg_swap >= 0:
         bg = cfg.bg_swap
-    images = HanCoImages(ds, ds.sequences, cfg.image_size, with_foreground=bg > 0)
+    images = HanCoImages(ds, select_sequences(ds.sequences, cfg.sequences), cfg.image_size, with_foreground=bg > 0)
     pool = background_pool(cfg.image_size, cfg.backgrounds, cfg.train.seed) if bg > 0 else None
     return PairSampler(images, weights, bg, pool)
 
@@ -349,6 +374,7 @@ class FinetuneConfig:
     """``cvsuite hand train`` settings (keypoint regressor)."""
 
     data: str = "data/hand_synth/finetune"  # HanCo root, or FreiHAND root (its training split)
+    sequences: str = ""             # HanCo only: "" = all; "0000,0007" or "0-99"
     init: str = "random"            # random | path to a pretrained encoder (.safetensors from `hand pretrain`)
     label_fraction: float = 1.0     # fraction of labelled images used
     label_seed: int = 0
@@ -414,7 +440,7 @@ def finetune(cfg: FinetuneConfig, images: HanCoImages | None = None) -> dict[str
 
         mano_model = load_mano(cfg.mano)  # a bad MANO file fails before any data is read
     if images is None:
-        images = open_labelled(cfg.data, cfg.image_size)
+        images = open_labelled(cfg.data, cfg.image_size, cfg.sequences)
     idx = labelled_subset(len(images.samples), cfg.label_fraction, cfg.label_seed)
     dataset = LabelledHands(images, idx, min_length=cfg.train.batch_size * 8)
     torch.manual_seed(cfg.train.seed)

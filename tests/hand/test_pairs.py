@@ -81,3 +81,14 @@ def test_pretrain_pairs_are_augmented_views(images):
     assert not torch.equal(item["view1"], item["view2"])  # two augmentations of one image
     x = augment(np.zeros((16, 16, 3), np.uint8))
     assert x.min() >= 0 and x.max() <= 1
+
+
+def test_select_sequences():
+    from apps.hand.train import select_sequences
+
+    names = [f"{i:04d}" for i in range(6)]
+    assert select_sequences(names, "") == names
+    assert select_sequences(names, "1-3") == ["0001", "0002", "0003"]
+    assert select_sequences(names, "0005, 0000,0005") == ["0005", "0000"]
+    with pytest.raises(UsageError, match="no sequence '0009'"):
+        select_sequences(names, "0009")
