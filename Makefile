@@ -7,7 +7,7 @@ DEPS_HASH := $(shell cat requirements.txt constraints.txt pyproject.toml | sha25
 STAMP  := $(VENV)/.installed-$(DEPS_HASH)
 PIP    := $(BIN)/python -m pip --disable-pip-version-check
 
-.PHONY: install demo test bench bench-mot clean-venv
+.PHONY: install demo test bench bench-mot bench-hand clean-venv
 
 install: $(STAMP)
 
@@ -30,12 +30,17 @@ bench: install
 	$(BIN)/python -m evaluation.bench_pretrain
 	$(BIN)/python -m evaluation.bench_sr
 	$(MAKE) bench-mot
+	$(MAKE) bench-hand
 
 # MOT: synthetic train/val/test + TUD detections, 2 seeds x (i2t, i2i) embeddings, tuning on the
 # validation split, then ours next to SORT / ByteTrack / OC-SORT (pypi trackers) in one run (~10 min).
 MOT_RUNS ?= runs/mot_bench
 bench-mot: install
 	$(BIN)/python -m evaluation.bench_mot --work $(MOT_RUNS) --markdown
+
+# Hand: synthetic HanCo sets, MoCo pretraining (a, a+b, a+b+c), few-label fine-tuning, throughput (~15 min on 2 loaded cores).
+bench-hand: install
+	$(BIN)/python -m evaluation.bench_hand --out runs/hand_bench --markdown
 
 clean-venv:
 	rm -rf $(VENV)

@@ -1,0 +1,37 @@
+"""The hand app's objectives, built from :mod:`shared.losses` (no loss is defined here).
+
+* pretraining: MoCo v2 = :class:`shared.losses.InfoNCE` of queries vs momentum-encoder keys and a
+  :class:`shared.losses.MoCoQueue` of past keys, symmetrised over the two views;
+* fine-tuning: L1 on 2-D keypoints (crop units) + L1 on root-relative 3-D keypoints (ref-bone units).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from shared.losses import InfoNCE
+
+
+def moco_loss(temperature: float) -> InfoNCE:
+    return InfoNCE(temperature)
+
+
+def symmetric_moco(loss_fn: InfoNCE, q: tuple[torch.Tensor, torch.Tensor], k: tuple[torch.Tensor, torch.Tensor],
+                   negatives: torch.Tensor) -> torch.Tensor:
+    """Mean of loss(q0, k1) and loss(q1, k0) against the shared queue."""
+    return 0.5 * (loss_fn(q[0], k[1], negatives) + loss_fn(q[1], k[0], negatives))
+
+
+def keypoint_loss(pred: dict[str, torch.Tensor], uv: torch.Tensor, xyz: torch.Tensor,
+                  w2d: float = 1.0, w3d: float = 1.0) -> dict[str, torch.Tensor]:
+    l2d = F.l1_loss(pred["uv"], uv)
+    l3d = F.l1_loss(pred["xyz"], xyz)
+    return {"loss": w2d * l2d + w3d * l3d, "loss_2d": l2d, "loss_3d": l3d}
+
+
+def mano_joint_loss(joints: torch.Tensor, xyz: torch.Tensor) -> torch.Tensor:
+    """L1 between MANO joints (metres, made root-relative and divided by their own middle MCP->PIP
+    length, so scale free) and the root-relative ref-bone-unit targets."""
+    rel = joints - joints[:, :1]
+    bone = (rel[:, 10] - rel[:, 9]).norm(dim=-1).clamp_min(1e-4)
+    return F.l1_loss(rel / bone[:, None, None], xyz)

@@ -1,0 +1,244 @@
+"""MANO without chumpy: a restricted unpickler for the legacy ``MANO_RIGHT.pkl`` and our own LBS layer.
+
+The official model file is a Python 2 pickle whose arrays are chumpy objects and whose
+``J_regressor`` is a scipy sparse matrix. Unpickling it normally would import chumpy and could
+run any code a tampered file carries. :class:`RestrictedMANOUnpickler` resolves only numpy's array
+and dtype reconstructors; chumpy arrays and scipy sparse matrices resolve to inert placeholder
+classes that just store their pickled state, and are rebuilt as numpy arrays afterwards. Every
+other global (``os.system``, ``builtins.eval``, ...) is refused before anything is called.
+
+:class:`MANOLayer` is linear blend skinning from the file's ``v_template``, ``shapedirs``,
+``posedirs``, ``J_regressor``, ``weights`` and ``kintree_table``: 778 vertices and 21 joints
+(16 regressed joints + 5 fingertip vertices) in the FreiHAND keypoint order.
+"""
+from __future__ import annotations
+
+import io
+import pickle
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from shared.errors import CvsuiteError
+
+REQUIRED = {"v_template": (778, 3), "shapedirs": (778, 3, None), "posedirs": (778, 3, 135),
+            "J_regressor": (16, 778), "weights": (778, 16), "kintree_table": (2, 16), "f": (None, 3)}
+TIP_VERTICES = (745, 317, 444, 556, 673)  # thumb, index, middle, ring, pinky fingertips
+# MANO joints: 0 wrist, 1-3 index, 4-6 middle, 7-9 pinky, 10-12 ring, 13-15 thumb; tips appended as 16-20
+TO_FREIHAND = [0, 13, 14, 15, 16, 1, 2, 3, 17, 4, 5, 6, 18, 10, 11, 12, 19, 7, 8, 9, 20]
+
+
+class _Inert:
+    """Placeholder for a chumpy array or a scipy sparse matrix: keeps the pickled state, runs nothing."""
+
+    kind = "object"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.state: Any = None
+
+    def __setstate__(self, state: Any) -> None:
+        self.state = state
+
+
+class _ChumpyArray(_Inert):
+    kind = "chumpy"
+
+
+class _SparseMatrix(_Inert):
+    kind = "sparse"
+
+
+def _safe_reconstructor(cls: type, base: type, state: Any) -> Any:
+    """``copy_reg._reconstructor`` for our placeholders only."""
+    if not (isinstance(cls, type) and issubclass(cls, _Inert)) or base is not object:
+        raise pickle.UnpicklingError(f"refused reconstruction of {getattr(cls, '__name__', cls)!r}")
+    return cls()
+
+
+def _latin1_encode(text: str, encoding: str = "latin1") -> bytes:
+    """``_codecs.encode`` as Python 3 pickles of bytes use it (text -> latin-1 bytes), nothing more."""
+    if not isinstance(text, str) or encoding.lower().replace("-", "") != "latin1":
+        raise pickle.UnpicklingError("refused _codecs.encode with unexpected arguments")
+    return text.encode("latin1")
+
+
+def _numpy_globals() -> dict[tuple[str, str], Any]:
+    try:
+        from numpy._core.multiarray import _reconstruct, scalar
+    except ImportError:  # numpy < 2
+        from numpy.core.multiarray import _reconstruct, scalar  # type: ignore[no-redef]
+    table: dict[tuple[str, str], Any] = {}
+    for module in ("numpy.core.multiarray", "numpy._core.multiarray"):
+        table[(module, "_reconstruct")] = _reconstruct
+        table[(module, "scalar")] = scalar
+    for module in ("numpy", "numpy.core.numeric", "numpy._core.numeric"):
+        table[(module, "ndarray")] = np.ndarray
+        table[(module, "dtype")] = np.dtype
+    table[("copy_reg", "_reconstructor")] = _safe_reconstructor
+    table[("copyreg", "_reconstructor")] = _safe_reconstructor
+    table[("_codecs", "encode")] = _latin1_encode
+    table[("__builtin__", "object")] = object
+    table[("builtins", "object")] = object
+    return table
+
+
+class RestrictedMANOUnpickler(pickle.Unpickler):
+    """Resolves numpy arrays, chumpy arrays (-> placeholders) and scipy sparse matrices; nothing else."""
+
+    _table = _numpy_globals()
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in self._table:
+            return self._table[(module, name)]
+        if module.split(".")[0] == "chumpy" and name in ("Ch", "Select", "array"):
+            return _ChumpyArray
+        if module.startswith("scipy.sparse") and name in ("csc_matrix", "csr_matrix"):
+            return _SparseMatrix
+        raise pickle.UnpicklingError(f"refused global {module}.{name}")
+
+
+def _dense_sparse(obj: _SparseMatrix, key: str, path: Path) -> np.ndarray:
+    state = obj.state if isinstance(obj.state, dict) else {}
+    try:
+        data, indices, indptr = (np.asarray(state[k]) for k in ("data", "indices", "indptr"))
+        shape = tuple(int(s) for s in state.get("_shape", state.get("shape")))
+    except (KeyError, TypeError, ValueError):
+        raise CvsuiteError(f"{path}: {key} is a sparse matrix without data/indices/indptr/shape") from None
+    csc = state.get("format", "csc") != "csr" and len(indptr) == shape[1] + 1
+    dense = np.zeros(shape)
+    for j in range(len(indptr) - 1):
+        rows = indices[indptr[j]:indptr[j + 1]]
+        vals = data[indptr[j]:indptr[j + 1]]
+        if csc:
+            dense[rows, j] = vals
+        else:
+            dense[j, rows] = vals
+    return dense
+
+
+def _as_plain(value: Any, key: str, path: Path) -> Any:
+    if isinstance(value, _ChumpyArray):
+        state = value.state if isinstance(value.state, dict) else {}
+        if "x" not in state:
+            raise CvsuiteError(f"{path}: {key} is a chumpy expression without stored values")
+        return np.asarray(state["x"], np.float64)
+    if isinstance(value, _SparseMatrix):
+        return _dense_sparse(value, key, path)
+    if isinstance(value, _Inert):
+        raise CvsuiteError(f"{path}: {key} holds an unsupported object")
+    return value
+
+
+def load_mano(path: str | Path) -> dict[str, np.ndarray]:
+    """Arrays of a MANO model file (legacy chumpy pickle or plain-numpy pickle), validated; no code runs."""
+    path = Path(path)
+    if not path.is_file():
+        raise CvsuiteError(f"{path}: MANO model file not found")
+    raw = path.read_bytes()
+    try:
+        obj = RestrictedMANOUnpickler(io.BytesIO(raw), encoding="latin1").load()
+    except pickle.UnpicklingError as exc:
+        msg = str(exc)
+        if msg.startswith("refused"):
+            raise CvsuiteError(f"{path}: not loaded: the pickle {msg} (a MANO file holds only arrays)") from None
+        raise CvsuiteError(f"{path}: not a MANO pickle ({msg[:80]})") from None
+    except Exception as exc:  # truncated / garbage bytes raise many types
+        raise CvsuiteError(f"{path}: not a MANO pickle ({type(exc).__name__})") from None
+    if not isinstance(obj, dict):
+        raise CvsuiteError(f"{path}: not a MANO pickle (top level is {type(obj).__name__}, expected a dict)")
+    out: dict[str, np.ndarray] = {}
+    for key, shape in REQUIRED.items():
+        if key not in obj:
+            raise CvsuiteError(f"{path}: not a MANO pickle (no '{key}')")
+        arr = _as_plain(obj[key], key, path)
+        try:
+            arr = np.asarray(arr, np.float64)
+        except (TypeError, ValueError):
+            raise CvsuiteError(f"{path}: '{key}' is not numeric") from None
+        if arr.ndim != len(shape) or any(s is not None and s != a for s, a in zip(shape, arr.shape)):
+            raise CvsuiteError(f"{path}: '{key}' has shape {arr.shape}, expected {shape}")
+        out[key] = arr
+    for key in ("hands_mean", "hands_components"):
+        if key in obj:
+            out[key] = np.asarray(_as_plain(obj[key], key, path), np.float64)
+    return out
+
+
+def rodrigues(rotvec: torch.Tensor) -> torch.Tensor:
+    """(..., 3) axis-angle -> (..., 3, 3) rotation matrices (differentiable, safe at zero)."""
+    theta = rotvec.norm(dim=-1, keepdim=True).clamp_min(1e-8)
+    k = rotvec / theta
+    kx, ky, kz = k.unbind(-1)
+    z = torch.zeros_like(kx)
+    K = torch.stack([z, -kz, ky, kz, z, -kx, -ky, kx, z], -1).reshape(*k.shape[:-1], 3, 3)
+    t = theta[..., None]
+    eye = torch.eye(3, dtype=rotvec.dtype, device=rotvec.device)
+    return eye + torch.sin(t) * K + (1 - torch.cos(t)) * K @ K
+
+
+class MANOLayer(nn.Module):
+    """Linear blend skinning: pose (B, 48) axis-angle (global + 15 joints), betas (B, 10), trans (B, 3)
+    -> vertices (B, 778, 3) and joints (B, 21, 3) in FreiHAND order (metres)."""
+
+    def __init__(self, model: dict[str, np.ndarray], add_mean_pose: bool = False) -> None:
+        super().__init__()
+        f32 = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32)  # noqa: E731
+        self.register_buffer("v_template", f32(model["v_template"]))
+        self.register_buffer("shapedirs", f32(model["shapedirs"]))
+        self.register_buffer("posedirs", f32(model["posedirs"]).reshape(778 * 3, 135).t().contiguous())
+        self.register_buffer("J_regressor", f32(model["J_regressor"]))
+        self.register_buffer("weights", f32(model["weights"]))
+        mean = model.get("hands_mean") if add_mean_pose else None
+        self.register_buffer("mean_pose", f32(np.zeros(45) if mean is None else mean))
+        parents = np.asarray(model["kintree_table"])[0].astype(np.int64)
+        parents[0] = -1
+        self.parents = parents.tolist()
+        self.num_betas = int(model["shapedirs"].shape[2])
+
+    def forward(self, pose: torch.Tensor, betas: torch.Tensor | None = None,
+                trans: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        b = pose.shape[0]
+        betas = pose.new_zeros(b, self.num_betas) if betas is None else betas
+        v_shaped = self.v_template + torch.einsum("vck,bk->bvc", self.shapedirs, betas)
+        J = torch.einsum("jv,bvc->bjc", self.J_regressor, v_shaped)
+        full = torch.cat([pose[:, :3], pose[:, 3:] + self.mean_pose], 1)
+        R = rodrigues(full.reshape(b, 16, 3))
+        eye = torch.eye(3, dtype=pose.dtype, device=pose.device)
+        v_posed = v_shaped + ((R[:, 1:] - eye).reshape(b, 135) @ self.posedirs).reshape(b, 778, 3)
+        world: list[torch.Tensor] = []
+        for j, p in enumerate(self.parents):
+            local = torch.zeros(b, 4, 4, dtype=pose.dtype, device=pose.device)
+            local[:, :3, :3] = R[:, j]
+            local[:, :3, 3] = J[:, j] - (J[:, p] if p >= 0 else 0)
+            local[:, 3, 3] = 1
+            world.append(local if p < 0 else world[p] @ local)
+        G = torch.stack(world, 1)                                            # (B, 16, 4, 4)
+        posed_joints = G[:, :, :3, 3]
+        rest = torch.einsum("bjrc,bjc->bjr", G[:, :, :3, :3], J)
+        G_rel = G.clone()
+        G_rel[:, :, :3, 3] = G[:, :, :3, 3] - rest
+        T = torch.einsum("vj,bjrc->bvrc", self.weights, G_rel)
+        verts = torch.einsum("bvrc,bvc->bvr", T[:, :, :3, :3], v_posed) + T[:, :, :3, 3]
+        joints = torch.cat([posed_joints, verts[:, list(TIP_VERTICES)]], 1)[:, TO_FREIHAND]
+        if trans is not None:
+            verts, joints = verts + trans[:, None], joints + trans[:, None]
+        return verts, joints
+
+
+class MANOHead(nn.Module):
+    """Features -> 61 values (48 pose, 10 shape, 3 translation) -> MANO vertices and joints."""
+
+    def __init__(self, in_dim: int, model: dict[str, np.ndarray]) -> None:
+        super().__init__()
+        self.fc = nn.Sequential(nn.Linear(in_dim, 256), nn.ReLU(inplace=True), nn.Linear(256, 61))
+        nn.init.zeros_(self.fc[-1].weight)
+        nn.init.zeros_(self.fc[-1].bias)
+        self.mano = MANOLayer(model)
+
+    def forward(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
+        params = self.fc(features)
+        verts, joints = self.mano(params[:, :48], params[:, 48:58], params[:, 58:])
+        return {"mano": params, "verts": verts, "joints": joints}

@@ -1,0 +1,194 @@
+"""Networks: a small CPU ResNet backbone, the MoCo v2 encoder (backbone + MLP projector) and the
+keypoint regressor (backbone -> 21 x 2-D in the crop + 21 x 3-D root-relative), plus absolute 3-D.
+
+The keypoint regressor predicts ``uv`` in crop units (pixel / image side) and root-relative 3-D
+keypoints in units of the reference bone (FreiHAND's scale: middle MCP->PIP), so it is scale free;
+with the camera ``K`` and the metric scale known, :func:`absolute_xyz` recovers the root position
+by linear least squares on the 2-D/3-D pairs.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from shared.backbones import BACKBONES, build_backbone
+from shared.errors import CvsuiteError
+
+from .data import NUM_KP
+
+MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+
+
+class SmallResNet(nn.Module):
+    """ResNet-10 layout (one BasicBlock per stage, widths w, 2w, 4w, 8w) with a stride-2 3x3 stem,
+    sized for 64-px hand crops on a CPU; pooled ``(B, 8w)`` features."""
+
+    def __init__(self, in_channels: int = 3, width: int = 16, pooled: bool = True) -> None:
+        super().__init__()
+        from torchvision.models.resnet import BasicBlock
+
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, width, 3, 2, 1, bias=False), nn.BatchNorm2d(width),
+                                  nn.ReLU(inplace=True))
+        layers, channels = [], width
+        for i, w in enumerate((width, 2 * width, 4 * width, 8 * width)):
+            stride = 1 if i == 0 else 2
+            down = None
+            if stride != 1 or channels != w:
+                down = nn.Sequential(nn.Conv2d(channels, w, 1, stride, bias=False), nn.BatchNorm2d(w))
+            layers.append(BasicBlock(channels, w, stride, down))
+            channels = w
+        self.layers = nn.Sequential(*layers)
+        self.pooled = pooled
+        self.out_dim = channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.layers(self.stem(x))
+        return torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1) if self.pooled else x
+
+
+if "resnet10_small" not in BACKBONES:
+    @BACKBONES.register("resnet10_small")
+    def resnet10_small(in_channels: int = 3, width: int = 16, pooled: bool = True) -> nn.Module:
+        """ResNet-10 with widths (w, 2w, 4w, 8w) for 64-px crops (hand app)."""
+        return SmallResNet(in_channels, width, pooled)
+
+
+def make_backbone(name: str, width: int, pooled: bool = True) -> nn.Module:
+    if name == "resnet10_small":
+        return build_backbone(name, width=width, pooled=pooled)
+    return build_backbone(name, pooled=pooled)
+
+
+def normalise(images: torch.Tensor) -> torch.Tensor:
+    """uint8 or [0, 1] float (B, 3, H, W) -> ImageNet-normalised float."""
+    x = images.float() / 255.0 if images.dtype == torch.uint8 else images
+    return (x - MEAN.to(x.device)) / STD.to(x.device)
+
+
+class MoCoNet(nn.Module):
+    """Encoder + MoCo v2 MLP projector (out_dim -> out_dim -> proj_dim)."""
+
+    def __init__(self, backbone: str = "resnet10_small", width: int = 16, proj_dim: int = 128) -> None:
+        super().__init__()
+        self.encoder = make_backbone(backbone, width)
+        d = int(self.encoder.out_dim)
+        self.projector = nn.Sequential(nn.Linear(d, d), nn.ReLU(inplace=True), nn.Linear(d, proj_dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.projector(self.encoder(x))
+
+
+class SpatialHead(nn.Module):
+    """Last feature map -> 1x1 conv (32 channels) -> flatten -> MLP: keeps *where* features are, which a
+    global average pool throws away (coordinates regress far better from 64-px crops)."""
+
+    def __init__(self, channels: int, out: int, hidden: int, grid: int) -> None:
+        super().__init__()
+        self.reduce = nn.Sequential(nn.Conv2d(channels, 32, 1, bias=False), nn.BatchNorm2d(32), nn.ReLU(inplace=True))
+        self.pool = nn.AdaptiveAvgPool2d(grid)
+        self.mlp = nn.Sequential(nn.Linear(32 * grid * grid, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, out))
+
+    def forward(self, fmap: torch.Tensor) -> torch.Tensor:
+        return self.mlp(torch.flatten(self.pool(self.reduce(fmap)), 1))
+
+
+class KeypointNet(nn.Module):
+    """Encoder -> head -> ``uv`` (B, 21, 2) in crop units and ``xyz`` (B, 21, 3) root-relative / ref bone.
+    ``head``: ``pooled`` (default, MLP on globally pooled features) or ``spatial`` (:class:`SpatialHead` on
+    the 4x4 map; it did not generalise better on the synthetic benchmark)."""
+
+    def __init__(self, backbone: str = "resnet10_small", width: int = 16, hidden: int = 256,
+                 mano_model: dict[str, np.ndarray] | None = None, head: str = "pooled") -> None:
+        super().__init__()
+        if head not in ("spatial", "pooled"):
+            raise CvsuiteError(f"keypoint head must be spatial or pooled, got {head!r}")
+        self.encoder = make_backbone(backbone, width, pooled=head == "pooled")
+        d = int(self.encoder.out_dim)
+        if head == "spatial":
+            self.head = SpatialHead(d, NUM_KP * 5, hidden, 4)
+        else:
+            self.head = nn.Sequential(nn.Linear(d, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, NUM_KP * 5))
+        self.head_kind = head
+        self.arch = {"backbone": backbone, "width": str(width), "hidden": str(hidden), "head": head}
+        self.mano_head = None
+        if mano_model is not None:
+            from .mano import MANOHead
+
+            self.mano_head = MANOHead(d, mano_model)
+            self.arch["mano"] = "1"
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        fmap = self.encoder(x)
+        out = self.head(fmap)
+        features = fmap if fmap.dim() == 2 else fmap.mean((2, 3))
+        uv = out[:, :NUM_KP * 2].reshape(-1, NUM_KP, 2) + 0.5
+        xyz = out[:, NUM_KP * 2:].reshape(-1, NUM_KP, 3)
+        result = {"uv": uv, "xyz": xyz - xyz[:, :1]}  # root-relative by construction
+        if self.mano_head is not None:
+            result.update(self.mano_head(features))  # mano (61), verts (778, 3), joints (21, 3) in metres
+        return result
+
+    def export_state_dict(self) -> dict[str, torch.Tensor]:
+        """Trainable weights only: the MANO model's own arrays (licensed, user-supplied) are never saved."""
+        return {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()
+                if not k.startswith("mano_head.mano.")}
+
+    @classmethod
+    def from_file(cls, path: str | Path, mano_model: dict[str, np.ndarray] | None = None) -> tuple["KeypointNet", dict[str, str]]:
+        """Load a regressor saved by ``cvsuite hand train`` (arch in the safetensors metadata); a regressor
+        trained with ``--mano`` needs the same MANO file again (``mano_model``)."""
+        from shared.weights import load_into, load_state_dict
+
+        meta = read_metadata(path)
+        state = load_state_dict(path)
+        if not any(k.startswith("head.") for k in state):
+            raise CvsuiteError(f"{path}: no keypoint head (head.*) - is this a pretrained encoder? "
+                               "fine-tune it with `cvsuite hand train` first")
+        has_mano = any(k.startswith("mano_head.") for k in state)
+        if mano_model is not None and not has_mano:
+            raise CvsuiteError(f"{path}: these weights have no MANO head; train with `cvsuite hand train --mano FILE`")
+        net = cls(meta.get("backbone", "resnet10_small"), int(meta.get("width", 16)), int(meta.get("hidden", 256)),
+                  mano_model if has_mano else None, meta.get("head", "pooled"))
+        if has_mano and mano_model is None:
+            state = {k: v for k, v in state.items() if not k.startswith("mano_head.")}
+        own = net.state_dict()
+        load_into(net, {**{k: v for k, v in own.items() if k.startswith("mano_head.mano.")}, **state}, path)
+        net.eval()
+        return net, meta
+
+
+def read_metadata(path: str | Path) -> dict[str, str]:
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        return {}
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), "pt") as handle:
+            return dict(handle.metadata() or {})
+    except Exception:
+        return {}
+
+
+def absolute_xyz(uv_px: np.ndarray, rel_xyz: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """Absolute camera-frame keypoints from 2-D pixels and metric root-relative 3-D: the root
+    translation T minimising the reprojection error in its linearised form
+    ``fx (X_i + Tx) = (u_i - cx)(Z_i + Tz)`` (same for y), solved by least squares."""
+    fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
+    du, dv = uv_px[:, 0] - cx, uv_px[:, 1] - cy
+    n = len(uv_px)
+    A = np.zeros((2 * n, 3))
+    b = np.zeros(2 * n)
+    A[:n, 0], A[:n, 2], b[:n] = fx, -du, du * rel_xyz[:, 2] - fx * rel_xyz[:, 0]
+    A[n:, 1], A[n:, 2], b[n:] = fy, -dv, dv * rel_xyz[:, 2] - fy * rel_xyz[:, 1]
+    T, *_ = np.linalg.lstsq(A, b, rcond=None)
+    return rel_xyz + T
+
+
+def describe(net: nn.Module) -> dict[str, Any]:
+    return {"parameters": sum(p.numel() for p in net.parameters())}

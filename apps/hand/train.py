@@ -1,0 +1,456 @@
+"""MoCo v2 pretraining on HanCo with configurable positive pairs, and few-label keypoint fine-tuning.
+
+Positive pairs (``positives``, letters joined by ``+``):
+
+* ``a`` two augmentations of one image (MoCo v2: resized crop, colour jitter, grey, blur; no flip -
+  it would turn a right hand into a left one);
+* ``b`` the same frame over another background: the green-screen image's hand pixels
+  (``mask_hand``) composited over random real-photo crops, independently for both views;
+* ``c`` the same frame from a neighbouring camera (the 3 cameras whose centres are closest in angle);
+* ``d`` the same camera one frame earlier or later.
+
+The partner image is drawn per sample: ``same`` (a) / ``view`` (c) / ``time`` (d) with the weights
+``pair_weights`` (``positives`` sets them), and with ``b`` both views get a random background;
+augmentation (a) is always applied to both views.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from shared.engine import TrainConfig, Trainer, TrainTask
+from shared.errors import CvsuiteError, UsageError
+from shared.losses import MoCoQueue, make_momentum_copy, momentum_update
+
+from .data import HanCo, reference_scale
+from .losses import keypoint_loss, mano_joint_loss, moco_loss, symmetric_moco
+from .model import KeypointNet, MoCoNet, normalise
+from .synth import PHOTOS, background_crop
+
+PARTNERS = ("same", "view", "time")
+
+
+def parse_positives(spec: str) -> tuple[dict[str, float], float]:
+    """``"a+b+c"`` -> ({same: 1, view: 1, time: 0}, bg_swap=1.0). ``a`` is implied (augmentation)."""
+    letters = [p.strip().lower() for p in spec.split("+") if p.strip()]
+    bad = [p for p in letters if p not in ("a", "b", "c", "d")]
+    if bad or not letters:
+        raise UsageError(f"positives must be letters a, b, c, d joined by '+', got {spec!r}")
+    weights = {"same": 1.0 if ("a" in letters or "b" in letters) else 0.0,
+               "view": 1.0 if "c" in letters else 0.0, "time": 1.0 if "d" in letters else 0.0}
+    return weights, 1.0 if "b" in letters else 0.0
+
+
+def select_sequences(available: list[str], spec: str) -> list[str]:
+    """``""`` = all; ``"0000,0003"`` = those names; ``"0-99"`` = positions 0..99 of the sorted list
+    (HanCo holds ~1500 sequences: everything is held in memory at the training size, so choose)."""
+    spec = spec.strip()
+    if not spec:
+        return list(available)
+    chosen: list[str] = []
+    for part in (p.strip() for p in spec.split(",") if p.strip()):
+        if "-" in part:
+            try:
+                a, b = (int(x) for x in part.split("-", 1))
+            except ValueError:
+                raise UsageError(f"sequences: bad range {part!r} (use e.g. 0-99)") from None
+            chosen += available[a:b + 1]
+        elif part in available:
+            chosen.append(part)
+        else:
+            raise UsageError(f"sequences: no sequence {part!r} (have {available[0]}..{available[-1]})")
+    if not chosen:
+        raise UsageError(f"sequences={spec!r} selects nothing")
+    return list(dict.fromkeys(chosen))
+
+
+def neighbour_cameras(M: np.ndarray, k: int = 3) -> dict[int, list[int]]:
+    """For each camera, the ``k`` cameras whose centres (-R^T t) are closest in angle."""
+    centres = np.stack([-m[:3, :3].T @ m[:3, 3] for m in M])
+    dirs = centres / np.linalg.norm(centres, axis=1, keepdims=True)
+    cos = dirs @ dirs.T
+    np.fill_diagonal(cos, -np.inf)
+    return {c: [int(j) for j in np.argsort(-cos[c])[:min(k, len(M) - 1)]] for c in range(len(M))}
+
+
+def resize_u8(img: np.ndarray, size: int) -> np.ndarray:
+    import cv2
+
+    if img.shape[0] == size and img.shape[1] == size:
+        return img
+    return cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
+
+
+class HanCoImages:
+    """All images of some HanCo sequences in memory at ``size`` px (uint8), with masks and green-screen
+    foregrounds when ``with_foreground``; index = position in ``samples``."""
+
+    def __init__(self, ds: HanCo, sequences: list[str], size: int, variant: str = "rgb_merged",
+                 with_foreground: bool = False) -> None:
+        self.ds, self.size = ds, size
+        self.variant = variant if variant in ds.variants else ds.variants[0]
+        self.samples = ds.samples(sequences)
+        if not self.samples:
+            raise CvsuiteError(f"{ds.root}: no images in sequences {sequences}")
+        self.index = {s: i for i, s in enumerate(self.samples)}
+        self.images = np.stack([resize_u8(ds.read_image(*s, self.variant), size) for s in self.samples])
+        self.foreground = self.masks = None
+        if with_foreground:
+            if "rgb" not in ds.variants or not (ds.root / "mask_hand").is_dir():
+                raise CvsuiteError(f"{ds.root}: background swap (b) needs rgb/ and mask_hand/")
+            self.foreground = np.stack([resize_u8(ds.read_image(*s, "rgb"), size) for s in self.samples])
+            masks = [resize_u8(ds.read_mask(*s).astype(np.uint8) * 255, size) for s in self.samples]
+            self.masks = np.stack(masks) > 127
+        self.neighbours = ({seq: neighbour_cameras(ds.calib(seq, ds.frames[seq][0]).M) for seq in sequences}
+                           if isinstance(ds, HanCo) else {})
+
+
+class FreiHANDSource:
+    """A FreiHAND split seen through the HanCo interface the fine-tuning code uses (sample = ``(i,)``)."""
+
+    def __init__(self, root: str | Path, split: str = "training") -> None:
+        from .data import FreiHAND
+
+        self.fh = FreiHAND(root, split)
+        self.root, self.variants = Path(root), ["rgb"]
+        n = len(self.fh)
+        images = self.fh.image_paths()
+        if not images:
+            raise CvsuiteError(f"{self.root / split / 'rgb'}: no images")
+        self.sequences = ["freihand"]
+        self.count = min(len(images), 4 * n)
+
+    def samples(self, sequences: list[str] | None = None) -> list[tuple[int]]:
+        return [(i,) for i in range(self.count)]
+
+    def read_image(self, index: int, variant: str = "rgb") -> np.ndarray:
+        from shared.data.images import read_image
+
+        return np.round(read_image(self.fh.image_path(index)).rgb * 255).astype(np.uint8)
+
+    def camera_view(self, index: int) -> dict[str, np.ndarray]:
+        return self.fh.view(index)
+
+
+def open_labelled(root: str | Path, size: int, sequences: str = "") -> "HanCoImages":
+    """HanCo root (``sequences`` as in :func:`select_sequences`), or a FreiHAND root
+    (``training_xyz.json`` present: its training split)."""
+    root = Path(root)
+    if (root / "training_xyz.json").is_file():
+        source = FreiHANDSource(root, "training")
+        return HanCoImages(source, source.sequences, size)  # type: ignore[arg-type]
+    ds = HanCo(root)
+    return HanCoImages(ds, select_sequences(ds.sequences, sequences), size)
+
+
+class PairSampler:
+    """Chooses the partner of an image for a positive pair and composes backgrounds (seeded by the caller)."""
+
+    def __init__(self, images: HanCoImages, pair_weights: dict[str, float], bg_swap: float,
+                 backgrounds: np.ndarray | None = None) -> None:
+        w = np.array([max(float(pair_weights.get(k, 0.0)), 0.0) for k in PARTNERS])
+        if w.sum() <= 0:
+            raise UsageError("pair_weights: at least one of same/view/time must be > 0")
+        self.images, self.p = images, w / w.sum()
+        self.bg_swap = float(bg_swap)
+        if self.bg_swap > 0 and images.foreground is None:
+            raise UsageError("bg_swap > 0 needs images loaded with their foregrounds and masks")
+        self.backgrounds = backgrounds
+
+    def partner(self, index: int, rng: np.random.Generator) -> tuple[int, str]:
+        """Index of the positive partner of image ``index`` and the kind of pair actually used."""
+        seq, cam, frame = self.images.samples[index]
+        kind = PARTNERS[int(rng.choice(3, p=self.p))]
+        if kind == "view":
+            cams = [c for c in self.images.neighbours[seq][cam] if (seq, c, frame) in self.images.index]
+            if cams:
+                return self.images.index[(seq, int(rng.choice(cams)), frame)], kind
+        elif kind == "time":
+            frames = [f for f in (frame - 1, frame + 1) if (seq, cam, f) in self.images.index]
+            if frames:
+                return self.images.index[(seq, cam, int(rng.choice(frames)))], kind
+        return index, "same"
+
+    def image(self, index: int, rng: np.random.Generator) -> np.ndarray:
+        """The image (uint8 HWC); with probability ``bg_swap`` its hand over a random real background."""
+        if self.bg_swap > 0 and rng.random() < self.bg_swap:
+            bg = self.backgrounds[int(rng.integers(len(self.backgrounds)))]
+            m = self.images.masks[index][..., None]
+            return np.where(m, self.images.foreground[index], bg)
+        return self.images.images[index]
+
+
+def background_pool(size: int, count: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.stack([np.round(background_crop(rng, size, PHOTOS) * 255).astype(np.uint8) for _ in range(count)])
+
+
+def augment(img: np.ndarray, strength: float = 1.0) -> torch.Tensor:
+    """MoCo v2-style augmentation of a uint8 HWC image -> float CHW in [0, 1] (global RNGs, seeded per
+    sample): random resized crop (area 50-100 %), colour jitter (p 0.8), grey (p 0.2), blur (p 0.5)."""
+    import cv2
+
+    size = img.shape[0]
+    scale = np.random.uniform(1 - 0.5 * strength, 1.0)
+    ratio = np.exp(np.random.uniform(np.log(3 / 4), np.log(4 / 3)))
+    h = int(round(min(size, size * np.sqrt(scale / ratio))))
+    w = int(round(min(size, size * np.sqrt(scale * ratio))))
+    y0, x0 = np.random.randint(0, size - h + 1), np.random.randint(0, size - w + 1)
+    x = cv2.resize(np.ascontiguousarray(img[y0:y0 + h, x0:x0 + w]), (size, size),
+                   interpolation=cv2.INTER_LINEAR).astype(np.float32) / 255.0
+    if np.random.rand() < 0.8:
+        b, c, s = 1 + strength * 0.4 * np.random.uniform(-1, 1, 3)
+        x = x * b
+        mean = x.mean()
+        x = (x - mean) * c + mean
+        grey = x @ np.array([0.299, 0.587, 0.114], np.float32)
+        x = (x - grey[..., None]) * s + grey[..., None]
+    if np.random.rand() < 0.2:
+        x = np.repeat((x @ np.array([0.299, 0.587, 0.114], np.float32))[..., None], 3, axis=2)
+    if np.random.rand() < 0.5 * strength:
+        x = cv2.GaussianBlur(x, (3, 3), np.random.uniform(0.1, 1.0))
+    return torch.from_numpy(np.ascontiguousarray(np.clip(x, 0, 1).transpose(2, 0, 1), dtype=np.float32))
+
+
+class PretrainPairs(torch.utils.data.Dataset):
+    """Two views of a positive pair per item (see module docstring)."""
+
+    def __init__(self, sampler: PairSampler) -> None:
+        self.sampler = sampler
+
+    def __len__(self) -> int:
+        return len(self.sampler.images.samples)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        rng = np.random.default_rng(np.random.randint(2**31))
+        j, _ = self.sampler.partner(i, rng)
+        return {"view1": augment(self.sampler.image(i, rng)), "view2": augment(self.sampler.image(j, rng))}
+
+
+@dataclass
+class PretrainConfig:
+    """``cvsuite hand pretrain`` settings."""
+
+    data: str = "data/hand_synth/pretrain"
+    sequences: str = ""             # "" = all; "0000,0007" or "0-99" (positions) to hold fewer in memory
+    positives: str = "a+b+c"        # letters a (augment), b (background swap), c (neighbour camera), d (+-1 frame)
+    pair_weights: dict = field(default_factory=dict)  # optional override of {same, view, time}
+    bg_swap: float = -1.0           # optional override of the background-swap probability (-1: from positives)
+    image_size: int = 64
+    backbone: str = "resnet10_small"
+    width: int = 16
+    proj_dim: int = 128
+    queue_size: int = 1024
+    momentum: float = 0.99
+    temperature: float = 0.2
+    backgrounds: int = 96           # pool of real-photo crops for the background swap
+    num_threads: int = 0
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(
+        out_dir="runs/hand_pretrain", max_steps=300, batch_size=64, lr=2e-3, weight_decay=1e-4,
+        warmup_steps=20, log_every=25, ckpt_every=100, tensorboard=False))
+
+
+class MoCoTask(TrainTask):
+    """MoCo v2: query encoder + projector, momentum key copy, shared key queue, symmetrised InfoNCE."""
+
+    def __init__(self, cfg: PretrainConfig) -> None:
+        super().__init__()
+        self.net = MoCoNet(cfg.backbone, cfg.width, cfg.proj_dim)
+        self.key_net = make_momentum_copy(self.net)
+        self.queue = MoCoQueue(cfg.proj_dim, cfg.queue_size)
+        self.loss_fn = moco_loss(cfg.temperature)
+        self.momentum = cfg.momentum
+        self._keys: torch.Tensor | None = None
+
+    def param_groups(self) -> list[dict[str, Any]]:
+        return [{"params": list(self.net.parameters())}]
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        x = normalise(torch.cat([batch["view1"], batch["view2"]]))
+        q = self.net(x)
+        with torch.no_grad():
+            k = self.key_net(x)
+        q0, q1 = q.chunk(2)
+        k0, k1 = k.chunk(2)
+        loss = symmetric_moco(self.loss_fn, (q0, q1), (k0, k1), self.queue.negatives())
+        self._keys = k1.detach()
+        with torch.no_grad():
+            pos = (F.normalize(q0, dim=1) * F.normalize(k1, dim=1)).sum(1).mean()
+        return {"loss": loss, "pos_cos": pos}
+
+    def on_step_end(self, step: int, outputs: dict[str, torch.Tensor]) -> None:
+        momentum_update(self.key_net, self.net, self.momentum)
+        if self._keys is not None:
+            self.queue.enqueue(self._keys)
+            self._keys = None
+
+    def export_state_dict(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()}
+
+
+def build_pair_sampler(cfg: PretrainConfig, ds: HanCo | None = None) -> PairSampler:
+    ds = ds or HanCo(cfg.data)
+    weights, bg = parse_positives(cfg.positives)
+    if cfg.pair_weights:
+        unknown = set(cfg.pair_weights) - set(PARTNERS)
+        if unknown:
+            raise UsageError(f"pair_weights: unknown keys {sorted(unknown)}; use same, view, time")
+        weights = {k: float(cfg.pair_weights.get(k, 0.0)) for k in PARTNERS}
+    if cfg.bg_swap >= 0:
+        bg = cfg.bg_swap
+    images = HanCoImages(ds, select_sequences(ds.sequences, cfg.sequences), cfg.image_size, with_foreground=bg > 0)
+    pool = background_pool(cfg.image_size, cfg.backgrounds, cfg.train.seed) if bg > 0 else None
+    return PairSampler(images, weights, bg, pool)
+
+
+def pretrain(cfg: PretrainConfig) -> dict[str, Any]:
+    """MoCo v2 pretraining through the shared engine; the encoder+projector go to model.safetensors."""
+    if cfg.num_threads > 0:
+        torch.set_num_threads(cfg.num_threads)
+    sampler = build_pair_sampler(cfg)
+    torch.manual_seed(cfg.train.seed)
+    task = MoCoTask(cfg)
+    dataset = PretrainPairs(sampler)
+    summary = Trainer(cfg.train, task, dataset, full_config=cfg).fit()
+    _stamp(summary["weights"], {"kind": "moco_encoder", "backbone": cfg.backbone, "width": str(cfg.width),
+                                "positives": cfg.positives, "image_size": str(cfg.image_size)})
+    summary["images"] = len(dataset)
+    return summary
+
+
+def _stamp(path: str | Path, metadata: dict[str, str]) -> None:
+    """Rewrite a safetensors file with extra metadata (arch and recipe travel with the weights)."""
+    from shared.weights import load_state_dict, save_safetensors
+
+    save_safetensors(load_state_dict(path), path, metadata={"format": "cvsuite", **metadata})
+
+
+# ---- fine-tuning ------------------------------------------------------------------------------------
+
+class LabelledHands(torch.utils.data.Dataset):
+    """Labelled images: uv (crop units), root-relative 3-D (ref-bone units); repeated to ``min_length``."""
+
+    def __init__(self, images: HanCoImages, indices: np.ndarray, augment_colour: bool = True,
+                 min_length: int = 0) -> None:
+        self.images, self.indices, self.augment_colour = images, np.asarray(indices), augment_colour
+        ds = images.ds
+        self.uv = np.zeros((len(images.samples), 21, 2), np.float32)
+        self.xyz = np.zeros((len(images.samples), 21, 3), np.float32)
+        self.scale = np.zeros(len(images.samples), np.float32)
+        self.xyz_cam = np.zeros((len(images.samples), 21, 3), np.float32)
+        self.K = np.zeros((len(images.samples), 3, 3), np.float32)
+        side = ds.read_image(*images.samples[int(self.indices[0])], images.variant).shape[1]
+        for i in self.indices:
+            view = ds.camera_view(*images.samples[i])
+            s = reference_scale(view["xyz_cam"])
+            self.uv[i] = view["uv"] / side
+            self.xyz[i] = (view["xyz_cam"] - view["xyz_cam"][0]) / s
+            self.scale[i], self.xyz_cam[i], self.K[i] = s, view["xyz_cam"], view["K"]
+        self.side = side
+        self.length = max(len(self.indices), min_length)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        idx = int(self.indices[i % len(self.indices)])
+        img = self.images.images[idx]
+        if self.augment_colour:
+            x = torch.from_numpy(img).permute(2, 0, 1).float() / 255.0
+            b, c = 1 + 0.3 * np.random.uniform(-1, 1), 1 + 0.3 * np.random.uniform(-1, 1)
+            x = ((x * b - (x * b).mean()) * c + (x * b).mean()).clamp(0, 1)
+        else:
+            x = torch.from_numpy(img).permute(2, 0, 1).float() / 255.0
+        return {"image": x, "uv": torch.from_numpy(self.uv[idx]), "xyz": torch.from_numpy(self.xyz[idx])}
+
+
+@dataclass
+class FinetuneConfig:
+    """``cvsuite hand train`` settings (keypoint regressor)."""
+
+    data: str = "data/hand_synth/finetune"  # HanCo root, or FreiHAND root (its training split)
+    sequences: str = ""             # HanCo only: "" = all; "0000,0007" or "0-99"
+    init: str = "random"            # random | path to a pretrained encoder (.safetensors from `hand pretrain`)
+    label_fraction: float = 1.0     # fraction of labelled images used
+    label_seed: int = 0
+    image_size: int = 64
+    backbone: str = "resnet10_small"
+    width: int = 16
+    hidden: int = 256
+    head: str = "pooled"            # pooled (global average pool) | spatial (1x1 conv + flattened 4x4 map)
+    w2d: float = 1.0
+    w3d: float = 1.0
+    mano: str = ""                  # MANO_RIGHT.pkl: add a MANO head (pose/shape -> 778 vertices)
+    wmano: float = 1.0              # weight of the MANO joints' loss
+    num_threads: int = 0
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(
+        out_dir="runs/hand_keypoints", max_steps=400, batch_size=32, lr=1e-3, weight_decay=1e-4,
+        warmup_steps=20, log_every=50, ckpt_every=200, tensorboard=False))
+
+
+class KeypointTask(TrainTask):
+    def __init__(self, net: KeypointNet, w2d: float, w3d: float) -> None:
+        super().__init__()
+        self.net, self.w2d, self.w3d = net, w2d, w3d
+        self.wmano = 1.0
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        pred = self.net(normalise(batch["image"]))
+        out = keypoint_loss(pred, batch["uv"], batch["xyz"], self.w2d, self.w3d)
+        if "joints" in pred:  # MANO joints, root-relative, in units of their own reference bone
+            out["loss_mano"] = mano_joint_loss(pred["joints"], batch["xyz"])
+            out["loss"] = out["loss"] + self.wmano * out["loss_mano"]
+        return out
+
+    def export_state_dict(self) -> dict[str, torch.Tensor]:
+        return self.net.export_state_dict()
+
+
+def labelled_subset(n: int, fraction: float, seed: int, minimum: int = 4) -> np.ndarray:
+    if not 0 < fraction <= 1:
+        raise UsageError(f"label_fraction must be in (0, 1], got {fraction}")
+    k = min(n, max(minimum, int(round(fraction * n))))
+    return np.sort(np.random.default_rng(seed).choice(n, k, replace=False))
+
+
+def load_pretrained_encoder(net: KeypointNet, path: str | Path) -> int:
+    """Copy ``encoder.*`` tensors of a pretraining run into ``net``; returns how many were loaded."""
+    from shared.weights import load_into, load_state_dict
+
+    state = load_state_dict(path)
+    enc = {k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")}
+    if not enc:
+        raise CvsuiteError(f"{path}: no encoder.* tensors (not a `cvsuite hand pretrain` result)")
+    load_into(net.encoder, enc, path)
+    return len(enc)
+
+
+def finetune(cfg: FinetuneConfig, images: HanCoImages | None = None) -> dict[str, Any]:
+    """Train the keypoint regressor on a fraction of the labelled images of ``cfg.data``."""
+    if cfg.num_threads > 0:
+        torch.set_num_threads(cfg.num_threads)
+    mano_model = None
+    if cfg.mano:
+        from .mano import load_mano
+
+        mano_model = load_mano(cfg.mano)  # a bad MANO file fails before any data is read
+    if images is None:
+        images = open_labelled(cfg.data, cfg.image_size, cfg.sequences)
+    idx = labelled_subset(len(images.samples), cfg.label_fraction, cfg.label_seed)
+    dataset = LabelledHands(images, idx, min_length=cfg.train.batch_size * 8)
+    torch.manual_seed(cfg.train.seed)
+    net = KeypointNet(cfg.backbone, cfg.width, cfg.hidden, mano_model, cfg.head)
+    if cfg.init not in ("", "random"):
+        load_pretrained_encoder(net, cfg.init)
+    task = KeypointTask(net, cfg.w2d, cfg.w3d)
+    task.wmano = cfg.wmano
+    summary = Trainer(cfg.train, task, dataset, full_config=cfg).fit()
+    _stamp(summary["weights"], {"kind": "hand_keypoints", **net.arch, "image_size": str(cfg.image_size),
+                                "init": str(cfg.init), "label_fraction": str(cfg.label_fraction)})
+    summary["labelled_images"] = int(len(idx))
+    return summary

@@ -1,0 +1,180 @@
+"""Bad input for ``cvsuite hand``: HanCo / FreiHAND files, prediction files, MANO pickles, images, weights."""
+from __future__ import annotations
+
+import json
+import os
+import pickle
+from pathlib import Path
+
+import numpy as np
+
+from .harness import BadCase, garbage, good_image, huge_header_png, zero_byte
+
+TRAIN_FAST = ["--steps", "1", "image_size=32", "train.batch_size=4", "train.progress=false", "num_threads=1"]
+
+
+def _hanco(t: Path) -> Path:
+    """A tiny valid synthetic HanCo root under the inputs."""
+    from apps.hand.synth import SynthConfig, generate
+
+    root = t / "in" / "hanco"
+    generate(root, 1, seed=0, cfg=SynthConfig(size=32, frames=2))
+    return root
+
+
+def _train(t: Path, root: Path, *extra) -> list:
+    return ["hand", "train", "--data", root, "--out", t / "out" / "run", *extra, *TRAIN_FAST]
+
+
+def missing_calib(t: Path) -> list:
+    root = _hanco(t)
+    (root / "calib" / "0000" / "00000001.json").unlink()
+    return _train(t, root)
+
+
+def calib_without_k(t: Path) -> list:
+    root = _hanco(t)
+    path = root / "calib" / "0000" / "00000001.json"
+    data = json.loads(path.read_text())
+    path.write_text(json.dumps({"M": data["M"]}))
+    return _train(t, root)
+
+
+def xyz_wrong_shape(t: Path) -> list:
+    root = _hanco(t)
+    (root / "xyz" / "0000" / "00000000.json").write_text(json.dumps(np.zeros((20, 3)).tolist()))
+    return _train(t, root)
+
+
+def xyz_malformed(t: Path) -> list:
+    root = _hanco(t)
+    (root / "xyz" / "0000" / "00000000.json").write_text("[[0, 0, 0],\n [0, 0")
+    return _train(t, root)
+
+
+def _fh_gt(t: Path, n: int = 3) -> Path:
+    gt = t / "in" / "gt"
+    gt.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    (gt / "evaluation_xyz.json").write_text(json.dumps(rng.normal(0, 0.03, (n, 21, 3)).tolist()))
+    (gt / "evaluation_verts.json").write_text(json.dumps(rng.normal(0, 0.03, (n, 778, 3)).tolist()))
+    return gt
+
+
+def _eval(t: Path, pred_obj=None, pred_text: str | None = None) -> list:
+    gt = _fh_gt(t)
+    pred = t / "in" / "pred.json"
+    pred.write_text(pred_text if pred_text is not None else json.dumps(pred_obj))
+    return ["hand", "eval", "--gt", gt, "--pred", pred, "--json", t / "out" / "scores.json"]
+
+
+def _mano(t: Path, payload: bytes) -> list:
+    path = t / "in" / "MANO_RIGHT.pkl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(payload)
+    return _train(t, _hanco(t), "--mano", path)
+
+
+class _Payload:
+    def __reduce__(self):
+        return (os.system, ("echo pwned > /tmp/cvsuite_hand_pwned",))
+
+
+def _image_in(t: Path, maker, name: str) -> list:
+    path = maker(t / "in" / name)
+    return ["hand", "infer", path, "--out", t / "out", "--weights", _some_weights(t)]
+
+
+def _some_weights(t: Path) -> Path:
+    """A valid (untrained) regressor, so image errors are what the case tests."""
+    import torch
+
+    from apps.hand.model import KeypointNet
+    from shared.weights import save_safetensors
+
+    path = t / "in" / "w.safetensors"
+    if not path.is_file():
+        torch.manual_seed(0)
+        save_safetensors(KeypointNet().state_dict(), path, metadata={"image_size": "32"})
+    return path
+
+
+def _predict_missing_k(t: Path) -> list:
+    from apps.hand.data import HanCo
+    from apps.hand.infer import write_freihand_eval
+
+    class _Plain:
+        @staticmethod
+        def file(p):
+            Path(p).parent.mkdir(parents=True, exist_ok=True)
+            return Path(p)
+
+    root = _hanco(t)
+    fh = t / "in" / "fh"
+    write_freihand_eval(fh, HanCo(root), ["0000"], _Plain())
+    (fh / "evaluation_K.json").unlink()
+    return ["hand", "predict", "--data", fh, "--out", t / "out" / "pred.json", "--weights", _some_weights(t)]
+
+
+CASES = [
+    BadCase("hand-train-missing-calib", missing_calib, exit_code=1, match="00000001.json: calib file not found"),
+    BadCase("hand-train-calib-without-K", calib_without_k, exit_code=1, match="calib has no 'K'"),
+    BadCase("hand-train-xyz-wrong-shape", xyz_wrong_shape, exit_code=1, match="xyz has shape 20x3"),
+    BadCase("hand-train-xyz-malformed", xyz_malformed, exit_code=1, match="00000000.json:2: malformed JSON"),
+    BadCase("hand-pretrain-not-hanco", lambda t: ["hand", "pretrain", "--data", garbage(t / "in" / "x" / "a.txt").parent,
+                                                  "--out", t / "out" / "run", *TRAIN_FAST], exit_code=1, match="not a HanCo root"),
+    BadCase("hand-pretrain-bad-positives", lambda t: ["hand", "pretrain", "--data", _hanco(t), "--positives", "a+z",
+                                                      "--out", t / "out" / "run", *TRAIN_FAST], exit_code=2, match="a+z"),
+    BadCase("hand-eval-pred-length-mismatch",
+            lambda t: _eval(t, [np.zeros((2, 21, 3)).tolist(), np.zeros((2, 778, 3)).tolist()]),
+            exit_code=1, match="xyz_list has 2 entries but the ground truth has 3 frames"),
+    BadCase("hand-eval-pred-not-21x3",
+            lambda t: _eval(t, [np.zeros((3, 20, 3)).tolist(), np.zeros((3, 778, 3)).tolist()]),
+            exit_code=1, match="xyz_list[0] has shape 20x3, expected 21x3"),
+    BadCase("hand-eval-pred-xyz-2d",
+            lambda t: _eval(t, [np.zeros((3, 21, 2)).tolist(), np.zeros((3, 778, 3)).tolist()]),
+            exit_code=1, match="expected N x 3"),
+    BadCase("hand-eval-pred-not-two-lists", lambda t: _eval(t, {"xyz": []}), exit_code=1, match="[xyz_list, verts_list]"),
+    BadCase("hand-eval-pred-malformed", lambda t: _eval(t, pred_text="[[1, 2],\n [3"), exit_code=1, match="pred.json:2"),
+    BadCase("hand-eval-pred-zero-byte", lambda t: _eval(t, pred_text=""), exit_code=1, match="pred.json"),
+    BadCase("hand-eval-gt-missing", lambda t: ["hand", "eval", "--gt", garbage(t / "in" / "gt" / "x.txt").parent,
+                                               "--pred", garbage(t / "in" / "pred.json", "[]"), "--json", t / "out" / "s.json"],
+            exit_code=1, match="evaluation_xyz.json"),
+    BadCase("hand-eval-output-is-input", lambda t: ["hand", "eval", "--gt", _fh_gt(t), "--pred",
+                                                    garbage(t / "in" / "pred.json", "[]"), "--json", t / "in" / "pred.json"],
+            exit_code=2, match="is the input"),
+    BadCase("hand-train-mano-not-a-pickle", lambda t: _mano(t, b"not a pickle at all\n"), exit_code=1,
+            match="not a MANO pickle"),
+    BadCase("hand-train-mano-wrong-keys", lambda t: _mano(t, pickle.dumps({"a": np.zeros(3)}, protocol=2)), exit_code=1,
+            match="no 'v_template'"),
+    BadCase("hand-train-mano-carries-code", lambda t: _mano(t, pickle.dumps({"v_template": _Payload()}, protocol=2)),
+            exit_code=1, match="refused global"),
+    BadCase("hand-infer-zero-byte", lambda t: _image_in(t, zero_byte, "a.png"), exit_code=1, match="a.png"),
+    BadCase("hand-infer-garbage-jpg", lambda t: _image_in(t, garbage, "b.jpg"), exit_code=1, match="b.jpg"),
+    BadCase("hand-infer-huge-header", lambda t: _image_in(t, huge_header_png, "c.png"), exit_code=1, match="c.png"),
+    BadCase("hand-infer-not-an-image", lambda t: _image_in(t, garbage, "notes.txt"), exit_code=1, match="notes.txt"),
+    BadCase("hand-infer-missing", lambda t: ["hand", "infer", t / "in" / "nope.png", "--out", t / "out"], exit_code=1,
+            match="nope.png"),
+    BadCase("hand-infer-weights-garbage", lambda t: ["hand", "infer", good_image(t / "in" / "a.png"), "--out", t / "out",
+                                                     "--weights", garbage(t / "in" / "w.safetensors")],
+            exit_code=1, match="w.safetensors"),
+    BadCase("hand-infer-encoder-as-regressor", lambda t: ["hand", "infer", good_image(t / "in" / "a.png"), "--out", t / "out",
+                                                          "--weights", _encoder(t)], exit_code=1, match="no keypoint head"),
+    BadCase("hand-predict-missing-K", _predict_missing_k, exit_code=1, match="evaluation_K.json"),
+    BadCase("hand-synth-bad-count", lambda t: ["hand", "synth", "--out", t / "out", "--sequences", "0"], exit_code=2,
+            match="--sequences"),
+    BadCase("hand-train-bad-fraction", lambda t: _train(t, _hanco(t), "--labels", "1.5"), exit_code=2,
+            match="label_fraction"),
+]
+
+
+def _encoder(t: Path) -> Path:
+    import torch
+
+    from apps.hand.model import MoCoNet
+    from shared.weights import save_safetensors
+
+    path = t / "in" / "enc.safetensors"
+    torch.manual_seed(0)
+    save_safetensors(MoCoNet().state_dict(), path)
+    return path

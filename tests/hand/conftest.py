@@ -1,0 +1,15 @@
+"""A tiny synthetic HanCo set made once per test session (2 sequences x 4 frames x 8 cameras, 48 px)."""
+from __future__ import annotations
+
+import pytest
+
+from apps.hand.synth import SynthConfig, generate
+
+TINY = SynthConfig(size=48, frames=4)
+
+
+@pytest.fixture(scope="session")
+def tiny_hanco(tmp_path_factory):
+    root = tmp_path_factory.mktemp("hanco")
+    generate(root, 2, seed=3, cfg=TINY)
+    return root

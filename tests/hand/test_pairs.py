@@ -1,0 +1,94 @@
+"""The positive-pair sampler: partner kinds (same / neighbouring camera / +-1 frame), mixing, background swap."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from apps.hand.data import HanCo
+from apps.hand.synth import SynthConfig, camera_rig
+from apps.hand.train import (HanCoImages, PairSampler, PretrainPairs, augment, background_pool, neighbour_cameras,
+                             parse_positives)
+from shared.errors import UsageError
+
+
+def test_parse_positives():
+    assert parse_positives("a") == ({"same": 1.0, "view": 0.0, "time": 0.0}, 0.0)
+    assert parse_positives("a+b") == ({"same": 1.0, "view": 0.0, "time": 0.0}, 1.0)
+    assert parse_positives("a+b+c") == ({"same": 1.0, "view": 1.0, "time": 0.0}, 1.0)
+    assert parse_positives("c+d") == ({"same": 0.0, "view": 1.0, "time": 1.0}, 0.0)
+    with pytest.raises(UsageError, match="letters a, b, c, d"):
+        parse_positives("a+x")
+
+
+def test_neighbours_share_a_cube_edge():
+    _, M = camera_rig(SynthConfig())
+    centres = np.stack([-m[:3, :3].T @ m[:3, 3] for m in M])
+    dirs = centres / np.linalg.norm(centres, axis=1, keepdims=True)
+    for cam, near in neighbour_cameras(M).items():
+        assert len(near) == 3 and cam not in near
+        assert np.allclose(dirs[near] @ dirs[cam], 1 / 3)  # cube corners joined by an edge
+
+
+@pytest.fixture(scope="module")
+def images(tiny_hanco):
+    ds = HanCo(tiny_hanco)
+    return HanCoImages(ds, ds.sequences, 32, with_foreground=True)
+
+
+def test_partner_kinds(images):
+    rng = np.random.default_rng(0)
+    view = PairSampler(images, {"view": 1}, 0.0)
+    time_ = PairSampler(images, {"time": 1}, 0.0)
+    same = PairSampler(images, {"same": 1}, 0.0)
+    for i in range(0, len(images.samples), 5):
+        seq, cam, frame = images.samples[i]
+        j, kind = view.partner(i, rng)
+        s2, c2, f2 = images.samples[j]
+        assert kind == "view" and (s2, f2) == (seq, frame) and c2 in images.neighbours[seq][cam]
+        j, kind = time_.partner(i, rng)
+        s2, c2, f2 = images.samples[j]
+        assert kind == "time" and (s2, c2) == (seq, cam) and abs(f2 - frame) == 1
+        assert same.partner(i, rng) == (i, "same")
+
+
+def test_mixing_follows_weights(images):
+    sampler = PairSampler(images, {"same": 1, "view": 3}, 0.0)
+    rng = np.random.default_rng(1)
+    kinds = [sampler.partner(int(rng.integers(len(images.samples))), rng)[1] for _ in range(800)]
+    assert 0.68 < kinds.count("view") / 800 < 0.82 and kinds.count("time") == 0
+
+
+def test_background_swap_keeps_hand_changes_background(images):
+    pool = background_pool(32, 4, seed=0)
+    sampler = PairSampler(images, {"same": 1}, 1.0, pool)
+    rng = np.random.default_rng(2)
+    i = 9
+    swapped = sampler.image(i, rng)
+    mask = images.masks[i]
+    assert mask.any() and (~mask).any()
+    assert np.array_equal(swapped[mask], images.foreground[i][mask])          # hand pixels kept
+    assert any(np.array_equal(swapped[~mask], bg[~mask]) for bg in pool)      # background from the pool
+    assert np.abs(swapped[~mask].astype(int) - images.images[i][~mask]).mean() > 5
+    plain = PairSampler(images, {"same": 1}, 0.0)
+    assert np.array_equal(plain.image(i, rng), images.images[i])
+
+
+def test_pretrain_pairs_are_augmented_views(images):
+    np.random.seed(0)
+    item = PretrainPairs(PairSampler(images, {"same": 1}, 0.0))[3]
+    assert item["view1"].shape == (3, 32, 32) and item["view1"].dtype == torch.float32
+    assert not torch.equal(item["view1"], item["view2"])  # two augmentations of one image
+    x = augment(np.zeros((16, 16, 3), np.uint8))
+    assert x.min() >= 0 and x.max() <= 1
+
+
+def test_select_sequences():
+    from apps.hand.train import select_sequences
+
+    names = [f"{i:04d}" for i in range(6)]
+    assert select_sequences(names, "") == names
+    assert select_sequences(names, "1-3") == ["0001", "0002", "0003"]
+    assert select_sequences(names, "0005, 0000,0005") == ["0005", "0000"]
+    with pytest.raises(UsageError, match="no sequence '0009'"):
+        select_sequences(names, "0009")
