@@ -76,13 +76,14 @@ def cmd_infer(args: argparse.Namespace) -> int:
     out = guard.directory(args.out)
     targets = {f: (guard.file(out / f"{f.stem}_labels.txt"), guard.file(out / f"{f.stem}.ply"),
                    guard.file(out / f"{f.stem}.png")) for f in files}
+    clouds = {f: read_cloud_file(f, mesh_points=args.points, seed=args.seed) for f in files}  # bad files fail first
     if args.parts is not None:
         model, _, meta = load_model(_weights(args.weights, SHIPPED_ENCODER), want="encoder")
     else:
         model, _, meta = load_model(_weights(args.weights, SHIPPED_SEGMENTER), want="segmenter")
     trained = json.loads(meta.get("categories", "null")) or list(range(16))
     for f in files:
-        cloud = read_cloud_file(f, mesh_points=args.points, seed=args.seed)
+        cloud = clouds.pop(f)
         if args.parts is not None:
             labels = discover_parts(model, cloud, args.parts, args.points, args.max_chunks, args.seed)
             what = f"{args.parts} unsupervised parts"
@@ -109,8 +110,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     guard = OutputGuard(inputs=[args.data, args.weights], force=args.force)
     json_path = guard.file(args.json) if args.json else None
-    net, _, _ = load_model(_weights(args.weights, SHIPPED_SEGMENTER), want="segmenter")
     shapes = read_shapenetpart(args.data, args.split)
+    net, _, _ = load_model(_weights(args.weights, SHIPPED_SEGMENTER), want="segmenter")
     result = evaluate_segmenter(net, shapes)
     result.update(split=args.split, data=str(args.data), weights=args.weights or SHIPPED_SEGMENTER)
     print(format_table(result))
@@ -127,17 +128,18 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
     guard = OutputGuard(inputs=[args.data, args.weights], force=args.force)
     json_path = guard.file(args.json) if args.json else None
-    encoder, _, _ = load_model(_weights(args.weights, SHIPPED_ENCODER), want="encoder")
     root = Path(args.data)
     if (root / "train_files.txt").is_file():
         split_data = {s: read_modelnet40_h5(root, s) for s in ("train", "test")}
         from .data import estimate_normals
 
+        encoder, _, _ = load_model(_weights(args.weights, SHIPPED_ENCODER), want="encoder")
         feats = {s: global_features(encoder, list(p), [estimate_normals(q) for q in p]) for s, (p, _) in split_data.items()}
         labels = {s: y for s, (_, y) in split_data.items()}
         layout = "ModelNet40 HDF5"
     else:
         shapes = {s: read_shapenetpart(root, s) for s in ("train", "test")}
+        encoder, _, _ = load_model(_weights(args.weights, SHIPPED_ENCODER), want="encoder")
         feats = {s: global_features(encoder, [x.points for x in v], [x.normals for x in v]) for s, v in shapes.items()}
         labels = {s: np.array([x.category for x in v]) for s, v in shapes.items()}
         layout = "ShapeNetPart categories"
