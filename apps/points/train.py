@@ -245,10 +245,13 @@ def train(cfg: PointsConfig, shapes: list[Shape] | None = None) -> dict:
                 raise CvsuiteError(f"{cfg.init}: encoder {encoder.cfg} differs from the config's {cfg.encoder}")  # type: ignore[union-attr]
             net.encoder.load_state_dict(encoder.state_dict())
         task = SegmentationTask(net)
-        dataset = ShapeSet(subset, cfg.points, train=True)
+        # few labels: repeat the labelled shapes so one batch fits (each repeat gets its own augmentation)
+        repeats = -(-cfg.train.batch_size // len(subset))
+        dataset = ShapeSet(subset * repeats, cfg.points, train=True)
         extra = {"categories": sorted({s.category for s in subset}), "labelled_shapes": len(subset)}
-    if len(dataset) < 2:
-        raise CvsuiteError(f"{cfg.data}: {len(dataset)} training shape(s); need at least 2")
+    if len(dataset) < 2 or (cfg.mode == "pretrain" and len(dataset) < cfg.train.batch_size):
+        raise CvsuiteError(f"{cfg.data}: {len(dataset)} training shape(s); need at least 2 and one batch "
+                           f"(train.batch_size={cfg.train.batch_size})")
     summary = Trainer(cfg.train, task, dataset, full_config=cfg).fit()
     out = Path(cfg.train.out_dir) / weights_name(cfg)
     module = task.encoder if cfg.mode == "pretrain" else task.net  # type: ignore[union-attr]
