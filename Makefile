@@ -7,7 +7,7 @@ DEPS_HASH := $(shell cat requirements.txt constraints.txt pyproject.toml | sha25
 STAMP  := $(VENV)/.installed-$(DEPS_HASH)
 PIP    := $(BIN)/python -m pip --disable-pip-version-check
 
-.PHONY: install demo test bench bench-mot clean-venv
+.PHONY: install demo test bench bench-mot bench-points clean-venv
 
 install: $(STAMP)
 
@@ -30,6 +30,7 @@ bench: install
 	$(BIN)/python -m evaluation.bench_pretrain
 	$(BIN)/python -m evaluation.bench_sr
 	$(MAKE) bench-mot
+	$(MAKE) bench-points
 
 # MOT: synthesise training sequences, train the four embeddings, then benchmark on held-out seeds.
 MOT_RUNS ?= runs/mot_bench
@@ -40,6 +41,10 @@ bench-mot: install
 	$(BIN)/cvsuite mot train --data $(MOT_RUNS)/data/train --labels none --objective i2t --out $(MOT_RUNS)/none
 	$(BIN)/cvsuite mot train --data $(MOT_RUNS)/data/train --labels partial:0.1 --objective i2t --out $(MOT_RUNS)/partial10
 	$(BIN)/python -m evaluation.bench_mot --runs $(MOT_RUNS) --markdown
+
+# Points: seed sweep (scratch / SCL / 2 ablations), --parts, DGCNN speed, kNN, infer RSS (<= 15 min on 2 cores).
+bench-points: install
+	$(BIN)/python evaluation/bench_points.py
 
 clean-venv:
 	rm -rf $(VENV)

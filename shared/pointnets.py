@@ -24,9 +24,9 @@ def knn(x: torch.Tensor, k: int, query: torch.Tensor | None = None, max_elements
         include_self: bool = True) -> torch.Tensor:
     """Indices ``(B, M, k)`` of the ``k`` nearest rows of ``x`` (B, N, D) for each row of ``query`` (B, M, D).
 
-    ``query`` defaults to ``x``. Squared Euclidean distances are computed ``max(1, max_elements // N)``
-    query rows at a time (per batch item), so peak extra memory is about ``max_elements`` floats
-    plus the output. Neighbours come sorted nearest first.
+    ``query`` defaults to ``x``. Squared Euclidean distances are computed for blocks of query rows
+    (all batch items together, ``max(1, max_elements // (B * N))`` rows per block), so peak
+    extra memory is about ``max_elements`` floats plus the output. Neighbours come sorted nearest first.
     """
     if x.dim() == 2:
         x = x.unsqueeze(0)
@@ -37,17 +37,16 @@ def knn(x: torch.Tensor, k: int, query: torch.Tensor | None = None, max_elements
     m = q.shape[1]
     if k > n:
         raise ValueError(f"knn: k={k} exceeds the number of points {n}")
-    rows = max(1, max_elements // max(n, 1))
+    rows = max(1, max_elements // max(b * n, 1))  # query rows per chunk, all batch items at once
     out = torch.empty(b, m, k, dtype=torch.long, device=x.device)
-    x_sq = (x * x).sum(-1)  # (B, N)
+    x_sq = (x * x).sum(-1).unsqueeze(1)  # (B, 1, N)
+    x_t = x.transpose(1, 2)
     offset = 0 if include_self or query is not None else 1
-    for bi in range(b):
-        for start in range(0, m, rows):
-            qc = q[bi, start:start + rows]
-            dist = (qc * qc).sum(-1, keepdim=True) - 2.0 * qc @ x[bi].t() + x_sq[bi].unsqueeze(0)
-            kk = min(k + offset, n)
-            idx = dist.topk(kk, dim=1, largest=False).indices
-            out[bi, start:start + rows] = idx[:, offset:offset + k] if offset else idx
+    for start in range(0, m, rows):
+        qc = q[:, start:start + rows]
+        dist = (qc * qc).sum(-1, keepdim=True) - 2.0 * torch.bmm(qc, x_t) + x_sq
+        idx = dist.topk(min(k + offset, n), dim=2, largest=False).indices
+        out[:, start:start + rows] = idx[:, :, offset:offset + k] if offset else idx
     return out
 
 
