@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -30,10 +29,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import shared  # noqa: E402,F401  (compat fixes before open3d)
-from apps.points.data import read_shapenetpart  # noqa: E402
+from apps.points.data import LoadedCloud, read_shapenetpart  # noqa: E402
 from apps.points.evaluate import evaluate_segmenter, matched_miou  # noqa: E402
 from apps.points.infer import discover_parts  # noqa: E402
-from apps.points.data import LoadedCloud  # noqa: E402
 from apps.points.model import EncoderConfig, load_model  # noqa: E402
 from apps.points.synth import make_shape, write_dataset  # noqa: E402
 from apps.points.train import PointsConfig, train  # noqa: E402

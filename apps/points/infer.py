@@ -50,13 +50,16 @@ def propagate(points: np.ndarray, covered: np.ndarray, values: np.ndarray) -> np
 
 @torch.no_grad()
 def run_chunks(fn: Callable[[torch.Tensor], np.ndarray], points: np.ndarray, normals: np.ndarray,
-               n_points: int, max_chunks: int, seed: int = 0) -> np.ndarray:
-    """Apply ``fn`` ((1, 6, n) -> (n, ...) per-point outputs) chunk-wise; outputs for every point in input order."""
+               n_points: int, max_chunks: int, seed: int = 0, fill: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Apply ``fn`` ((1, 6, n) -> (n, ...) per-point outputs) chunk-wise.
+
+    Returns (values for every point in input order, covered mask); with ``fill`` the points outside
+    the chunks take their nearest covered point's values, else they stay zero.
+    """
     pts, _, _ = normalize_cloud(points)
-    chunks = chunk_indices(len(pts), n_points, max_chunks, seed)
     values: np.ndarray | None = None
     covered = np.zeros(len(pts), bool)
-    for idx in chunks:
+    for idx in chunk_indices(len(pts), n_points, max_chunks, seed):
         x = torch.from_numpy(shape_features(pts[idx], normals[idx])).unsqueeze(0)
         result = fn(x)
         if values is None:
@@ -64,30 +67,33 @@ def run_chunks(fn: Callable[[torch.Tensor], np.ndarray], points: np.ndarray, nor
         values[idx] = result
         covered[idx] = True
     assert values is not None
-    return propagate(pts, covered, values)
+    return (propagate(pts, covered, values) if fill else values), covered
 
 
 def segment(net: torch.nn.Module, cloud: LoadedCloud, categories: list[int], n_points: int,
             max_chunks: int, category: int | None = None) -> tuple[np.ndarray, int]:
     """Part labels (global ShapeNetPart ids) of every point and the category used.
 
-    Without ``category`` every trained category is tried and the one whose restricted prediction is
-    most confident (mean max softmax probability) wins.
+    Without ``category`` every trained category is tried on the same chunks and the one whose
+    restricted prediction is most confident (mean max softmax probability) wins; only the winner's
+    labels are propagated to the points outside the chunks.
     """
     net.eval()
     candidates = [category] if category is not None else categories
-    best: tuple[float, np.ndarray, int] | None = None
+    best: tuple[float, np.ndarray, np.ndarray, int] | None = None
     for cat in candidates:
         def fn(x: torch.Tensor, cat: int = cat) -> np.ndarray:
             prob = torch.softmax(net(x, torch.tensor([cat])), dim=1)[0]
             return np.stack([prob.argmax(0).numpy().astype(np.float32), prob.max(0).values.numpy()], 1)
 
-        out = run_chunks(fn, cloud.points, cloud.normals, n_points, max_chunks)
-        score = float(out[:, 1].mean())
+        out, covered = run_chunks(fn, cloud.points, cloud.normals, n_points, max_chunks, fill=False)
+        score = float(out[covered, 1].mean())
         if best is None or score > best[0]:
-            best = (score, out[:, 0].astype(np.int64), cat)
+            best = (score, out[:, 0].astype(np.int64), covered, cat)
     assert best is not None
-    return best[1], best[2]
+    _, labels, covered, cat = best
+    pts, _, _ = normalize_cloud(cloud.points)
+    return propagate(pts, covered, labels), cat
 
 
 def discover_parts(encoder: torch.nn.Module, cloud: LoadedCloud, k: int, n_points: int, max_chunks: int,
@@ -101,11 +107,15 @@ def discover_parts(encoder: torch.nn.Module, cloud: LoadedCloud, k: int, n_point
         feats, _ = encoder(x)
         return torch.nn.functional.normalize(feats[0].t(), dim=1).numpy()
 
-    feats = run_chunks(fn, cloud.points, cloud.normals, n_points, max_chunks, seed)
-    k = min(k, len(feats))
-    sample = np.random.default_rng(seed).choice(len(feats), min(len(feats), 20000), replace=False)
+    feats, covered = run_chunks(fn, cloud.points, cloud.normals, n_points, max_chunks, seed, fill=False)
+    own = np.flatnonzero(covered)
+    k = min(k, len(own))
+    sample = np.random.default_rng(seed).choice(own, min(len(own), 20000), replace=False)
     km = KMeans(n_clusters=k, n_init=4, random_state=seed).fit(feats[sample])
-    return km.predict(feats).astype(np.int64)
+    clusters = np.zeros(len(feats), np.int64)
+    clusters[own] = km.predict(feats[own])
+    pts, _, _ = normalize_cloud(cloud.points)
+    return propagate(pts, covered, clusters)
 
 
 def parse_category(name: str | None) -> int | None:
@@ -120,11 +130,11 @@ def parse_category(name: str | None) -> int | None:
 # ---- outputs -------------------------------------------------------------------------------------
 
 def label_colours(labels: np.ndarray) -> np.ndarray:
-    """A fixed, distinct RGB colour in [0, 1] per label value (tab20 cycle)."""
+    """A fixed, distinct RGB colour in [0, 1] per label value (tab10 cycle)."""
     import matplotlib
 
-    cmap = matplotlib.colormaps["tab20"]
-    return np.asarray([cmap(int(v) % 20)[:3] for v in range(int(labels.max()) + 1)])[labels]
+    cmap = matplotlib.colormaps["tab10"]
+    return np.asarray([cmap(int(v) % 10)[:3] for v in range(int(labels.max()) + 1)])[labels]
 
 
 def write_labels(path: Path, labels: np.ndarray) -> None:
