@@ -94,6 +94,7 @@ def parts_bench(data: dict, encoders: dict, seeds: list[int]) -> dict:
     xyz = [np.mean([matched_miou(KMeans(len(np.unique(s.parts)), n_init=4, random_state=seed).fit_predict(s.points), s.parts)
                     for s in shapes]) for seed in seeds]
     out["kmeans on xyz"] = xyz
+    out["--parts, random-init encoder features (control)"] = [random_init_parts(shapes, seed) for seed in seeds]
     for method in ("scl (hard negatives)", "ablation: random negatives", "ablation: instance contrast"):
         scores = []
         for seed in seeds:
@@ -105,6 +106,16 @@ def parts_bench(data: dict, encoders: dict, seeds: list[int]) -> dict:
     for name, scores in out.items():
         print(json.dumps({"case": "parts", "method": name, "matched_miou": [round(float(v), 4) for v in scores]}), flush=True)
     return out
+
+
+def random_init_parts(shapes: list, seed: int) -> float:
+    """Control for --parts: the same k-means on the features of an untrained encoder of the same size."""
+    from apps.points.model import PointEncoder
+
+    torch.manual_seed(seed)
+    encoder = PointEncoder(ENCODER).eval()
+    return float(np.mean([matched_miou(discover_parts(encoder, LoadedCloud(s.points, s.normals, False),
+                                                      len(np.unique(s.parts)), 256, 1, seed), s.parts) for s in shapes]))
 
 
 def _median_time(fn, repeats: int, warmup: bool = True) -> float:
