@@ -141,3 +141,16 @@ def test_bad_datasets_raise_errors_naming_the_file(tmp_path, tiny_sets):
     shape_file.write_text("\n".join(lines) + "\n")
     with pytest.raises(CvsuiteError, match=rf"{shape_file.name}: line 5: part id 49"):
         read_shapenetpart(txt, "train")
+
+
+def test_open3d_imports_through_the_compat_libusb_preload():
+    """open3d 0.20 needs libusb-1.0; shared.compat preloads libusb-package's copy when the system lacks it."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    res = subprocess.run([sys.executable, "-c", "import shared, open3d; print(open3d.__version__)"],
+                         capture_output=True, text=True, cwd=root, timeout=120,
+                         env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"})
+    assert res.returncode == 0 and res.stdout.strip().startswith("0.20"), res.stderr[-500:]
