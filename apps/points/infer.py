@@ -172,7 +172,10 @@ def render_png(path: Path, points: np.ndarray, colours: np.ndarray, title: str =
     if backend == "open3d" or (backend == "auto" and open3d_offscreen_works()):
         import open3d as o3d
 
-        renderer = o3d.visualization.rendering.OffscreenRenderer(640, 640)
+        try:
+            renderer = o3d.visualization.rendering.OffscreenRenderer(640, 640)
+        except RuntimeError as exc:
+            raise CvsuiteError(f"open3d's offscreen renderer does not start here ({exc}); use --render matplotlib") from None
         cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points.astype(np.float64)))
         cloud.colors = o3d.utility.Vector3dVector(colours.astype(np.float64))
         material = o3d.visualization.rendering.MaterialRecord()
