@@ -86,7 +86,7 @@ def cmd_infer(args: argparse.Namespace) -> int:
         cloud = clouds.pop(f)
         if args.parts is not None:
             labels = discover_parts(model, cloud, args.parts, args.points, args.max_chunks, args.seed)
-            what = f"{args.parts} unsupervised parts"
+            what = f"{len(set(labels.tolist()))} unsupervised parts (--parts {args.parts})"
         else:
             labels, cat = segment(model, cloud, trained, args.points, args.max_chunks, category)
             from .data import CATEGORIES
