@@ -7,7 +7,7 @@ DEPS_HASH := $(shell cat requirements.txt constraints.txt pyproject.toml | sha25
 STAMP  := $(VENV)/.installed-$(DEPS_HASH)
 PIP    := $(BIN)/python -m pip --disable-pip-version-check
 
-.PHONY: install demo test bench bench-mot bench-hand clean-venv
+.PHONY: install demo test bench bench-mot bench-hand bench-points clean-venv
 
 install: $(STAMP)
 
@@ -31,6 +31,7 @@ bench: install
 	$(BIN)/python -m evaluation.bench_sr
 	$(MAKE) bench-mot
 	$(MAKE) bench-hand
+	$(MAKE) bench-points
 
 # MOT: synthetic train/val/test + TUD detections, 2 seeds x (i2t, i2i) embeddings, tuning on the
 # validation split, then ours next to SORT / ByteTrack / OC-SORT (pypi trackers) in one run (~10 min).
@@ -41,6 +42,10 @@ bench-mot: install
 # Hand: synthetic HanCo sets, MoCo pretraining (a, a+b, a+b+c), few-label fine-tuning, throughput (~15 min on 2 loaded cores).
 bench-hand: install
 	$(BIN)/python -m evaluation.bench_hand --out runs/hand_bench --markdown
+
+# Points: seed sweep (scratch / SCL / 2 ablations), --parts, DGCNN speed, kNN, infer RSS (<= 15 min on 2 cores).
+bench-points: install
+	$(BIN)/python evaluation/bench_points.py
 
 clean-venv:
 	rm -rf $(VENV)

@@ -84,3 +84,11 @@ def small_cnn(in_channels: int = 3, width: int = 32, pooled: bool = True) -> nn.
 def build_backbone(name: str, **kwargs) -> nn.Module:
     """Build a registered backbone by name (raises a UsageError listing the choices if unknown)."""
     return BACKBONES.build(name, **kwargs)
+
+
+@BACKBONES.register("dgcnn")
+def dgcnn(in_channels: int = 6, k: int = 20, width: int = 64, global_dim: int = 512) -> nn.Module:
+    """DGCNN (EdgeConv) point-cloud encoder, see :mod:`shared.pointnets` (returns per-point and global features)."""
+    from .pointnets import build_dgcnn
+
+    return build_dgcnn(in_channels, k, width, global_dim)

@@ -1,0 +1,467 @@
+"""Readers for the point-cloud datasets' official layouts and for any cloud/mesh file.
+
+* ShapeNetPart HDF5 (``shapenet_part_seg_hdf5_data``): ``ply_data_{train,val,test}N.h5`` with ``data``
+  (S, 2048, 3), ``label`` (S, 1) category index and ``pid`` (S, 2048) global part id, listed in
+  ``{train,val,test}_hdf5_file_list.txt``. No normals (an optional ``normal`` dataset is used when
+  present); normals are estimated with open3d otherwise.
+* ShapeNetPart normal-txt (``shapenetcore_partanno_segmentation_benchmark_v0_normal``):
+  ``<synset>/<id>.txt`` rows ``x y z nx ny nz part``, ``synsetoffset2category.txt`` and
+  ``train_test_split/shuffled_{train,val,test}_file_list.json`` (entries ``shape_data/<synset>/<id>``).
+* ModelNet40 HDF5 (``modelnet40_ply_hdf5_2048``): ``ply_data_{train,test}N.h5`` with ``data``, ``label``,
+  listed in ``{train,test}_files.txt``.
+* Any cloud (``.ply .pcd .xyz .xyzn .pts .txt``) or mesh (``.obj .off .stl .ply`` with faces, ``.glb``)
+  through open3d (trimesh for ``.glb``/``.gltf`` and as a fallback).
+
+Every problem a user's file can cause raises :class:`shared.errors.CvsuiteError` naming the file.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from shared.errors import CvsuiteError, UsageError
+
+# The 16 ShapeNetPart categories: (name, synset, global part ids); the h5 ``label`` is the row index.
+CATEGORIES: list[tuple[str, str, tuple[int, ...]]] = [
+    ("Airplane", "02691156", (0, 1, 2, 3)), ("Bag", "02773838", (4, 5)), ("Cap", "02954340", (6, 7)),
+    ("Car", "02958343", (8, 9, 10, 11)), ("Chair", "03001627", (12, 13, 14, 15)),
+    ("Earphone", "03261776", (16, 17, 18)), ("Guitar", "03467517", (19, 20, 21)), ("Knife", "03624134", (22, 23)),
+    ("Lamp", "03636649", (24, 25, 26, 27)), ("Laptop", "03642806", (28, 29)),
+    ("Motorbike", "03790512", (30, 31, 32, 33, 34, 35)), ("Mug", "03797390", (36, 37)),
+    ("Pistol", "03948459", (38, 39, 40)), ("Rocket", "04099429", (41, 42, 43)),
+    ("Skateboard", "04225987", (44, 45, 46)), ("Table", "04379243", (47, 48, 49)),
+]
+NUM_CATEGORIES = len(CATEGORIES)
+NUM_PARTS = 50
+CATEGORY_INDEX = {name: i for i, (name, _, _) in enumerate(CATEGORIES)}
+SYNSET_INDEX = {synset: i for i, (_, synset, _) in enumerate(CATEGORIES)}
+TXT_ROOT = "shapenetcore_partanno_segmentation_benchmark_v0_normal"
+CLOUD_SUFFIXES = (".ply", ".pcd", ".xyz", ".xyzn", ".xyzrgb", ".pts", ".txt")
+MESH_SUFFIXES = (".obj", ".off", ".stl", ".glb", ".gltf", ".ply")
+
+
+def category_parts(category: int) -> tuple[int, ...]:
+    return CATEGORIES[category][2]
+
+
+def part_mask(categories: list[int] | None = None) -> np.ndarray:
+    """(16, 50) bool: which global part ids belong to each category."""
+    mask = np.zeros((NUM_CATEGORIES, NUM_PARTS), bool)
+    for c, (_, _, parts) in enumerate(CATEGORIES):
+        mask[c, list(parts)] = True
+    return mask
+
+
+@dataclass
+class Shape:
+    """One labelled shape: points (N, 3), normals (N, 3), global part ids (N,), category index, source."""
+
+    points: np.ndarray
+    normals: np.ndarray
+    parts: np.ndarray
+    category: int
+    source: str
+
+
+# ---- validation and normals ----------------------------------------------------------------------
+
+def check_points(points: np.ndarray, source: str | Path, min_points: int = 2) -> np.ndarray:
+    """(N, 3) float32 finite points with at least ``min_points`` rows, else CvsuiteError naming ``source``."""
+    points = np.asarray(points)
+    if points.ndim != 2 or points.shape[1] != 3:
+        raise CvsuiteError(f"{source}: expected N x 3 coordinates, got shape {points.shape}")
+    if len(points) == 0:
+        raise CvsuiteError(f"{source}: the point cloud is empty")
+    if len(points) < min_points:
+        raise CvsuiteError(f"{source}: only {len(points)} point(s); need at least {min_points}")
+    bad = ~np.isfinite(points).all(axis=1)
+    if bad.any():
+        raise CvsuiteError(f"{source}: {int(bad.sum())} point(s) have NaN/inf coordinates (first: point {int(np.argmax(bad))})")
+    return points.astype(np.float32)
+
+
+def estimate_normals(points: np.ndarray, k: int = 20) -> np.ndarray:
+    """Unit normals from open3d's PCA over ``k`` neighbours, flipped to point away from the centroid."""
+    import open3d as o3d
+
+    cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points.astype(np.float64)))
+    cloud.estimate_normals(o3d.geometry.KDTreeSearchParamKNN(knn=min(k, max(len(points) - 1, 1))))
+    normals = np.asarray(cloud.normals, np.float32)
+    if len(normals) != len(points):  # open3d leaves them empty for degenerate input
+        normals = np.zeros_like(points)
+    outward = ((points - points.mean(0)) * normals).sum(1) < 0
+    normals[outward] *= -1
+    return normals
+
+
+def normalize_cloud(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """Centre at the centroid and scale into the unit sphere; returns (points, centre, scale)."""
+    centre = points.mean(0)
+    scale = float(np.linalg.norm(points - centre, axis=1).max())
+    scale = scale if scale > 1e-12 else 1.0
+    return ((points - centre) / scale).astype(np.float32), centre, scale
+
+
+def check_parts(parts: np.ndarray, category: int, source: str, line_of: np.ndarray | None = None) -> np.ndarray:
+    """Part ids must belong to the category (ShapeNetPart ids are global); error names file (and line)."""
+    allowed = np.asarray(category_parts(category))
+    bad = ~np.isin(parts, allowed)
+    if bad.any():
+        i = int(np.argmax(bad))
+        where = f"line {int(line_of[i])}" if line_of is not None else f"point {i}"
+        raise CvsuiteError(f"{source}: {where}: part id {int(parts[i])} is not a part of category "
+                           f"{CATEGORIES[category][0]} (allowed {allowed.min()}-{allowed.max()})")
+    return parts.astype(np.int64)
+
+
+# ---- ShapeNetPart HDF5 ---------------------------------------------------------------------------
+
+def _open_h5(path: Path):
+    import h5py
+
+    if not path.is_file():
+        raise CvsuiteError(f"{path}: HDF5 file not found")
+    try:
+        return h5py.File(path, "r")
+    except OSError as exc:
+        raise CvsuiteError(f"{path}: not a readable HDF5 file ({str(exc).splitlines()[0][:120]})") from None
+
+
+def _h5_dataset(handle, path: Path, name: str, required: bool = True) -> np.ndarray | None:
+    if name not in handle:
+        if required:
+            raise CvsuiteError(f"{path}: HDF5 file has no '{name}' dataset (has: {', '.join(sorted(handle.keys())) or 'nothing'})")
+        return None
+    try:
+        return np.asarray(handle[name][()])
+    except (OSError, TypeError, ValueError) as exc:
+        raise CvsuiteError(f"{path}: cannot read dataset '{name}' ({exc})") from None
+
+
+def read_h5_file(path: str | Path, with_parts: bool = True) -> list[Shape]:
+    """Shapes of one ShapeNetPart (``with_parts``) or ModelNet40 HDF5 file."""
+    path = Path(path)
+    with _open_h5(path) as handle:
+        data = _h5_dataset(handle, path, "data")
+        label = _h5_dataset(handle, path, "label")
+        pid = _h5_dataset(handle, path, "pid", required=with_parts)
+        normal = _h5_dataset(handle, path, "normal", required=False)
+    if data.ndim != 3 or data.shape[2] != 3 or data.shape[0] == 0 or data.shape[1] == 0:
+        raise CvsuiteError(f"{path}: 'data' must be S x N x 3 with S, N > 0, got {data.shape}")
+    label = label.reshape(-1)
+    if len(label) != len(data):
+        raise CvsuiteError(f"{path}: 'label' has {len(label)} entries for {len(data)} shapes")
+    if with_parts:
+        if pid.shape != data.shape[:2]:
+            raise CvsuiteError(f"{path}: 'pid' must be {data.shape[:2]}, got {pid.shape}")
+        if label.min() < 0 or label.max() >= NUM_CATEGORIES:
+            raise CvsuiteError(f"{path}: category label {int(label.max())} outside 0-{NUM_CATEGORIES - 1}")
+    if normal is not None and normal.shape != data.shape:
+        raise CvsuiteError(f"{path}: 'normal' must have the shape of 'data' {data.shape}, got {normal.shape}")
+    shapes = []
+    for s in range(len(data)):
+        source = f"{path} (shape {s})"
+        pts = check_points(data[s], source)
+        nrm = normal[s].astype(np.float32) if normal is not None else estimate_normals(pts)
+        parts = check_parts(pid[s], int(label[s]), source) if with_parts else np.zeros(0, np.int64)
+        shapes.append(Shape(pts, nrm, parts, int(label[s]), source))
+    return shapes
+
+
+def _read_list(path: Path) -> list[str]:
+    try:
+        return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    except UnicodeDecodeError:
+        raise CvsuiteError(f"{path}: not a text file list") from None
+
+
+def _resolve_listed(root: Path, entry: str, list_file: Path) -> Path:
+    """File lists of the official downloads hold paths like ``data/hdf5_data/ply_data_train0.h5``."""
+    for candidate in (root / entry, root / Path(entry).name):
+        if candidate.is_file():
+            return candidate
+    raise CvsuiteError(f"{list_file}: listed file {entry} not found under {root}")
+
+
+def read_shapenetpart_h5(root: str | Path, split: str) -> list[Shape]:
+    """All shapes of ``split`` (train/val/test/trainval) of a ShapeNetPart HDF5 folder."""
+    root = Path(root)
+    shapes: list[Shape] = []
+    for part in (("train", "val") if split == "trainval" else (split,)):
+        list_file = root / f"{part}_hdf5_file_list.txt"
+        if not list_file.is_file():
+            raise CvsuiteError(f"{root}: no {list_file.name} (not a ShapeNetPart HDF5 folder?)")
+        for entry in _read_list(list_file):
+            shapes += read_h5_file(_resolve_listed(root, entry, list_file))
+    return shapes
+
+
+def read_modelnet40_h5(root: str | Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """ModelNet40 HDF5: (points (S, N, 3), labels (S,)) of ``split`` (train/test) from ``{split}_files.txt``."""
+    root = Path(root)
+    list_file = root / f"{split}_files.txt"
+    if not list_file.is_file():
+        raise CvsuiteError(f"{root}: no {list_file.name} (not a ModelNet40 HDF5 folder?)")
+    points, labels = [], []
+    for entry in _read_list(list_file):
+        for shape in read_h5_file(_resolve_listed(root, entry, list_file), with_parts=False):
+            points.append(shape.points)
+            labels.append(shape.category)
+    if not points:
+        raise CvsuiteError(f"{list_file}: lists no shapes")
+    return np.stack(points), np.asarray(labels)
+
+
+# ---- ShapeNetPart normal txt ---------------------------------------------------------------------
+
+def read_synset_map(path: Path) -> dict[str, str]:
+    """``synsetoffset2category.txt``: ``Name<TAB>synset`` per line -> {synset: name}."""
+    if not path.is_file():
+        raise CvsuiteError(f"{path}: not found (not a ShapeNetPart txt folder?)")
+    out = {}
+    for i, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+        if not line.strip():
+            continue
+        fields = line.split()
+        if len(fields) != 2:
+            raise CvsuiteError(f"{path}: line {i}: expected 'Name synset', got {line.strip()!r}")
+        out[fields[1]] = fields[0]
+    return out
+
+
+def read_txt_shape(path: str | Path, category: int | None = None) -> Shape:
+    """One ``x y z nx ny nz part`` file; ``category`` from the parent folder's synset when None."""
+    path = Path(path)
+    if category is None:
+        if path.parent.name not in SYNSET_INDEX:
+            raise CvsuiteError(f"{path}: parent folder {path.parent.name!r} is not a ShapeNetPart synset")
+        category = SYNSET_INDEX[path.parent.name]
+    rows = read_numeric_rows(path)
+    if rows.shape[1] != 7:
+        raise CvsuiteError(f"{path}: line 1: expected 7 columns (x y z nx ny nz part), got {rows.shape[1]}")
+    pts = check_points(rows[:, :3], path)
+    raw_parts = rows[:, 6]
+    if not np.all(raw_parts == np.round(raw_parts)):
+        i = int(np.argmax(raw_parts != np.round(raw_parts)))
+        raise CvsuiteError(f"{path}: line {i + 1}: part id {raw_parts[i]} is not an integer")
+    parts = check_parts(raw_parts.astype(np.int64), category, str(path), np.arange(1, len(rows) + 1))
+    return Shape(pts, rows[:, 3:6].astype(np.float32), parts, category, str(path))
+
+
+def read_shapenetpart_txt(root: str | Path, split: str) -> list[Shape]:
+    """All shapes of ``split`` of the normal-txt layout (``root`` is the benchmark folder or its parent)."""
+    root = Path(root)
+    if (root / TXT_ROOT).is_dir():
+        root = root / TXT_ROOT
+    synsets = read_synset_map(root / "synsetoffset2category.txt")
+    shapes = []
+    for part in (("train", "val") if split == "trainval" else (split,)):
+        split_file = root / "train_test_split" / f"shuffled_{part}_file_list.json"
+        if not split_file.is_file():
+            raise CvsuiteError(f"{root}: no train_test_split/{split_file.name}")
+        try:
+            entries = json.loads(split_file.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise CvsuiteError(f"{split_file}: not valid JSON ({exc})") from None
+        if not isinstance(entries, list):
+            raise CvsuiteError(f"{split_file}: expected a JSON list of shape_data/<synset>/<id> entries")
+        for entry in entries:
+            bits = str(entry).split("/")
+            if len(bits) < 2:
+                raise CvsuiteError(f"{split_file}: bad entry {entry!r}")
+            synset, shape_id = bits[-2], bits[-1]
+            if synset not in synsets or synset not in SYNSET_INDEX:
+                raise CvsuiteError(f"{split_file}: entry {entry!r}: synset {synset} is not in "
+                                   f"synsetoffset2category.txt / ShapeNetPart")
+            shapes.append(read_txt_shape(root / synset / f"{shape_id}.txt", SYNSET_INDEX[synset]))
+    return shapes
+
+
+def detect_layout(root: str | Path) -> str:
+    """``h5`` or ``txt`` for a ShapeNetPart folder, else CvsuiteError."""
+    root = Path(root)
+    if not root.exists():
+        raise CvsuiteError(f"{root}: dataset folder not found")
+    if (root / "train_hdf5_file_list.txt").is_file() or (root / "test_hdf5_file_list.txt").is_file():
+        return "h5"
+    if (root / TXT_ROOT).is_dir() or (root / "synsetoffset2category.txt").is_file():
+        return "txt"
+    raise CvsuiteError(f"{root}: neither a ShapeNetPart HDF5 folder (*_hdf5_file_list.txt) nor the "
+                       f"normal-txt layout (synsetoffset2category.txt)")
+
+
+def read_shapenetpart(root: str | Path, split: str) -> list[Shape]:
+    """Shapes of ``split`` in whichever ShapeNetPart layout ``root`` holds."""
+    if split not in ("train", "val", "test", "trainval"):
+        raise UsageError(f"unknown split {split!r}")
+    layout = detect_layout(root)
+    shapes = read_shapenetpart_h5(root, split) if layout == "h5" else read_shapenetpart_txt(root, split)
+    if not shapes:
+        raise CvsuiteError(f"{root}: split {split} lists no shapes")
+    return shapes
+
+
+# ---- any cloud or mesh ---------------------------------------------------------------------------
+
+def read_numeric_rows(path: Path) -> np.ndarray:
+    """Whitespace/comma separated numeric text -> (rows, cols) float64; errors name file and line."""
+    rows: list[list[float]] = []
+    width = None
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError:
+        raise CvsuiteError(f"{path}: not a text point file (not UTF-8)") from None
+    except OSError as exc:
+        raise CvsuiteError(f"{path}: cannot read ({exc.strerror})") from None
+    for i, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        fields = line.replace(",", " ").split()
+        try:
+            values = [float(v) for v in fields]
+        except ValueError:
+            raise CvsuiteError(f"{path}: line {i}: not numeric: {line[:60]!r}") from None
+        if width is None:
+            width = len(values)
+        elif len(values) != width:
+            raise CvsuiteError(f"{path}: line {i}: {len(values)} columns, expected {width} like line 1")
+        rows.append(values)
+    if not rows:
+        raise CvsuiteError(f"{path}: the point cloud is empty")
+    return np.asarray(rows, np.float64)
+
+
+@dataclass
+class LoadedCloud:
+    """Points and normals of a user file; ``from_mesh`` when they were sampled from a mesh surface."""
+
+    points: np.ndarray
+    normals: np.ndarray
+    from_mesh: bool
+
+
+def _ply_has_faces(path: Path) -> bool:
+    head = path.open("rb").read(4096).split(b"end_header")[0]
+    for line in head.splitlines():
+        bits = line.split()
+        if len(bits) >= 3 and bits[0] == b"element" and bits[1] == b"face":
+            return int(bits[2]) > 0
+    return False
+
+
+def _sample_mesh(vertices: np.ndarray, faces: np.ndarray, n: int, path: Path, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Area-weighted uniform surface samples with face normals (numpy, seeded)."""
+    if len(faces) == 0:
+        raise CvsuiteError(f"{path}: the mesh has no faces")
+    check_points(vertices, path, min_points=3)
+    if faces.min() < 0 or faces.max() >= len(vertices):
+        raise CvsuiteError(f"{path}: face indices outside the {len(vertices)} vertices")
+    tri = vertices[faces].astype(np.float64)
+    cross = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    area = np.linalg.norm(cross, axis=1)
+    if area.sum() <= 0:
+        raise CvsuiteError(f"{path}: the mesh has zero surface area")
+    rng = np.random.default_rng(seed)
+    face = rng.choice(len(faces), size=n, p=area / area.sum())
+    u, v = rng.random(n), rng.random(n)
+    flip = u + v > 1
+    u[flip], v[flip] = 1 - u[flip], 1 - v[flip]
+    t = tri[face]
+    pts = t[:, 0] + u[:, None] * (t[:, 1] - t[:, 0]) + v[:, None] * (t[:, 2] - t[:, 0])
+    normals = cross[face] / np.maximum(area[face, None], 1e-12)
+    return pts.astype(np.float32), normals.astype(np.float32)
+
+
+def read_mesh(path: Path, n: int, seed: int = 0) -> LoadedCloud:
+    """Sample ``n`` surface points (with normals) from a mesh file via open3d, or trimesh for glTF."""
+    if path.suffix.lower() in (".glb", ".gltf"):
+        import trimesh
+
+        try:
+            mesh = trimesh.load(str(path), force="mesh")
+        except Exception as exc:  # trimesh raises many types for bad files
+            raise CvsuiteError(f"{path}: cannot read mesh ({type(exc).__name__}: {str(exc)[:100]})") from None
+        vertices, faces = np.asarray(mesh.vertices), np.asarray(getattr(mesh, "faces", np.zeros((0, 3))), np.int64)
+    else:
+        import open3d as o3d
+
+        mesh = o3d.io.read_triangle_mesh(str(path))
+        vertices, faces = np.asarray(mesh.vertices), np.asarray(mesh.triangles, np.int64)
+        if len(vertices) == 0:
+            raise CvsuiteError(f"{path}: no vertices could be read (empty or malformed mesh)")
+    pts, normals = _sample_mesh(vertices, faces.reshape(-1, 3), n, path, seed)
+    return LoadedCloud(pts, normals, True)
+
+
+def read_cloud_file(path: str | Path, mesh_points: int = 2048, seed: int = 0, min_points: int = 2) -> LoadedCloud:
+    """Points (+ normals: read or estimated) of any supported cloud file; meshes are surface-sampled."""
+    import open3d as o3d
+
+    path = Path(path)
+    if not path.is_file():
+        raise CvsuiteError(f"{path}: file not found")
+    if path.stat().st_size == 0:
+        raise CvsuiteError(f"{path}: the point cloud is empty (0 bytes)")
+    suffix = path.suffix.lower()
+    if suffix in (".obj", ".off", ".stl", ".glb", ".gltf") or (suffix == ".ply" and _ply_has_faces(path)):
+        return read_mesh(path, mesh_points, seed)
+    if suffix in (".xyz", ".xyzn", ".pts", ".txt"):
+        rows = read_numeric_rows(path)
+        if suffix == ".pts" and rows.shape[1] == 1 and len(rows) > 1:
+            rows = rows[1:]  # a .pts file may start with its point count
+        if rows.shape[1] < 3:
+            raise CvsuiteError(f"{path}: line 1: {rows.shape[1]} column(s); need at least x y z")
+        points = check_points(rows[:, :3], path, min_points)
+        normals = rows[:, 3:6].astype(np.float32) if rows.shape[1] >= 6 else None
+    elif suffix in (".ply", ".pcd"):
+        if suffix == ".ply" and b"element vertex 0" in path.open("rb").read(4096):
+            raise CvsuiteError(f"{path}: the point cloud is empty")
+        cloud = o3d.io.read_point_cloud(str(path))
+        points = np.asarray(cloud.points)
+        if len(points) == 0:
+            raise CvsuiteError(f"{path}: no points could be read (empty or malformed {suffix} file)")
+        points = check_points(points, path, min_points)
+        normals = np.asarray(cloud.normals, np.float32) if cloud.has_normals() else None
+    else:
+        raise CvsuiteError(f"{path}: unsupported file type {suffix!r} (clouds: {' '.join(CLOUD_SUFFIXES)}; "
+                           f"meshes: {' '.join(MESH_SUFFIXES)})")
+    if normals is not None and not np.isfinite(normals).all():
+        raise CvsuiteError(f"{path}: NaN/inf normals")
+    if normals is None or not np.any(normals):
+        normals = estimate_normals(points)
+    return LoadedCloud(points, normals, False)
+
+
+def list_inputs(items: list[str]) -> list[Path]:
+    """Expand folders into their cloud/mesh files (sorted); files are kept as given."""
+    out: list[Path] = []
+    for item in items:
+        p = Path(item)
+        if p.is_dir():
+            found = sorted(q for q in p.iterdir() if q.is_file() and q.suffix.lower() in set(CLOUD_SUFFIXES + MESH_SUFFIXES))
+            if not found:
+                raise CvsuiteError(f"{p}: folder holds no point-cloud or mesh files")
+            out += found
+        elif not p.exists():
+            raise CvsuiteError(f"{p}: file not found")
+        else:
+            out.append(p)
+    return out
+
+
+# ---- tensors for training ------------------------------------------------------------------------
+
+def resample(n_total: int, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Indices of ``n`` points: a random subset, or all points plus random repeats when fewer."""
+    if n_total >= n:
+        return rng.choice(n_total, n, replace=False)
+    return np.concatenate([rng.permutation(n_total), rng.choice(n_total, n - n_total, replace=True)])
+
+
+def shape_features(points: np.ndarray, normals: np.ndarray) -> np.ndarray:
+    """(6, N) network input: xyz + normals."""
+    return np.concatenate([points, normals], axis=1).T.astype(np.float32)

@@ -1,0 +1,259 @@
+"""Training of the points app through :class:`shared.engine.Trainer`.
+
+``mode=pretrain``: self-supervised encoder.
+  * ``contrast=self`` (SCL): per cloud, FPS anchors -> kNN patches -> patch embeddings (max-pooled
+    per-point features -> projection MLP); InfoNCE of each patch against its most self-similar
+    non-local patch, with negatives sampled from a similarity band that tightens over training
+    (:mod:`apps.points.scl`). ``negatives=random`` is the random-negative ablation.
+  * ``contrast=instance`` (ablation): two augmented views of every cloud, global features, the other
+    clouds of the batch are the negatives (cross-cloud instance discrimination).
+
+``mode=finetune``: part segmentation on a stratified ``label_fraction`` of the training shapes (at
+least one shape per category), optionally starting from ``init`` (a pretrained encoder file).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from shared.engine import TrainConfig, Trainer, TrainTask
+from shared.errors import CvsuiteError, UsageError
+
+from .data import Shape, read_shapenetpart, resample, shape_features
+from .losses import build_contrastive_loss, build_segmentation_loss
+from .model import EncoderConfig, PointEncoder, SegNet, load_model, save_model
+from .scl import band_at, extract_patches, patch_descriptors, sample_pairs, self_similarity
+
+
+def _default_train() -> TrainConfig:
+    return TrainConfig(out_dir="runs/points", max_steps=300, batch_size=16, lr=2e-3, weight_decay=1e-4,
+                       warmup_steps=10, log_every=10, ckpt_every=100)
+
+
+@dataclass
+class PointsConfig:
+    """``cvsuite points train`` settings (pretrain or finetune)."""
+
+    mode: str = "pretrain"                # pretrain | finetune
+    data: str = "data/points_synth/h5"    # ShapeNetPart folder (either layout)
+    points: int = 1024                    # points per training cloud
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    # pretraining
+    contrast: str = "self"                # self (SCL) | instance (ablation)
+    negatives: str = "hard"               # hard (banded) | random (ablation)
+    num_anchors: int = 32
+    patch_size: int = 32                  # paper: 160 of 2048 points
+    num_negatives: int = 16
+    band_start: list[float] = field(default_factory=lambda: [0.0, 1.0])
+    band_end: list[float] = field(default_factory=lambda: [0.5, 0.9])
+    temperature: float = 0.07
+    proj_dim: int = 64
+    # fine-tuning
+    init: str = ""                        # pretrained encoder (.safetensors); empty = from scratch
+    label_fraction: float = 1.0           # of the training shapes, stratified by category
+    label_seed: int = 0
+    num_threads: int = 0                  # torch CPU threads (0 = torch's default)
+    train: TrainConfig = field(default_factory=_default_train)
+
+
+# ---- data ----------------------------------------------------------------------------------------
+
+def select_fraction(shapes: list[Shape], fraction: float, seed: int) -> list[Shape]:
+    """A stratified subset: ``max(1, round(fraction * n_c))`` shapes of every category ``c``."""
+    if not 0.0 < fraction <= 1.0:
+        raise UsageError(f"label_fraction must be in (0, 1], got {fraction}")
+    rng = np.random.default_rng(seed)
+    chosen: list[int] = []
+    cats = np.array([s.category for s in shapes])
+    for c in np.unique(cats):
+        members = np.flatnonzero(cats == c)
+        take = max(1, int(round(fraction * len(members))))
+        chosen += rng.choice(members, take, replace=False).tolist()
+    return [shapes[i] for i in sorted(chosen)]
+
+
+def augment(points: np.ndarray, normals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Anisotropic scale (normals transformed accordingly), shift and clipped jitter (global numpy RNG)."""
+    scale = np.random.uniform(0.8, 1.25, 3).astype(np.float32)
+    pts = points * scale + np.random.uniform(-0.1, 0.1, 3).astype(np.float32)
+    pts = pts + np.clip(np.random.normal(0, 0.01, pts.shape), -0.05, 0.05).astype(np.float32)
+    nrm = normals / scale
+    nrm = nrm / np.maximum(np.linalg.norm(nrm, axis=1, keepdims=True), 1e-12)
+    return pts.astype(np.float32), nrm.astype(np.float32)
+
+
+class ShapeSet(torch.utils.data.Dataset):
+    """Items ``{"x": (6, N), "parts": (N,), "category": ()}`` (+ ``"x2"``, a second view, if ``two_views``)."""
+
+    def __init__(self, shapes: list[Shape], n_points: int, train: bool = True, two_views: bool = False) -> None:
+        self.shapes, self.n, self.train, self.two_views = shapes, n_points, train, two_views
+
+    def __len__(self) -> int:
+        return len(self.shapes)
+
+    def _view(self, shape: Shape) -> tuple[np.ndarray, np.ndarray]:
+        idx = resample(len(shape.points), self.n, np.random.default_rng(np.random.randint(2**31)))
+        pts, nrm = shape.points[idx], shape.normals[idx]
+        if self.train:
+            pts, nrm = augment(pts, nrm)
+        return shape_features(pts, nrm), idx
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        shape = self.shapes[i]
+        x, idx = self._view(shape)
+        item = {"x": torch.from_numpy(x), "category": torch.tensor(shape.category)}
+        if len(shape.parts):
+            item["parts"] = torch.from_numpy(shape.parts[idx])
+        if self.two_views:
+            item["x2"] = torch.from_numpy(self._view(shape)[0])
+        return item
+
+
+# ---- tasks ---------------------------------------------------------------------------------------
+
+class ProjectionHead(nn.Sequential):
+    def __init__(self, in_dim: int, out_dim: int) -> None:
+        super().__init__(nn.Linear(in_dim, in_dim), nn.ReLU(inplace=True), nn.Linear(in_dim, out_dim))
+
+
+class SelfContrastTask(TrainTask):
+    """SCL objective (see module docstring); ``progress`` is a buffer so a resumed run keeps its band."""
+
+    def __init__(self, cfg: PointsConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.encoder = PointEncoder(cfg.encoder)
+        self.head = ProjectionHead(self.encoder.point_dim, cfg.proj_dim)
+        self.loss_fn = build_contrastive_loss(cfg.temperature)
+        self.register_buffer("progress", torch.zeros(()))
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        x = batch["x"]
+        feats, _ = self.encoder(x)                                   # (B, D, N)
+        xyz, normals = x[:, :3].transpose(1, 2).contiguous(), x[:, 3:6].transpose(1, 2).contiguous()
+        anchors, patches = extract_patches(xyz, self.cfg.num_anchors, self.cfg.patch_size)
+        b, m, p = patches.shape
+        pf = torch.gather(feats.transpose(1, 2), 1, patches.reshape(b, m * p, 1).expand(-1, -1, feats.shape[1]))
+        z = self.head(pf.view(b, m, p, -1).max(dim=2).values)        # (B, M, proj)
+        desc, radius = patch_descriptors(xyz, normals, anchors, patches)
+        sim = self_similarity(desc)
+        anchor_xyz = torch.gather(xyz, 1, anchors.unsqueeze(2).expand(-1, -1, 3))
+        band = band_at(float(self.progress), tuple(self.cfg.band_start), tuple(self.cfg.band_end))
+        pos, neg = sample_pairs(sim, anchor_xyz, radius, self.cfg.num_negatives, band, self.cfg.negatives)
+        z_pos = torch.gather(z, 1, pos.unsqueeze(2).expand(-1, -1, z.shape[2]))
+        z_neg = torch.gather(z, 1, neg.reshape(b, m * neg.shape[2], 1).expand(-1, -1, z.shape[2]))
+        z_neg = z_neg.view(b * m, neg.shape[2], -1)
+        loss = self.loss_fn(z.reshape(b * m, -1), z_pos.reshape(b * m, -1), z_neg)
+        with torch.no_grad():
+            pos_sim = torch.gather(sim, 2, pos.unsqueeze(2)).mean()
+            neg_sim = torch.gather(sim, 2, neg).mean()
+        return {"loss": loss, "desc_sim_pos": pos_sim, "desc_sim_neg": neg_sim, "band_lo": torch.tensor(band[0])}
+
+    def on_step_end(self, step: int, outputs: dict[str, torch.Tensor]) -> None:
+        self.progress.fill_((step + 1) / max(self.cfg.train.max_steps, 1))
+
+    def export_state_dict(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().cpu() for k, v in self.encoder.state_dict().items()}
+
+
+class InstanceContrastTask(TrainTask):
+    """Ablation: cross-cloud instance discrimination on global features of two augmented views."""
+
+    def __init__(self, cfg: PointsConfig) -> None:
+        super().__init__()
+        self.encoder = PointEncoder(cfg.encoder)
+        self.head = ProjectionHead(self.encoder.global_dim, cfg.proj_dim)
+        self.loss_fn = build_contrastive_loss(cfg.temperature)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        n = batch["x"].shape[0]
+        _, glob = self.encoder(torch.cat([batch["x"], batch["x2"]]))
+        z = self.head(glob)
+        loss = 0.5 * (self.loss_fn(z[:n], z[n:]) + self.loss_fn(z[n:], z[:n]))
+        return {"loss": loss}
+
+    def export_state_dict(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().cpu() for k, v in self.encoder.state_dict().items()}
+
+
+class SegmentationTask(TrainTask):
+    """Per-point cross entropy of the segmenter (logits of other categories' parts are -inf)."""
+
+    def __init__(self, net: SegNet) -> None:
+        super().__init__()
+        self.net = net
+        self.loss_fn = build_segmentation_loss()
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        logits = self.net(batch["x"], batch["category"])
+        loss = self.loss_fn(logits, batch["parts"])
+        with torch.no_grad():
+            acc = (logits.argmax(1) == batch["parts"]).float().mean()
+        return {"loss": loss, "point_acc": acc}
+
+    def export_state_dict(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().cpu() for k, v in self.net.state_dict().items()}
+
+
+# ---- entry point ---------------------------------------------------------------------------------
+
+def check_config(cfg: PointsConfig) -> None:
+    if cfg.mode not in ("pretrain", "finetune"):
+        raise UsageError(f"mode must be pretrain or finetune, got {cfg.mode!r}")
+    if cfg.contrast not in ("self", "instance"):
+        raise UsageError(f"contrast must be self or instance, got {cfg.contrast!r}")
+    if cfg.negatives not in ("hard", "random"):
+        raise UsageError(f"negatives must be hard or random, got {cfg.negatives!r}")
+    if cfg.points < 8 or cfg.encoder.k < 1 or cfg.encoder.k > cfg.points:
+        raise UsageError(f"need points >= 8 and 1 <= encoder.k <= points (got points={cfg.points}, k={cfg.encoder.k})")
+    for name in ("band_start", "band_end"):
+        lo_hi = getattr(cfg, name)
+        if len(lo_hi) != 2 or not 0 <= lo_hi[0] <= lo_hi[1] <= 1:
+            raise UsageError(f"{name} must be [lo, hi] with 0 <= lo <= hi <= 1, got {lo_hi}")
+    if not 0.0 < cfg.label_fraction <= 1.0:
+        raise UsageError(f"label_fraction must be in (0, 1], got {cfg.label_fraction}")
+
+
+def weights_name(cfg: PointsConfig) -> str:
+    return "encoder.safetensors" if cfg.mode == "pretrain" else "segmenter.safetensors"
+
+
+def train(cfg: PointsConfig, shapes: list[Shape] | None = None) -> dict:
+    """Run pretraining or fine-tuning; writes ``out_dir/{encoder,segmenter}.safetensors`` (with metadata)."""
+    check_config(cfg)
+    if cfg.num_threads > 0:
+        torch.set_num_threads(cfg.num_threads)
+    if shapes is None:
+        shapes = read_shapenetpart(cfg.data, "train")
+    torch.manual_seed(cfg.train.seed)  # model initialisation depends only on the seed
+    extra: dict = {}
+    if cfg.mode == "pretrain":
+        task: TrainTask = SelfContrastTask(cfg) if cfg.contrast == "self" else InstanceContrastTask(cfg)
+        dataset = ShapeSet(shapes, cfg.points, train=True, two_views=cfg.contrast == "instance")
+        extra = {"contrast": cfg.contrast, "negatives": cfg.negatives}
+    else:
+        subset = select_fraction(shapes, cfg.label_fraction, cfg.label_seed)
+        net = SegNet(cfg.encoder)
+        if cfg.init:
+            encoder, _, meta = load_model(cfg.init, want="encoder")
+            if encoder.cfg != cfg.encoder:  # type: ignore[union-attr]
+                raise CvsuiteError(f"{cfg.init}: encoder {encoder.cfg} differs from the config's {cfg.encoder}")  # type: ignore[union-attr]
+            net.encoder.load_state_dict(encoder.state_dict())
+        task = SegmentationTask(net)
+        # few labels: repeat the labelled shapes so one batch fits (each repeat gets its own augmentation)
+        repeats = -(-cfg.train.batch_size // len(subset))
+        dataset = ShapeSet(subset * repeats, cfg.points, train=True)
+        extra = {"categories": sorted({s.category for s in subset}), "labelled_shapes": len(subset)}
+    if len(dataset) < 2 or (cfg.mode == "pretrain" and len(dataset) < cfg.train.batch_size):
+        raise CvsuiteError(f"{cfg.data}: {len(dataset)} training shape(s); need at least 2 and one batch "
+                           f"(train.batch_size={cfg.train.batch_size})")
+    summary = Trainer(cfg.train, task, dataset, full_config=cfg).fit()
+    out = Path(cfg.train.out_dir) / weights_name(cfg)
+    module = task.encoder if cfg.mode == "pretrain" else task.net  # type: ignore[union-attr]
+    save_model(module, out, "encoder" if cfg.mode == "pretrain" else "segmenter", cfg.encoder, extra)
+    summary.update(weights_file=str(out), shapes=len(dataset), **{k: v for k, v in extra.items() if k != "categories"})
+    return summary
