@@ -110,8 +110,9 @@ def run_d2_finetune(cfg: Any, claim=None) -> dict[str, Any]:
             loader = build_detection_test_loader(d2cfg, names["val"])
             results = inference_on_dataset(trainer.model, loader, evaluator)
             box = results.get("bbox", {})
-            metrics = {"AP": box.get("AP", 0.0) / 100.0, "AP50": box.get("AP50", 0.0) / 100.0,
-                       "AP75": box.get("AP75", 0.0) / 100.0}
+            # detectron2 reports percentages, NaN when nothing was detected
+            metrics = {k: (float(box.get(k, 0.0)) / 100.0 if box.get(k, 0.0) == box.get(k, 0.0) else 0.0)
+                       for k in ("AP", "AP50", "AP75")}
             claim(out_dir / "metrics.json")
             (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
             summary["eval"] = metrics
