@@ -148,17 +148,19 @@ def export(weights: str | Path, fmt: str, out: str | Path, num_classes: int = 80
         raise UsageError(f"unknown export format {fmt!r}; choose detectron2 or torchvision")
     if norm not in ("BN", "SyncBN", "FrozenBN"):
         raise UsageError(f"unknown norm {norm!r}; choose BN, SyncBN or FrozenBN")
-    arch = detect_architecture(weights)
-    if fmt == "detectron2":
+    if fmt == "detectron2":  # claim the outputs before any work
         yaml_path = out.with_suffix(".yaml")
         claim(out)
         claim(yaml_path)
+    else:
+        claim(out)
+    arch = detect_architecture(weights)
+    if fmt == "detectron2":
         if arch.arch == "resnet18_slim" and arch.width != 64:
             detectron2_config("", arch, num_classes)  # raises the explanation before any work
         state, arch = torchvision_state(weights, arch)
         write_detectron2(state, arch, out, yaml_path, num_classes, norm, Path(weights).name)
         return {"weights": str(out), "config": str(yaml_path), "arch": arch.arch}
-    claim(out)
     state, arch = torchvision_state(weights, arch)
     torch.save({k: v.clone() for k, v in state.items()}, out)
     return {"weights": str(out), "arch": arch.arch}

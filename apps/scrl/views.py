@@ -15,7 +15,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torchvision.ops import box_iou
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -84,26 +83,44 @@ def render_view(image: torch.Tensor, crop: Crop, size: int) -> torch.Tensor:
     return view.flip(-1) if crop.flipped else view
 
 
-def colour_augment(view: torch.Tensor, cfg: ViewConfig, rng: np.random.Generator) -> torch.Tensor:
-    """Colour jitter (random order of brightness/contrast/saturation/hue) and random greyscale."""
-    import torchvision.transforms.v2.functional as TF
+_GREY = torch.tensor([0.299, 0.587, 0.114])
+_RGB_TO_YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
+_YIQ_TO_RGB = torch.linalg.inv(_RGB_TO_YIQ)
 
+
+def _grey(view: torch.Tensor) -> torch.Tensor:
+    return torch.einsum("c,chw->hw", _GREY, view)[None]
+
+
+def rotate_hue(view: torch.Tensor, shift: float) -> torch.Tensor:
+    """Hue shift by ``shift`` turns as a rotation of the chroma plane in YIQ space (a 3x3 colour matrix;
+    the linear approximation of the HSV hue shift, ~50x cheaper on CPU)."""
+    angle = 2 * math.pi * shift
+    rotation = torch.tensor([[1.0, 0.0, 0.0], [0.0, math.cos(angle), -math.sin(angle)],
+                             [0.0, math.sin(angle), math.cos(angle)]])
+    matrix = _YIQ_TO_RGB @ rotation @ _RGB_TO_YIQ
+    return torch.einsum("ij,jhw->ihw", matrix, view)
+
+
+def colour_augment(view: torch.Tensor, cfg: ViewConfig, rng: np.random.Generator) -> torch.Tensor:
+    """Colour jitter (brightness/contrast/saturation 0.4, hue 0.1, random order) and random greyscale."""
     if rng.random() < cfg.jitter:
-        ops = [("b", rng.uniform(0.6, 1.4)), ("c", rng.uniform(0.6, 1.4)), ("s", rng.uniform(0.6, 1.4)),
-               ("h", rng.uniform(-0.1, 0.1))]
-        for index in rng.permutation(4):
-            kind, value = ops[int(index)]
+        factors = {"b": rng.uniform(0.6, 1.4), "c": rng.uniform(0.6, 1.4), "s": rng.uniform(0.6, 1.4),
+                   "h": rng.uniform(-0.1, 0.1)}
+        for kind in rng.permutation(["b", "c", "s", "h"]):
+            value = float(factors[str(kind)])
             if kind == "b":
-                view = TF.adjust_brightness(view, value)
+                view = view * value
             elif kind == "c":
-                view = TF.adjust_contrast(view, value)
+                view = _grey(view).mean() + value * (view - _grey(view).mean())
             elif kind == "s":
-                view = TF.adjust_saturation(view, value)
+                view = _grey(view) + value * (view - _grey(view))
             else:
-                view = TF.adjust_hue(view, value)
+                view = rotate_hue(view, value)
+            view = view.clamp(0, 1)
     if rng.random() < cfg.grey:
-        view = TF.rgb_to_grayscale(view, num_output_channels=3)
-    return view.clamp(0, 1)
+        view = _grey(view).expand(3, -1, -1)
+    return view.clamp(0, 1).contiguous()
 
 
 def intersection(a: Crop, b: Crop) -> tuple[float, float, float, float] | None:
@@ -125,19 +142,26 @@ def sample_boxes(a: Crop, b: Crop, cfg: ViewConfig, rng: np.random.Generator) ->
     min_h = cfg.min_box * max(a.h, b.h) / cfg.size
     if ix1 - ix0 < min_w or iy1 - iy0 < min_h:
         return torch.zeros((0, 4))
-    chosen = torch.zeros((0, 4))
-    for _ in range(cfg.tries):
+    # all candidates at once, then greedy acceptance in order (same rule as one-by-one rejection)
+    w = rng.uniform(min_w, ix1 - ix0, cfg.tries)
+    h = rng.uniform(min_h, iy1 - iy0, cfg.tries)
+    x0 = ix0 + rng.random(cfg.tries) * (ix1 - ix0 - w)
+    y0 = iy0 + rng.random(cfg.tries) * (iy1 - iy0 - h)
+    candidates = np.stack([x0, y0, x0 + w, y0 + h], axis=1)
+    area = w * h
+    chosen: list[int] = []
+    for index in range(cfg.tries):
         if len(chosen) >= cfg.boxes:
             break
-        w = rng.uniform(min_w, ix1 - ix0)
-        h = rng.uniform(min_h, iy1 - iy0)
-        x0 = rng.uniform(ix0, ix1 - w)
-        y0 = rng.uniform(iy0, iy1 - h)
-        box = torch.tensor([[x0, y0, x0 + w, y0 + h]], dtype=torch.float32)
-        if len(chosen) and float(box_iou(box, chosen).max()) > cfg.max_iou:
-            continue
-        chosen = torch.cat([chosen, box])
-    return chosen
+        if chosen:
+            kept = candidates[chosen]
+            iw = np.clip(np.minimum(kept[:, 2], candidates[index, 2]) - np.maximum(kept[:, 0], candidates[index, 0]), 0, None)
+            ih = np.clip(np.minimum(kept[:, 3], candidates[index, 3]) - np.maximum(kept[:, 1], candidates[index, 1]), 0, None)
+            inter = iw * ih
+            if (inter / (area[chosen] + area[index] - inter)).max() > cfg.max_iou:
+                continue
+        chosen.append(index)
+    return torch.from_numpy(candidates[chosen].astype(np.float32)).reshape(-1, 4)
 
 
 def normalise(view: torch.Tensor) -> torch.Tensor:
