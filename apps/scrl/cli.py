@@ -25,6 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--images", type=int, default=64, help="number of scenes (default 64)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--size", type=int, default=128, help="scene side in pixels (default 128)")
+    p.add_argument("--min-object", type=int, help="smallest object side in pixels (default size*14/128)")
+    p.add_argument("--max-object", type=int, help="largest object side in pixels (default size*44/128)")
     add_force_arg(p)
     p.set_defaults(func=cmd_synth)
 
@@ -93,10 +95,12 @@ def cmd_synth(args: argparse.Namespace) -> int:
     guard = OutputGuard(force=args.force)
     guard.directory(args.out)
     guard.directory(Path(args.out) / "images")
-    max_object = min(44 * args.size // 128, args.size - 2)
-    path = generate(args.out, args.images, args.seed, SceneConfig(size=args.size, max_object=max_object,
-                                                                   min_object=max(8, 14 * args.size // 128)),
-                    claim=guard.file)
+    min_object = args.min_object or max(8, 14 * args.size // 128)
+    max_object = args.max_object or 44 * args.size // 128
+    if not 4 <= min_object <= max_object <= args.size:
+        raise UsageError(f"need 4 <= --min-object ({min_object}) <= --max-object ({max_object}) <= --size")
+    path = generate(args.out, args.images, args.seed,
+                    SceneConfig(size=args.size, min_object=min_object, max_object=max_object), claim=guard.file)
     guard.record()
     print(f"{args.images} scenes -> {path}")
     return 0
@@ -196,30 +200,29 @@ def cmd_infer(args: argparse.Namespace) -> int:
 
 def demo(out_dir: Path) -> dict:
     """Synthetic scenes -> short fine-tuning from the shipped SCRL backbone -> COCOeval -> drawn detections."""
-    from shared.engine import TrainConfig
+    import shutil
+
+    from shared.config import load_config
     from shared.weights import shipped_weight
 
     from .data import read_coco
     from .infer import run_inference
-    from .synth import generate
+    from .synth import SceneConfig, generate
     from .train import FinetuneConfig, run_finetune
 
     out_dir = Path(out_dir)
     guard = OutputGuard(force=False)
     guard.directory(out_dir)
-    train_json = generate(out_dir / "data" / "train", 48, seed=101, claim=guard.file)
-    val_json = generate(out_dir / "data" / "val", 16, seed=102, claim=guard.file)
+    scenes = SceneConfig(size=96, min_object=10, max_object=34)  # as in the benchmark
+    train_json = generate(out_dir / "data" / "train", 32, seed=101, cfg=scenes, claim=guard.file)
+    val_json = generate(out_dir / "data" / "val", 12, seed=102, cfg=scenes, claim=guard.file)
     run_dir = out_dir / "finetune"
-    if (run_dir / "checkpoints" / "last.pt").exists():
-        import shutil
-
-        shutil.rmtree(run_dir)  # the demo's own previous run
-    cfg = FinetuneConfig(data=str(train_json), val=str(val_json), weights=str(shipped_weight(SHIPPED["scrl"])),
-                         train=TrainConfig(out_dir=str(run_dir), max_steps=60, batch_size=8, optimizer="sgd",
-                                           lr=0.02, weight_decay=1e-4, warmup_steps=20, grad_clip=10.0,
-                                           progress=False, tensorboard=False, log_every=20, ckpt_every=60,
-                                           amp=False))
+    if (run_dir / "checkpoints" / "last.pt").is_file():
+        shutil.rmtree(run_dir / "checkpoints")  # the demo's own previous run: start again
     _claim_run(guard, str(run_dir), ("detector.safetensors", "metrics.json"))
+    cfg = load_config(FinetuneConfig, CONFIG_DIR / "finetune_synth.yaml", [
+        f"data={train_json}", f"val={val_json}", f"weights={shipped_weight(SHIPPED['scrl'])}",
+        f"train.out_dir={run_dir}", "train.max_steps=40", "train.progress=false", "train.ckpt_every=40"])
     summary = run_finetune(cfg)
     files = [r.path for r in read_coco(val_json).records[:4]]
     guard.directory(out_dir / "detections")
