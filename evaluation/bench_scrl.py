@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="runs/scrl_bench")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    parser.add_argument("--threads", type=int, default=2, help="threads of the throughput measurement")
+    parser.add_argument("--threads", type=int, nargs="+", default=[2, 1], help="thread counts of the throughput measurement")
     parser.add_argument("--train-threads", type=int, default=1,
                         help="threads of the training runs (1: on a loaded 2-core machine 2 threads are slower)")
     parser.add_argument("--pretrain-images", type=int, default=256)
@@ -135,7 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--test-images", type=int, default=48)
     parser.add_argument("--pretrain-steps", type=int, help="override the configs' train.max_steps")
     parser.add_argument("--finetune-steps", type=int, help="override the configs' train.max_steps")
-    parser.add_argument("--repeats", type=int, default=5, help="throughput repeats (median)")
+    parser.add_argument("--tag", default="", help="suffix of the fine-tuning run folders and results file "
+                        "(e.g. a longer --finetune-steps budget reusing the same pretraining runs)")
+    parser.add_argument("--repeats", type=int, default=7, help="throughput repeats (median)")
     parser.add_argument("--markdown", action="store_true")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.train_threads)
@@ -148,27 +150,31 @@ def main(argv: list[str] | None = None) -> int:
         encoders = {m: pretrain(m, seed, data["pretrain"], root / f"pretrain_{m}_s{seed}", args.pretrain_steps)
                     for m in ("byol", "scrl")}
         for init in INITS:
-            metrics = finetune(init, seed, data, encoders.get(init), root / f"finetune_{init}_s{seed}",
+            metrics = finetune(init, seed, data, encoders.get(init), root / f"finetune_{init}_s{seed}{args.tag}",
                                args.finetune_steps)
             results[init].append(metrics)
             print(f"seed {seed} {init:<6} AP {100 * metrics['AP']:.2f} AP50 {100 * metrics['AP50']:.2f} "
                   f"AP75 {100 * metrics['AP75']:.2f}  ({time.perf_counter() - started:.0f} s)", flush=True)
-    torch.set_num_threads(args.threads)
-    speed = throughput(data["pretrain"], args.repeats, batch=32)
+    speed = {}
+    for threads in args.threads:
+        torch.set_num_threads(threads)
+        speed[threads] = throughput(data["pretrain"], args.repeats, batch=32)
     table = summarise(results)
-    report = {"table": table, "throughput": speed, "seeds": args.seeds, "threads": args.threads,
+    report = {"table": table, "throughput": speed, "seeds": args.seeds, "train_threads": args.train_threads,
               "wall_s": time.perf_counter() - started, "raw": results}
-    (root / "results.json").write_text(json.dumps(report, indent=2) + "\n")
+    (root / f"results{args.tag}.json").write_text(json.dumps(report, indent=2) + "\n")
     if args.markdown:
+        print(f"\nfine-tuning: {args.finetune_steps or 'config'} steps; pretraining: {args.pretrain_steps or 'config'} steps")
         print("\n| init | box AP | AP50 | AP75 |\n|---|---|---|---|")
         for init in INITS:
             r = table[init]
             print(f"| {init} | {r['AP']:.2f} ± {r['AP_std']:.2f} | {r['AP50']:.2f} ± {r['AP50_std']:.2f} | "
                   f"{r['AP75']:.2f} ± {r['AP75_std']:.2f} |")
-        print(f"\npretraining throughput ({args.threads} threads, batch 32, median of {args.repeats}): "
-              f"BYOL {speed['byol_images_per_s']:.1f} img/s, SCRL {speed['scrl_images_per_s']:.1f} img/s "
-              f"(SCRL/BYOL {speed['scrl_over_byol']:.2f}, {speed['boxes_per_image']:.1f} boxes/image)")
-    print(f"wall time {report['wall_s']:.0f} s -> {root / 'results.json'}")
+        for threads, sp in speed.items():
+            print(f"pretraining throughput ({threads} threads, batch 32, median of {args.repeats}): "
+                  f"BYOL {sp['byol_images_per_s']:.1f} img/s, SCRL {sp['scrl_images_per_s']:.1f} img/s "
+                  f"(SCRL/BYOL {sp['scrl_over_byol']:.2f}, {sp['boxes_per_image']:.1f} boxes/image)")
+    print(f"wall time {report['wall_s']:.0f} s -> {root / f'results{args.tag}.json'}")
     return 0
 
 
