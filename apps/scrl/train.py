@@ -12,7 +12,7 @@ baseline at the same budget (same views, steps, batch, networks).
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -236,7 +236,3 @@ def run_finetune(cfg: FinetuneConfig) -> dict[str, Any]:
             (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
             summary["eval"] = metrics
     return summary
-
-
-def config_dict(cfg: Any) -> dict[str, Any]:
-    return asdict(cfg)

@@ -30,7 +30,6 @@ def finetune(tmp: Path, data: Path) -> list:
 
 def other_architecture(path: Path) -> Path:
     """A safetensors file of a small CNN (not a ResNet)."""
-    import torch
     from safetensors.torch import save_file
 
     from shared.backbones import build_backbone
