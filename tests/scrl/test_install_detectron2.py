@@ -27,7 +27,6 @@ def test_missing_patch_target_stops_the_install(tmp_path):
 
 
 def test_patched_install_is_importable():
-    pytest.importorskip("detectron2")
     import detectron2.evaluation.fast_eval_api as fast
     from detectron2 import model_zoo
     from pycocotools.cocoeval import COCOeval
