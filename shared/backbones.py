@@ -55,6 +55,52 @@ def resnet50(in_channels: int = 3, pooled: bool = True) -> nn.Module:
     return _torchvision_resnet(tv_resnet50, in_channels, pooled)
 
 
+class SlimResNet(nn.Module):
+    """ResNet-18 layout (torchvision ``BasicBlock``s, same parameter names) at a reduced base width.
+
+    ``width=64`` is exactly torchvision's ResNet-18; ``width=16`` has 1/16 of its parameters (0.7 M),
+    small enough to ship and to pretrain on CPU. ``layer1..4`` give ``width * (1, 2, 4, 8)`` channels.
+    """
+
+    def __init__(self, width: int = 16, in_channels: int = 3, pooled: bool = True) -> None:
+        super().__init__()
+        from torchvision.models.resnet import BasicBlock
+
+        self.inplanes = width
+        self.conv1 = nn.Conv2d(in_channels, width, kernel_size=7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        for index, stride in enumerate((1, 2, 2, 2)):
+            planes = width * 2 ** index
+            downsample = None
+            if stride != 1 or self.inplanes != planes:
+                downsample = nn.Sequential(nn.Conv2d(self.inplanes, planes, 1, stride=stride, bias=False),
+                                           nn.BatchNorm2d(planes))
+            blocks = [BasicBlock(self.inplanes, planes, stride, downsample), BasicBlock(planes, planes)]
+            self.inplanes = planes
+            setattr(self, f"layer{index + 1}", nn.Sequential(*blocks))
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Identity()
+        self.pooled = pooled
+        self.width = width
+        self.out_dim = width * 8
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return torch.flatten(self.avgpool(x), 1) if self.pooled else x
+
+
+@BACKBONES.register("resnet18_slim")
+def resnet18_slim(in_channels: int = 3, width: int = 16, pooled: bool = True) -> nn.Module:
+    """ResNet-18 with base width ``width`` (default 16) and torchvision's parameter names."""
+    return SlimResNet(width, in_channels, pooled)
+
+
 class SmallCNN(nn.Module):
     """Four conv-BN-ReLU stages (stride 1, 2, 2, 2) for CPU-sized experiments (~0.1-0.4 M params)."""
 

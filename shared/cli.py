@@ -157,7 +157,8 @@ def run_doctor(modules: dict[str, Any], problems: dict[str, str], as_json: bool)
         "cpu_count": os.cpu_count(),
         "packages": {name: _version(name) for name in (
             "torchvision", "numpy", "scipy", "safetensors", "basicsr", "motmetrics", "trackeval", "lap",
-            "opencv-python", "scikit-image", "scikit-learn", "open3d-cpu", "open3d", "pycocotools", "lightly")},
+            "opencv-python", "scikit-image", "scikit-learn", "open3d-cpu", "open3d", "pycocotools", "lightly",
+            "pb1-detectron2")},
         "apps": {**{name: "usable" for name in modules}, **problems},
     }
     if as_json:

@@ -89,7 +89,8 @@ def load_into(module: nn.Module, state_dict: dict[str, torch.Tensor], path: str 
     return missing, unexpected
 
 
-_PREFIXES = ("module.", "encoder_q.", "backbone.", "model.", "encoder.", "net.", "online_encoder.", "features.")
+_PREFIXES = ("module.", "encoder_q.", "backbone.", "model.", "encoder.", "net.", "online_encoder.",
+             "online_network.", "features.")
 
 
 def remap_keys(state_dict: dict[str, torch.Tensor], target: nn.Module) -> dict[str, torch.Tensor]:

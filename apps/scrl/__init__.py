@@ -1,0 +1,1 @@
+"""SCRL: spatially consistent representation learning and its transfer to object detection."""
