@@ -7,6 +7,9 @@ Example::
     p.add_argument("--data", help="dataset root")
     ...
     cfg = config_from_args(SRConfig, args, flag_map={"data": "data.root"})
+
+A training verb whose config has ``data`` and ``train.{out_dir,max_steps,resume}`` takes the common run
+options from ``add_run_args`` and lists only its own flags (see that function).
 """
 from __future__ import annotations
 
@@ -48,3 +51,28 @@ def add_force_arg(parser: argparse.ArgumentParser) -> None:
     """``--force``: allow overwriting existing files cvsuite did not write (inputs are never overwritten)."""
     parser.add_argument("--force", action="store_true",
                         help="overwrite existing output files that cvsuite did not write (never an input)")
+
+
+# ``config_from_args`` flag map of the options ``add_run_args`` adds (an absent flag is skipped).
+RUN_FLAGS: dict[str, str] = {"data": "data", "out": "train.out_dir", "steps": "train.max_steps",
+                             "resume": "train.resume"}
+
+
+def add_run_args(parser: argparse.ArgumentParser, data_help: str, resume: bool = True) -> None:
+    """The options every training verb shares: ``--config`` + overrides, ``--data``, ``--out``
+    (train.out_dir), ``--steps`` (train.max_steps), ``--resume`` (unless ``resume=False``) and ``--force``.
+    Map them with ``RUN_FLAGS`` and add only the verb's own flags, e.g.::
+
+        p = sub.add_parser("train", help="train the embedding")
+        add_run_args(p, data_help="root of training sequences (data=)")
+        p.add_argument("--labels", help="full | none (labels=)")
+        ...
+        cfg = config_from_args(TrainConfig, args, flag_map={**RUN_FLAGS, "labels": "labels"})
+    """
+    add_config_args(parser)
+    parser.add_argument("--data", help=data_help)
+    parser.add_argument("--out", help="run folder (train.out_dir=)")
+    parser.add_argument("--steps", type=int, help="optimizer steps (train.max_steps=)")
+    if resume:
+        parser.add_argument("--resume", action="store_true", help="continue the run in --out (train.resume=true)")
+    add_force_arg(parser)

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from shared.cli_utils import add_config_args, add_force_arg, config_from_args
+from shared.cli_utils import RUN_FLAGS, add_force_arg, add_run_args, config_from_args
 from shared.errors import CvsuiteError, UsageError
 
 SHIPPED_ENCODER = "hand_moco_bgswap_multiview"
@@ -32,25 +32,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("pretrain", help="MoCo v2 pretraining with positives a/b/c/d (augment, background swap, view, time)")
-    add_config_args(p)
-    p.add_argument("--data", help="HanCo root (data=)")
+    add_run_args(p, data_help="HanCo root (data=)")
     p.add_argument("--positives", help="e.g. a, a+b, a+b+c, a+b+c+d (positives=)")
-    p.add_argument("--out", help="run directory (train.out_dir=)")
-    p.add_argument("--steps", type=int, help="optimizer steps (train.max_steps=)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out")
-    add_force_arg(p)
     p.set_defaults(func=cmd_pretrain)
 
     p = sub.add_parser("train", help="fine-tune the keypoint regressor (few labels) from random init or a pretrained encoder")
-    add_config_args(p)
-    p.add_argument("--data", help="HanCo root with xyz/ and calib/, or a FreiHAND root (training split) (data=)")
+    add_run_args(p, data_help="HanCo root with xyz/ and calib/, or a FreiHAND root (training split) (data=)")
     p.add_argument("--init", help="'random' or a pretrained encoder .safetensors (init=)")
     p.add_argument("--labels", type=float, help="fraction of labelled images used, e.g. 0.01 (label_fraction=)")
     p.add_argument("--mano", help="your MANO_RIGHT.pkl: also train a MANO head (778 vertices) (mano=)")
-    p.add_argument("--out", help="run directory (train.out_dir=)")
-    p.add_argument("--steps", type=int, help="optimizer steps (train.max_steps=)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out")
-    add_force_arg(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("infer", help="keypoints of hand crops: OUT/<stem>.json + OUT/<stem>_skeleton.png")
@@ -125,8 +115,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 
     from .train import PretrainConfig, pretrain
 
-    cfg = config_from_args(PretrainConfig, args, {"data": "data", "positives": "positives", "out": "train.out_dir",
-                                                  "steps": "train.max_steps", "resume": "train.resume"})
+    cfg = config_from_args(PretrainConfig, args, {**RUN_FLAGS, "positives": "positives"})
     guard = OutputGuard(inputs=[cfg.data], force=args.force)
     _run_outputs(guard, cfg.train.out_dir, cfg.train.resume)
     summary = pretrain(cfg)
@@ -140,9 +129,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from .train import FinetuneConfig, finetune
 
-    cfg = config_from_args(FinetuneConfig, args, {"data": "data", "init": "init", "labels": "label_fraction", "mano": "mano",
-                                                  "out": "train.out_dir", "steps": "train.max_steps",
-                                                  "resume": "train.resume"})
+    cfg = config_from_args(FinetuneConfig, args, {**RUN_FLAGS, "init": "init", "labels": "label_fraction", "mano": "mano"})
     init = None if cfg.init in ("", "random") else cfg.init
     if init and not Path(init).is_file():
         raise CvsuiteError(f"{init}: pretrained encoder file not found")

@@ -13,7 +13,7 @@ SHIPPED_UNLABELLED = "mot_embed_unlabelled"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from shared.cli_utils import add_config_args, add_force_arg
+    from shared.cli_utils import add_force_arg, add_run_args
 
     parser = subparsers.add_parser("mot", help="multi-object tracking with an instance-to-track embedding (Semi-TCL)")
     sub = parser.add_subparsers(dest="mot_command", metavar="VERB", parser_class=type(parser))
@@ -31,14 +31,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("train", help="train the appearance embedding (instance-to-track or instance-to-instance)")
-    add_config_args(p)
-    p.add_argument("--data", help="root of training sequences (data=)")
+    add_run_args(p, data_help="root of training sequences (data=)")
     p.add_argument("--labels", help="full | partial:FRACTION (of frames) | partial-ids:FRACTION | none (labels=)")
     p.add_argument("--objective", choices=("i2t", "i2i"), help="i2t = instance-to-track, i2i = baseline (objective=)")
-    p.add_argument("--out", help="run directory (train.out_dir=)")
-    p.add_argument("--steps", type=int, help="optimizer steps (train.max_steps=)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out (train.resume=true)")
-    add_force_arg(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("track", help="track a sequence directory or a video")
@@ -91,14 +86,12 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from shared.cli_utils import config_from_args
+    from shared.cli_utils import RUN_FLAGS, config_from_args
     from shared.guard import OutputGuard
 
     from .train import MOTTrainConfig, train
 
-    cfg = config_from_args(MOTTrainConfig, args, flag_map={
-        "data": "data", "labels": "labels", "objective": "objective", "out": "train.out_dir",
-        "steps": "train.max_steps", "resume": "train.resume"})
+    cfg = config_from_args(MOTTrainConfig, args, flag_map={**RUN_FLAGS, "labels": "labels", "objective": "objective"})
     guard = OutputGuard(inputs=[cfg.data, getattr(args, "config", None)], force=args.force)
     out_dir = guard.directory(cfg.train.out_dir)
     guard.file(out_dir / "model.safetensors")  # the run's product; checkpoints are the engine's own

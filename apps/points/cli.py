@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from shared.cli_utils import add_config_args, add_force_arg, config_from_args
+from shared.cli_utils import RUN_FLAGS, add_force_arg, add_run_args, config_from_args
 from shared.errors import CvsuiteError, UsageError
 from shared.guard import OutputGuard
 
@@ -44,8 +44,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .train import PointsConfig, check_config, train, weights_name
 
     cfg = config_from_args(PointsConfig, args, flag_map={
-        "mode": "mode", "data": "data", "out": "train.out_dir", "steps": "train.max_steps",
-        "init": "init", "label_fraction": "label_fraction", "resume": "train.resume"})
+        **RUN_FLAGS, "mode": "mode", "init": "init", "label_fraction": "label_fraction"})
     check_config(cfg)
     guard = OutputGuard(inputs=[cfg.data, cfg.init or None], force=args.force or cfg.train.resume)
     out = guard.directory(cfg.train.out_dir)
@@ -172,15 +171,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("train", help="pretrain the encoder (SCL / ablations) or fine-tune part segmentation")
-    add_config_args(p)
+    add_run_args(p, data_help="ShapeNetPart folder, either layout (data=)")
     p.add_argument("--mode", choices=("pretrain", "finetune"), help="(mode=)")
-    p.add_argument("--data", help="ShapeNetPart folder, either layout (data=)")
-    p.add_argument("--out", help="run folder (train.out_dir=)")
-    p.add_argument("--steps", type=int, help="optimizer steps (train.max_steps=)")
     p.add_argument("--init", help="pretrained encoder for fine-tuning (init=)")
     p.add_argument("--label-fraction", type=float, help="fraction of training shapes with labels (label_fraction=)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out (train.resume=true)")
-    add_force_arg(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("infer", help="part labels (or --parts K unsupervised parts) for clouds and meshes")

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from shared.cli_utils import add_config_args, add_force_arg, config_from_args
+from shared.cli_utils import RUN_FLAGS, add_force_arg, add_run_args, config_from_args
 from shared.guard import OutputGuard
 from shared.errors import CvsuiteError
 
@@ -32,8 +32,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.method is not None:
         check_method(args.method)
     cfg = config_from_args(PretrainConfig, args, flag_map={
-        "method": "method", "data": "data", "out": "train.out_dir", "steps": "train.max_steps",
-        "batch_size": "train.batch_size", "resume": "train.resume"})
+        **RUN_FLAGS, "method": "method", "batch_size": "train.batch_size"})
     check_method(cfg.method)
     guard = OutputGuard([cfg.data] if cfg.data != "digits" else [], force=args.force)
     summary = run_training(cfg, guard=guard)
@@ -76,15 +75,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub = parser.add_subparsers(dest="pretrain_command", metavar="VERB", required=True)
 
     train = sub.add_parser("train", help="pretrain a backbone (simclr, moco, wmse, adco, hcl, byol)")
-    add_config_args(train)
+    add_run_args(train, data_help="'digits' or a folder: ImageFolder, cifar-10-batches-py, "
+                                  "cifar-100-python or stl10_binary (config key: data)")
     train.add_argument("--method", help="simclr | moco | wmse | adco | hcl | byol (config key: method)")
-    train.add_argument("--data", help="'digits' or a folder: ImageFolder, cifar-10-batches-py, "
-                                      "cifar-100-python or stl10_binary (config key: data)")
-    train.add_argument("--out", help="run folder (train.out_dir)")
-    train.add_argument("--steps", type=int, help="optimizer steps (train.max_steps)")
     train.add_argument("--batch-size", type=int, help="images per process and step (train.batch_size)")
-    train.add_argument("--resume", action="store_true", help="continue the run in --out (train.resume=true)")
-    add_force_arg(train)
     train.set_defaults(func=cmd_train)
 
     evaluate = sub.add_parser("eval", help="kNN (k=5, 200), linear and 10-label linear probes on frozen features")

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from shared.cli_utils import add_config_args, add_force_arg, config_from_args
+from shared.cli_utils import RUN_FLAGS, add_force_arg, add_run_args, config_from_args
 from shared.errors import CvsuiteError, UsageError
 from shared.guard import OutputGuard
 
@@ -32,25 +32,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("pretrain", help="SCRL (box-level BYOL) or image-level BYOL pretraining on unlabelled images")
-    add_config_args(p)
-    p.add_argument("--data", help="image folder (recursive) or COCO json (data=)")
+    add_run_args(p, data_help="image folder (recursive) or COCO json (data=)")
     p.add_argument("--method", help="scrl | byol (method=)")
-    p.add_argument("--out", help="run folder (train.out_dir=)")
-    p.add_argument("--steps", type=int, help="train.max_steps=")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out")
-    add_force_arg(p)
     p.set_defaults(func=cmd_pretrain)
 
     p = sub.add_parser("finetune", help="fine-tune Faster R-CNN FPN from a pretrained backbone; COCOeval on --val")
-    add_config_args(p)
-    p.add_argument("--data", help="training COCO json or VOC folder (data=)")
+    add_run_args(p, data_help="training COCO json or VOC folder (data=)", resume=False)
     p.add_argument("--images", help="image folder of the COCO json (default: beside it)")
     p.add_argument("--val", help="held-out COCO json / VOC folder for box AP (val=)")
     p.add_argument("--weights", help="pretrained backbone; omit for random init (weights=)")
     p.add_argument("--engine", choices=("torchvision", "detectron2"), help="engine= (default torchvision)")
-    p.add_argument("--out", help="run folder (train.out_dir=)")
-    p.add_argument("--steps", type=int, help="train.max_steps=")
-    add_force_arg(p)
     p.set_defaults(func=cmd_finetune)
 
     p = sub.add_parser("eval", help="COCOeval box AP/AP50/AP75 of a fine-tuned detector on a COCO json / VOC folder")
@@ -111,9 +102,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
 def cmd_pretrain(args: argparse.Namespace) -> int:
     from .train import PretrainConfig, run_pretraining
 
-    cfg = config_from_args(PretrainConfig, args, flag_map={
-        "data": "data", "method": "method", "out": "train.out_dir", "steps": "train.max_steps",
-        "resume": "train.resume"})
+    cfg = config_from_args(PretrainConfig, args, flag_map={**RUN_FLAGS, "method": "method"})
     guard = OutputGuard(inputs=[cfg.data, getattr(args, "config", None)], force=args.force or cfg.train.resume)
     _claim_run(guard, cfg.train.out_dir, ("encoder.safetensors",))
     summary = run_pretraining(cfg)
@@ -131,8 +120,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     from .train import FinetuneConfig, run_finetune
 
     cfg = config_from_args(FinetuneConfig, args, flag_map={
-        "data": "data", "images": "images", "val": "val", "weights": "weights", "engine": "engine",
-        "out": "train.out_dir", "steps": "train.max_steps"})
+        **RUN_FLAGS, "images": "images", "val": "val", "weights": "weights", "engine": "engine"})
     inputs = [cfg.data, cfg.images, cfg.val, cfg.val_images, cfg.weights, getattr(args, "config", None)]
     guard = OutputGuard(inputs=inputs, force=args.force)
     if cfg.engine == "detectron2":
