@@ -21,6 +21,20 @@ from .config import load_config
 C = TypeVar("C")
 
 
+def add_app_parser(subparsers: argparse._SubParsersAction, app: str, help: str,
+                   metavar: str = "VERB") -> argparse._SubParsersAction:
+    """The ``cvsuite <app>`` parser; returns its verbs' subparsers (same parser class as the app's, so
+    errors stay one line). ``cvsuite <app>`` without a verb prints the app's help and exits 2. E.g.::
+
+        sub = add_app_parser(subparsers, "mot", help="multi-object tracking")
+        p = sub.add_parser("train", help="train the embedding")
+    """
+    parser = subparsers.add_parser(app, help=help)
+    sub = parser.add_subparsers(dest=f"{app}_command", metavar=metavar, parser_class=type(parser))
+    parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
+    return sub
+
+
 def add_config_args(parser: argparse.ArgumentParser) -> None:
     """``--config FILE`` and ``key=value`` overrides. The overrides may stand anywhere on the command
     line, also right after an option that takes several values: ``shared.cli.OneLineParser`` pulls

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from shared.cli_utils import RUN_FLAGS, add_force_arg, add_run_args, config_from_args
+from shared.cli_utils import RUN_FLAGS, add_app_parser, add_force_arg, add_run_args, config_from_args
 from shared.errors import CvsuiteError, UsageError
 
 SHIPPED_ENCODER = "hand_moco_bgswap_multiview"
@@ -15,10 +15,9 @@ SHIPPED_REGRESSOR = "hand_keypoints"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("hand", help="hand keypoints: MoCo pretraining on HanCo-style pairs, FreiHAND evaluation")
-    sub = parser.add_subparsers(dest="hand_command", metavar="{synth,pretrain,train,infer,predict,eval}",
-                                parser_class=type(parser))
-    parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
+    sub = add_app_parser(subparsers, "hand",
+                         help="hand keypoints: MoCo pretraining on HanCo-style pairs, FreiHAND evaluation",
+                         metavar="{synth,pretrain,train,infer,predict,eval}")
 
     p = sub.add_parser("synth", help="render synthetic multi-view hand sequences in the HanCo layout (seeded)")
     p.add_argument("--out", required=True, help="output root (HanCo layout; FreiHAND evaluation layout with --layout freihand)")

@@ -13,11 +13,10 @@ SHIPPED_UNLABELLED = "mot_embed_unlabelled"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from shared.cli_utils import add_force_arg, add_run_args
+    from shared.cli_utils import add_app_parser, add_force_arg, add_run_args
 
-    parser = subparsers.add_parser("mot", help="multi-object tracking with an instance-to-track embedding (Semi-TCL)")
-    sub = parser.add_subparsers(dest="mot_command", metavar="VERB", parser_class=type(parser))
-    parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
+    sub = add_app_parser(subparsers, "mot",
+                         help="multi-object tracking with an instance-to-track embedding (Semi-TCL)")
 
     p = sub.add_parser("synth", help="generate synthetic MOTChallenge sequences (seeded)")
     p.add_argument("--out", required=True, help="output root; sequences go to OUT/SYNssss-kk")

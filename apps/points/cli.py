@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from shared.cli_utils import RUN_FLAGS, add_force_arg, add_run_args, config_from_args
+from shared.cli_utils import RUN_FLAGS, add_app_parser, add_force_arg, add_run_args, config_from_args
 from shared.errors import CvsuiteError, UsageError
 from shared.guard import OutputGuard
 
@@ -156,9 +156,8 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("points", help="point clouds: self-contrastive pretraining (SCL), part segmentation")
-    sub = parser.add_subparsers(dest="points_command", metavar="VERB", parser_class=type(parser))
-    parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
+    sub = add_app_parser(subparsers, "points",
+                         help="point clouds: self-contrastive pretraining (SCL), part segmentation")
 
     p = sub.add_parser("synth", help="synthetic ShapeNetPart-style shapes (5 categories) in a real layout")
     p.add_argument("--out", required=True, help="output folder")

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from shared.cli_utils import RUN_FLAGS, add_force_arg, add_run_args, config_from_args
+from shared.cli_utils import RUN_FLAGS, add_app_parser, add_force_arg, add_run_args, config_from_args
 from shared.errors import CvsuiteError, UsageError
 from shared.guard import OutputGuard
 
@@ -17,9 +17,8 @@ RUN_FILES = ("config.yaml", "model.safetensors", "metrics.jsonl", "metrics.csv",
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("scrl", help="spatially consistent representation learning (SCRL) -> detection")
-    sub = parser.add_subparsers(dest="scrl_command", metavar="VERB", parser_class=type(parser))
-    parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
+    sub = add_app_parser(subparsers, "scrl",
+                         help="spatially consistent representation learning (SCRL) -> detection")
 
     p = sub.add_parser("synth", help="synthetic detection scenes as COCO json + images (seeded)")
     p.add_argument("--out", required=True, help="output folder: OUT/annotations.json + OUT/images/")
