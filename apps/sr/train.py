@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from shared.engine import TrainConfig, Trainer, TrainTask
+from shared.engine.seed import seed_everything
 from shared.errors import UsageError
 from shared.weights import save_safetensors
 
@@ -117,7 +118,13 @@ def build_dataset(cfg: SRConfig) -> SRTrainDataset:
 
 
 def run_training(cfg: SRConfig) -> dict[str, Any]:
-    """Train; also writes ``out_dir/sr_model.safetensors`` with the arch metadata for ``infer``/``eval``."""
+    """Train; also writes ``out_dir/sr_model.safetensors`` with the arch metadata for ``infer``/``eval``.
+
+    The RNGs are seeded *before* the network is built, so the initial weights depend only on
+    ``train.seed`` (the contrastive heads are built after the network, so CRL-SR and its ablation
+    start from the same network for the same seed).
+    """
+    seed_everything(cfg.train.seed)
     task = SRTask(cfg)
     trainer = Trainer(cfg.train, task, build_dataset(cfg), full_config=cfg)
     summary = trainer.fit()
