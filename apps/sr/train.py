@@ -26,6 +26,8 @@ class ModelConfig:
     enc_blocks: int = 2
     body_blocks: int = 5
     refine_blocks: int = 2
+    condition: bool = True  # degradation embedding from the variant features modulates the restorer (FiLM)
+    cond_dim: int = 16
 
 
 @dataclass
@@ -34,8 +36,8 @@ class DataConfig:
     hr: list[str] = field(default_factory=lambda: [f"photo:{name}" for name in TRAIN_PHOTOS])
     lr: str = ""  # paired LR folder (e.g. DIV2K_train_LR_bicubic/X4); empty = degrade HR on the fly
     patch_size: int = 96  # HR patch side
-    kinds: list[str] = field(default_factory=lambda: ["bicubic", "blind", "spatially-variant"])
-    kind_probs: list[float] = field(default_factory=lambda: [0.2, 0.5, 0.3])
+    kinds: list[str] = field(default_factory=lambda: ["bicubic", "mild", "blind", "spatially-variant"])
+    kind_probs: list[float] = field(default_factory=lambda: [0.35, 0.25, 0.2, 0.2])
     length: int = 100_000  # samples per (virtual) epoch
 
 
