@@ -12,7 +12,7 @@ from shared.engine.seed import seed_everything
 from shared.errors import UsageError
 from shared.weights import save_safetensors
 
-from .data import TRAIN_PHOTOS, SRTrainDataset, load_hr_images, paired_files, read_rgb_uint8, resolve_lr_dir
+from .data import TRAIN_PHOTOS, SRTrainDataset, check_min_size, load_hr_images, paired_files, read_rgb_uint8, resolve_lr_dir
 from .losses import CRLObjective
 from .model import build_model, count_parameters, model_metadata
 
@@ -113,10 +113,10 @@ def build_dataset(cfg: SRConfig) -> SRTrainDataset:
         from .data import resolve_hr_dirs
 
         pairs = paired_files(resolve_hr_dirs(d.hr[0])[0], lr_dir, cfg.model.scale)
-        hr = [read_rgb_uint8(h) for h, _ in pairs]
-        lr = [read_rgb_uint8(l_) for _, l_ in pairs]
+        hr = [check_min_size(read_rgb_uint8(h), d.patch_size, str(h)) for h, _ in pairs]
+        lr = [check_min_size(read_rgb_uint8(l_), d.patch_size // cfg.model.scale, str(l_)) for _, l_ in pairs]
         return SRTrainDataset(hr, cfg.model.scale, d.patch_size, d.kinds, d.kind_probs, d.length, lr_images=lr)
-    return SRTrainDataset(load_hr_images(d.hr), cfg.model.scale, d.patch_size, d.kinds, d.kind_probs, d.length)
+    return SRTrainDataset(load_hr_images(d.hr, d.patch_size), cfg.model.scale, d.patch_size, d.kinds, d.kind_probs, d.length)
 
 
 def run_training(cfg: SRConfig) -> dict[str, Any]:
