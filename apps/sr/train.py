@@ -51,6 +51,7 @@ class LossConfig:
     grid: int = 2  # contrastive patches per training crop: grid x grid cells
     warmup_steps: int = 0  # contrastive-only steps before joint training (DASR-style)
     weight_schedule: str = "constant"  # "linear": λ_bi, λ_cond decay linearly to 0 at train.max_steps
+    gather_distributed: bool = True  # DDP: contrastive negatives from every rank (gather_with_grad)
 
 
 @dataclass
@@ -78,7 +79,8 @@ class SRTask(TrainTask):
         if lc.contrastive and not hasattr(self.net, "encode"):
             raise UsageError(f"arch {m.arch!r} has no invariant/variant encoder; use loss.contrastive=false")
         self.objective = CRLObjective(m.scale, m.width, m.invariant, lc.contrastive, lc.embed_dim, lc.temperature,
-                                      lc.bidirectional_weight, lc.conditional_weight, lc.grid)
+                                      lc.bidirectional_weight, lc.conditional_weight, lc.grid,
+                                      lc.gather_distributed)
         self.warmup_steps = lc.warmup_steps if lc.contrastive else 0
         if lc.weight_schedule not in ("constant", "linear"):
             raise UsageError(f"loss.weight_schedule must be 'constant' or 'linear', got {lc.weight_schedule!r}")
