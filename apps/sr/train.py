@@ -37,7 +37,7 @@ class DataConfig:
     lr: str = ""  # paired LR folder (e.g. DIV2K_train_LR_bicubic/X4); empty = degrade HR on the fly
     patch_size: int = 96  # HR patch side
     kinds: list[str] = field(default_factory=lambda: ["bicubic", "mild", "blind", "spatially-variant"])
-    kind_probs: list[float] = field(default_factory=lambda: [0.4, 0.25, 0.2, 0.15])
+    kind_probs: list[float] = field(default_factory=lambda: [0.35, 0.25, 0.2, 0.2])
     length: int = 100_000  # samples per (virtual) epoch
 
 
