@@ -21,6 +21,7 @@ Numbers in the README were measured on a 2-core machine shared with other jobs.
 from __future__ import annotations
 
 import argparse
+import warnings
 import json
 import statistics
 import subprocess
@@ -124,6 +125,7 @@ def quality(split: str, runs: dict[str, list[Path]], rows: list[str], deg_seeds:
                       "worst_photo_gain": min(e["worst_photo_gain"] for e in entries[row]),
                       "worst_photo_gain_per_seed": [e["worst_photo_gain"] for e in entries[row]],
                       "photo_gain_seed0": entries[row][0]["photo_gain"],
+                      "seed0_psnr": entries[row][0]["psnr"], "seed0_ssim": entries[row][0]["ssim"],
                       "seeds": len(entries[row])}
         if "crl" in per_model and "ablation" in per_model:
             diffs = [c["psnr"] - a["psnr"] for c, a in zip(per_model["crl"][row], per_model["ablation"][row])]
@@ -201,6 +203,42 @@ def table(results: dict) -> str:
     return "\n".join(lines)
 
 
+RECIPES = {
+    "crl": "cvsuite sr train --config apps/sr/configs/crl_x4.yaml (train.seed=0; uninterrupted; 2000 steps, batch 8, "
+           "64-px HR patches, 1 CPU thread; scikit-image training photos only, degraded on the fly)",
+    "ablation": "cvsuite sr train --config apps/sr/configs/ablation_x4.yaml (train.seed=0; uninterrupted; same network, "
+                "initialisation and patches as CRL-SR, L1 only)",
+}
+
+
+def update_manifest(results: dict, shipped: dict[str, Path], runs: dict[str, list[Path]]) -> None:
+    """Manifest entries of the shipped weights = the seed-0 runs, with their held-out test metrics."""
+    from apps.sr.model import load_model as _load
+    from shared.weights import add_manifest_entry, sha256_of
+
+    if results["split"] != "test":
+        raise SystemExit("--update-manifest needs --split test")
+    for arm, path in shipped.items():
+        if sha256_of(path) != sha256_of(runs[arm][0]):
+            raise SystemExit(f"{path} is not the seed-0 run {runs[arm][0]}")
+        metrics: dict = {}
+        for row, r in results["rows"].items():
+            entry = r[arm]
+            metrics[f"psnr_y/{row}_x4"] = round(r[arm]["seed0_psnr"], 4)
+            metrics[f"ssim_y/{row}_x4"] = round(r[arm]["seed0_ssim"], 4)
+            metrics[f"bicubic_psnr_y/{row}_x4"] = round(r["bicubic_psnr"], 4)
+            metrics[f"worst_photo_gain_db/{row}_x4"] = round(entry["worst_photo_gain_per_seed"][0], 4)
+        if "niqe" in results:
+            metrics["niqe/real_lr_x4"] = round(results["niqe"]["mean"][ARMS[arm]], 4)
+            metrics["niqe/real_lr_x4_bicubic"] = round(results["niqe"]["mean"]["bicubic"], 4)
+        model = _load(path, SCALE)
+        add_manifest_entry(f"sr_{arm}_x4", path, RECIPES[arm], metrics, {
+            "app": "sr", "arch": "crlsr", "scale": SCALE, "params": count_parameters(model),
+            "eval": "evaluation/bench_sr.py --split test: held-out chelsea/coffee/camera/grace_hopper x degradation "
+                    "seeds 0,1,2, Y-PSNR/SSIM, 4-px border (basicsr)"})
+        print(f"manifest: sr_{arm}_x4 updated", flush=True)
+
+
 def find_runs(runs_dir: Path, seeds: list[int], shipped: dict[str, Path]) -> dict[str, list[Path]]:
     """Seed runs ``runs_dir/sr_<arm>_x4_s<S>/sr_model.safetensors``; without them the shipped weights (1 seed)."""
     found = {arm: [runs_dir / f"sr_{arm}_x4_s{s}" / "sr_model.safetensors" for s in seeds] for arm in ARMS}
@@ -226,8 +264,11 @@ def main() -> None:
     parser.add_argument("--skip-niqe", action="store_true")
     parser.add_argument("--skip-speed", action="store_true", help="skip throughput and the 4096² memory run")
     parser.add_argument("--json", help="write every number here")
+    parser.add_argument("--update-manifest", action="store_true",
+                        help="(test split) write the shipped seed-0 weights' test metrics into weights/MANIFEST.json")
     args = parser.parse_args()
     torch.set_num_threads(2)
+    warnings.filterwarnings("ignore", message="Mean of empty slice")  # inside basicsr's NIQE
     shipped = {"crl": Path(args.crl), "ablation": Path(args.ablation)}
     runs = find_runs(Path(args.runs), args.seeds, shipped)
     started = time.perf_counter()
@@ -252,6 +293,8 @@ def main() -> None:
         print(f"throughput: {results['throughput']['output_mp_per_s']} output MP/s "
               f"({results['throughput']['threads']} threads, tile {args.tile}); 4096x4096 tiled output: peak RSS "
               f"{results['memory']['peak_rss_gb']} GB, {results['memory']['seconds']} s")
+    if args.update_manifest:
+        update_manifest(results, shipped, runs)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
