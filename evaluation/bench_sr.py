@@ -204,23 +204,26 @@ def table(results: dict) -> str:
 
 
 RECIPES = {
-    "crl": "cvsuite sr train --config apps/sr/configs/crl_x4.yaml (train.seed=0; uninterrupted; 2000 steps, batch 8, "
-           "64-px HR patches, 1 CPU thread; scikit-image training photos only, degraded on the fly)",
-    "ablation": "cvsuite sr train --config apps/sr/configs/ablation_x4.yaml (train.seed=0; uninterrupted; same network, "
-                "initialisation and patches as CRL-SR, L1 only)",
+    "2k": {"crl": "cvsuite sr train --config apps/sr/configs/crl_x4.yaml (train.seed=0; uninterrupted; 2000 steps, "
+                  "batch 8, 64-px HR patches, 1 CPU thread; scikit-image training photos only, degraded on the fly)",
+           "ablation": "cvsuite sr train --config apps/sr/configs/ablation_x4.yaml (train.seed=0; uninterrupted; same "
+                       "network, initialisation and patches as CRL-SR, L1 only)"},
+    "long": {"crl": "cvsuite sr train --config apps/sr/configs/crl_x4_long.yaml (train.seed=0; uninterrupted; 5000 "
+                    "steps, batch 8, 64-px HR patches, 45% clean bicubic, 1 CPU thread; scikit-image training photos "
+                    "only, degraded on the fly)",
+             "ablation": "cvsuite sr train --config apps/sr/configs/ablation_x4_long.yaml (train.seed=0; uninterrupted; "
+                         "same network, initialisation and patches as CRL-SR, L1 only)"},
 }
 
 
-def update_manifest(results: dict, shipped: dict[str, Path], runs: dict[str, list[Path]]) -> None:
-    """Manifest entries of the shipped weights = the seed-0 runs, with their held-out test metrics."""
+def update_manifest(results: dict, shipped: dict[str, Path], recipe: str) -> None:
+    """Manifest entries of the shipped weights with their held-out test metrics (``results`` of the shipped files)."""
     from apps.sr.model import load_model as _load
-    from shared.weights import add_manifest_entry, sha256_of
+    from shared.weights import add_manifest_entry
 
     if results["split"] != "test":
         raise SystemExit("--update-manifest needs --split test")
     for arm, path in shipped.items():
-        if sha256_of(path) != sha256_of(runs[arm][0]):
-            raise SystemExit(f"{path} is not the seed-0 run {runs[arm][0]}")
         metrics: dict = {}
         for row, r in results["rows"].items():
             entry = r[arm]
@@ -232,21 +235,20 @@ def update_manifest(results: dict, shipped: dict[str, Path], runs: dict[str, lis
             metrics["niqe/real_lr_x4"] = round(results["niqe"]["mean"][ARMS[arm]], 4)
             metrics["niqe/real_lr_x4_bicubic"] = round(results["niqe"]["mean"]["bicubic"], 4)
         model = _load(path, SCALE)
-        add_manifest_entry(f"sr_{arm}_x4", path, RECIPES[arm], metrics, {
+        add_manifest_entry(f"sr_{arm}_x4", path, RECIPES[recipe][arm], metrics, {
             "app": "sr", "arch": "crlsr", "scale": SCALE, "params": count_parameters(model),
             "eval": "evaluation/bench_sr.py --split test: held-out chelsea/coffee/camera/grace_hopper x degradation "
                     "seeds 0,1,2, Y-PSNR/SSIM, 4-px border (basicsr)"})
         print(f"manifest: sr_{arm}_x4 updated", flush=True)
 
 
-def find_runs(runs_dir: Path, seeds: list[int], shipped: dict[str, Path]) -> dict[str, list[Path]]:
-    """Seed runs ``runs_dir/sr_<arm>_x4_s<S>/sr_model.safetensors``; without them the shipped weights (1 seed)."""
+def find_runs(runs_dir: Path, seeds: list[int]) -> dict[str, list[Path]]:
+    """Seed runs ``runs_dir/sr_<arm>_x4_s<S>/sr_model.safetensors`` (empty when ``seeds`` is empty)."""
     found = {arm: [runs_dir / f"sr_{arm}_x4_s{s}" / "sr_model.safetensors" for s in seeds] for arm in ARMS}
-    if all(p.is_file() for paths in found.values() for p in paths):
-        return found
     missing = [str(p) for paths in found.values() for p in paths if not p.is_file()]
-    print(f"# seed runs missing ({len(missing)}, e.g. {missing[0]}): using the shipped weights only", flush=True)
-    return {arm: [shipped[arm]] for arm in ARMS}
+    if missing:
+        raise SystemExit(f"missing seed runs: {', '.join(missing)} (see apps/sr/README.md for the commands)")
+    return found if seeds else {}
 
 
 def main() -> None:
@@ -254,7 +256,8 @@ def main() -> None:
     parser.add_argument("--split", choices=tuple(SPLITS), default="test",
                         help="validation (for choices) or held-out test (the README table)")
     parser.add_argument("--runs", default=str(ROOT / "runs"), help="folder with sr_{crl,ablation}_x4_s<S> runs")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds per arm")
+    parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2],
+                        help="training seeds per arm (none: only the shipped weights)")
     parser.add_argument("--deg-seeds", type=int, nargs="+", default=[0, 1, 2], help="degradation draws per photo")
     parser.add_argument("--rows", nargs="+", default=list(ROWS), choices=ROWS)
     parser.add_argument("--crl", default=str(ROOT / "weights" / "sr_crl_x4.safetensors"))
@@ -264,15 +267,18 @@ def main() -> None:
     parser.add_argument("--skip-niqe", action="store_true")
     parser.add_argument("--skip-speed", action="store_true", help="skip throughput and the 4096² memory run")
     parser.add_argument("--json", help="write every number here")
+    parser.add_argument("--shipped-recipe", choices=tuple(RECIPES), default="long",
+                        help="which recipe the shipped weights come from (for the manifest)")
     parser.add_argument("--update-manifest", action="store_true",
                         help="(test split) write the shipped seed-0 weights' test metrics into weights/MANIFEST.json")
     args = parser.parse_args()
     torch.set_num_threads(2)
     warnings.filterwarnings("ignore", message="Mean of empty slice")  # inside basicsr's NIQE
     shipped = {"crl": Path(args.crl), "ablation": Path(args.ablation)}
-    runs = find_runs(Path(args.runs), args.seeds, shipped)
+    runs = find_runs(Path(args.runs), args.seeds)
     started = time.perf_counter()
-    results = quality(args.split, runs, args.rows, args.deg_seeds)
+    results = quality(args.split, runs, args.rows, args.deg_seeds) if runs else {}
+    results["shipped_quality"] = quality(args.split, {a: [p] for a, p in shipped.items()}, args.rows, args.deg_seeds)
     shipped_models = {ARMS[a]: load_model(p, SCALE) for a, p in shipped.items() if p.is_file()}
     results["shipped"] = {a: str(p) for a, p in shipped.items()}
     results["parameters"] = {k: count_parameters(m) for k, m in shipped_models.items()}
@@ -282,9 +288,14 @@ def main() -> None:
         crl = shipped_models["CRL-SR"]
         results["throughput"] = throughput(crl, args.repeats)
         results["memory"] = peak_memory(str(shipped["crl"]), crl.receptive_radius, args.tile)
+    results["split"] = args.split
     results["seconds"] = round(time.perf_counter() - started, 1)
     print()
-    print(table(results))
+    if "rows" in results:
+        print(f"seed runs {args.seeds} per arm (mean ± std over seeds):")
+        print(table(results))
+    print("\nshipped weights (" + ", ".join(str(p) for p in shipped.values()) + "):")
+    print(table(results["shipped_quality"]))
     if "niqe" in results:
         m = results["niqe"]["mean"]
         print(f"\nNIQE (x4 of the {args.split} photos as they are, lower is better): "
@@ -294,7 +305,8 @@ def main() -> None:
               f"({results['throughput']['threads']} threads, tile {args.tile}); 4096x4096 tiled output: peak RSS "
               f"{results['memory']['peak_rss_gb']} GB, {results['memory']['seconds']} s")
     if args.update_manifest:
-        update_manifest(results, shipped, runs)
+        update_manifest(results["shipped_quality"] | {"niqe": results.get("niqe")} if "niqe" in results
+                        else results["shipped_quality"], shipped, args.shipped_recipe)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
