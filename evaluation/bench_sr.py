@@ -242,9 +242,9 @@ def update_manifest(results: dict, shipped: dict[str, Path], recipe: str) -> Non
         print(f"manifest: sr_{arm}_x4 updated", flush=True)
 
 
-def find_runs(runs_dir: Path, seeds: list[int]) -> dict[str, list[Path]]:
-    """Seed runs ``runs_dir/sr_<arm>_x4_s<S>/sr_model.safetensors`` (empty when ``seeds`` is empty)."""
-    found = {arm: [runs_dir / f"sr_{arm}_x4_s{s}" / "sr_model.safetensors" for s in seeds] for arm in ARMS}
+def find_runs(runs_dir: Path, seeds: list[int], pattern: str) -> dict[str, list[Path]]:
+    """Seed runs ``runs_dir/<pattern>/sr_model.safetensors`` (empty when ``seeds`` is empty)."""
+    found = {arm: [runs_dir / pattern.format(arm=arm, seed=s) / "sr_model.safetensors" for s in seeds] for arm in ARMS}
     missing = [str(p) for paths in found.values() for p in paths if not p.is_file()]
     if missing:
         raise SystemExit(f"missing seed runs: {', '.join(missing)} (see apps/sr/README.md for the commands)")
@@ -256,6 +256,8 @@ def main() -> None:
     parser.add_argument("--split", choices=tuple(SPLITS), default="test",
                         help="validation (for choices) or held-out test (the README table)")
     parser.add_argument("--runs", default=str(ROOT / "runs"), help="folder with sr_{crl,ablation}_x4_s<S> runs")
+    parser.add_argument("--run-pattern", default="sr_{arm}_x4_long_s{seed}",
+                        help="seed run folder under --runs (the 2000-step round: sr_{arm}_x4_s{seed})")
     parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2],
                         help="training seeds per arm (none: only the shipped weights)")
     parser.add_argument("--deg-seeds", type=int, nargs="+", default=[0, 1, 2], help="degradation draws per photo")
@@ -265,6 +267,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="throughput repeats (median)")
     parser.add_argument("--tile", type=int, default=256)
     parser.add_argument("--skip-niqe", action="store_true")
+    parser.add_argument("--skip-shipped", action="store_true", help="only the seed table")
     parser.add_argument("--skip-speed", action="store_true", help="skip throughput and the 4096² memory run")
     parser.add_argument("--json", help="write every number here")
     parser.add_argument("--shipped-recipe", choices=tuple(RECIPES), default="long",
@@ -275,9 +278,16 @@ def main() -> None:
     torch.set_num_threads(2)
     warnings.filterwarnings("ignore", message="Mean of empty slice")  # inside basicsr's NIQE
     shipped = {"crl": Path(args.crl), "ablation": Path(args.ablation)}
-    runs = find_runs(Path(args.runs), args.seeds)
+    runs = find_runs(Path(args.runs), args.seeds, args.run_pattern)
     started = time.perf_counter()
     results = quality(args.split, runs, args.rows, args.deg_seeds) if runs else {}
+    if args.skip_shipped:
+        results["split"] = args.split
+        print(f"\nseed runs {args.seeds} per arm (mean ± std over seeds):\n" + table(results))
+        if args.json:
+            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
+        return
     results["shipped_quality"] = quality(args.split, {a: [p] for a, p in shipped.items()}, args.rows, args.deg_seeds)
     shipped_models = {ARMS[a]: load_model(p, SCALE) for a, p in shipped.items() if p.is_file()}
     results["shipped"] = {a: str(p) for a, p in shipped.items()}
