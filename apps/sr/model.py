@@ -143,9 +143,16 @@ def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
+META_KEY = "cvsuite_sr_model"
+
+
 def model_metadata(arch: str, kwargs: dict[str, Any]) -> dict[str, str]:
-    """safetensors metadata from which :func:`load_model` rebuilds the network."""
-    return {"arch": arch, "model_kwargs": json.dumps(kwargs, sort_keys=True)}
+    """safetensors metadata from which :func:`load_model` rebuilds the network.
+
+    One key only: safetensors stores the metadata map in hash order, which varies between
+    processes, so a multi-key header would make two bit-identical trainings write different bytes.
+    """
+    return {META_KEY: json.dumps({"arch": arch, "model_kwargs": kwargs}, sort_keys=True)}
 
 
 def load_model(path: str | Path, scale: int | None = None) -> nn.Module:
@@ -163,7 +170,10 @@ def load_model(path: str | Path, scale: int | None = None) -> nn.Module:
                 meta = handle.metadata() or {}
         except Exception:  # noqa: BLE001 - load_state_dict already validated the file
             meta = {}
-    if "arch" in meta:
+    if META_KEY in meta:
+        record = json.loads(meta[META_KEY])
+        arch, kwargs = record["arch"], dict(record.get("model_kwargs", {}))
+    elif "arch" in meta:  # files written before the single-key header
         arch, kwargs = meta["arch"], json.loads(meta.get("model_kwargs", "{}"))
     elif (path.parent / "config.yaml").is_file():
         import yaml

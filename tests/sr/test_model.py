@@ -36,3 +36,23 @@ def test_degradation_embedding_modulates_the_restorer():
                         condition=False)
     assert count_parameters(plain) < count_parameters(model)
     assert plain(x, return_all=True)["degradation"] is None
+
+
+def test_weight_header_is_one_key_and_old_headers_still_load(tmp_path):
+    """safetensors writes its metadata map in hash order (varies per process): one key keeps the
+    bytes of a weight file a function of the tensors alone."""
+    import json
+
+    from apps.sr.model import META_KEY, load_model, model_metadata
+    from shared.weights import save_safetensors
+
+    kwargs = {"scale": 2, "width": 8, "invariant": 6, "enc_blocks": 1, "body_blocks": 1, "refine_blocks": 1}
+    meta = model_metadata("crlsr", kwargs)
+    assert list(meta) == [META_KEY] and json.loads(meta[META_KEY])["model_kwargs"] == kwargs
+    model = build_model("crlsr", **kwargs)
+    old = tmp_path / "old.safetensors"
+    save_safetensors(model.state_dict(), old, {"arch": "crlsr", "model_kwargs": json.dumps(kwargs)})
+    new = tmp_path / "new.safetensors"
+    save_safetensors(model.state_dict(), new, meta)
+    for path in (old, new):
+        assert load_model(path, 2).scale == 2
