@@ -1,21 +1,34 @@
-"""SR benchmark: held-out bundled photos × {bicubic, blind, spatially-variant} ×4 degradations.
+"""SR benchmark: CRL-SR vs its --no-contrastive ablation vs bicubic, x4, with an honest protocol.
 
-Reports Y-channel PSNR/SSIM (4-px border, basicsr convention) of bicubic, the no-contrastive
-ablation and CRL-SR; inference throughput (output megapixels/s, median of repeats, 2 threads);
-and the peak RSS of a 4096×4096 tiled output measured in a fresh subprocess. One JSON line per
-case, then a markdown table.
+* Photos are split three ways (``apps/sr/data.py``): training, **validation** (astronaut, rocket:
+  every tuned choice is scored with ``--split validation``) and **held-out test** (chelsea, coffee,
+  camera, grace_hopper: only the final table, ``--split test``).
+* Rows: clean MATLAB-bicubic LR; *mild* (Gaussian blur σ 0.8 → 2.2 across the image, bicubic x4,
+  Gaussian noise σ 5, JPEG 90 — the point values ``MILD_POINT``); *blind* (Real-ESRGAN first stage);
+  *spatially-variant*. Each photo x degradation seeds 0, 1, 2.
+* Arms: CRL-SR and the ablation, trained with seeds 0, 1, 2 each (``runs/sr_{crl,ablation}_x4_s{S}``,
+  see ``apps/sr/README.md``); for one seed both arms start from the same network and see the same
+  patches. Reported: mean ± std over seeds of the mean Y-PSNR/SSIM (4-px border, basicsr), the
+  paired CRL − ablation difference per seed, and the worst photo's gain over bicubic.
+* NIQE (basicsr) of x4 outputs of the split's photos taken as they are (real LR, no ground truth).
+* Throughput (output MP/s, 2 threads, tiled, median of repeats) and peak RSS of a 4096² tiled output
+  (fresh subprocess).
 
-    flock /tmp/cvsuite-train.lock env PYTHONPATH=. .venv/bin/python evaluation/bench_sr.py
+    nice -n 5 env PYTHONPATH=. .venv/bin/python evaluation/bench_sr.py --split test
+
+Numbers in the README were measured on a 2-core machine shared with other jobs.
 """
 from __future__ import annotations
 
 import argparse
+import warnings
 import json
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -24,10 +37,16 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from apps.sr.data import HELDOUT_PHOTOS, bundled_photo, write_image  # noqa: E402
-from apps.sr.evaluate import bicubic_upscale, evaluate_pairs, pairs_from_degradation  # noqa: E402
+from apps.sr.data import HELDOUT_PHOTOS, VALIDATION_PHOTOS, bundled_photo, write_image  # noqa: E402
+from apps.sr.degradations import MILD_POINT, DegradationConfig  # noqa: E402
+from apps.sr.evaluate import EvalPair, bicubic_upscale, niqe_y, pairs_from_degradation, psnr_y, ssim_y  # noqa: E402
 from apps.sr.infer import upscale_rgb  # noqa: E402
-from apps.sr.model import load_model  # noqa: E402
+from apps.sr.model import count_parameters, load_model  # noqa: E402
+
+SPLITS = {"validation": VALIDATION_PHOTOS, "test": HELDOUT_PHOTOS}
+ROWS = ("bicubic", "mild", "blind", "spatially-variant")
+ARMS = {"crl": "CRL-SR", "ablation": "ablation"}
+SCALE = 4
 
 RSS_CHILD = r"""
 import resource, sys, time
@@ -44,32 +63,104 @@ print(code, elapsed, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
 
 
-def quality(models: dict[str, torch.nn.Module], kinds: list[str], seeds: list[int]) -> list[dict]:
-    photos = [(name, bundled_photo(name)) for name in HELDOUT_PHOTOS]
-    rows = []
-    for kind in kinds:
-        # every held-out photo under several seeded draws of the degradation
-        pairs = [p for seed in seeds for p in pairs_from_degradation(photos, 4, kind, seed)]
-        upscalers = {"bicubic": lambda lr: bicubic_upscale(lr, 4)}
+def make_pairs(photos: tuple[str, ...], rows: list[str], deg_seeds: list[int]) -> dict[str, list[EvalPair]]:
+    """Degraded (LR, HR) pairs per row, shared by every model; ``mild`` uses the fixed point values."""
+    images = [(name, bundled_photo(name)) for name in photos]
+    mild = replace(DegradationConfig(), **MILD_POINT)
+    return {row: [p for seed in deg_seeds
+                  for p in pairs_from_degradation(images, SCALE, row, seed, mild if row == "mild" else None)]
+            for row in rows}
+
+
+def score(upscale, pairs: list[EvalPair]) -> dict[str, list]:
+    out: dict[str, list] = {"image": [], "psnr": [], "ssim": []}
+    for pair in pairs:
+        sr = upscale(pair.lr)
+        out["image"].append(pair.name)
+        out["psnr"].append(psnr_y(sr, pair.hr, SCALE))
+        out["ssim"].append(ssim_y(sr, pair.hr, SCALE))
+    return out
+
+
+def model_upscaler(model: torch.nn.Module):
+    return lambda lr: upscale_rgb(model, lr.astype(np.float32) / 255.0, SCALE, tile=0)
+
+
+def photo_gains(model_scores: dict[str, list], base: dict[str, list]) -> dict[str, float]:
+    """Per photo: mean over degradation draws of (model − bicubic) PSNR."""
+    gains: dict[str, list[float]] = {}
+    for name, m, b in zip(base["image"], model_scores["psnr"], base["psnr"]):
+        gains.setdefault(name, []).append(m - b)
+    return {name: float(np.mean(g)) for name, g in gains.items()}
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+
+
+def quality(split: str, runs: dict[str, list[Path]], rows: list[str], deg_seeds: list[int]) -> dict:
+    pairs = make_pairs(SPLITS[split], rows, deg_seeds)
+    bicubic = {row: score(lambda lr: bicubic_upscale(lr, SCALE), pairs[row]) for row in rows}
+    results: dict = {"split": split, "photos": list(SPLITS[split]), "degradation_seeds": deg_seeds, "rows": {}}
+    per_model: dict[str, dict[str, list[dict]]] = {arm: {row: [] for row in rows} for arm in runs}
+    for arm, paths in runs.items():
+        for path in paths:
+            model = load_model(path, SCALE)
+            up = model_upscaler(model)
+            for row in rows:
+                s = score(up, pairs[row])
+                gains = photo_gains(s, bicubic[row])
+                entry = {"weights": str(path), "psnr": float(np.mean(s["psnr"])), "ssim": float(np.mean(s["ssim"])),
+                         "photo_gain": gains, "worst_photo_gain": min(gains.values()),
+                         "worst_pair_gain": float(np.min(np.subtract(s["psnr"], bicubic[row]["psnr"])))}
+                per_model[arm][row].append(entry)
+                print(json.dumps({"case": f"quality/{split}/{row}", "arm": arm, **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in entry.items() if k != "photo_gain"}}), flush=True)
+    for row in rows:
+        r: dict = {"pairs": len(pairs[row]), "bicubic_psnr": float(np.mean(bicubic[row]["psnr"])),
+                   "bicubic_ssim": float(np.mean(bicubic[row]["ssim"]))}
+        for arm, entries in per_model.items():
+            r[arm] = {"psnr_mean_std": mean_std([e["psnr"] for e in entries[row]]),
+                      "ssim_mean_std": mean_std([e["ssim"] for e in entries[row]]),
+                      "gain_mean_std": mean_std([e["psnr"] - r["bicubic_psnr"] for e in entries[row]]),
+                      "worst_photo_gain": min(e["worst_photo_gain"] for e in entries[row]),
+                      "worst_photo_gain_per_seed": [e["worst_photo_gain"] for e in entries[row]],
+                      "photo_gain_seed0": entries[row][0]["photo_gain"],
+                      "seed0_psnr": entries[row][0]["psnr"], "seed0_ssim": entries[row][0]["ssim"],
+                      "seeds": len(entries[row])}
+        if "crl" in per_model and "ablation" in per_model:
+            diffs = [c["psnr"] - a["psnr"] for c, a in zip(per_model["crl"][row], per_model["ablation"][row])]
+            r["crl_minus_ablation_mean_std"] = mean_std(diffs)
+            r["crl_minus_ablation_per_seed"] = diffs
+        results["rows"][row] = r
+    return results
+
+
+def niqe_real(photos: tuple[str, ...], models: dict[str, torch.nn.Module]) -> dict:
+    """NIQE of x4 outputs of the photos taken as they are (no ground truth): lower is better."""
+    out: dict[str, dict[str, float]] = {}
+    for name in photos:
+        lr = bundled_photo(name)
+        row = {"bicubic": niqe_y(bicubic_upscale(lr, SCALE), SCALE)}
         for label, model in models.items():
-            upscalers[label] = (lambda m: lambda lr: upscale_rgb(m, lr.astype(np.float32) / 255.0, 4, tile=0))(model)
-        result = evaluate_pairs(pairs, 4, upscalers)
-        row = {"case": f"quality/{kind}", "pairs": result["images"], **{k: round(v, 4) for k, v in result["mean"].items()}}
-        print(json.dumps(row), flush=True)
-        rows.append(row)
-    return rows
+            row[label] = niqe_y(upscale_rgb(model, lr.astype(np.float32) / 255.0, SCALE, tile=256,
+                                            overlap=2 * model.receptive_radius), SCALE)
+        out[name] = row
+        print(json.dumps({"case": f"niqe/{name}", **{k: round(v, 4) for k, v in row.items()}}), flush=True)
+    labels = list(next(iter(out.values())))
+    return {"per_photo": out, "mean": {k: float(np.mean([r[k] for r in out.values()])) for k in labels}}
 
 
 def throughput(model: torch.nn.Module, repeats: int) -> dict:
     lr = (bundled_photo("astronaut")[:256, :256].astype(np.float32) / 255.0)
-    upscale_rgb(model, lr[:64, :64], 4, tile=256, overlap=2 * model.receptive_radius)  # warm-up
+    upscale_rgb(model, lr[:64, :64], SCALE, tile=256, overlap=2 * model.receptive_radius)  # warm-up
     times = []
     for _ in range(repeats):
         t = time.perf_counter()
-        upscale_rgb(model, lr, 4, tile=256, overlap=2 * model.receptive_radius)
+        upscale_rgb(model, lr, SCALE, tile=256, overlap=2 * model.receptive_radius)
         times.append(time.perf_counter() - t)
-    mp = (256 * 4) ** 2 / 1e6
-    row = {"case": "throughput/1024x1024-output", "threads": torch.get_num_threads(), "median_s": round(statistics.median(times), 3),
+    mp = (256 * SCALE) ** 2 / 1e6
+    row = {"case": "throughput/1024x1024-output", "threads": torch.get_num_threads(),
+           "median_s": round(statistics.median(times), 3),
            "output_mp_per_s": round(mp / statistics.median(times), 3), "repeats": repeats}
     print(json.dumps(row), flush=True)
     return row
@@ -93,30 +184,142 @@ def peak_memory(weights: str, radius: int, tile: int) -> dict:
     return row
 
 
+def fmt(ms: tuple[float, float], digits: int = 2) -> str:
+    return f"{ms[0]:.{digits}f} ± {ms[1]:.{digits}f}"
+
+
+def table(results: dict) -> str:
+    lines = [f"| degradation (x4, {results['split']}) | bicubic PSNR / SSIM | ablation PSNR / SSIM | CRL-SR PSNR / SSIM "
+             "| CRL-SR − bicubic | CRL-SR − ablation | worst photo vs bicubic (CRL-SR / ablation) |",
+             "|---|---|---|---|---|---|---|"]
+    for row, r in results["rows"].items():
+        cells = [row, f"{r['bicubic_psnr']:.2f} / {r['bicubic_ssim']:.4f}"]
+        for arm in ("ablation", "crl"):
+            cells.append(f"{fmt(r[arm]['psnr_mean_std'])} / {r[arm]['ssim_mean_std'][0]:.4f}" if arm in r else "—")
+        cells.append(f"{fmt(r['crl']['gain_mean_std'])} dB" if "crl" in r else "—")
+        cells.append(f"{fmt(r['crl_minus_ablation_mean_std'])} dB" if "crl_minus_ablation_mean_std" in r else "—")
+        cells.append(" / ".join(f"{r[a]['worst_photo_gain']:+.2f}" for a in ("crl", "ablation") if a in r) + " dB")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+RECIPES = {
+    "2k": {"crl": "cvsuite sr train --config apps/sr/configs/crl_x4.yaml (train.seed=0; uninterrupted; 2000 steps, "
+                  "batch 8, 64-px HR patches, 1 CPU thread; scikit-image training photos only, degraded on the fly)",
+           "ablation": "cvsuite sr train --config apps/sr/configs/ablation_x4.yaml (train.seed=0; uninterrupted; same "
+                       "network, initialisation and patches as CRL-SR, L1 only)"},
+    "long": {"crl": "cvsuite sr train --config apps/sr/configs/crl_x4_long.yaml (train.seed=0; uninterrupted; 5000 "
+                    "steps, batch 8, 64-px HR patches, 45% clean bicubic, 1 CPU thread; scikit-image training photos "
+                    "only, degraded on the fly)",
+             "ablation": "cvsuite sr train --config apps/sr/configs/ablation_x4_long.yaml (train.seed=0; uninterrupted; "
+                         "same network, initialisation and patches as CRL-SR, L1 only)"},
+}
+
+
+def update_manifest(results: dict, shipped: dict[str, Path], recipe: str) -> None:
+    """Manifest entries of the shipped weights with their held-out test metrics (``results`` of the shipped files)."""
+    from apps.sr.model import load_model as _load
+    from shared.weights import add_manifest_entry
+
+    if results["split"] != "test":
+        raise SystemExit("--update-manifest needs --split test")
+    for arm, path in shipped.items():
+        metrics: dict = {}
+        for row, r in results["rows"].items():
+            entry = r[arm]
+            metrics[f"psnr_y/{row}_x4"] = round(r[arm]["seed0_psnr"], 4)
+            metrics[f"ssim_y/{row}_x4"] = round(r[arm]["seed0_ssim"], 4)
+            metrics[f"bicubic_psnr_y/{row}_x4"] = round(r["bicubic_psnr"], 4)
+            metrics[f"worst_photo_gain_db/{row}_x4"] = round(entry["worst_photo_gain_per_seed"][0], 4)
+        if "niqe" in results:
+            metrics["niqe/real_lr_x4"] = round(results["niqe"]["mean"][ARMS[arm]], 4)
+            metrics["niqe/real_lr_x4_bicubic"] = round(results["niqe"]["mean"]["bicubic"], 4)
+        model = _load(path, SCALE)
+        add_manifest_entry(f"sr_{arm}_x4", path, RECIPES[recipe][arm], metrics, {
+            "app": "sr", "arch": "crlsr", "scale": SCALE, "params": count_parameters(model),
+            "eval": "evaluation/bench_sr.py --split test: held-out chelsea/coffee/camera/grace_hopper x degradation "
+                    "seeds 0,1,2, Y-PSNR/SSIM, 4-px border (basicsr)"})
+        print(f"manifest: sr_{arm}_x4 updated", flush=True)
+
+
+def find_runs(runs_dir: Path, seeds: list[int], pattern: str) -> dict[str, list[Path]]:
+    """Seed runs ``runs_dir/<pattern>/sr_model.safetensors`` (empty when ``seeds`` is empty)."""
+    found = {arm: [runs_dir / pattern.format(arm=arm, seed=s) / "sr_model.safetensors" for s in seeds] for arm in ARMS}
+    missing = [str(p) for paths in found.values() for p in paths if not p.is_file()]
+    if missing:
+        raise SystemExit(f"missing seed runs: {', '.join(missing)} (see apps/sr/README.md for the commands)")
+    return found if seeds else {}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--split", choices=tuple(SPLITS), default="test",
+                        help="validation (for choices) or held-out test (the README table)")
+    parser.add_argument("--runs", default=str(ROOT / "runs"), help="folder with sr_{crl,ablation}_x4_s<S> runs")
+    parser.add_argument("--run-pattern", default="sr_{arm}_x4_long_s{seed}",
+                        help="seed run folder under --runs (the 2000-step round: sr_{arm}_x4_s{seed})")
+    parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2],
+                        help="training seeds per arm (none: only the shipped weights)")
+    parser.add_argument("--deg-seeds", type=int, nargs="+", default=[0, 1, 2], help="degradation draws per photo")
+    parser.add_argument("--rows", nargs="+", default=list(ROWS), choices=ROWS)
     parser.add_argument("--crl", default=str(ROOT / "weights" / "sr_crl_x4.safetensors"))
     parser.add_argument("--ablation", default=str(ROOT / "weights" / "sr_ablation_x4.safetensors"))
-    parser.add_argument("--kinds", nargs="+", default=["bicubic", "blind", "spatially-variant"])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3, help="throughput repeats (median)")
     parser.add_argument("--tile", type=int, default=256)
-    parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--skip-niqe", action="store_true")
+    parser.add_argument("--skip-shipped", action="store_true", help="only the seed table")
+    parser.add_argument("--skip-speed", action="store_true", help="skip throughput and the 4096² memory run")
+    parser.add_argument("--json", help="write every number here")
+    parser.add_argument("--shipped-recipe", choices=tuple(RECIPES), default="long",
+                        help="which recipe the shipped weights come from (for the manifest)")
+    parser.add_argument("--update-manifest", action="store_true",
+                        help="(test split) write the shipped seed-0 weights' test metrics into weights/MANIFEST.json")
     args = parser.parse_args()
     torch.set_num_threads(2)
-    models = {"ablation": load_model(args.ablation, 4), "crlsr": load_model(args.crl, 4)}
-    rows = quality(models, args.kinds, args.seeds)
-    speed = throughput(models["crlsr"], args.repeats)
-    memory = None if args.skip_memory else peak_memory(args.crl, models["crlsr"].receptive_radius, args.tile)
-    print("\n| degradation (x4, held-out) | bicubic PSNR/SSIM | ablation PSNR/SSIM | CRL-SR PSNR/SSIM | CRL-SR − bicubic |")
-    print("|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['case'].split('/')[1]} | {r['bicubic_psnr']:.2f} / {r['bicubic_ssim']:.4f} | "
-              f"{r['ablation_psnr']:.2f} / {r['ablation_ssim']:.4f} | {r['crlsr_psnr']:.2f} / {r['crlsr_ssim']:.4f} | "
-              f"{r['crlsr_psnr'] - r['bicubic_psnr']:+.2f} dB |")
-    print(f"\nthroughput: {speed['output_mp_per_s']} output MP/s ({speed['threads']} threads, tile 256)")
-    if memory:
-        print(f"4096x4096 tiled output: peak RSS {memory['peak_rss_gb']} GB, {memory['seconds']} s")
+    warnings.filterwarnings("ignore", message="Mean of empty slice")  # inside basicsr's NIQE
+    shipped = {"crl": Path(args.crl), "ablation": Path(args.ablation)}
+    runs = find_runs(Path(args.runs), args.seeds, args.run_pattern)
+    started = time.perf_counter()
+    results = quality(args.split, runs, args.rows, args.deg_seeds) if runs else {}
+    if args.skip_shipped:
+        results["split"] = args.split
+        print(f"\nseed runs {args.seeds} per arm (mean ± std over seeds):\n" + table(results))
+        if args.json:
+            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
+        return
+    results["shipped_quality"] = quality(args.split, {a: [p] for a, p in shipped.items()}, args.rows, args.deg_seeds)
+    shipped_models = {ARMS[a]: load_model(p, SCALE) for a, p in shipped.items() if p.is_file()}
+    results["shipped"] = {a: str(p) for a, p in shipped.items()}
+    results["parameters"] = {k: count_parameters(m) for k, m in shipped_models.items()}
+    if not args.skip_niqe:
+        results["niqe"] = niqe_real(SPLITS[args.split], shipped_models)
+    if not args.skip_speed:
+        crl = shipped_models["CRL-SR"]
+        results["throughput"] = throughput(crl, args.repeats)
+        results["memory"] = peak_memory(str(shipped["crl"]), crl.receptive_radius, args.tile)
+    results["split"] = args.split
+    results["seconds"] = round(time.perf_counter() - started, 1)
+    print()
+    if "rows" in results:
+        print(f"seed runs {args.seeds} per arm (mean ± std over seeds):")
+        print(table(results))
+    print("\nshipped weights (" + ", ".join(str(p) for p in shipped.values()) + "):")
+    print(table(results["shipped_quality"]))
+    if "niqe" in results:
+        m = results["niqe"]["mean"]
+        print(f"\nNIQE (x4 of the {args.split} photos as they are, lower is better): "
+              + ", ".join(f"{k} {v:.3f}" for k, v in m.items()))
+    if "throughput" in results:
+        print(f"throughput: {results['throughput']['output_mp_per_s']} output MP/s "
+              f"({results['throughput']['threads']} threads, tile {args.tile}); 4096x4096 tiled output: peak RSS "
+              f"{results['memory']['peak_rss_gb']} GB, {results['memory']['seconds']} s")
+    if args.update_manifest:
+        update_manifest(results["shipped_quality"] | {"niqe": results.get("niqe")} if "niqe" in results
+                        else results["shipped_quality"], shipped, args.shipped_recipe)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -9,10 +9,35 @@ from typing import Any
 
 import numpy as np
 
-from shared.cli_utils import add_config_args, config_from_args
+from shared.cli_utils import add_config_args, add_force_arg, config_from_args
 from shared.errors import CvsuiteError, UsageError
 
 SHIPPED = {"crl": "sr_crl_x4", "ablation": "sr_ablation_x4"}
+KIND_CHOICES = ("bicubic", "mild", "blind", "spatially-variant")
+TILE_RANGE = (16, 4096)  # LR pixels; 0 = whole image
+OVERLAP_MAX = 512
+
+
+def check_tiling(tile: int, overlap: int | None) -> None:
+    """``--tile``/``--overlap`` bounds (usage errors, exit 2)."""
+    if tile != 0 and not TILE_RANGE[0] <= tile <= TILE_RANGE[1]:
+        raise UsageError(f"--tile must be 0 (whole image) or between {TILE_RANGE[0]} and {TILE_RANGE[1]} "
+                         f"LR pixels, got {tile}")
+    if overlap is not None and not 0 <= overlap <= OVERLAP_MAX:
+        raise UsageError(f"--overlap must be between 0 and {OVERLAP_MAX} LR pixels, got {overlap}")
+
+
+def resolve_overlap(model, tile: int, overlap: int | None) -> int:
+    """Default overlap = 2 × receptive radius (tiled output = whole-image output); warn below that."""
+    radius = int(getattr(model, "receptive_radius", 16))
+    if overlap is None:
+        return 2 * radius
+    if tile > 0 and overlap < 2 * radius:
+        import sys
+
+        print(f"cvsuite: warning: --overlap {overlap} is below 2 x the network's receptive radius ({2 * radius}): "
+              f"tile borders can show seams (omit --overlap for seam-free output)", file=sys.stderr)
+    return overlap
 
 
 def _load(weights: str | None, scale: int):
@@ -28,32 +53,41 @@ def _load(weights: str | None, scale: int):
 
 
 def cmd_degrade(args: argparse.Namespace) -> int:
-    from .data import list_images, read_image, resolve_hr_dirs, write_image
+    from .data import list_images, load_image, resolve_hr_dirs, write_image
     from .degradations import degrade, image_seed, mod_crop, quantize
 
+    from shared.guard import OutputGuard
+
     hr_dir = resolve_hr_dirs(args.hr)[0]
-    out = Path(args.out)
+    guard = OutputGuard(inputs=[args.hr, hr_dir], force=args.force)
+    out = guard.directory(args.out)
     hr_out = out / "HR"
     lr_out = out / f"LR_{args.kind}" / f"X{args.scale}"
-    if hr_out.resolve() == hr_dir.resolve() or lr_out.resolve() == hr_dir.resolve():
-        raise UsageError(f"--out {out} would write into the input folder {hr_dir}; choose another --out")
+    map_dir = out / f"maps_{args.kind}" / f"X{args.scale}"
     files = list_images(hr_dir)
     if not files:
         raise CvsuiteError(f"{hr_dir}: no images")
+    for path in files:  # claim every output before any work
+        guard.file(hr_out / f"{path.stem}.png")
+        guard.file(lr_out / f"{path.stem}x{args.scale}.png")
+        if args.maps and args.kind != "bicubic":
+            guard.file(map_dir / f"{path.stem}x{args.scale}.npz")
+    json_out = guard.file(lr_out / "degradations.json")
     records: dict[str, Any] = {}
     for path in files:
-        image = read_image(path)
+        image = load_image(path)
         hr = mod_crop(image.rgb, args.scale)
+        if hr.shape[0] < args.scale or hr.shape[1] < args.scale:
+            raise CvsuiteError(f"{path}: {image.rgb.shape[1]}x{image.rgb.shape[0]} is smaller than the scale {args.scale}")
         lr, meta = degrade(hr, args.scale, args.kind, seed=image_seed(args.seed, path.stem))
         write_image(hr_out / f"{path.stem}.png", quantize(hr))
         write_image(lr_out / f"{path.stem}x{args.scale}.png", quantize(lr))
         records[path.stem] = meta["info"]
         if args.maps and meta["maps"]:
-            map_dir = out / f"maps_{args.kind}" / f"X{args.scale}"
-            map_dir.mkdir(parents=True, exist_ok=True)
             np.savez_compressed(map_dir / f"{path.stem}x{args.scale}.npz", **meta["maps"])
-    (lr_out / "degradations.json").write_text(json.dumps(
+    json_out.write_text(json.dumps(
         {"kind": args.kind, "scale": args.scale, "seed": args.seed, "images": records}, indent=2) + "\n")
+    guard.record()
     print(f"wrote {len(files)} HR images to {hr_out} and LR images to {lr_out}")
     return 0
 
@@ -67,7 +101,18 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg.loss.contrastive = False
     if args.hr:
         cfg.data.hr = list(args.hr)
+    from shared.guard import OutputGuard
+
+    guard = OutputGuard(inputs=[h for h in cfg.data.hr if not h.startswith("photo:")] + [cfg.data.lr or None],
+                        force=args.force)
+    out = guard.directory(cfg.train.out_dir)
+    claimed = [out / "sr_model.safetensors"]
+    if not cfg.train.resume:  # a resumed run continues its own files
+        claimed += [out / "config.yaml", out / "metrics.jsonl", out / "checkpoints" / "last.pt"]
+    for path in claimed:
+        guard.file(path)
     summary = run_training(cfg)
+    guard.record()
     print(f"trained {summary['step']} steps; weights: {summary['weights']}")
     return 0
 
@@ -75,23 +120,36 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_infer(args: argparse.Namespace) -> int:
     from .infer import run_inference
 
+    from shared.guard import OutputGuard
+
+    check_tiling(args.tile, args.overlap)
+    guard = OutputGuard(inputs=[*args.inputs, args.weights if args.weights not in SHIPPED else None],
+                        force=args.force)
     model = _load(args.weights, args.scale)
-    overlap = args.overlap if args.overlap is not None else 2 * getattr(model, "receptive_radius", 16)
-    return run_inference(model, args.inputs, args.out, args.scale, args.tile, overlap, args.compare)
+    overlap = resolve_overlap(model, args.tile, args.overlap)
+    label = "ablation" if args.weights == "ablation" else "CRL-SR"
+    return run_inference(model, args.inputs, args.out, args.scale, args.tile, overlap, args.compare,
+                         guard=guard, model_label=label)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from .evaluate import bicubic_upscale, evaluate_pairs, hr_folder_images, pairs_from_degradation, pairs_from_folders, write_json
     from .infer import upscale_rgb
 
+    from shared.guard import OutputGuard
+
     if bool(args.lr) == bool(args.degradation):
         raise UsageError("give exactly one of --lr DIR or --degradation KIND")
+    check_tiling(args.tile, args.overlap)
+    guard = OutputGuard(inputs=[args.hr, args.lr, args.weights if args.weights not in SHIPPED else None],
+                        force=args.force)
+    json_out = guard.file(args.json) if args.json else None
     if args.lr:
         pairs = pairs_from_folders(args.hr, args.lr, args.scale)
     else:
         pairs = pairs_from_degradation(hr_folder_images(args.hr), args.scale, args.degradation, args.seed)
     model = _load(args.weights, args.scale)
-    overlap = 2 * getattr(model, "receptive_radius", 16)
+    overlap = resolve_overlap(model, args.tile, args.overlap)
 
     def run_model(lr: np.ndarray) -> np.ndarray:
         return upscale_rgb(model, lr.astype(np.float32) / 255.0, args.scale, args.tile, overlap)
@@ -105,8 +163,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     m = result["mean"]
     print(f"{'mean':<24} bicubic {m['bicubic_psnr']:.2f} dB / {m['bicubic_ssim']:.4f}   "
           f"model {m['model_psnr']:.2f} dB / {m['model_ssim']:.4f}  (Y channel, {args.scale}-px border)")
-    if args.json:
-        write_json(result, args.json)
+    if json_out is not None:
+        write_json(result, json_out)
+        guard.record()
     return 0
 
 
@@ -117,42 +176,51 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = sub.add_parser("degrade", help="write a degraded LR set in the standard layout")
     p.add_argument("--hr", required=True, help="HR folder (or DIV2K/Set5-style root)")
     p.add_argument("--out", required=True, help="output root: OUT/HR, OUT/LR_<kind>/X<scale>")
-    p.add_argument("--scale", type=int, default=4, choices=(2, 3, 4))
-    p.add_argument("--kind", default="blind", choices=("bicubic", "blind", "spatially-variant"))
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--scale", type=int, default=4, choices=(2, 3, 4), help="downscaling factor (default 4)")
+    p.add_argument("--kind", default="blind", choices=KIND_CHOICES, help="degradation pipeline (default blind)")
+    p.add_argument("--seed", type=int, default=0, help="degradation seed (per image: hash of seed and file stem)")
     p.add_argument("--maps", action="store_true", help="also write per-pixel kernel/noise maps (.npz)")
+    add_force_arg(p)
     p.set_defaults(func=cmd_degrade)
 
     p = sub.add_parser("train", help="train CRL-SR (or the --no-contrastive ablation)")
     add_config_args(p)
     p.add_argument("--no-contrastive", action="store_true", help="ablation: L1 only, same network")
     p.add_argument("--hr", nargs="+", help="HR folders or photo:NAME (overrides data.hr)")
-    p.add_argument("--out-dir", help="= train.out_dir")
-    p.add_argument("--steps", type=int, help="= train.max_steps")
-    p.add_argument("--resume", action="store_true", help="= train.resume=true")
+    p.add_argument("--out-dir", help="run folder (= train.out_dir)")
+    p.add_argument("--steps", type=int, help="optimizer steps (= train.max_steps)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT_DIR/checkpoints/last.pt (= train.resume=true)")
+    add_force_arg(p)
     p.set_defaults(func=cmd_train)
 
+    tile_help = (f"LR tile size, 0 = whole image, else {TILE_RANGE[0]}..{TILE_RANGE[1]} (default 256; bounds "
+                 "the memory of large images)")
+    overlap_help = (f"LR context per tile side, 0..{OVERLAP_MAX} (default 2 x the receptive radius: tiled = whole "
+                    "image; smaller values warn about seams)")
     p = sub.add_parser("infer", help="upscale images or folders (tiled)")
     p.add_argument("inputs", nargs="+", help="image files and/or folders")
-    p.add_argument("--scale", type=int, default=4)
+    p.add_argument("--scale", type=int, default=4, help="upscaling factor; must match the weights (default 4)")
     p.add_argument("--out", required=True, help="output folder (DIR/<stem>.png)")
     p.add_argument("--weights", help="weight file (default: shipped CRL-SR x4; 'ablation' for the ablation)")
-    p.add_argument("--tile", type=int, default=256, help="LR tile size (0 = whole image)")
-    p.add_argument("--overlap", type=int, help="LR context per tile side (default: 2 x receptive radius)")
-    p.add_argument("--compare", action="store_true", help="also write <stem>_compare.png: bicubic | ours")
+    p.add_argument("--tile", type=int, default=256, help=tile_help)
+    p.add_argument("--overlap", type=int, help=overlap_help)
+    p.add_argument("--compare", action="store_true",
+                   help="also write <stem>_compare.png: bicubic | CRL-SR side by side, captioned")
+    add_force_arg(p)
     p.set_defaults(func=cmd_infer)
 
     p = sub.add_parser("eval", help="PSNR/SSIM (Y, border crop) of the model and bicubic")
-    p.add_argument("--hr", required=True)
+    p.add_argument("--hr", required=True, help="HR folder (or Set5-style root with HR/)")
     p.add_argument("--lr", help="LR folder (e.g. Set5/LR_bicubic/X4)")
-    p.add_argument("--degradation", choices=("bicubic", "blind", "spatially-variant"),
-                   help="degrade --hr on the fly instead of reading --lr")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--scale", type=int, default=4)
-    p.add_argument("--weights")
-    p.add_argument("--tile", type=int, default=256)
+    p.add_argument("--degradation", choices=KIND_CHOICES, help="degrade --hr on the fly instead of reading --lr")
+    p.add_argument("--seed", type=int, default=0, help="degradation seed for --degradation (default 0)")
+    p.add_argument("--scale", type=int, default=4, help="upscaling factor; must match the weights (default 4)")
+    p.add_argument("--weights", help="weight file (default: shipped CRL-SR x4; 'ablation' for the ablation)")
+    p.add_argument("--tile", type=int, default=256, help=tile_help)
+    p.add_argument("--overlap", type=int, help=overlap_help)
     p.add_argument("--niqe", action="store_true", help="also report NIQE (basicsr)")
     p.add_argument("--json", help="write the full result here")
+    add_force_arg(p)
     p.set_defaults(func=cmd_eval)
     parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
 
@@ -169,7 +237,7 @@ def demo(out_dir: Path) -> dict[str, Any]:
     pair = pairs_from_degradation([("chelsea", bundled_photo("chelsea"))], 4, "blind", seed=0)[0]
     ours = upscale_rgb(model, pair.lr.astype(np.float32) / 255.0, 4, tile=0)
     bicubic = bicubic_upscale(pair.lr, 4)
-    write_image(out_dir / "chelsea_x4_bicubic_vs_crlsr.png", side_by_side(bicubic, ours))
+    write_image(out_dir / "chelsea_x4_bicubic_vs_crlsr.png", side_by_side(bicubic, ours, labels=("bicubic", "CRL-SR")))
     write_image(out_dir / "chelsea_x4_lr.png", pair.lr)
     return {"image": "chelsea (held out), blind x4",
             "bicubic_psnr_y": psnr_y(bicubic, pair.hr, 4), "crlsr_psnr_y": psnr_y(ours, pair.hr, 4),

@@ -40,7 +40,7 @@ try:  # basicsr hands OpenCV's JPEG encoder a float image; silence its "fallback
 except AttributeError:  # pragma: no cover - older OpenCV
     pass
 
-KINDS = ("bicubic", "blind", "spatially-variant")
+KINDS = ("bicubic", "mild", "blind", "spatially-variant")
 KERNEL_SIZE = 21  # every kernel is padded to this size (HR pixels)
 
 
@@ -68,6 +68,14 @@ class DegradationConfig:
     sv_region_prob: float = 0.5  # soft regions (else smooth random fields)
     sv_grid: tuple[int, int] = (2, 5)  # coarse grid size of the smooth fields
     sv_sharpness: float = 6.0  # softmax temperature of the smooth blend weights
+    # mild: isotropic Gaussian blur whose σ ramps linearly across the image (random direction)
+    # from σ_start to σ_end, bicubic resize, Gaussian noise, JPEG. Ranges are drawn uniformly; the
+    # benchmark's "mild" row fixes them to the point values 0.8 → 2.2, noise 5, JPEG 90 (MILD_POINT).
+    mild_sigma_start: tuple[float, float] = (0.6, 1.0)
+    mild_sigma_end: tuple[float, float] = (1.8, 2.6)
+    mild_noise: tuple[float, float] = (2.0, 8.0)  # Gaussian σ, 0..255 units
+    mild_jpeg: tuple[float, float] = (85.0, 95.0)
+    mild_levels: int = 6  # σ samples the per-pixel kernel is interpolated between
 
 
 _RESIZE = {"area": cv2.INTER_AREA, "bilinear": cv2.INTER_LINEAR, "bicubic": cv2.INTER_CUBIC}
@@ -217,6 +225,58 @@ def degrade_blind(hr: np.ndarray, scale: int, cfg: DegradationConfig) -> tuple[n
     return out.astype(np.float32), {"info": info, "maps": maps}
 
 
+def gaussian_kernel(sigma: float, size: int = KERNEL_SIZE) -> np.ndarray:
+    """Isotropic Gaussian kernel ``size``² (sums to 1)."""
+    r = (size - 1) / 2
+    yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
+    k = np.exp(-(xx ** 2 + yy ** 2) / (2 * sigma ** 2))
+    return (k / k.sum()).astype(np.float32)
+
+
+def degrade_mild(hr: np.ndarray, scale: int, cfg: DegradationConfig) -> tuple[np.ndarray, dict]:
+    """Gaussian blur with σ(p) ramping linearly from σ_start to σ_end along a random direction
+    (per-pixel kernel = linear interpolation between ``mild_levels`` Gaussians), bicubic resize,
+    Gaussian noise, JPEG — the everyday "slightly soft, slightly noisy, compressed" photo."""
+    H, W = hr.shape[:2]
+    h, w = H // scale, W // scale
+    s0, s1 = float(np.random.uniform(*cfg.mild_sigma_start)), float(np.random.uniform(*cfg.mild_sigma_end))
+    angle = float(np.random.uniform(-math.pi, math.pi))
+    yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
+    proj = xx * math.cos(angle) + yy * math.sin(angle)
+    ramp = (proj - proj.min()) / max(float(proj.max() - proj.min()), 1e-6)  # 0 → 1 across the image
+    sigma_map = s0 + (s1 - s0) * ramp
+    levels = np.linspace(min(s0, s1), max(s0, s1), cfg.mild_levels) if s0 != s1 else np.array([s0])
+    out = np.zeros_like(hr)
+    variance = np.zeros((H, W), np.float32)  # the blended kernel's second moment (exact, per pixel)
+    if len(levels) == 1:
+        out = blur(hr, gaussian_kernel(s0))
+        variance += kernel_covariance(gaussian_kernel(s0))[0, 0]
+    else:
+        pos = np.clip((sigma_map - levels[0]) / (levels[1] - levels[0]), 0, len(levels) - 1)
+        for j, sigma in enumerate(levels):  # hat-function weights: sum to 1 per pixel
+            wj = np.clip(1 - np.abs(pos - j), 0, 1)
+            if wj.max() > 0:
+                kernel = gaussian_kernel(float(sigma))
+                out += blur(hr, kernel) * wj[..., None]
+                variance += wj * float(kernel_covariance(kernel)[0, 0])
+    out = _resize(out, (w, h), "bicubic")
+    noise = float(np.random.uniform(*cfg.mild_noise))
+    out = np.clip(out + bsr_deg.generate_gaussian_noise(out, noise, False), 0, 1)
+    quality = float(np.random.uniform(*cfg.mild_jpeg))
+    out = _jpeg_rgb(out, quality)
+    lr_sigma = np.sqrt(cv2.resize(variance, (w, h), interpolation=cv2.INTER_AREA)).astype(np.float32)
+    maps = {"sigma_major": lr_sigma, "sigma_minor": lr_sigma.copy(), "theta": np.zeros((h, w), np.float32),
+            "noise_level": np.full((h, w), noise, np.float32)}
+    info = {"sigma_start": s0, "sigma_end": s1, "direction": angle, "resize": "bicubic", "noise": "gaussian",
+            "noise_level": noise, "jpeg_quality": quality}
+    return out.astype(np.float32), {"info": info, "maps": maps}
+
+
+# The point values of the issue's "mild" test degradation (the benchmark's mild row).
+MILD_POINT = {"mild_sigma_start": (0.8, 0.8), "mild_sigma_end": (2.2, 2.2), "mild_noise": (5.0, 5.0),
+              "mild_jpeg": (90.0, 90.0)}
+
+
 def degrade_spatially_variant(hr: np.ndarray, scale: int, cfg: DegradationConfig) -> tuple[np.ndarray, dict]:
     """Per-pixel kernels (blend of 2–4 random kernels) and a per-pixel Gaussian noise level."""
     H, W = hr.shape[:2]
@@ -289,6 +349,8 @@ def degrade(hr: np.ndarray, scale: int, kind: str, seed: int | None = None,
             return degrade_bicubic(hr, scale), {"info": {"kind": "bicubic"}, "maps": {}}
         if kind == "blind":
             lr, meta = degrade_blind(hr, scale, cfg)
+        elif kind == "mild":
+            lr, meta = degrade_mild(hr, scale, cfg)
         else:
             lr, meta = degrade_spatially_variant(hr, scale, cfg)
     meta["info"]["kind"] = kind

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from shared.errors import CvsuiteError
 
 from .data import list_images, paired_files, read_rgb_uint8, resolve_hr_dirs, resolve_lr_dir
-from .degradations import degrade, image_seed, mod_crop, quantize
+from .degradations import DegradationConfig, degrade, image_seed, mod_crop, quantize
 
 def _as_basicsr(img: np.ndarray) -> np.ndarray:
     """basicsr's metrics take HWC BGR (cv2 order); ours are RGB (grey stays 2-D)."""
@@ -85,12 +85,13 @@ def pairs_from_folders(hr: str | Path, lr: str | Path, scale: int) -> list[EvalP
     return out
 
 
-def pairs_from_degradation(hr_images: list[tuple[str, np.ndarray]], scale: int, kind: str, seed: int) -> list[EvalPair]:
+def pairs_from_degradation(hr_images: list[tuple[str, np.ndarray]], scale: int, kind: str, seed: int,
+                           cfg: DegradationConfig | None = None) -> list[EvalPair]:
     """Degrade HR images (name, uint8 RGB) on the fly with the per-image seeded pipeline."""
     out = []
     for name, img in hr_images:
         hr_img = mod_crop(img, scale)
-        lr, _ = degrade(hr_img.astype(np.float32) / 255.0, scale, kind, seed=image_seed(seed, name))
+        lr, _ = degrade(hr_img.astype(np.float32) / 255.0, scale, kind, seed=image_seed(seed, name), cfg=cfg)
         out.append(EvalPair(name, hr_img, quantize(lr)))
     return out
 

@@ -21,7 +21,7 @@ from torch import nn
 
 from shared.errors import CvsuiteError, UsageError
 
-from .data import IMAGE_EXTS, ImageData, read_image, write_image
+from .data import IMAGE_EXTS, ImageData, load_image, write_image
 from .evaluate import bicubic_upscale
 
 
@@ -117,11 +117,29 @@ def bicubic_image(image: ImageData, scale: int) -> np.ndarray:
     return rgb
 
 
-def side_by_side(left: np.ndarray, right: np.ndarray, gap: int = 8) -> np.ndarray:
-    """left | gap | right (white gap), same dtype and channels."""
+def side_by_side(left: np.ndarray, right: np.ndarray, gap: int = 8,
+                 labels: tuple[str, str] | None = None) -> np.ndarray:
+    """left | gap | right (white gap), same dtype and channels; with ``labels`` each half gets its
+    caption (e.g. "bicubic" | "CRL-SR") drawn in a white band above it."""
     peak = np.iinfo(left.dtype).max
     gap_shape = (left.shape[0], gap) + left.shape[2:]
-    return np.concatenate([left, np.full(gap_shape, peak, left.dtype), right], axis=1)
+    body = np.concatenate([left, np.full(gap_shape, peak, left.dtype), right], axis=1)
+    if not labels:
+        return body
+    band_h = max(14, min(48, left.shape[0] // 8))
+    ink = np.full((band_h, body.shape[1]), 255, np.uint8)  # OpenCV draws text on 8-bit only
+    font_scale = band_h / 30.0
+    thickness = max(1, band_h // 14)
+    for text, x0, width in ((labels[0], 0, left.shape[1]), (labels[1], left.shape[1] + gap, right.shape[1])):
+        (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font_scale, thickness)
+        org = (x0 + max(2, (width - tw) // 2), (band_h + th) // 2)
+        cv2.putText(ink, text, org, cv2.FONT_HERSHEY_SIMPLEX, font_scale, 0, thickness, cv2.LINE_AA)
+    band = np.round(ink.astype(np.float64) * (peak / 255.0)).astype(body.dtype)
+    if body.ndim == 3:  # black text on white for every colour channel; alpha (4th channel) opaque
+        band = np.repeat(band[..., None], body.shape[2], axis=2)
+        if body.shape[2] == 4:
+            band[..., 3] = peak
+    return np.concatenate([band, body], axis=0)
 
 
 def collect_inputs(inputs: list[str]) -> tuple[list[Path], list[str]]:
@@ -141,36 +159,59 @@ def collect_inputs(inputs: list[str]) -> tuple[list[Path], list[str]]:
     return files, errors
 
 
-def run_inference(model: nn.Module, inputs: list[str], out_dir: str | Path, scale: int, tile: int = 256,
-                  overlap: int = 32, compare: bool = False, log=print) -> int:
-    """Upscale every input into ``out_dir/<stem>.png`` (+ ``<stem>_compare.png``); returns the exit code.
+def output_paths(files: list[Path], out_dir: Path, compare: bool) -> dict[Path, list[Path]]:
+    """``<stem>.png`` (+ ``<stem>_compare.png``) in ``out_dir`` for every input file."""
+    return {path: [out_dir / f"{path.stem}.png"] + ([out_dir / f"{path.stem}_compare.png"] if compare else [])
+            for path in files}
 
-    A bad input prints one ``cvsuite: error:`` line and the batch goes on; never writes over an input.
+
+def run_inference(model: nn.Module, inputs: list[str], out_dir: str | Path, scale: int, tile: int = 256,
+                  overlap: int = 32, compare: bool = False, log=print, guard=None,
+                  model_label: str = "CRL-SR") -> int:
+    """Upscale every input into ``out_dir/<stem>.png`` (+ labelled ``<stem>_compare.png``); returns the exit code.
+
+    Every output is claimed through ``guard`` (a :class:`shared.guard.OutputGuard`; one is made with
+    the inputs when none is given) *before* any image is processed: an output that is an input, or
+    lies in an input folder, or is a foreign existing file (without ``--force``) stops the command
+    (exit 2). A bad input image prints one ``cvsuite: error:`` line, the batch goes on, exit code 1.
     """
+    from shared.guard import OutputGuard
+
     out_dir = Path(out_dir)
     files, errors = collect_inputs(inputs)
+    if guard is None:
+        guard = OutputGuard(inputs=inputs)
+    guard.add_inputs(*files)
+    guard.directory(out_dir)
+    targets_of = output_paths(files, out_dir, compare)
+    claimed: dict[Path, Path] = {}
+    duplicates: dict[Path, Path] = {}
+    for path, targets in targets_of.items():
+        key = targets[0].resolve()
+        if key in claimed:  # two inputs with the same stem: the second one is reported, not written
+            duplicates[path] = claimed[key]
+            continue
+        claimed[key] = path
+        for target in targets:
+            guard.file(target)
     for message in errors:
         print(f"cvsuite: error: {message}", file=sys.stderr)
-    protected = {p.resolve() for p in files}
-    written: set[Path] = set()
     failures = len(errors)
     for path in files:
-        targets = [out_dir / f"{path.stem}.png"] + ([out_dir / f"{path.stem}_compare.png"] if compare else [])
+        targets = targets_of[path]
         try:
-            for target in targets:
-                if target.resolve() in protected:
-                    raise CvsuiteError(f"{path}: output {target} would overwrite an input; choose another --out")
-                if target.resolve() in written:
-                    raise CvsuiteError(f"{path}: output {target} was already written by another input with the "
-                                       f"same name in this batch")
-            image = read_image(path)
+            if path in duplicates:
+                raise CvsuiteError(f"{path}: output {targets[0]} is also the output of {duplicates[path]} "
+                                   f"in this batch; rename one of them")
+            image = load_image(path)
             result = upscale_image(model, image, scale, tile, overlap)
             write_image(targets[0], result)
             if compare:
-                write_image(targets[1], side_by_side(bicubic_image(image, scale), result))
-            written.update(t.resolve() for t in targets)
+                write_image(targets[1], side_by_side(bicubic_image(image, scale), result,
+                                                     labels=("bicubic", model_label)))
             log(f"{path} -> {targets[0]} ({result.shape[1]}x{result.shape[0]})")
         except CvsuiteError as exc:
             failures += 1
             print(f"cvsuite: error: {exc}", file=sys.stderr)
+    guard.record()
     return 1 if failures else 0

@@ -45,7 +45,7 @@ class CRLObjective(nn.Module):
 
     def __init__(self, scale: int, width: int, invariant: int, contrastive: bool = True, embed_dim: int = 64,
                  temperature: float = 0.1, bidirectional_weight: float = 0.05, conditional_weight: float = 0.02,
-                 grid: int = 2) -> None:
+                 grid: int = 2, gather_distributed: bool = True) -> None:
         super().__init__()
         self.contrastive, self.grid = contrastive, grid
         self.w_bi, self.w_cond = bidirectional_weight, conditional_weight
@@ -55,8 +55,9 @@ class CRLObjective(nn.Module):
             self.proj_var = mlp(width - invariant, embed_dim)
             self.proj_hr = mlp(width, embed_dim)
             self.proj_out = mlp(width, embed_dim)
-            self.bidirectional = BidirectionalContrastiveLoss(temperature)
-            self.conditional = ConditionalContrastiveLoss(embed_dim, invariant, temperature)
+            # under DDP the negatives come from every rank (with gradients); no-op in one process
+            self.bidirectional = BidirectionalContrastiveLoss(temperature, gather_distributed)
+            self.conditional = ConditionalContrastiveLoss(embed_dim, invariant, temperature, gather_distributed)
 
     def forward(self, out: dict[str, torch.Tensor], hr: torch.Tensor, warmup: bool = False,
                 contrast_scale: float = 1.0) -> dict[str, torch.Tensor]:

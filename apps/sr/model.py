@@ -54,21 +54,43 @@ class UpHead(nn.Module):
         return self.shuffle(self.conv(x))
 
 
+class DegradationFiLM(nn.Module):
+    """Per-pixel FiLM from the degradation embedding: ``g ↦ g ⊙ (1 + γ(d)) + β(d)``.
+
+    γ, β are a 1×1 conv of ``d``, zero-initialised, so the layer starts as the identity.
+    """
+
+    def __init__(self, cond: int, width: int) -> None:
+        super().__init__()
+        self.affine = nn.Conv2d(cond, 2 * width, 1)
+        nn.init.zeros_(self.affine.weight)
+        nn.init.zeros_(self.affine.bias)
+
+    def forward(self, g: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+        gamma, beta = self.affine(d).chunk(2, dim=1)
+        return g * (1 + gamma) + beta
+
+
 @SR_ARCHS.register("crlsr")
 class CRLSR(nn.Module):
-    """Decoupling encoder, restorer on the invariant features, feature refinement stage.
+    """Decoupling encoder, degradation-conditioned restorer, feature refinement stage.
 
     ``forward`` computes: ``f = E(x)``, ``[u | v] = f`` (first ``invariant`` channels are the
-    resolution-invariant part ``u``, the rest the variant part ``v``, which the restorer never
-    sees), ``g = R(u)``, coarse ``y0 = bicubic(x) + H0(g)``, refined ``y = y0 + H1(g + Φ(g))``.
+    resolution-invariant content ``u``, the rest the resolution-variant part ``v``, i.e. what the
+    degradation did). With ``condition`` the restorer adapts to the input: a per-pixel degradation
+    embedding ``d = D(v)`` modulates the restorer and the refinement stage by FiLM,
+    ``g0 = FiLM_0(B_in(u), d)``, ``g = g0 + R(g0)``, coarse ``y0 = bicubic(x) + H0(g)``, refined
+    ``y = y0 + H1(FiLM_1(g + Φ(g), d))``. The heads H0, H1 are zero-initialised, so the untrained
+    network *is* bicubic interpolation (a global residual over bicubic); everything is local
+    (receptive radius ``receptive_radius``), so tiled inference equals whole-image inference.
     """
 
     def __init__(self, scale: int = 4, width: int = 32, invariant: int = 24, enc_blocks: int = 2,
-                 body_blocks: int = 5, refine_blocks: int = 2) -> None:
+                 body_blocks: int = 5, refine_blocks: int = 2, condition: bool = True, cond_dim: int = 16) -> None:
         super().__init__()
         if not 0 < invariant < width:
             raise CvsuiteError(f"model.invariant must be between 1 and width-1 ({width - 1}), got {invariant}")
-        self.scale, self.invariant = scale, invariant
+        self.scale, self.invariant, self.condition = scale, invariant, condition
         self.head = conv3(3, width)
         self.encoder = res_stack(width, enc_blocks)
         self.body_in = conv3(invariant, width)
@@ -76,8 +98,19 @@ class CRLSR(nn.Module):
         self.up0 = UpHead(width, scale)
         self.refine = nn.Sequential(res_stack(width, refine_blocks), conv3(width, width))
         self.up1 = UpHead(width, scale)
+        for head in (self.up0, self.up1):  # start as bicubic: the learned part is a residual over it
+            nn.init.zeros_(head.conv.weight)
+            nn.init.zeros_(head.conv.bias)
+        cond_radius = 0
+        if condition:
+            self.degradation = nn.Sequential(conv3(width - invariant, cond_dim), nn.ReLU(inplace=True),
+                                             nn.Conv2d(cond_dim, cond_dim, 1), nn.ReLU(inplace=True))
+            self.film_body = DegradationFiLM(cond_dim, width)
+            self.film_refine = DegradationFiLM(cond_dim, width)
+            cond_radius = 0  # D adds 1 px, but runs beside body_in (also 1 px): the longest path is unchanged
         # 3x3 convs on the longest input→output path, +2 for the bicubic skip's support
-        self.receptive_radius = 1 + 2 * enc_blocks + 1 + 2 * body_blocks + 1 + 2 * refine_blocks + 1 + 1 + 2
+        self.receptive_radius = (1 + 2 * enc_blocks + 1 + 2 * body_blocks + 1 + 2 * refine_blocks + 1 + 1 + 2
+                                 + cond_radius)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         feats = self.encoder(self.head(x - 0.5))
@@ -86,12 +119,19 @@ class CRLSR(nn.Module):
     def forward(self, x: torch.Tensor, return_all: bool = False) -> Any:
         invariant, variant = self.encode(x)
         g0 = self.body_in(invariant)
+        d = self.degradation(variant) if self.condition else None
+        if d is not None:
+            g0 = self.film_body(g0, d)
         g = g0 + self.body(g0)
         base = F.interpolate(x, scale_factor=self.scale, mode="bicubic", align_corners=False)
         coarse = base + self.up0(g)
-        sr = coarse + self.up1(g + self.refine(g))
+        refined = g + self.refine(g)
+        if d is not None:
+            refined = self.film_refine(refined, d)
+        sr = coarse + self.up1(refined)
         if return_all:
-            return {"sr": sr, "coarse": coarse, "base": base, "invariant": invariant, "variant": variant}
+            return {"sr": sr, "coarse": coarse, "base": base, "invariant": invariant, "variant": variant,
+                    "degradation": d}
         return sr
 
 
@@ -103,9 +143,16 @@ def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
+META_KEY = "cvsuite_sr_model"
+
+
 def model_metadata(arch: str, kwargs: dict[str, Any]) -> dict[str, str]:
-    """safetensors metadata from which :func:`load_model` rebuilds the network."""
-    return {"arch": arch, "model_kwargs": json.dumps(kwargs, sort_keys=True)}
+    """safetensors metadata from which :func:`load_model` rebuilds the network.
+
+    One key only: safetensors stores the metadata map in hash order, which varies between
+    processes, so a multi-key header would make two bit-identical trainings write different bytes.
+    """
+    return {META_KEY: json.dumps({"arch": arch, "model_kwargs": kwargs}, sort_keys=True)}
 
 
 def load_model(path: str | Path, scale: int | None = None) -> nn.Module:
@@ -123,7 +170,10 @@ def load_model(path: str | Path, scale: int | None = None) -> nn.Module:
                 meta = handle.metadata() or {}
         except Exception:  # noqa: BLE001 - load_state_dict already validated the file
             meta = {}
-    if "arch" in meta:
+    if META_KEY in meta:
+        record = json.loads(meta[META_KEY])
+        arch, kwargs = record["arch"], dict(record.get("model_kwargs", {}))
+    elif "arch" in meta:  # files written before the single-key header
         arch, kwargs = meta["arch"], json.loads(meta.get("model_kwargs", "{}"))
     elif (path.parent / "config.yaml").is_file():
         import yaml

@@ -8,10 +8,11 @@ from typing import Any
 import torch
 
 from shared.engine import TrainConfig, Trainer, TrainTask
+from shared.engine.seed import seed_everything
 from shared.errors import UsageError
 from shared.weights import save_safetensors
 
-from .data import TRAIN_PHOTOS, SRTrainDataset, load_hr_images, paired_files, read_rgb_uint8, resolve_lr_dir
+from .data import TRAIN_PHOTOS, SRTrainDataset, check_min_size, load_hr_images, paired_files, read_rgb_uint8, resolve_lr_dir
 from .losses import CRLObjective
 from .model import build_model, count_parameters, model_metadata
 
@@ -25,6 +26,8 @@ class ModelConfig:
     enc_blocks: int = 2
     body_blocks: int = 5
     refine_blocks: int = 2
+    condition: bool = True  # degradation embedding from the variant features modulates the restorer (FiLM)
+    cond_dim: int = 16
 
 
 @dataclass
@@ -33,8 +36,8 @@ class DataConfig:
     hr: list[str] = field(default_factory=lambda: [f"photo:{name}" for name in TRAIN_PHOTOS])
     lr: str = ""  # paired LR folder (e.g. DIV2K_train_LR_bicubic/X4); empty = degrade HR on the fly
     patch_size: int = 96  # HR patch side
-    kinds: list[str] = field(default_factory=lambda: ["bicubic", "blind", "spatially-variant"])
-    kind_probs: list[float] = field(default_factory=lambda: [0.2, 0.5, 0.3])
+    kinds: list[str] = field(default_factory=lambda: ["bicubic", "mild", "blind", "spatially-variant"])
+    kind_probs: list[float] = field(default_factory=lambda: [0.35, 0.25, 0.2, 0.2])
     length: int = 100_000  # samples per (virtual) epoch
 
 
@@ -48,6 +51,7 @@ class LossConfig:
     grid: int = 2  # contrastive patches per training crop: grid x grid cells
     warmup_steps: int = 0  # contrastive-only steps before joint training (DASR-style)
     weight_schedule: str = "constant"  # "linear": λ_bi, λ_cond decay linearly to 0 at train.max_steps
+    gather_distributed: bool = True  # DDP: contrastive negatives from every rank (gather_with_grad)
 
 
 @dataclass
@@ -75,7 +79,8 @@ class SRTask(TrainTask):
         if lc.contrastive and not hasattr(self.net, "encode"):
             raise UsageError(f"arch {m.arch!r} has no invariant/variant encoder; use loss.contrastive=false")
         self.objective = CRLObjective(m.scale, m.width, m.invariant, lc.contrastive, lc.embed_dim, lc.temperature,
-                                      lc.bidirectional_weight, lc.conditional_weight, lc.grid)
+                                      lc.bidirectional_weight, lc.conditional_weight, lc.grid,
+                                      lc.gather_distributed)
         self.warmup_steps = lc.warmup_steps if lc.contrastive else 0
         if lc.weight_schedule not in ("constant", "linear"):
             raise UsageError(f"loss.weight_schedule must be 'constant' or 'linear', got {lc.weight_schedule!r}")
@@ -110,14 +115,20 @@ def build_dataset(cfg: SRConfig) -> SRTrainDataset:
         from .data import resolve_hr_dirs
 
         pairs = paired_files(resolve_hr_dirs(d.hr[0])[0], lr_dir, cfg.model.scale)
-        hr = [read_rgb_uint8(h) for h, _ in pairs]
-        lr = [read_rgb_uint8(l_) for _, l_ in pairs]
+        hr = [check_min_size(read_rgb_uint8(h), d.patch_size, str(h)) for h, _ in pairs]
+        lr = [check_min_size(read_rgb_uint8(l_), d.patch_size // cfg.model.scale, str(l_)) for _, l_ in pairs]
         return SRTrainDataset(hr, cfg.model.scale, d.patch_size, d.kinds, d.kind_probs, d.length, lr_images=lr)
-    return SRTrainDataset(load_hr_images(d.hr), cfg.model.scale, d.patch_size, d.kinds, d.kind_probs, d.length)
+    return SRTrainDataset(load_hr_images(d.hr, d.patch_size), cfg.model.scale, d.patch_size, d.kinds, d.kind_probs, d.length)
 
 
 def run_training(cfg: SRConfig) -> dict[str, Any]:
-    """Train; also writes ``out_dir/sr_model.safetensors`` with the arch metadata for ``infer``/``eval``."""
+    """Train; also writes ``out_dir/sr_model.safetensors`` with the arch metadata for ``infer``/``eval``.
+
+    The RNGs are seeded *before* the network is built, so the initial weights depend only on
+    ``train.seed`` (the contrastive heads are built after the network, so CRL-SR and its ablation
+    start from the same network for the same seed).
+    """
+    seed_everything(cfg.train.seed)
     task = SRTask(cfg)
     trainer = Trainer(cfg.train, task, build_dataset(cfg), full_config=cfg)
     summary = trainer.fit()

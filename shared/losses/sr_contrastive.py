@@ -18,6 +18,11 @@ Notation: ``N`` patch embeddings per batch (e.g. B images × g² grid cells), di
 
       L_cond = mean_i ℓ(e_i(a_i), e_i(p_i), {e_i(n_ik)}_k ∪ {e_i(p_j)}_{j≠i})
 
+Under DDP (``gather_distributed=True`` and more than one process) each rank keeps its local
+anchors but draws the negatives — the other patches' ``h_j``/``u_j``/``v_j`` and ``p_j`` — from every
+rank with :func:`shared.engine.distributed.gather_with_grad`; after DDP's gradient averaging the
+loss and gradients equal the single-process loss on the concatenated batch (tested on 2 gloo ranks).
+
 Example::
 
     bi = BidirectionalContrastiveLoss(temperature=0.1)
@@ -30,24 +35,37 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from shared.engine.distributed import gather_with_grad, get_rank, get_world_size
+
 from ._checks import LossInputError, check_2d, check_positive
 from .infonce import InfoNCE
 
 
-def others(x: torch.Tensor) -> torch.Tensor:
-    """``(N, D)`` → ``(N, N-1, D)``: row i holds every row of ``x`` except row i."""
-    n = x.shape[0]
-    mask = ~torch.eye(n, dtype=torch.bool, device=x.device)
-    return x.unsqueeze(0).expand(n, n, x.shape[1])[mask].view(n, n - 1, x.shape[1])
+def others(x: torch.Tensor, offset: int = 0, n: int | None = None) -> torch.Tensor:
+    """``(M, D)`` → ``(n, M-1, D)``: row i holds every row of ``x`` except row ``offset + i``
+    (``n`` anchors, default all rows; ``offset`` = where this rank's rows sit in a gathered ``x``)."""
+    m, d = x.shape
+    n = m if n is None else n
+    mask = torch.ones(n, m, dtype=torch.bool, device=x.device)
+    mask[torch.arange(n, device=x.device), offset + torch.arange(n, device=x.device)] = False
+    return x.unsqueeze(0).expand(n, m, d)[mask].view(n, m - 1, d)
+
+
+def _gathered(gather: bool, *tensors: torch.Tensor) -> tuple[int, list[torch.Tensor]]:
+    """(row offset of the local batch, tensors gathered over ranks) — identity in one process."""
+    if not gather or get_world_size() == 1:
+        return 0, list(tensors)
+    return get_rank() * tensors[0].shape[0], [gather_with_grad(t) for t in tensors]
 
 
 class BidirectionalContrastiveLoss(nn.Module):
     """LR-invariant ↔ HR positives in both directions; variant part and other patches negatives."""
 
-    def __init__(self, temperature: float = 0.1) -> None:
+    def __init__(self, temperature: float = 0.1, gather_distributed: bool = False) -> None:
         super().__init__()
         check_positive("BidirectionalContrastiveLoss", "temperature", temperature)
         self.info_nce = InfoNCE(temperature)
+        self.gather_distributed = gather_distributed
 
     def forward(self, invariant: torch.Tensor, hr: torch.Tensor, variant: torch.Tensor) -> torch.Tensor:
         name = "BidirectionalContrastiveLoss"
@@ -57,19 +75,21 @@ class BidirectionalContrastiveLoss(nn.Module):
         check_2d("variant", name, variant, dim=d)
         if n < 2:
             raise LossInputError(f"{name}: needs at least 2 patches, got {n}")
-        var = variant.unsqueeze(0).expand(n, variant.shape[0], d)
-        lr_to_hr = self.info_nce(invariant, hr, torch.cat([others(hr), var], dim=1))
-        hr_to_lr = self.info_nce(hr, invariant, torch.cat([others(invariant), var], dim=1))
+        offset, (inv_all, hr_all, var_all) = _gathered(self.gather_distributed, invariant, hr, variant)
+        var = var_all.unsqueeze(0).expand(n, var_all.shape[0], d)
+        lr_to_hr = self.info_nce(invariant, hr, torch.cat([others(hr_all, offset, n), var], dim=1))
+        hr_to_lr = self.info_nce(hr, invariant, torch.cat([others(inv_all, offset, n), var], dim=1))
         return 0.5 * (lr_to_hr + hr_to_lr)
 
 
 class ConditionalContrastiveLoss(nn.Module):
     """Restored ↔ HR positives, degraded versions and other patches negatives, FiLM-conditioned on the input."""
 
-    def __init__(self, dim: int, cond_dim: int, temperature: float = 0.1) -> None:
+    def __init__(self, dim: int, cond_dim: int, temperature: float = 0.1, gather_distributed: bool = False) -> None:
         super().__init__()
         check_positive("ConditionalContrastiveLoss", "temperature", temperature)
         self.info_nce = InfoNCE(temperature)
+        self.gather_distributed = gather_distributed
         self.film = nn.Linear(cond_dim, 2 * dim)
         nn.init.zeros_(self.film.weight)
         nn.init.zeros_(self.film.bias)
@@ -90,6 +110,7 @@ class ConditionalContrastiveLoss(nn.Module):
         a = anchor * scale + beta
         p = positive * scale + beta
         negs = negatives * scale.unsqueeze(1) + beta.unsqueeze(1)
-        # other patches' HR embeddings, modulated by *this* patch's condition
-        other_p = others(positive) * scale.unsqueeze(1) + beta.unsqueeze(1) if n > 1 else negs[:, :0]
+        # other patches' HR embeddings (all ranks under DDP), modulated by *this* patch's condition
+        offset, (p_all,) = _gathered(self.gather_distributed, positive)
+        other_p = others(p_all, offset, n) * scale.unsqueeze(1) + beta.unsqueeze(1) if p_all.shape[0] > 1 else negs[:, :0]
         return self.info_nce(a, p, torch.cat([negs, other_p], dim=1))

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from shared.losses._checks import LossInputError
-from shared.losses.sr_contrastive import BidirectionalContrastiveLoss, ConditionalContrastiveLoss
+from shared.losses.sr_contrastive import BidirectionalContrastiveLoss, ConditionalContrastiveLoss, others
 
 
 def nce(q: torch.Tensor, pos: torch.Tensor, negs: list[torch.Tensor], t: float) -> float:
@@ -69,3 +69,60 @@ def test_conditional_starts_unconditioned_and_rejects_bad_shapes():
         loss_fn(a, p, torch.randn(3, 4), torch.zeros(3, 2))
     with pytest.raises(LossInputError):
         BidirectionalContrastiveLoss(0.1)(torch.randn(1, 4), torch.randn(1, 4), torch.randn(1, 4))
+
+
+def test_others_with_offset_skips_the_anchor_row_of_a_gathered_batch():
+    x = torch.arange(12.0).view(6, 2)
+    out = others(x, offset=3, n=2)  # anchors are rows 3 and 4 of the gathered batch
+    assert out.shape == (2, 5, 2)
+    assert torch.equal(out[0], x[[0, 1, 2, 4, 5]]) and torch.equal(out[1], x[[0, 1, 2, 3, 5]])
+
+
+# -- DDP: negatives gathered over 2 gloo ranks equal the single-process loss on the whole batch ----------
+
+def _sr_inputs() -> dict[str, torch.Tensor]:
+    gen = torch.Generator().manual_seed(5)
+    return {name: torch.randn(8, dim, generator=gen) for name, dim in
+            (("u", 6), ("h", 6), ("v", 6), ("a", 6), ("p", 6), ("c", 3))} | {
+        "negs": torch.randn(8, 2, 6, generator=gen), "w": torch.randn(6, 6, generator=gen),
+        "film_w": torch.randn(12, 3, generator=gen), "film_b": torch.randn(12, generator=gen)}
+
+
+def _losses(x: dict[str, torch.Tensor], rows: slice, gather: bool) -> dict[str, torch.Tensor]:
+    """Both losses through a shared linear map ``w`` on ``rows`` of the batch; loss and grads."""
+    w = x["w"].clone().requires_grad_(True)
+    local = {k: x[k][rows].clone().requires_grad_(True) for k in ("u", "h", "v", "a", "p")}
+    bi = BidirectionalContrastiveLoss(0.2, gather_distributed=gather)(local["u"] @ w, local["h"] @ w, local["v"] @ w)
+    cond_fn = ConditionalContrastiveLoss(6, 3, 0.3, gather_distributed=gather)
+    with torch.no_grad():
+        cond_fn.film.weight.copy_(x["film_w"])
+        cond_fn.film.bias.copy_(x["film_b"])
+    cond = cond_fn(local["a"] @ w, local["p"] @ w, x["negs"][rows] @ w, x["c"][rows])
+    (bi + cond).backward()
+    return {"bi": bi.detach(), "cond": cond.detach(), "w_grad": w.grad, "film_grad": cond_fn.film.weight.grad,
+            **{f"{k}_grad": t.grad for k, t in local.items()}}
+
+
+def sr_ddp_worker(rank: int, world: int, x: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    n = x["u"].shape[0] // world
+    return _losses(x, slice(rank * n, (rank + 1) * n), gather=True)
+
+
+def test_gathered_negatives_equal_single_process_on_two_gloo_ranks():
+    from shared.testing import run_ddp
+
+    x = _sr_inputs()
+    full = _losses(x, slice(None), gather=False)
+    results = run_ddp(sr_ddp_worker, world_size=2, args=(x,))
+    n = x["u"].shape[0] // 2
+    for name in ("bi", "cond"):  # each rank averages its local anchors: the mean over ranks is the full loss
+        torch.testing.assert_close(torch.stack([r[name] for r in results]).mean(), full[name])
+    for name in ("w_grad", "film_grad"):  # DDP averages parameter gradients over ranks
+        torch.testing.assert_close(torch.stack([r[name] for r in results]).mean(0), full[name], rtol=1e-4, atol=1e-6)
+    for rank, r in enumerate(results):  # input grads (summed over ranks by the gather) / world = full slice
+        for k in ("u", "h", "v", "a", "p"):
+            torch.testing.assert_close(r[f"{k}_grad"] / 2, full[f"{k}_grad"][rank * n:(rank + 1) * n],
+                                       rtol=1e-4, atol=1e-6)
+    # without the gather the ranks see only local negatives: a different (smaller-batch) loss
+    local_only = _losses(x, slice(0, n), gather=False)
+    assert not torch.allclose(local_only["bi"], results[0]["bi"])

@@ -67,7 +67,7 @@ def test_output_equal_to_input_is_refused(run_cli, tiny_weights, tmp_path):
     before = (tmp_path / "a.png").read_bytes()
     code, _, err = run_cli(["sr", "infer", tmp_path / "a.png", "--scale", "2", "--out", tmp_path,
                             "--weights", tiny_weights])
-    assert code == 1 and "overwrite an input" in err and err.count("\n") == 1
+    assert code == 2 and "is the input" in err and err.count("\n") == 1
     assert (tmp_path / "a.png").read_bytes() == before
 
 
