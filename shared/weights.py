@@ -8,6 +8,7 @@ import fcntl
 import hashlib
 import json
 import re
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -23,14 +24,27 @@ MANIFEST = WEIGHTS_DIR / "MANIFEST.json"
 
 def save_safetensors(state_dict: dict[str, torch.Tensor], path: str | Path,
                      metadata: dict[str, str] | None = None) -> None:
-    """Write tensors as safetensors (contiguous CPU copies, so shared/non-contiguous tensors are fine)."""
-    from safetensors.torch import save_file
+    """Write tensors as safetensors (contiguous CPU copies, so shared/non-contiguous tensors are fine).
+
+    The bytes depend only on the tensors and metadata: safetensors serialises its header map in a
+    per-process hash order, so the header is re-written with sorted keys (same format, any reader
+    loads it). Identical trainings therefore give identical files (sha256 in the manifest).
+    """
+    from safetensors.torch import save
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in state_dict.items() if isinstance(v, torch.Tensor)}
+    blob = save(tensors, metadata={k: str(v) for k, v in (metadata or {}).items()})
+    (header_len,) = struct.unpack("<Q", blob[:8])
+    header = json.loads(blob[8:8 + header_len])
+    canonical = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    canonical += b" " * (-len(canonical) % 8)  # the format pads the header with spaces to 8 bytes
     tmp = path.with_name(f".{path.name}.tmp")
-    save_file(tensors, str(tmp), metadata={k: str(v) for k, v in (metadata or {}).items()})
+    with tmp.open("wb") as handle:
+        handle.write(struct.pack("<Q", len(canonical)))
+        handle.write(canonical)
+        handle.write(blob[8 + header_len:])
     tmp.replace(path)
 
 

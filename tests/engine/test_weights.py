@@ -105,3 +105,29 @@ def test_backbones_shapes():
     assert build_backbone("small_cnn", width=8, pooled=False)(x).shape == (2, 32, 4, 4)
     assert build_backbone("resnet18")(x).shape == (2, 512)
     assert build_backbone("resnet18", pooled=False)(torch.randn(1, 3, 64, 64)).shape == (1, 512, 2, 2)
+
+
+def test_save_safetensors_bytes_do_not_depend_on_the_process(tmp_path):
+    """safetensors writes its header map in per-process hash order; ours is canonical (sorted keys)."""
+    import subprocess
+    import sys
+
+    from safetensors.torch import load_file, safe_open
+
+    script = (
+        "import sys, torch; from shared.weights import save_safetensors; "
+        "torch.manual_seed(0); "
+        "t = {f'layer{i}.weight': torch.randn(3, i + 1) for i in range(6)}; "
+        "save_safetensors(t, sys.argv[1], metadata={f'key{i}': str(i) for i in range(8)})"
+    )
+    paths = [tmp_path / f"w{i}.safetensors" for i in range(3)]
+    for path in paths:
+        subprocess.run([sys.executable, "-c", script, str(path)], check=True)
+    blobs = {p.read_bytes() for p in paths}
+    assert len(blobs) == 1
+    tensors = load_file(str(paths[0]))
+    torch.manual_seed(0)
+    for i in range(6):
+        assert torch.equal(tensors[f"layer{i}.weight"], torch.randn(3, i + 1))
+    with safe_open(str(paths[0]), framework="pt") as handle:
+        assert handle.metadata() == {f"key{i}": str(i) for i in range(8)}
