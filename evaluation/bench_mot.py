@@ -50,15 +50,17 @@ from apps.mot.synth import generate_dataset  # noqa: E402
 from apps.mot.tracker import Tracker, TrackerConfig  # noqa: E402
 
 SELECT_BY = "IDF1"  # the validation metric every tracker is tuned for (the targets are on IDF1)
-PEER_GRIDS: dict[str, dict[str, list]] = {  # 12 candidates each, thresholds around every default
+LOST_FRAMES = [10, 30]  # how long a lost track is kept: every tracker gets the same two choices
+PEER_GRIDS: dict[str, dict[str, list]] = {  # 24 candidates each, thresholds around every default
     "SORT": {"track_activation_threshold": [0.25, 0.4, 0.5], "minimum_iou_threshold": [0.1, 0.3],
-             "minimum_consecutive_frames": [1, 3]},
+             "minimum_consecutive_frames": [1, 3], "lost_track_buffer": LOST_FRAMES},
     "ByteTrack": {"track_activation_threshold": [0.4, 0.5, 0.7], "high_conf_det_threshold": [0.4, 0.6],
-                  "minimum_iou_threshold": [0.1, 0.3]},
+                  "minimum_iou_threshold": [0.1, 0.3], "lost_track_buffer": LOST_FRAMES},
     "OC-SORT": {"high_conf_det_threshold": [0.4, 0.5, 0.6], "minimum_iou_threshold": [0.1, 0.3],
-                "minimum_consecutive_frames": [1, 3]},
+                "minimum_consecutive_frames": [1, 3], "lost_track_buffer": LOST_FRAMES},
 }
-OURS_GRID = {"high_thresh": [0.4, 0.5, 0.6], "new_track_thresh": [0.4, 0.6], "n_init": [1, 2], "low_thresh": [0.05]}
+OURS_GRID = {"high_thresh": [0.4, 0.5, 0.6], "new_track_thresh": [0.4, 0.6], "n_init": [1, 2], "low_thresh": [0.05],
+             "max_lost": LOST_FRAMES}
 APPEARANCE_GRID = {"appearance_thresh": [0.15, 0.25, 0.35]}
 ARMS = (("i2t", "embed_full.yaml"), ("i2i", "embed_i2i.yaml"))
 
@@ -139,7 +141,8 @@ def peer_factory(name: str, params: dict) -> Callable[[], Any]:
     from trackers import ByteTrackTracker, OCSORTTracker, SORTTracker
 
     cls = {"SORT": SORTTracker, "ByteTrack": ByteTrackTracker, "OC-SORT": OCSORTTracker}[name]
-    return lambda: cls(lost_track_buffer=30, frame_rate=30.0, **params)  # 30 frames, as ours (max_lost=30)
+    params = {"lost_track_buffer": 30, **params}  # 30 frames unless tuned, as ours (max_lost=30)
+    return lambda: cls(frame_rate=30.0, **params)
 
 
 def run_peer(make: Callable[[], Any], clip: Clip) -> tuple[MOTTable, float]:
@@ -188,6 +191,11 @@ def run_ours(cfg: TrackerConfig, clip: Clip, embs: list[np.ndarray] | None = Non
         out_id.append(res.ids)
         out_box.append(res.boxes)
         out_conf.append(res.scores)
+        if res.late is not None:  # tentative frames of tracks confirmed now (TrackerConfig.backfill)
+            out_f.append(res.late.frames)
+            out_id.append(res.late.ids)
+            out_box.append(res.late.boxes)
+            out_conf.append(res.late.scores)
     return MOTTable.from_rows(np.concatenate(out_f), np.concatenate(out_id), np.concatenate(out_box),
                               np.concatenate(out_conf)), seconds
 

@@ -48,6 +48,7 @@ class TrackerConfig:
     n_init: int = 2                  # hits before a track is confirmed (1: at birth)
     max_lost: int = 30
     confident_iou: float = 0.5       # pseudo labels: stage-1 matches with IoU at least this
+    backfill: bool = True            # on confirmation, also report the track's tentative frames (FrameResult.late)
 
 
 @dataclass
@@ -64,6 +65,18 @@ class FrameResult:
     scores: np.ndarray
     det_index: np.ndarray
     confident: np.ndarray
+    late: "LateRows | None" = None
+
+
+@dataclass
+class LateRows:
+    """Rows for earlier frames, reported late: the tentative frames of tracks confirmed this frame
+    (``TrackerConfig.backfill``). Writers of result files insert them at their ``frames``."""
+
+    frames: np.ndarray     # (K,) frame numbers (1-based, as counted by update calls)
+    ids: np.ndarray
+    boxes: np.ndarray      # (K, 4) ltwh: the detections that started / extended the tentative track
+    scores: np.ndarray
 
 
 def ltwh_to_xyah(b: np.ndarray) -> np.ndarray:
@@ -131,6 +144,9 @@ class Tracker:
         self.tsu = np.zeros(0, np.int64)          # frames since last update
         self.proto = np.zeros((0, embed_dim), np.float32)
         self.has_proto = np.zeros(0, bool)
+        self.uid = np.zeros(0, np.int64)          # internal key of a track (stable across row removals)
+        self.next_uid = 0
+        self.pending: dict[int, list[tuple[int, np.ndarray, float]]] = {}  # uid -> tentative frames
 
     # ---------------------------------------------------------------- Kalman filter (batched)
     def _predict(self) -> None:
@@ -258,6 +274,12 @@ class Tracker:
         new_ids = np.arange(self.next_id, self.next_id + len(promote))
         self.tid[promote] = new_ids
         self.next_id += len(promote)
+        late = None
+        if cfg.backfill and self.pending:
+            tentative_mt = self.state[mt] == TENTATIVE
+            for row, det in zip(mt[tentative_mt], md[tentative_mt]):  # still tentative: remember this frame
+                self.pending[int(self.uid[row])].append((self.frame, boxes[det], float(scores[det])))
+            late = self._late_rows(promote)
         if use_app and len(mt):
             strong = scores[md] >= cfg.high_thresh
             t_s, d_s = mt[strong], md[strong]
@@ -278,6 +300,7 @@ class Tracker:
             scores=scores[out_dets],
             det_index=out_dets,
             confident=confident_det[out_dets],
+            late=late,
         )
 
         # deaths: unmatched tentative tracks, lost tracks past max_lost
@@ -285,6 +308,9 @@ class Tracker:
         dead[tentative] = True
         dead |= (self.state == LOST) & (self.tsu > cfg.max_lost)
         if dead.any():
+            if self.pending:
+                for key in self.uid[dead & (self.state == TENTATIVE)].tolist():
+                    self.pending.pop(key, None)
             self._keep(~dead)
         # births
         births = det_left[scores[det_left] >= cfg.new_track_thresh]
@@ -299,11 +325,29 @@ class Tracker:
                     scores=np.concatenate([result.scores, scores[births]]),
                     det_index=np.concatenate([result.det_index, births]),
                     confident=np.concatenate([result.confident, np.zeros(n, bool)]),
+                    late=result.late,
                 )
+            elif cfg.backfill:
+                for row, det in zip(range(len(self.tid) - len(births), len(self.tid)), births):
+                    self.pending[int(self.uid[row])] = [(self.frame, boxes[det], float(scores[det]))]
         return result
 
+    def _late_rows(self, promoted: np.ndarray) -> LateRows | None:
+        """The remembered tentative frames of the tracks ``promoted`` this frame, under their new ids."""
+        frames, ids, boxes, scores = [], [], [], []
+        for row in promoted.tolist():
+            for frame, box, sc in self.pending.pop(int(self.uid[row]), []):
+                frames.append(frame)
+                ids.append(self.tid[row])
+                boxes.append(box)
+                scores.append(sc)
+        if not frames:
+            return None
+        return LateRows(np.asarray(frames, np.int64), np.asarray(ids, np.int64),
+                        np.asarray(boxes, np.float64).reshape(-1, 4), np.asarray(scores, np.float64))
+
     def _keep(self, mask: np.ndarray) -> None:
-        for name in ("mean", "cov", "tid", "state", "hits", "tsu", "proto", "has_proto"):
+        for name in ("mean", "cov", "tid", "state", "hits", "tsu", "proto", "has_proto", "uid"):
             setattr(self, name, getattr(self, name)[mask])
 
     def _add(self, boxes: np.ndarray, embs: np.ndarray | None, first_frame: bool) -> None:
@@ -329,3 +373,5 @@ class Tracker:
         self.tsu = np.concatenate([self.tsu, np.zeros(n, np.int64)])
         self.proto = np.concatenate([self.proto, proto])
         self.has_proto = np.concatenate([self.has_proto, has])
+        self.uid = np.concatenate([self.uid, np.arange(self.next_uid, self.next_uid + n)])
+        self.next_uid += n

@@ -133,3 +133,39 @@ def test_low_score_detections_extend_tracks():
         res = tracker.update(box + [[k, 0, 0, 0]], [0.3])  # occluded: low confidence
         assert list(res.ids) == list(first)
     assert pytest.approx(res.boxes[0, 0], abs=1.0) == 14
+
+
+def test_backfill_reports_tentative_frames_once_confirmed():
+    """n_init=3: frames 1-2 of a track come back as late rows on frame 3, under its new id."""
+    boxes = [np.array([[10.0 + 2 * k, 10, 20, 40]]) for k in range(5)]
+    tracker = Tracker(TrackerConfig(appearance=False, n_init=3))
+    tracker.update(np.zeros((0, 4)), np.zeros(0))              # frame 1: nothing (births there confirm at once)
+    assert len(tracker.update(boxes[0], [0.9]).ids) == 0       # frame 2: tentative, hit 1
+    second = tracker.update(boxes[1], [0.8])                   # frame 3: tentative, hit 2
+    assert len(second.ids) == 0 and second.late is None
+    third = tracker.update(boxes[2], [0.9])                    # frame 4: confirmed
+    assert list(third.ids) == [1]
+    assert list(third.late.frames) == [2, 3] and list(third.late.ids) == [1, 1]
+    np.testing.assert_allclose(third.late.boxes, np.concatenate(boxes[:2]))
+    np.testing.assert_allclose(third.late.scores, [0.9, 0.8])
+    assert tracker.update(boxes[3], [0.9]).late is None        # reported once only
+    assert not tracker.pending
+
+
+def test_backfill_forgets_tracks_that_die_tentative_and_can_be_disabled():
+    far = np.array([[300.0, 10, 20, 40]])
+    box = np.array([[10.0, 10, 20, 40]])
+    tracker = Tracker(TrackerConfig(appearance=False, n_init=2))
+    tracker.update(np.zeros((0, 4)), np.zeros(0))
+    tracker.update(far, [0.9])                                 # tentative ...
+    tracker.update(np.zeros((0, 4)), np.zeros(0))              # ... unmatched: removed
+    assert not tracker.pending and len(tracker.tid) == 0
+    tracker.update(box, [0.9])
+    res = tracker.update(box, [0.9])
+    assert list(res.ids) == [1] and list(res.late.frames) == [4] and list(res.late.ids) == [1]
+
+    off = Tracker(TrackerConfig(appearance=False, n_init=2, backfill=False))
+    off.update(np.zeros((0, 4)), np.zeros(0))
+    off.update(box, [0.9])
+    res = off.update(box, [0.9])
+    assert list(res.ids) == [1] and res.late is None and not off.pending
