@@ -49,6 +49,8 @@ class TrackerConfig:
     max_lost: int = 30
     confident_iou: float = 0.5       # pseudo labels: stage-1 matches with IoU at least this
     backfill: bool = True            # on confirmation, also report the track's tentative frames (FrameResult.late)
+    gap_fill: int = 10               # a lost track found again after <= this many missed frames gets them
+                                     # reported late, boxes interpolated linearly (0: off)
 
 
 @dataclass
@@ -128,6 +130,13 @@ def assign(cost: np.ndarray, thresh: float) -> tuple[np.ndarray, np.ndarray]:
     return rows[keep], cols[keep]
 
 
+def _merge_late(a: LateRows | None, b: LateRows) -> LateRows:
+    if a is None:
+        return b
+    return LateRows(np.concatenate([a.frames, b.frames]), np.concatenate([a.ids, b.ids]),
+                    np.concatenate([a.boxes, b.boxes]), np.concatenate([a.scores, b.scores]))
+
+
 class Tracker:
     """Online tracker; call :meth:`update` once per frame in order."""
 
@@ -145,6 +154,7 @@ class Tracker:
         self.proto = np.zeros((0, embed_dim), np.float32)
         self.has_proto = np.zeros(0, bool)
         self.uid = np.zeros(0, np.int64)          # internal key of a track (stable across row removals)
+        self.last_box = np.zeros((0, 4))          # ltwh reported at the track's last update
         self.next_uid = 0
         self.pending: dict[int, list[tuple[int, np.ndarray, float]]] = {}  # uid -> tentative frames
 
@@ -265,6 +275,7 @@ class Tracker:
         mt = np.concatenate(matched_tracks) if matched_tracks else np.zeros(0, np.int64)
         md = np.concatenate(matched_dets) if matched_dets else np.zeros(0, np.int64)
         self._kalman_update(mt, boxes[md])
+        missed = np.where(self.state[mt] == LOST, self.tsu[mt] - 1, 0)  # frames without a detection
         self.tsu[mt] = 0
         self.hits[mt] += 1
         self.state[tracked_left] = LOST
@@ -292,11 +303,19 @@ class Tracker:
             self.has_proto[t_s] = True
 
         # output before births/deaths (indices still valid)
-        out_rows = mt[self.state[mt] == TRACKED]
-        out_dets = md[self.state[mt] == TRACKED]
+        reported = self.state[mt] == TRACKED
+        out_rows = mt[reported]
+        out_dets = md[reported]
+        out_boxes = xyah_to_ltwh(self.mean[out_rows]) if len(out_rows) else np.zeros((0, 4))
+        if cfg.gap_fill > 0:
+            fill = (missed[reported] >= 1) & (missed[reported] <= cfg.gap_fill)
+            if fill.any():
+                late = _merge_late(late, self._gap_rows(out_rows[fill], out_boxes[fill], missed[reported][fill],
+                                                        scores[out_dets][fill]))
+        self.last_box[out_rows] = out_boxes
         result = FrameResult(
             ids=self.tid[out_rows].copy(),
-            boxes=xyah_to_ltwh(self.mean[out_rows]) if len(out_rows) else np.zeros((0, 4)),
+            boxes=out_boxes,
             scores=scores[out_dets],
             det_index=out_dets,
             confident=confident_det[out_dets],
@@ -332,6 +351,19 @@ class Tracker:
                     self.pending[int(self.uid[row])] = [(self.frame, boxes[det], float(scores[det]))]
         return result
 
+    def _gap_rows(self, rows: np.ndarray, new_boxes: np.ndarray, missed: np.ndarray, scores: np.ndarray) -> LateRows:
+        """Rows for the ``missed`` frames before now of re-found tracks ``rows``: boxes linearly
+        interpolated between the last reported box and ``new_boxes``."""
+        frames, ids, boxes, out_scores = [], [], [], []
+        for row, new, k, sc in zip(rows.tolist(), new_boxes, missed.tolist(), scores.tolist()):
+            old = self.last_box[row]
+            w = np.arange(1, k + 1)[:, None] / (k + 1)
+            frames.append(np.arange(self.frame - k, self.frame))
+            ids.append(np.full(k, self.tid[row]))
+            boxes.append(old + w * (new - old))
+            out_scores.append(np.full(k, sc))
+        return LateRows(np.concatenate(frames), np.concatenate(ids), np.concatenate(boxes), np.concatenate(out_scores))
+
     def _late_rows(self, promoted: np.ndarray) -> LateRows | None:
         """The remembered tentative frames of the tracks ``promoted`` this frame, under their new ids."""
         frames, ids, boxes, scores = [], [], [], []
@@ -347,7 +379,7 @@ class Tracker:
                         np.asarray(boxes, np.float64).reshape(-1, 4), np.asarray(scores, np.float64))
 
     def _keep(self, mask: np.ndarray) -> None:
-        for name in ("mean", "cov", "tid", "state", "hits", "tsu", "proto", "has_proto", "uid"):
+        for name in ("mean", "cov", "tid", "state", "hits", "tsu", "proto", "has_proto", "uid", "last_box"):
             setattr(self, name, getattr(self, name)[mask])
 
     def _add(self, boxes: np.ndarray, embs: np.ndarray | None, first_frame: bool) -> None:
@@ -374,4 +406,5 @@ class Tracker:
         self.proto = np.concatenate([self.proto, proto])
         self.has_proto = np.concatenate([self.has_proto, has])
         self.uid = np.concatenate([self.uid, np.arange(self.next_uid, self.next_uid + n)])
+        self.last_box = np.concatenate([self.last_box, np.asarray(boxes, np.float64).reshape(n, 4)])
         self.next_uid += n
