@@ -15,6 +15,9 @@ Per frame:
 4. Stage 3: tentative tracks vs the remaining high-score detections (IoU).
 5. Unmatched tracked -> lost (kept ``max_lost`` frames for re-id), unmatched tentative -> removed,
    remaining confident detections -> new tentative tracks, confirmed after ``n_init`` hits.
+6. Late rows (``FrameResult.late``) for result files: a newly confirmed track's tentative frames
+   (``backfill``) and the missed frames of a lost track found again within ``gap_fill`` frames
+   (linear interpolation). They never change the association.
 """
 from __future__ import annotations
 
