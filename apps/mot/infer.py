@@ -166,7 +166,12 @@ def track(source: MOTSequence | VideoSource, det: MOTTable | None = None,
             out_id.append(res.ids)
             out_box.append(res.boxes)
             out_conf.append(res.scores)
-            if video is not None:
+            if res.late is not None:  # tentative frames of tracks confirmed now (cfg.backfill)
+                out_f.append(frame_no - (tracker.frame - res.late.frames))
+                out_id.append(res.late.ids)
+                out_box.append(res.late.boxes)
+                out_conf.append(res.late.scores)
+            if video is not None:  # the video shows tracks as known online (no late rows)
                 video.write(draw_tracks(image, res.ids, res.boxes))
     finally:
         if video is not None:

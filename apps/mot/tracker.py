@@ -15,6 +15,9 @@ Per frame:
 4. Stage 3: tentative tracks vs the remaining high-score detections (IoU).
 5. Unmatched tracked -> lost (kept ``max_lost`` frames for re-id), unmatched tentative -> removed,
    remaining confident detections -> new tentative tracks, confirmed after ``n_init`` hits.
+6. Late rows (``FrameResult.late``) for result files: a newly confirmed track's tentative frames
+   (``backfill``) and the missed frames of a lost track found again within ``gap_fill`` frames
+   (linear interpolation). They never change the association.
 """
 from __future__ import annotations
 
@@ -48,6 +51,9 @@ class TrackerConfig:
     n_init: int = 2                  # hits before a track is confirmed (1: at birth)
     max_lost: int = 30
     confident_iou: float = 0.5       # pseudo labels: stage-1 matches with IoU at least this
+    backfill: bool = True            # on confirmation, also report the track's tentative frames (FrameResult.late)
+    gap_fill: int = 10               # a lost track found again after <= this many missed frames gets them
+                                     # reported late, boxes interpolated linearly (0: off)
 
 
 @dataclass
@@ -64,6 +70,18 @@ class FrameResult:
     scores: np.ndarray
     det_index: np.ndarray
     confident: np.ndarray
+    late: "LateRows | None" = None
+
+
+@dataclass
+class LateRows:
+    """Rows for earlier frames, reported late: the tentative frames of tracks confirmed this frame
+    (``TrackerConfig.backfill``). Writers of result files insert them at their ``frames``."""
+
+    frames: np.ndarray     # (K,) frame numbers (1-based, as counted by update calls)
+    ids: np.ndarray
+    boxes: np.ndarray      # (K, 4) ltwh: the detections that started / extended the tentative track
+    scores: np.ndarray
 
 
 def ltwh_to_xyah(b: np.ndarray) -> np.ndarray:
@@ -115,6 +133,13 @@ def assign(cost: np.ndarray, thresh: float) -> tuple[np.ndarray, np.ndarray]:
     return rows[keep], cols[keep]
 
 
+def _merge_late(a: LateRows | None, b: LateRows) -> LateRows:
+    if a is None:
+        return b
+    return LateRows(np.concatenate([a.frames, b.frames]), np.concatenate([a.ids, b.ids]),
+                    np.concatenate([a.boxes, b.boxes]), np.concatenate([a.scores, b.scores]))
+
+
 class Tracker:
     """Online tracker; call :meth:`update` once per frame in order."""
 
@@ -131,6 +156,10 @@ class Tracker:
         self.tsu = np.zeros(0, np.int64)          # frames since last update
         self.proto = np.zeros((0, embed_dim), np.float32)
         self.has_proto = np.zeros(0, bool)
+        self.uid = np.zeros(0, np.int64)          # internal key of a track (stable across row removals)
+        self.last_box = np.zeros((0, 4))          # ltwh reported at the track's last update
+        self.next_uid = 0
+        self.pending: dict[int, list[tuple[int, np.ndarray, float]]] = {}  # uid -> tentative frames
 
     # ---------------------------------------------------------------- Kalman filter (batched)
     def _predict(self) -> None:
@@ -249,6 +278,7 @@ class Tracker:
         mt = np.concatenate(matched_tracks) if matched_tracks else np.zeros(0, np.int64)
         md = np.concatenate(matched_dets) if matched_dets else np.zeros(0, np.int64)
         self._kalman_update(mt, boxes[md])
+        missed = np.where(self.state[mt] == LOST, self.tsu[mt] - 1, 0)  # frames without a detection
         self.tsu[mt] = 0
         self.hits[mt] += 1
         self.state[tracked_left] = LOST
@@ -258,6 +288,12 @@ class Tracker:
         new_ids = np.arange(self.next_id, self.next_id + len(promote))
         self.tid[promote] = new_ids
         self.next_id += len(promote)
+        late = None
+        if cfg.backfill and self.pending:
+            tentative_mt = self.state[mt] == TENTATIVE
+            for row, det in zip(mt[tentative_mt], md[tentative_mt]):  # still tentative: remember this frame
+                self.pending[int(self.uid[row])].append((self.frame, boxes[det], float(scores[det])))
+            late = self._late_rows(promote)
         if use_app and len(mt):
             strong = scores[md] >= cfg.high_thresh
             t_s, d_s = mt[strong], md[strong]
@@ -270,14 +306,23 @@ class Tracker:
             self.has_proto[t_s] = True
 
         # output before births/deaths (indices still valid)
-        out_rows = mt[self.state[mt] == TRACKED]
-        out_dets = md[self.state[mt] == TRACKED]
+        reported = self.state[mt] == TRACKED
+        out_rows = mt[reported]
+        out_dets = md[reported]
+        out_boxes = xyah_to_ltwh(self.mean[out_rows]) if len(out_rows) else np.zeros((0, 4))
+        if cfg.gap_fill > 0:
+            fill = (missed[reported] >= 1) & (missed[reported] <= cfg.gap_fill)
+            if fill.any():
+                late = _merge_late(late, self._gap_rows(out_rows[fill], out_boxes[fill], missed[reported][fill],
+                                                        scores[out_dets][fill]))
+        self.last_box[out_rows] = out_boxes
         result = FrameResult(
             ids=self.tid[out_rows].copy(),
-            boxes=xyah_to_ltwh(self.mean[out_rows]) if len(out_rows) else np.zeros((0, 4)),
+            boxes=out_boxes,
             scores=scores[out_dets],
             det_index=out_dets,
             confident=confident_det[out_dets],
+            late=late,
         )
 
         # deaths: unmatched tentative tracks, lost tracks past max_lost
@@ -285,6 +330,9 @@ class Tracker:
         dead[tentative] = True
         dead |= (self.state == LOST) & (self.tsu > cfg.max_lost)
         if dead.any():
+            if self.pending:
+                for key in self.uid[dead & (self.state == TENTATIVE)].tolist():
+                    self.pending.pop(key, None)
             self._keep(~dead)
         # births
         births = det_left[scores[det_left] >= cfg.new_track_thresh]
@@ -299,11 +347,42 @@ class Tracker:
                     scores=np.concatenate([result.scores, scores[births]]),
                     det_index=np.concatenate([result.det_index, births]),
                     confident=np.concatenate([result.confident, np.zeros(n, bool)]),
+                    late=result.late,
                 )
+            elif cfg.backfill:
+                for row, det in zip(range(len(self.tid) - len(births), len(self.tid)), births):
+                    self.pending[int(self.uid[row])] = [(self.frame, boxes[det], float(scores[det]))]
         return result
 
+    def _gap_rows(self, rows: np.ndarray, new_boxes: np.ndarray, missed: np.ndarray, scores: np.ndarray) -> LateRows:
+        """Rows for the ``missed`` frames before now of re-found tracks ``rows``: boxes linearly
+        interpolated between the last reported box and ``new_boxes``."""
+        frames, ids, boxes, out_scores = [], [], [], []
+        for row, new, k, sc in zip(rows.tolist(), new_boxes, missed.tolist(), scores.tolist()):
+            old = self.last_box[row]
+            w = np.arange(1, k + 1)[:, None] / (k + 1)
+            frames.append(np.arange(self.frame - k, self.frame))
+            ids.append(np.full(k, self.tid[row]))
+            boxes.append(old + w * (new - old))
+            out_scores.append(np.full(k, sc))
+        return LateRows(np.concatenate(frames), np.concatenate(ids), np.concatenate(boxes), np.concatenate(out_scores))
+
+    def _late_rows(self, promoted: np.ndarray) -> LateRows | None:
+        """The remembered tentative frames of the tracks ``promoted`` this frame, under their new ids."""
+        frames, ids, boxes, scores = [], [], [], []
+        for row in promoted.tolist():
+            for frame, box, sc in self.pending.pop(int(self.uid[row]), []):
+                frames.append(frame)
+                ids.append(self.tid[row])
+                boxes.append(box)
+                scores.append(sc)
+        if not frames:
+            return None
+        return LateRows(np.asarray(frames, np.int64), np.asarray(ids, np.int64),
+                        np.asarray(boxes, np.float64).reshape(-1, 4), np.asarray(scores, np.float64))
+
     def _keep(self, mask: np.ndarray) -> None:
-        for name in ("mean", "cov", "tid", "state", "hits", "tsu", "proto", "has_proto"):
+        for name in ("mean", "cov", "tid", "state", "hits", "tsu", "proto", "has_proto", "uid", "last_box"):
             setattr(self, name, getattr(self, name)[mask])
 
     def _add(self, boxes: np.ndarray, embs: np.ndarray | None, first_frame: bool) -> None:
@@ -329,3 +408,6 @@ class Tracker:
         self.tsu = np.concatenate([self.tsu, np.zeros(n, np.int64)])
         self.proto = np.concatenate([self.proto, proto])
         self.has_proto = np.concatenate([self.has_proto, has])
+        self.uid = np.concatenate([self.uid, np.arange(self.next_uid, self.next_uid + n)])
+        self.last_box = np.concatenate([self.last_box, np.asarray(boxes, np.float64).reshape(n, 4)])
+        self.next_uid += n

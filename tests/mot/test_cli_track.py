@@ -31,6 +31,29 @@ def test_track_motion_only_then_eval(run_cli, seq_copy, tmp_path):
     assert overall[0] == "OVERALL" and float(overall[1]) > 30.0  # MOTA in percent
 
 
+def test_track_writes_backfilled_rows_at_their_frames(run_cli, seq_copy, tmp_path):
+    """With n_init=3 a track confirmed after frame 1 gains its 2 tentative frames in the file."""
+    length = MOTSequence.open(seq_copy).info.length
+    assert length >= 8
+    rows = [f"{f},-1,{10 + 3 * f},20,15,40,0.9,-1,-1,-1" for f in range(1, 9)]       # from frame 1
+    rows += [f"{f},-1,{150 - 3 * f},60,15,40,0.8,-1,-1,-1" for f in range(3, 9)]     # born on frame 3
+    (seq_copy / "det" / "det.txt").write_text("\n".join(rows) + "\n")
+    tables = {}
+    for flag in ("true", "false"):
+        res = tmp_path / flag / f"{seq_copy.name}.txt"
+        code, out, err = run_cli(["mot", "track", "--seq", seq_copy, "--out", res, "--no-appearance",
+                                  "--set", "n_init=3", f"backfill={flag}"])
+        assert code == 0, err
+        tables[flag] = read_mot_txt(res, "res", num_frames=length)
+    on, off = tables["true"], tables["false"]
+    assert len(on) == len(off) + 2 == 8 + 6
+    late_born = off.ids[off.frame == 8][off.boxes[off.frame == 8, 1] > 40][0]
+    assert sorted(off.frame[off.ids == late_born].tolist()) == [5, 6, 7, 8]
+    assert sorted(on.frame[on.ids == late_born].tolist()) == [3, 4, 5, 6, 7, 8]
+    first = (on.ids == late_born) & (on.frame == 3)
+    assert on.boxes[first].tolist() == [[141.0, 60.0, 15.0, 40.0]]   # the detection that started it
+
+
 def test_track_with_weights_and_video(run_cli, seq_copy, tmp_path):
     torch.manual_seed(0)
     weights = tmp_path / "emb.safetensors"

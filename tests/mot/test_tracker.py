@@ -133,3 +133,87 @@ def test_low_score_detections_extend_tracks():
         res = tracker.update(box + [[k, 0, 0, 0]], [0.3])  # occluded: low confidence
         assert list(res.ids) == list(first)
     assert pytest.approx(res.boxes[0, 0], abs=1.0) == 14
+
+
+def test_backfill_reports_tentative_frames_once_confirmed():
+    """n_init=3: frames 1-2 of a track come back as late rows on frame 3, under its new id."""
+    boxes = [np.array([[10.0 + 2 * k, 10, 20, 40]]) for k in range(5)]
+    tracker = Tracker(TrackerConfig(appearance=False, n_init=3))
+    tracker.update(np.zeros((0, 4)), np.zeros(0))              # frame 1: nothing (births there confirm at once)
+    assert len(tracker.update(boxes[0], [0.9]).ids) == 0       # frame 2: tentative, hit 1
+    second = tracker.update(boxes[1], [0.8])                   # frame 3: tentative, hit 2
+    assert len(second.ids) == 0 and second.late is None
+    third = tracker.update(boxes[2], [0.9])                    # frame 4: confirmed
+    assert list(third.ids) == [1]
+    assert list(third.late.frames) == [2, 3] and list(third.late.ids) == [1, 1]
+    np.testing.assert_allclose(third.late.boxes, np.concatenate(boxes[:2]))
+    np.testing.assert_allclose(third.late.scores, [0.9, 0.8])
+    assert tracker.update(boxes[3], [0.9]).late is None        # reported once only
+    assert not tracker.pending
+
+
+def test_backfill_forgets_tracks_that_die_tentative_and_can_be_disabled():
+    far = np.array([[300.0, 10, 20, 40]])
+    box = np.array([[10.0, 10, 20, 40]])
+    tracker = Tracker(TrackerConfig(appearance=False, n_init=2))
+    tracker.update(np.zeros((0, 4)), np.zeros(0))
+    tracker.update(far, [0.9])                                 # tentative ...
+    tracker.update(np.zeros((0, 4)), np.zeros(0))              # ... unmatched: removed
+    assert not tracker.pending and len(tracker.tid) == 0
+    tracker.update(box, [0.9])
+    res = tracker.update(box, [0.9])
+    assert list(res.ids) == [1] and list(res.late.frames) == [4] and list(res.late.ids) == [1]
+
+    off = Tracker(TrackerConfig(appearance=False, n_init=2, backfill=False))
+    off.update(np.zeros((0, 4)), np.zeros(0))
+    off.update(box, [0.9])
+    res = off.update(box, [0.9])
+    assert list(res.ids) == [1] and res.late is None and not off.pending
+
+
+def test_gap_fill_reports_interpolated_boxes_for_missed_frames():
+    """A confirmed track missing 3 frames and found again gets those frames as late rows, boxes
+    linear between its last reported box and the new one; longer gaps or gap_fill=0 add nothing."""
+    def walk(cfg: TrackerConfig, missing: range):
+        tracker = Tracker(cfg)
+        reported, late = {}, []
+        for f in range(1, 16):
+            box = np.array([[10.0 + 3 * f, 10, 20, 40]])
+            res = tracker.update(box if f not in missing else np.zeros((0, 4)), [0.9] if f not in missing else [])
+            for tid, b in zip(res.ids, res.boxes):
+                reported[f] = (int(tid), b)
+            if res.late is not None:
+                late.append(res.late)
+        return reported, late
+
+    reported, late = walk(TrackerConfig(appearance=False, gap_fill=3), range(6, 9))
+    assert len(late) == 1 and list(late[0].frames) == [6, 7, 8] and set(late[0].ids) == {reported[9][0]}
+    before, after = reported[5][1], reported[9][1]
+    for k, box in enumerate(late[0].boxes, start=1):
+        np.testing.assert_allclose(box, before + k / 4 * (after - before))
+    assert walk(TrackerConfig(appearance=False, gap_fill=2), range(6, 9))[1] == []   # gap longer than allowed
+    assert walk(TrackerConfig(appearance=False, gap_fill=0), range(6, 9))[1] == []   # off
+
+
+def test_bench_gap_interpolation_matches_tracker_gap_fill():
+    """The benchmark's offline interpolation for the peers fills exactly what gap_fill fills online."""
+    from apps.mot.data import MOTTable
+    from evaluation.bench_mot import interpolate_gaps
+
+    tracker = Tracker(TrackerConfig(appearance=False, gap_fill=3))
+    f_, i_, b_, late = [], [], [], []
+    for f in range(1, 16):
+        missing = f in range(6, 9)
+        res = tracker.update(np.zeros((0, 4)) if missing else np.array([[10.0 + 3 * f, 10, 20, 40]]),
+                             [] if missing else [0.9])
+        f_ += [f] * len(res.ids)
+        i_ += res.ids.tolist()
+        b_ += res.boxes.tolist()
+        if res.late is not None:
+            late.append(res.late)
+    online = MOTTable.from_rows(f_, i_, b_)
+    filled = interpolate_gaps(online, 3)
+    new = np.isin(filled.frame, [6, 7, 8])
+    np.testing.assert_array_equal(filled.frame[new], late[0].frames)
+    np.testing.assert_allclose(filled.boxes[new], late[0].boxes)
+    assert len(interpolate_gaps(online, 2)) == len(online)
