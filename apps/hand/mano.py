@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from shared.errors import CvsuiteError
+from shared.safe_pickle import ArrayUnpickler, numpy_globals
 
 REQUIRED = {"v_template": (778, 3), "shapedirs": (778, 3, None), "posedirs": (778, 3, 135),
             "J_regressor": (16, 778), "weights": (778, 16), "kintree_table": (2, 16), "f": (None, 3)}
@@ -58,46 +59,20 @@ def _safe_reconstructor(cls: type, base: type, state: Any) -> Any:
     return cls()
 
 
-def _latin1_encode(text: str, encoding: str = "latin1") -> bytes:
-    """``_codecs.encode`` as Python 3 pickles of bytes use it (text -> latin-1 bytes), nothing more."""
-    if not isinstance(text, str) or encoding.lower().replace("-", "") != "latin1":
-        raise pickle.UnpicklingError("refused _codecs.encode with unexpected arguments")
-    return text.encode("latin1")
-
-
-def _numpy_globals() -> dict[tuple[str, str], Any]:
-    try:
-        from numpy._core.multiarray import _reconstruct, scalar
-    except ImportError:  # numpy < 2
-        from numpy.core.multiarray import _reconstruct, scalar  # type: ignore[no-redef]
-    table: dict[tuple[str, str], Any] = {}
-    for module in ("numpy.core.multiarray", "numpy._core.multiarray"):
-        table[(module, "_reconstruct")] = _reconstruct
-        table[(module, "scalar")] = scalar
-    for module in ("numpy", "numpy.core.numeric", "numpy._core.numeric"):
-        table[(module, "ndarray")] = np.ndarray
-        table[(module, "dtype")] = np.dtype
-    table[("copy_reg", "_reconstructor")] = _safe_reconstructor
-    table[("copyreg", "_reconstructor")] = _safe_reconstructor
-    table[("_codecs", "encode")] = _latin1_encode
-    table[("__builtin__", "object")] = object
-    table[("builtins", "object")] = object
-    return table
-
-
-class RestrictedMANOUnpickler(pickle.Unpickler):
+class RestrictedMANOUnpickler(ArrayUnpickler):
     """Resolves numpy arrays, chumpy arrays (-> placeholders) and scipy sparse matrices; nothing else."""
 
-    _table = _numpy_globals()
+    table = {**numpy_globals(),
+             ("copy_reg", "_reconstructor"): _safe_reconstructor, ("copyreg", "_reconstructor"): _safe_reconstructor,
+             ("__builtin__", "object"): object, ("builtins", "object"): object}
+    refusal = "refused global"
 
     def find_class(self, module: str, name: str) -> Any:
-        if (module, name) in self._table:
-            return self._table[(module, name)]
         if module.split(".")[0] == "chumpy" and name in ("Ch", "Select", "array"):
             return _ChumpyArray
         if module.startswith("scipy.sparse") and name in ("csc_matrix", "csr_matrix"):
             return _SparseMatrix
-        raise pickle.UnpicklingError(f"refused global {module}.{name}")
+        return super().find_class(module, name)
 
 
 def _dense_sparse(obj: _SparseMatrix, key: str, path: Path) -> np.ndarray:

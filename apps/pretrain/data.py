@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import abc
 import io
-import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -28,6 +27,7 @@ import torch
 
 from shared.data.images import IMAGE_EXTENSIONS, list_images, read_image
 from shared.errors import CvsuiteError, UsageError
+from shared.safe_pickle import ArrayUnpickler
 
 DIGITS_TEST_FRACTION = 0.3
 DIGITS_SPLIT_SEED = 0
@@ -130,30 +130,11 @@ def read_digits(split: str = "train") -> ArrayImageSet:
 
 
 # --------------------------------------------------------------------------------------------- CIFAR
-class _ArrayOnlyUnpickler(pickle.Unpickler):
-    """Unpickler that can only rebuild numpy arrays / dtypes (what the CIFAR pickles contain)."""
-
-    _ALLOWED = {
-        ("numpy.core.multiarray", "_reconstruct"),
-        ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy.core.multiarray", "scalar"),
-        ("numpy._core.multiarray", "scalar"),
-        ("numpy", "ndarray"),
-        ("numpy", "dtype"),
-        ("_codecs", "encode"),
-    }
-
-    def find_class(self, module: str, name: str):  # noqa: D401 - pickle API
-        if (module, name) in self._ALLOWED:
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
-
-
 def _load_cifar_pickle(path: Path) -> dict[str, object]:
     if not path.is_file():
         raise CvsuiteError(f"CIFAR file not found: {path}")
     try:
-        raw = _ArrayOnlyUnpickler(io.BytesIO(path.read_bytes()), encoding="bytes").load()
+        raw = ArrayUnpickler(io.BytesIO(path.read_bytes()), encoding="bytes").load()
     except Exception as exc:  # malformed or hostile pickle: one clear line
         raise CvsuiteError(f"{path} is not a CIFAR python pickle: {exc}") from None
     if not isinstance(raw, dict):
