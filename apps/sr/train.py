@@ -39,6 +39,7 @@ class DataConfig:
     kinds: list[str] = field(default_factory=lambda: ["bicubic", "mild", "blind", "spatially-variant"])
     kind_probs: list[float] = field(default_factory=lambda: [0.35, 0.25, 0.2, 0.2])
     length: int = 100_000  # samples per (virtual) epoch
+    channel_shuffle: bool = True  # random RGB permutation per patch (colour augmentation; see data.augment)
 
 
 @dataclass
@@ -117,8 +118,10 @@ def build_dataset(cfg: SRConfig) -> SRTrainDataset:
         pairs = paired_files(resolve_hr_dirs(d.hr[0])[0], lr_dir, cfg.model.scale)
         hr = [check_min_size(read_rgb_uint8(h), d.patch_size, str(h)) for h, _ in pairs]
         lr = [check_min_size(read_rgb_uint8(l_), d.patch_size // cfg.model.scale, str(l_)) for _, l_ in pairs]
-        return SRTrainDataset(hr, cfg.model.scale, d.patch_size, d.kinds, d.kind_probs, d.length, lr_images=lr)
-    return SRTrainDataset(load_hr_images(d.hr, d.patch_size), cfg.model.scale, d.patch_size, d.kinds, d.kind_probs, d.length)
+        return SRTrainDataset(hr, cfg.model.scale, d.patch_size, d.kinds, d.kind_probs, d.length, lr_images=lr,
+                              channel_shuffle=d.channel_shuffle)
+    return SRTrainDataset(load_hr_images(d.hr, d.patch_size), cfg.model.scale, d.patch_size, d.kinds, d.kind_probs,
+                          d.length, channel_shuffle=d.channel_shuffle)
 
 
 def run_training(cfg: SRConfig) -> dict[str, Any]:

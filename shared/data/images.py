@@ -21,10 +21,12 @@ from ..errors import CvsuiteError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
-# Real photographs bundled with scikit-image (CC0 / public domain) and matplotlib.
+# Real photographs bundled with scikit-image (CC0 / public domain), matplotlib and scikit-learn.
 BUNDLED_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "stereo_motorcycle", "hubble_deep_field",
                   "retina", "immunohistochemistry", "camera", "moon", "brick", "grass", "gravel",
-                  "grace_hopper")
+                  "grace_hopper", "stereo_motorcycle_right", "coins", "china", "flower")
+# photos bundled with scikit-learn (``sklearn.datasets.load_sample_image``)
+_SKLEARN_PHOTOS = {"china": "china.jpg", "flower": "flower.jpg"}
 
 
 def is_image_file(path: Path) -> bool:
@@ -222,11 +224,17 @@ def _bundled_photo_cached(name: str) -> np.ndarray:
         return np.ascontiguousarray(cv2.imdecode(data, cv2.IMREAD_COLOR)[..., ::-1])
     if name not in BUNDLED_PHOTOS:
         raise CvsuiteError(f"unknown bundled photo {name!r}; choose one of {', '.join(BUNDLED_PHOTOS)}")
-    import skimage.data
+    if name in _SKLEARN_PHOTOS:
+        from sklearn.datasets import load_sample_image
 
-    img = getattr(skimage.data, name)()
-    if isinstance(img, tuple):  # stereo_motorcycle returns (left, right, disparity)
-        img = img[0]
+        img = load_sample_image(_SKLEARN_PHOTOS[name])
+    else:
+        import skimage.data
+
+        right = name == "stereo_motorcycle_right"
+        img = getattr(skimage.data, "stereo_motorcycle" if right else name)()
+        if isinstance(img, tuple):  # stereo_motorcycle returns (left, right, disparity)
+            img = img[1 if right else 0]
     img = np.asarray(img)
     if img.dtype != np.uint8:
         img = np.clip(img / img.max() * 255.0, 0, 255).astype(np.uint8)
@@ -238,5 +246,5 @@ def _bundled_photo_cached(name: str) -> np.ndarray:
 
 
 def bundled_photo(name: str) -> np.ndarray:
-    """A photo that ships with scikit-image / matplotlib as uint8 RGB (H, W, 3); a fresh copy."""
+    """A photo that ships with scikit-image / matplotlib / scikit-learn as uint8 RGB (H, W, 3); a fresh copy."""
     return _bundled_photo_cached(name).copy()

@@ -46,3 +46,17 @@ def test_bundled_photos_are_real_rgb_and_copies():
     assert "grace_hopper" in BUNDLED_PHOTOS
     with pytest.raises(CvsuiteError, match="unknown bundled photo"):
         bundled_photo("eagle")
+
+
+def test_extra_training_photos_come_from_their_packages():
+    """The right stereo view, coins (scikit-image) and scikit-learn's two sample photos."""
+    from sklearn.datasets import load_sample_image
+    import skimage.data
+
+    left, right = bundled_photo("stereo_motorcycle"), bundled_photo("stereo_motorcycle_right")
+    assert left.shape == right.shape and not np.array_equal(left, right)
+    np.testing.assert_array_equal(right, skimage.data.stereo_motorcycle()[1])
+    np.testing.assert_array_equal(bundled_photo("china"), load_sample_image("china.jpg"))
+    np.testing.assert_array_equal(bundled_photo("flower"), load_sample_image("flower.jpg"))
+    coins = bundled_photo("coins")
+    assert coins.shape == (*skimage.data.coins().shape, 3) and (coins[..., 0] == coins[..., 2]).all()
