@@ -25,8 +25,6 @@ from .degradations import DegradationConfig, degrade, quantize
 # validation (every tuned choice is scored here); held-out test (only the final table).
 TRAIN_PHOTOS = ("stereo_motorcycle", "immunohistochemistry", "retina", "hubble_deep_field", "moon", "brick",
                 "grass", "gravel", "stereo_motorcycle_right", "coins", "china", "flower")
-# the first 8 of them: the training set of the earlier (5,000-step) recipes, kept reproducible
-TRAIN_PHOTOS_V1 = TRAIN_PHOTOS[:8]
 VALIDATION_PHOTOS = ("astronaut", "rocket")
 HELDOUT_PHOTOS = ("chelsea", "coffee", "camera", "grace_hopper")
 

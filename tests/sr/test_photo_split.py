@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from apps.sr.data import HELDOUT_PHOTOS, TRAIN_PHOTOS, TRAIN_PHOTOS_V1, VALIDATION_PHOTOS
+from apps.sr.data import HELDOUT_PHOTOS, TRAIN_PHOTOS, VALIDATION_PHOTOS
 from apps.sr.train import SRConfig
 from shared.config import load_config
 from shared.data.images import BUNDLED_PHOTOS
@@ -18,7 +18,6 @@ def test_splits_are_disjoint_bundled_photos() -> None:
     train, val, test = set(TRAIN_PHOTOS), set(VALIDATION_PHOTOS), set(HELDOUT_PHOTOS)
     assert not (train & val) and not (train & test) and not (val & test)
     assert train | val | test <= set(BUNDLED_PHOTOS)
-    assert set(TRAIN_PHOTOS_V1) <= train
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.name)
