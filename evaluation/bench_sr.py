@@ -213,11 +213,6 @@ RECIPES = {
                     "only, degraded on the fly)",
              "ablation": "cvsuite sr train --config apps/sr/configs/ablation_x4_long.yaml (train.seed=0; uninterrupted; "
                          "same network, initialisation and patches as CRL-SR, L1 only)"},
-    "wide": {"crl": "cvsuite sr train --config apps/sr/configs/crl_x4_wide.yaml (train.seed=0; uninterrupted; width 48, "
-                    "6 body blocks, 14000 steps, batch 8, 64-px HR patches, 45% clean bicubic, 1 CPU thread; 12 bundled "
-                    "training photos (scikit-image, scikit-learn) only, degraded on the fly)",
-             "ablation": "cvsuite sr train --config apps/sr/configs/ablation_x4_wide.yaml (train.seed=0; uninterrupted; "
-                         "same network, initialisation and patches as CRL-SR, L1 only)"},
     "colour": {"crl": "cvsuite sr train --config apps/sr/configs/crl_x4_colour.yaml (train.seed=0; uninterrupted; width "
                       "48, 6 body blocks, 14000 steps, batch 8, 64-px HR patches, 45% clean bicubic, random RGB "
                       "permutation per patch, 1 CPU thread; 12 bundled training photos (scikit-image, scikit-learn) "
