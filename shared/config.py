@@ -11,10 +11,18 @@ Example::
     save_config(cfg, "runs/x/config.yaml")
 
 Unknown keys and values that do not parse as the field's type are errors (no silent typos): an
-``int`` field refuses ``1.5``, numbers must be finite. A config dataclass checks its own value
-ranges in ``__post_init__`` with :func:`check_positive` / :func:`check_non_negative` /
-:func:`check_finite` (see ``shared.engine.TrainConfig``), so a bad value stops the command while
-the config is read, before any data is touched.
+``int`` field refuses ``1.5``, numbers must be finite. Value ranges are declared where the field is
+declared, with :func:`bounded`; one validator (:func:`check_bounds`, run whenever a config is read
+from YAML or overrides) enforces them, so a new app gets the checks by declaring them::
+
+    @dataclass
+    class ModelConfig:
+        width: int = bounded(64, ge=1, le=4096)
+        dropout: float = bounded(0.1, ge=0.0, lt=1.0)
+        sizes: list[int] = bounded(default_factory=lambda: [3, 5], ge=1, min_len=1)
+
+Cross-field rules still go in ``__post_init__`` (:func:`check_positive` and friends), so a bad value
+stops the command while the config is read, before any data is touched.
 """
 from __future__ import annotations
 
@@ -147,6 +155,55 @@ def check_finite(section: str, cfg: Any, *names: str) -> None:
             raise UsageError(f"config key '{section}{name}' must be a finite number, got {value!r}")
 
 
+_BOUNDS_KEY = "cvsuite_bounds"
+
+
+def bounded(default: Any = dataclasses.MISSING, *, default_factory: Any = dataclasses.MISSING,
+            ge: float | None = None, gt: float | None = None, le: float | None = None,
+            lt: float | None = None, min_len: int | None = None, max_len: int | None = None) -> Any:
+    """A dataclass field with declared bounds (checked by :func:`check_bounds` on every config read).
+
+    Numbers are compared directly; for a list/tuple field the bounds apply to every item and
+    ``min_len`` / ``max_len`` to its length. ``None`` values (Optional fields) are not checked.
+    """
+    bounds = {k: v for k, v in dict(ge=ge, gt=gt, le=le, lt=lt, min_len=min_len, max_len=max_len).items()
+              if v is not None}
+    if default_factory is not dataclasses.MISSING:
+        return dataclasses.field(default_factory=default_factory, metadata={_BOUNDS_KEY: bounds})
+    return dataclasses.field(default=default, metadata={_BOUNDS_KEY: bounds})
+
+
+def _check_value(key: str, value: Any, bounds: dict[str, float]) -> None:
+    if value is None:
+        return
+    if isinstance(value, (list, tuple)):
+        if "min_len" in bounds and len(value) < bounds["min_len"]:
+            raise UsageError(f"config key {key!r} needs at least {bounds['min_len']} item(s), got {list(value)!r}")
+        if "max_len" in bounds and len(value) > bounds["max_len"]:
+            raise UsageError(f"config key {key!r} takes at most {bounds['max_len']} item(s), got {len(value)}")
+        for item in value:
+            _check_value(key, item, {k: v for k, v in bounds.items() if k not in ("min_len", "max_len")})
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return
+    checks = (("ge", lambda v, b: v >= b, ">="), ("gt", lambda v, b: v > b, ">"),
+              ("le", lambda v, b: v <= b, "<="), ("lt", lambda v, b: v < b, "<"))
+    for name, ok, symbol in checks:
+        if name in bounds and not ok(value, bounds[name]):
+            raise UsageError(f"config key {key!r} must be {symbol} {bounds[name]}, got {value!r}")
+
+
+def check_bounds(cfg: Any, prefix: str = "") -> None:
+    """UsageError naming the key when a field declared with :func:`bounded` is out of its range (recursive)."""
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            check_bounds(value, prefix + f.name + ".")
+        bounds = f.metadata.get(_BOUNDS_KEY)
+        if bounds:
+            _check_value(prefix + f.name, value, bounds)
+
+
 def _from_dict(cls: type[C], data: dict[str, Any], prefix: str = "") -> C:
     types_ = _field_types(cls)
     unknown = set(data) - set(types_)
@@ -215,7 +272,9 @@ def load_config(cls: type[C], path: str | Path | None = None, overrides: list[st
         if not isinstance(data, dict):
             raise UsageError(f"config file {path} must hold a mapping at the top level")
         cfg = _from_dict(cls, data)
-    return apply_overrides(cfg, overrides or [])
+    cfg = apply_overrides(cfg, overrides or [])
+    check_bounds(cfg)
+    return cfg
 
 
 def save_config(cfg: Any, path: str | Path) -> None:
