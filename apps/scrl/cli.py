@@ -43,18 +43,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--engine", choices=("torchvision", "detectron2"), help="engine= (default torchvision)")
     p.set_defaults(func=cmd_finetune)
 
-    p = sub.add_parser("eval", help="COCOeval box AP/AP50/AP75 of a fine-tuned detector on a COCO json / VOC folder")
-    p.add_argument("--weights", required=True, help="detector.safetensors written by finetune")
-    p.add_argument("--data", required=True, help="COCO json or VOC folder")
+    p = sub.add_parser("eval", help="COCOeval box AP of a fine-tuned detector (or of a COCO results json) on a "
+                       "COCO json / VOC folder")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--weights", help="detector.safetensors written by finetune (runs it on every image)")
+    source.add_argument("--results", help="score an existing COCO results json instead (image_id, category_id, "
+                        "bbox [x, y, w, h], score)")
+    p.add_argument("--data", required=True, help="COCO json or VOC folder (the ground truth)")
     p.add_argument("--images", help="image folder of the COCO json (default: beside it)")
     p.add_argument("--json", help="also write the metrics here")
+    p.add_argument("--detections", help="with --weights: write the detections that were scored here "
+                   "(COCO results json)")
     add_force_arg(p)
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("export", help="backbone -> detectron2 .pkl + .yaml, or a torchvision state dict")
     p.add_argument("--weights", required=True, help="any ResNet checkpoint (ours, torchvision, BYOL/MoCo/SCRL)")
     p.add_argument("--format", required=True, choices=("detectron2", "torchvision"))
-    p.add_argument("--out", required=True, help="X.pkl (detectron2: X.yaml is written beside it) or X.pth")
+    p.add_argument("--out", required=True, help="detectron2: X.pkl (X.yaml is written beside it); torchvision: X.pth")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
+                   help="MODEL.DEVICE in the detectron2 config (default auto: cuda if this machine has a GPU)")
     p.add_argument("--num-classes", type=int, default=80, help="MODEL.ROI_HEADS.NUM_CLASSES (default 80)")
     p.add_argument("--norm", default="BN", choices=("BN", "SyncBN", "FrozenBN"),
                    help="MODEL.RESNETS.NORM / FPN.NORM in the config (default BN)")
@@ -112,7 +120,9 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 
 
 def _print_ap(name: str, metrics: dict[str, Any]) -> None:
-    print(f"{name}: AP {100 * metrics['AP']:.2f}  AP50 {100 * metrics['AP50']:.2f}  AP75 {100 * metrics['AP75']:.2f}")
+    line = f"{name}: AP {100 * metrics['AP']:.2f}  AP50 {100 * metrics['AP50']:.2f}  AP75 {100 * metrics['AP75']:.2f}"
+    sizes = [f"{k} {'-' if metrics[k] < 0 else f'{100 * metrics[k]:.2f}'}" for k in ("APs", "APm", "APl") if k in metrics]
+    print(line + ("  " + "  ".join(sizes) + "  (- = no ground truth of that size)" if sizes else ""))
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
@@ -145,18 +155,33 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from .data import open_detection_set
-    from .evaluate import evaluate_detector
-    from .model import load_detector
+    from .evaluate import coco_box_ap, coco_ground_truth, evaluate_detector, read_results
 
-    guard = OutputGuard(inputs=[args.weights, args.data, args.images], force=args.force)
-    if args.json:
-        guard.file(args.json)
-    model, names, _ = load_detector(args.weights)
-    dataset = open_detection_set(args.data, args.images)
-    if dataset.class_names != names:
-        raise CvsuiteError(f"{args.data}: categories {dataset.class_names} differ from the detector's {names}")
-    metrics = evaluate_detector(model, dataset)
+    if args.results and args.detections:
+        raise UsageError("--detections saves what --weights detects; with --results the detections are your file")
+    guard = OutputGuard(inputs=[args.weights, args.results, args.data, args.images], force=args.force)
+    for path in (args.json, args.detections):
+        if path:
+            guard.file(path)
+    if args.json and args.detections and Path(args.json).resolve() == Path(args.detections).resolve():
+        raise UsageError("--json and --detections name the same file")
+    if args.results:
+        dataset = open_detection_set(args.data, args.images, check_files=False)
+        if not dataset.records:
+            raise CvsuiteError(f"{args.data}: no images to evaluate")
+        gt = coco_ground_truth(dataset)
+        metrics = coco_box_ap(gt, read_results(args.results, gt))
+    else:
+        from .model import load_detector
+
+        model, names, _ = load_detector(args.weights)
+        dataset = open_detection_set(args.data, args.images)
+        if dataset.class_names != names:
+            raise CvsuiteError(f"{args.data}: categories {dataset.class_names} differ from the detector's {names}")
+        metrics = evaluate_detector(model, dataset, results_path=args.detections)
     _print_ap(f"box AP on {args.data}", metrics)
+    if args.detections:
+        print(f"detections: {args.detections}")
     if args.json:
         Path(args.json).write_text(json.dumps(metrics, indent=2) + "\n")
     guard.record()
@@ -169,7 +194,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.num_classes < 1:
         raise UsageError("--num-classes must be >= 1")
     guard = OutputGuard(inputs=[args.weights], force=args.force)
-    written = export(args.weights, args.format, args.out, args.num_classes, args.norm, claim=guard.file)
+    written = export(args.weights, args.format, args.out, args.num_classes, args.norm, claim=guard.file,
+                     device=args.device)
     guard.record()
     print(" ".join(f"{k}: {v}" for k, v in written.items()))
     return 0
@@ -179,7 +205,8 @@ def cmd_infer(args: argparse.Namespace) -> int:
     from .infer import expand_inputs, run_inference
 
     files = expand_inputs(args.images)
-    if not args.weights:
+    shipped = not args.weights
+    if shipped:
         from shared.weights import shipped_weight
 
         args.weights = str(shipped_weight(SHIPPED_DETECTOR))
@@ -187,7 +214,13 @@ def cmd_infer(args: argparse.Namespace) -> int:
     guard.directory(args.out)
     summary = run_inference(files, args.weights, Path(args.out), args.score, claim=guard.file)
     guard.record()
-    print(f"{summary['images']} images, {summary['detections']} detections -> {summary['json']}")
+    if shipped:
+        print(f"note: the default detector was trained only on synthetic shape scenes ({', '.join(summary['classes'])} "
+              "on photo backgrounds); on real photos its labels mean nothing: fine-tune your own (scrl finetune) "
+              "and pass --weights")
+    print(f"classes: {', '.join(summary['classes'])}")
+    found = ", ".join(f"{name} {count}" for name, count in summary["per_class"].items()) or "none"
+    print(f"{summary['images']} images, {summary['detections']} detections ({found}) -> {summary['json']}")
     return 0
 
 

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import uuid
+import warnings
 from pathlib import Path
 from typing import Any
 
 from shared.errors import CvsuiteError
 
 from .data import DetectionSet, default_image_root, open_detection_set
-from .export import detectron2_config, torchvision_state, write_detectron2
+from .export import detectron2_config, quiet_detectron2_import, torchvision_state, write_detectron2
 from .model import BackboneConfig
 
 
@@ -30,16 +31,16 @@ def _coco_files(dataset: DetectionSet, images: str, out_dir: Path, name: str, cl
 
 def build_d2_config(cfg: Any, num_classes: int, out_dir: Path, claim) -> tuple[Any, BackboneConfig]:
     """Export ``cfg.weights`` (or start from random) and set data-independent solver/input options."""
+    det, train = cfg.detector, cfg.train
+    device = "cuda" if train.device.startswith("cuda") or train.device == "auto" and _cuda() else "cpu"
     if cfg.weights:
         state, arch = torchvision_state(cfg.weights)
         pkl, yaml_path = claim(out_dir / "backbone.pkl"), claim(out_dir / "backbone.yaml")
-        write_detectron2(state, arch, Path(pkl), Path(yaml_path), num_classes, "BN", Path(cfg.weights).name)
-        d2cfg = detectron2_config(str(Path(pkl).resolve()), arch, num_classes, "BN")
+        write_detectron2(state, arch, Path(pkl), Path(yaml_path), num_classes, "BN", Path(cfg.weights).name, device)
+        d2cfg = detectron2_config(str(Path(pkl).resolve()), arch, num_classes, "BN", device)
     else:
         arch = cfg.backbone
-        d2cfg = detectron2_config("", arch, num_classes, "BN")
-    det, train = cfg.detector, cfg.train
-    d2cfg.MODEL.DEVICE = "cuda" if train.device.startswith("cuda") or train.device == "auto" and _cuda() else "cpu"
+        d2cfg = detectron2_config("", arch, num_classes, "BN", device)
     d2cfg.MODEL.ANCHOR_GENERATOR.SIZES = [[s] for s in (det.anchor_sizes or [8, 16, 32, 64, 128])]
     d2cfg.MODEL.RPN.BATCH_SIZE_PER_IMAGE = det.rpn_batch
     d2cfg.MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE = det.box_batch
@@ -75,18 +76,23 @@ def _cuda() -> bool:
 
 def run_d2_finetune(cfg: Any, claim=None) -> dict[str, Any]:
     """Train ``cfg.train.max_steps`` iterations with detectron2 and evaluate ``cfg.val`` (COCOEvaluator)."""
-    try:
+    claim = claim or (lambda p: p)
+    out_dir = Path(cfg.train.out_dir)
+    train_set = open_detection_set(cfg.data, cfg.images or None)  # the user's data first: clear errors
+    val_set = open_detection_set(cfg.val, cfg.val_images or None) if cfg.val else None
+    if val_set is not None and val_set.class_names != train_set.class_names:
+        raise CvsuiteError(f"{cfg.val}: categories {val_set.class_names} differ from {cfg.data}'s "
+                           f"{train_set.class_names}")
+    with quiet_detectron2_import():
         from detectron2.data import DatasetCatalog, MetadataCatalog, build_detection_test_loader
         from detectron2.data.datasets import register_coco_instances
         from detectron2.engine import DefaultTrainer
         from detectron2.evaluation import COCOEvaluator, inference_on_dataset
-    except ImportError:
-        raise CvsuiteError("detectron2 is not installed (run `make install`, which runs "
-                           "tools/install_detectron2.py)") from None
-    claim = claim or (lambda p: p)
-    out_dir = Path(cfg.train.out_dir)
-    train_set = open_detection_set(cfg.data, cfg.images or None)
-    val_set = open_detection_set(cfg.val, cfg.val_images or None) if cfg.val else None
+        from detectron2.utils.logger import setup_logger
+    # detectron2's train_net logs detectron2 and fvcore (checkpoint loading) to stdout; without this,
+    # fvcore's "not found in the checkpoint" report (the new heads) would land on stderr unformatted
+    setup_logger(name="detectron2")
+    setup_logger(name="fvcore")
     d2cfg, _ = build_d2_config(cfg, len(train_set.class_names), out_dir, claim)
     tag = uuid.uuid4().hex[:8]
     names = {"train": f"cvsuite_train_{tag}", "val": f"cvsuite_val_{tag}"}
@@ -100,22 +106,25 @@ def run_d2_finetune(cfg: Any, claim=None) -> dict[str, Any]:
     claim(out_dir / "config.yaml")
     (out_dir / "config.yaml").write_text(d2cfg.dump())
     try:
-        trainer = DefaultTrainer(d2cfg)
-        trainer.resume_or_load(resume=False)
-        trainer.train()
-        summary: dict[str, Any] = {"engine": "detectron2", "iterations": cfg.train.max_steps,
-                                   "output_dir": d2cfg.OUTPUT_DIR}
-        if val_set is not None:
-            evaluator = COCOEvaluator(names["val"], output_dir=str(out_dir / "detectron2" / "eval"))
-            loader = build_detection_test_loader(d2cfg, names["val"])
-            results = inference_on_dataset(trainer.model, loader, evaluator)
-            box = results.get("bbox", {})
-            # detectron2 reports percentages, NaN when nothing was detected
-            metrics = {k: (float(box.get(k, 0.0)) / 100.0 if box.get(k, 0.0) == box.get(k, 0.0) else 0.0)
-                       for k in ("AP", "AP50", "AP75")}
-            claim(out_dir / "metrics.json")
-            (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-            summary["eval"] = metrics
+        with warnings.catch_warnings():
+            # torch's deprecation notices about detectron2's own code (torch.meshgrid without indexing=)
+            warnings.filterwarnings("ignore", message=r"torch\.meshgrid", category=UserWarning)
+            trainer = DefaultTrainer(d2cfg)
+            trainer.resume_or_load(resume=False)
+            trainer.train()
+            summary: dict[str, Any] = {"engine": "detectron2", "iterations": cfg.train.max_steps,
+                                       "output_dir": d2cfg.OUTPUT_DIR}
+            if val_set is not None:
+                evaluator = COCOEvaluator(names["val"], output_dir=str(out_dir / "detectron2" / "eval"))
+                loader = build_detection_test_loader(d2cfg, names["val"])
+                results = inference_on_dataset(trainer.model, loader, evaluator)
+                box = results.get("bbox", {})
+                # detectron2 reports percentages, NaN when nothing was detected
+                metrics = {k: (float(box.get(k, 0.0)) / 100.0 if box.get(k, 0.0) == box.get(k, 0.0) else 0.0)
+                           for k in ("AP", "AP50", "AP75")}
+                claim(out_dir / "metrics.json")
+                (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+                summary["eval"] = metrics
     finally:
         for name in names.values():
             if name in DatasetCatalog.list():

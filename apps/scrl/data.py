@@ -32,6 +32,7 @@ class ImageRecord:
     height: int
     boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
     labels: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.int64))
+    difficult: np.ndarray = field(default_factory=lambda: np.zeros((0,), bool))  # VOC <difficult>1</difficult>
 
 
 @dataclass
@@ -45,16 +46,22 @@ class DetectionSet:
     coco_json: Path | None = None  # the file pycocotools evaluates against (COCO input or a written copy)
 
     def to_coco(self) -> dict:
-        """The set as a COCO dict (VOC input is converted; used as COCOeval ground truth)."""
+        """The set as a COCO dict (VOC input is converted; used as COCOeval ground truth).
+
+        VOC ``difficult`` objects become ``iscrowd: 1``, COCOeval's only ignore mark: like the VOC
+        devkit, they count neither as misses nor (when detected) as false positives. (COCOeval matches
+        a detection to an ignore region by intersection / detection area, the VOC devkit by IoU.)"""
         images, annotations = [], []
         for record in self.records:
             images.append({"id": record.image_id, "file_name": str(record.path), "width": record.width,
                            "height": record.height})
-            for box, label in zip(record.boxes, record.labels):
+            difficult = record.difficult if len(record.difficult) == len(record.boxes) else np.zeros(len(record.boxes), bool)
+            for box, label, hard in zip(record.boxes, record.labels, difficult):
                 w, h = float(box[2] - box[0]), float(box[3] - box[1])
                 annotations.append({"id": len(annotations) + 1, "image_id": record.image_id,
                                     "category_id": self.category_ids[int(label) - 1],
-                                    "bbox": [float(box[0]), float(box[1]), w, h], "area": w * h, "iscrowd": 0})
+                                    "bbox": [float(box[0]), float(box[1]), w, h], "area": w * h,
+                                    "iscrowd": int(bool(hard))})
         categories = [{"id": cid, "name": name} for cid, name in zip(self.category_ids, self.class_names)]
         return {"images": images, "annotations": annotations, "categories": categories}
 
@@ -108,7 +115,13 @@ def read_coco(json_path: str | Path, image_root: str | Path | None = None, check
             category = int(ann["category_id"])
             if category not in label_of:
                 raise CvsuiteError(f"{where}: unknown category_id {category}")
-            x, y, w, h = (float(v) for v in ann["bbox"])
+            bbox = ann.get("bbox")
+            try:
+                if isinstance(bbox, (str, bytes)) or len(bbox) != 4:
+                    raise ValueError
+                x, y, w, h = (float(v) for v in bbox)
+            except (TypeError, ValueError):
+                raise CvsuiteError(f"{where}: bbox {bbox!r} is not four numbers [x, y, width, height]") from None
             if not all(np.isfinite([x, y, w, h])) or w <= 0 or h <= 0:
                 raise CvsuiteError(f"{where}: bbox {ann['bbox']} has a non-positive or invalid size")
             record = records[image_id]
@@ -127,7 +140,8 @@ def read_coco(json_path: str | Path, image_root: str | Path | None = None, check
     return DetectionSet(list(records.values()), class_names, category_ids, json_path, coco_json=json_path)
 
 
-def read_voc(root: str | Path, split: str = "trainval", class_names: list[str] | None = None) -> DetectionSet:
+def read_voc(root: str | Path, split: str = "trainval", class_names: list[str] | None = None,
+             check_files: bool = True) -> DetectionSet:
     """Pascal VOC layout: ``ROOT/Annotations/*.xml``, ``ROOT/JPEGImages``, ``ROOT/ImageSets/Main/SPLIT.txt``."""
     import xml.etree.ElementTree as ET
 
@@ -156,13 +170,20 @@ def read_voc(root: str | Path, split: str = "trainval", class_names: list[str] |
                 cls = (obj.findtext("name") or "").strip()
                 bb = obj.find("bndbox")
                 x0, y0, x1, y1 = (float(bb.findtext(k)) for k in ("xmin", "ymin", "xmax", "ymax"))  # type: ignore[union-attr, arg-type]
+                if not np.isfinite([x0, y0, x1, y1]).all():
+                    raise CvsuiteError(f"{xml_path}: object {index} has a non-finite box "
+                                       f"({x0:g}, {y0:g}, {x1:g}, {y1:g})")
+                difficult_text = (obj.findtext("difficult") or "0").strip()
+                if difficult_text not in ("0", "1"):
+                    raise CvsuiteError(f"{xml_path}: object {index} has <difficult>{difficult_text}</difficult> "
+                                       "(expected 0 or 1)")
                 # VOC pixel indices are 1-based and inclusive
                 x0, y0 = x0 - 1, y0 - 1
                 if x1 <= x0 or y1 <= y0:
                     raise CvsuiteError(f"{xml_path}: object {index} has a non-positive box size")
                 if x0 < -BOX_TOLERANCE or y0 < -BOX_TOLERANCE or x1 > width + BOX_TOLERANCE or y1 > height + BOX_TOLERANCE:
                     raise CvsuiteError(f"{xml_path}: object {index} box lies outside its {width}x{height} image")
-                objs.append((cls, [x0, y0, x1, y1]))
+                objs.append((cls, [x0, y0, x1, y1], difficult_text == "1"))
                 if cls not in found:
                     found.append(cls)
         except ET.ParseError as exc:
@@ -172,28 +193,30 @@ def read_voc(root: str | Path, split: str = "trainval", class_names: list[str] |
         except (AttributeError, TypeError, ValueError) as exc:
             raise CvsuiteError(f"{xml_path}: malformed VOC annotation ({type(exc).__name__})") from None
         path = img_dir / file_name
-        if not path.is_file():
+        if check_files and not path.is_file():
             raise CvsuiteError(f"{xml_path}: image {path} does not exist")
         parsed.append((path, width, height, objs))
     classes = list(class_names) if class_names else sorted(found)
     label_of = {c: i + 1 for i, c in enumerate(classes)}
     records = []
     for image_id, (path, width, height, objs) in enumerate(parsed, start=1):
-        for cls, _ in objs:
+        for cls, _, _ in objs:
             if cls not in label_of:
                 raise CvsuiteError(f"{root}: unknown class {cls!r} in {path.stem}.xml")
         records.append(ImageRecord(path, image_id, width, height,
-                                   np.asarray([b for _, b in objs], np.float32).reshape(-1, 4),
-                                   np.asarray([label_of[c] for c, _ in objs], np.int64)))
+                                   np.asarray([b for _, b, _ in objs], np.float32).reshape(-1, 4),
+                                   np.asarray([label_of[c] for c, _, _ in objs], np.int64),
+                                   np.asarray([d for _, _, d in objs], bool)))
     return DetectionSet(records, classes, list(range(1, len(classes) + 1)), root)
 
 
-def open_detection_set(path: str | Path, image_root: str | Path | None = None) -> DetectionSet:
-    """A COCO json file or a VOC folder."""
+def open_detection_set(path: str | Path, image_root: str | Path | None = None, check_files: bool = True
+                       ) -> DetectionSet:
+    """A COCO json file or a VOC folder (``check_files=False``: annotations only, images need not exist)."""
     path = Path(path)
     if path.is_dir():
-        return read_voc(path)
-    return read_coco(path, image_root)
+        return read_voc(path, check_files=check_files)
+    return read_coco(path, image_root, check_files=check_files)
 
 
 def load_rgb(path: Path) -> np.ndarray:
@@ -209,8 +232,20 @@ def unlabelled_images(source: str | Path) -> list[Path]:
         if not files:
             raise CvsuiteError(f"{source}: no images found in this folder (searched recursively)")
         return files
-    if source.suffix.lower() == ".json":
-        return [r.path for r in read_coco(source).records]
+    if source.suffix.lower() == ".json":  # only the 'images' list: annotations are not needed here
+        data = _load_json(source)
+        root = default_image_root(source)
+        files = []
+        for index, entry in enumerate(data["images"]):
+            if not isinstance(entry, dict) or "file_name" not in entry:
+                raise CvsuiteError(f"{source}: images[{index}] has no 'file_name'")
+            path = root / str(entry["file_name"])
+            if not path.is_file():
+                raise CvsuiteError(f"{source}: image {entry.get('id', index)} file {path} does not exist")
+            files.append(path)
+        if not files:
+            raise CvsuiteError(f"{source}: lists no images")
+        return files
     raise CvsuiteError(f"{source}: neither an image folder nor a COCO json")
 
 

@@ -15,8 +15,11 @@ backbone compute exactly ours: ``INPUT.FORMAT RGB`` and ``PIXEL_MEAN/STD`` = Ima
 """
 from __future__ import annotations
 
+import contextlib
+import os
 import pickle
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +34,41 @@ from .views import IMAGENET_MEAN, IMAGENET_STD
 PIXEL_MEAN = [round(m * 255, 3) for m in IMAGENET_MEAN]  # 123.675, 116.28, 103.53
 PIXEL_STD = [round(s * 255, 3) for s in IMAGENET_STD]  # 58.395, 57.12, 57.375
 D2_BASE_CONFIG = "COCO-Detection/faster_rcnn_R_50_FPN_1x.yaml"
+D2_DEVICES = ("auto", "cpu", "cuda")
+
+
+@contextlib.contextmanager
+def quiet_detectron2_import():
+    """Import detectron2 without its import-time warnings (fvcore/detectron2 decorate functions with the
+    deprecated ``torch.jit.script``): they are about detectron2's code, not the user's input, and would
+    break the suite's one-line error rule. A missing detectron2 becomes one clear error."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            yield
+        except ImportError:
+            raise CvsuiteError("detectron2 is not installed (run `make install`, which runs "
+                               "tools/install_detectron2.py)") from None
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda`` when this machine has a GPU, else ``cpu``; ``cpu``/``cuda`` as given."""
+    if device not in D2_DEVICES:
+        raise UsageError(f"unknown device {device!r}; choose auto, cpu or cuda")
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def detectron2_paths(out: str | Path) -> tuple[Path, Path]:
+    """(X.pkl, X.yaml) for ``--out X.pkl``. detectron2's checkpointer unpickles only files named ``.pkl``
+    (anything else goes to ``torch.load`` and fails), so another name is refused rather than written."""
+    out = Path(out)
+    if out.suffix != ".pkl":
+        raise UsageError(f"--out {out}: a detectron2 export must be named X.pkl (detectron2 loads only .pkl "
+                         "files as pickled weights; X.yaml is written beside it)")
+    return out, out.with_suffix(".yaml")
 
 
 def detect_architecture(path: str | Path) -> BackboneConfig:
@@ -92,21 +130,21 @@ def torchvision_to_detectron2(state: dict[str, torch.Tensor]) -> dict[str, np.nd
     return out
 
 
-def detectron2_config(weights: str, arch: BackboneConfig, num_classes: int, norm: str = "BN") -> Any:
-    """A complete detectron2 CfgNode: Faster R-CNN FPN on our ResNet, weights from ``weights``."""
+def detectron2_config(weights: str, arch: BackboneConfig, num_classes: int, norm: str = "BN",
+                      device: str = "auto") -> Any:
+    """A complete detectron2 CfgNode: Faster R-CNN FPN on our ResNet, weights from ``weights``, on
+    ``device`` (``auto``: this machine's GPU if it has one, else CPU)."""
     if arch.arch == "resnet18_slim" and arch.width != 64:
         raise CvsuiteError(f"detectron2's ResNet needs 64 stem/res2 channels; this backbone has width "
                            f"{arch.width} (export it with --format torchvision, or pretrain resnet18)")
-    try:
+    with quiet_detectron2_import():
         from detectron2 import model_zoo
         from detectron2.config import get_cfg
-    except ImportError:
-        raise CvsuiteError("detectron2 is not installed (run `make install`, which runs "
-                           "tools/install_detectron2.py)") from None
     cfg = get_cfg()
     cfg.merge_from_file(model_zoo.get_config_file(D2_BASE_CONFIG))
     depth = 50 if arch.arch == "resnet50" else 18
     cfg.MODEL.WEIGHTS = weights
+    cfg.MODEL.DEVICE = resolve_device(device)
     cfg.MODEL.PIXEL_MEAN = list(PIXEL_MEAN)
     cfg.MODEL.PIXEL_STD = list(PIXEL_STD)
     cfg.INPUT.FORMAT = "RGB"
@@ -124,9 +162,15 @@ def detectron2_config(weights: str, arch: BackboneConfig, num_classes: int, norm
 
 
 def write_detectron2(state: dict[str, torch.Tensor], arch: BackboneConfig, pkl_path: Path, yaml_path: Path,
-                     num_classes: int, norm: str, source: str) -> None:
-    """``pkl_path`` (d2 checkpoint) and ``yaml_path`` (its config, MODEL.WEIGHTS = absolute pkl path)."""
-    cfg = detectron2_config(str(Path(pkl_path).resolve()), arch, num_classes, norm)
+                     num_classes: int, norm: str, source: str, device: str = "auto") -> None:
+    """``pkl_path`` (d2 checkpoint) and ``yaml_path`` (its config). ``MODEL.WEIGHTS`` is the pkl's path
+    relative to the yaml's folder, so the pair can be moved together; the header says so and
+    :func:`load_exported_config` resolves it."""
+    pkl_path, yaml_path = Path(pkl_path), Path(yaml_path)
+    if pkl_path.resolve() == yaml_path.resolve():
+        raise UsageError(f"{pkl_path}: the weights and the config would be the same file")
+    relative = Path(os.path.relpath(pkl_path.resolve(), yaml_path.resolve().parent)).as_posix()
+    cfg = detectron2_config(relative, arch, num_classes, norm, device)
     payload = {"model": torchvision_to_detectron2(state), "__author__": f"cvsuite scrl export ({source})",
                "matching_heuristics": True}
     with open(pkl_path, "wb") as handle:
@@ -135,12 +179,28 @@ def write_detectron2(state: dict[str, torch.Tensor], arch: BackboneConfig, pkl_p
               f"# backbone: {arch.arch} (torchvision layout) -> detectron2 ResNet-{18 if arch.arch != 'resnet50' else 50}; "
               "RGB input, ImageNet mean/std x 255, STRIDE_IN_1X1 False.\n"
               "# Set DATASETS.TRAIN/TEST, SOLVER.*, MODEL.ROI_HEADS.NUM_CLASSES for your data; on several GPUs\n"
-              "# set MODEL.RESNETS.NORM and MODEL.FPN.NORM to SyncBN (the SCRL fine-tuning protocol).\n")
+              "# set MODEL.RESNETS.NORM and MODEL.FPN.NORM to SyncBN (the SCRL fine-tuning protocol).\n"
+              f"# MODEL.WEIGHTS ({relative}) is relative to this file's folder: run detectron2 from there, or pass\n"
+              f"# MODEL.WEIGHTS /absolute/path/{pkl_path.name} (apps.scrl.export.load_exported_config does it).\n"
+              f"# MODEL.DEVICE {cfg.MODEL.DEVICE} (export --device); override with MODEL.DEVICE cpu|cuda.\n")
     Path(yaml_path).write_text(header + cfg.dump())
 
 
+def load_exported_config(yaml_path: str | Path) -> Any:
+    """detectron2 CfgNode of an exported yaml with ``MODEL.WEIGHTS`` made absolute (it is stored relative
+    to the yaml's folder)."""
+    with quiet_detectron2_import():
+        from detectron2.config import get_cfg
+    yaml_path = Path(yaml_path)
+    cfg = get_cfg()
+    cfg.merge_from_file(str(yaml_path))
+    if cfg.MODEL.WEIGHTS and not Path(cfg.MODEL.WEIGHTS).is_absolute() and "://" not in cfg.MODEL.WEIGHTS:
+        cfg.MODEL.WEIGHTS = str((yaml_path.resolve().parent / cfg.MODEL.WEIGHTS).resolve())
+    return cfg
+
+
 def export(weights: str | Path, fmt: str, out: str | Path, num_classes: int = 80, norm: str = "BN",
-           claim=None) -> dict[str, str]:
+           claim=None, device: str = "auto") -> dict[str, str]:
     """Write the export; returns the written paths. ``claim`` (a guard's ``file``) checks each output."""
     claim = claim or (lambda p: p)
     out = Path(out)
@@ -148,18 +208,21 @@ def export(weights: str | Path, fmt: str, out: str | Path, num_classes: int = 80
         raise UsageError(f"unknown export format {fmt!r}; choose detectron2 or torchvision")
     if norm not in ("BN", "SyncBN", "FrozenBN"):
         raise UsageError(f"unknown norm {norm!r}; choose BN, SyncBN or FrozenBN")
-    if fmt == "detectron2":  # claim the outputs before any work
-        yaml_path = out.with_suffix(".yaml")
+    if fmt == "detectron2":  # name checks and claims before any work
+        out, yaml_path = detectron2_paths(out)
+        resolve_device(device)
         claim(out)
         claim(yaml_path)
     else:
+        if out.suffix in (".yaml", ".yml", ".pkl"):
+            raise UsageError(f"--out {out}: a torchvision export is a torch state dict; name it X.pth")
         claim(out)
     arch = detect_architecture(weights)
     if fmt == "detectron2":
         if arch.arch == "resnet18_slim" and arch.width != 64:
             detectron2_config("", arch, num_classes)  # raises the explanation before any work
         state, arch = torchvision_state(weights, arch)
-        write_detectron2(state, arch, out, yaml_path, num_classes, norm, Path(weights).name)
+        write_detectron2(state, arch, out, yaml_path, num_classes, norm, Path(weights).name, device)
         return {"weights": str(out), "config": str(yaml_path), "arch": arch.arch}
     state, arch = torchvision_state(weights, arch)
     torch.save({k: v.clone() for k, v in state.items()}, out)

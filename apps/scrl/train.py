@@ -12,6 +12,7 @@ baseline at the same budget (same views, steps, batch, networks).
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,7 @@ class PretrainConfig:
 
     data: str = ""  # image folder (recursive) or COCO json whose images are used (labels ignored)
     method: str = "scrl"  # scrl | byol (image-level baseline)
-    max_side: int = 160  # images are resized so their longer side is at most this (kept in memory)
+    max_side: int = 160  # images are resized so their longer side is at most this (when loaded)
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     views: ViewConfig = field(default_factory=ViewConfig)
     proj_hidden: int = 512
@@ -55,28 +56,39 @@ class PretrainConfig:
 
 
 class PairDataset(Dataset):
-    """Unlabelled images (decoded once, longer side <= ``max_side``) -> two views + boxes in each."""
+    """Unlabelled images streamed from disk -> two views + boxes in each.
+
+    Only the file paths are held (one ``bytes`` array, ~ path length per image, no Python object per
+    image, so workers forked by the DataLoader share it without copy-on-read growth); each sample is
+    decoded, resized so its longer side is at most ``max_side`` and cropped when it is drawn. Memory is
+    therefore independent of the number of images apart from the path list (measured in
+    ``evaluation/bench_scrl_memory.py``); use ``train.num_workers`` to decode in parallel."""
 
     def __init__(self, files: list[Path], views: ViewConfig, max_side: int) -> None:
-        import torch.nn.functional as F
-
+        if not files:
+            raise CvsuiteError("no pretraining images")
         self.views = views
-        self.images: list[torch.Tensor] = []
-        for path in files:
-            image = torch.from_numpy(load_rgb(path)).permute(2, 0, 1).float() / 255.0
-            scale = max_side / max(image.shape[1:])
-            if scale < 1:
-                size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[2] * scale)))
-                image = F.interpolate(image[None], size=size, mode="bilinear", antialias=True,
-                                      align_corners=False)[0]
-            self.images.append(image.clamp(0, 1))
+        self.max_side = max_side
+        self.paths = np.array([os.fsencode(str(p)) for p in files], dtype=bytes)
 
     def __len__(self) -> int:
-        return len(self.images)
+        return len(self.paths)
+
+    def load(self, index: int) -> torch.Tensor:
+        """Image ``index`` as float (3, H, W) in [0, 1], longer side <= ``max_side``."""
+        import torch.nn.functional as F
+
+        path = Path(os.fsdecode(self.paths[index]))
+        image = torch.from_numpy(load_rgb(path)).permute(2, 0, 1).float() / 255.0
+        scale = self.max_side / max(image.shape[1:])
+        if scale < 1:
+            size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[2] * scale)))
+            image = F.interpolate(image[None], size=size, mode="bilinear", antialias=True, align_corners=False)[0]
+        return image.clamp(0, 1)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, ())))  # seeded per sample by the engine
-        return make_pair(self.images[index], self.views, rng)
+        return make_pair(self.load(index), self.views, rng)
 
 
 def collate_pairs(batch: list[dict[str, torch.Tensor]]) -> dict[str, Any]:

@@ -24,6 +24,25 @@ def coco_set(tmp: Path, bbox=(4.0, 4.0, 10.0, 10.0), image_id: int = 1, category
     return path
 
 
+def voc_set(tmp: Path, bndbox: str) -> Path:
+    """A one-image VOC folder under tmp/in/voc whose single object has the given <bndbox> body."""
+    root = tmp / "in" / "voc"
+    good_image(root / "JPEGImages" / "a.jpg", size=(48, 64))
+    (root / "Annotations").mkdir(parents=True, exist_ok=True)
+    (root / "Annotations" / "a.xml").write_text(
+        "<annotation><filename>a.jpg</filename><size><width>64</width><height>48</height><depth>3</depth></size>"
+        f"<object><name>cat</name><difficult>0</difficult><bndbox>{bndbox}</bndbox></object></annotation>")
+    return root
+
+
+def results_file(tmp: Path, image_id: int = 1, bbox=(4.0, 4.0, 10.0, 10.0)) -> Path:
+    """A COCO results json with one detection."""
+    path = tmp / "in" / "res.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps([{"image_id": image_id, "category_id": 1, "bbox": list(bbox), "score": 0.5}]))
+    return path
+
+
 def finetune(tmp: Path, data: Path) -> list:
     return ["scrl", "finetune", "--data", data, "--out", tmp / "out" / "run", "--steps", "1"]
 
@@ -72,6 +91,33 @@ CASES = [
     BadCase("scrl-export-onto-input",
             lambda t: ["scrl", "export", "--weights", other_architecture(t / "in" / "w.safetensors"),
                        "--format", "torchvision", "--out", t / "in" / "w.safetensors"], exit_code=2, match="input"),
+    BadCase("scrl-coco-bbox-three-numbers", lambda t: finetune(t, coco_set(t, bbox=(4.0, 4.0, 10.0))),
+            exit_code=1, match="annotation 7"),
+    BadCase("scrl-d2-finetune-garbage-json",
+            lambda t: finetune(t, garbage(t / "in" / "annotations.json")) + ["--engine", "detectron2"],
+            exit_code=1, match="annotations.json"),
+    BadCase("scrl-d2-finetune-bbox-outside",
+            lambda t: finetune(t, coco_set(t, bbox=(50.0, 4.0, 30.0, 10.0))) + ["--engine", "detectron2"],
+            exit_code=1, match="outside"),
+    BadCase("scrl-voc-nan-box", lambda t: finetune(t, voc_set(t, "<xmin>nan</xmin><ymin>2</ymin><xmax>9</xmax>"
+                                                               "<ymax>9</ymax>")), exit_code=1, match="non-finite"),
+    BadCase("scrl-export-d2-not-pkl",
+            lambda t: ["scrl", "export", "--weights", other_architecture(t / "in" / "w.safetensors"),
+                       "--format", "detectron2", "--out", t / "out" / "x.pth"], exit_code=2, match=".pkl"),
+    BadCase("scrl-export-d2-yaml-name",
+            lambda t: ["scrl", "export", "--weights", other_architecture(t / "in" / "w.safetensors"),
+                       "--format", "detectron2", "--out", t / "out" / "x.yaml"], exit_code=2, match=".pkl"),
+    BadCase("scrl-eval-results-garbage",
+            lambda t: ["scrl", "eval", "--results", garbage(t / "in" / "res.json"), "--data", coco_set(t)],
+            exit_code=1, match="res.json"),
+    BadCase("scrl-eval-results-unknown-image",
+            lambda t: ["scrl", "eval", "--results", results_file(t, image_id=5), "--data", coco_set(t)],
+            exit_code=1, match="image_id 5"),
+    BadCase("scrl-eval-results-nan-box",
+            lambda t: ["scrl", "eval", "--results", results_file(t, bbox=[1, 1, float("nan"), 3]), "--data",
+                       coco_set(t)], exit_code=1, match="detection 0"),
+    BadCase("scrl-eval-no-source", lambda t: ["scrl", "eval", "--data", coco_set(t)], exit_code=2,
+            match="--weights"),
     BadCase("scrl-synth-zero-images", lambda t: ["scrl", "synth", "--out", t / "out", "--images", "0"],
             exit_code=2, match="--images"),
 ]

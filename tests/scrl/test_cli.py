@@ -48,5 +48,29 @@ def test_synth_export_finetune_infer(tmp_path, tiny_coco, tiny_val, run_cli):
     results = json.loads((tmp_path / "inf" / "detections.json").read_text())
     images = json.loads((tmp_path / "inf" / "images.json").read_text())
     assert len(images) == 4 and len(list((tmp_path / "inf").glob("*_det.png"))) == 4
-    assert all(set(r) == {"image_id", "category_id", "bbox", "score"} for r in results)
-    assert {r["category_id"] for r in results} <= {1, 2, 3, 4}
+    assert all(set(r) == {"image_id", "category_id", "category_name", "bbox", "score"} for r in results)
+    names = {1: "disc", 2: "square", 3: "triangle", 4: "ring"}
+    assert results and all(names[r["category_id"]] == r["category_name"] for r in results)
+    assert "classes: disc, square, triangle, ring" in out and "synthetic" not in out  # own weights: no note
+
+
+def test_infer_with_the_shipped_detector_says_what_it_knows(tmp_path, tiny_val, run_cli):
+    code, out, err = run_cli(["scrl", "infer", tiny_val.parent / "images" / "000000.png", "--out", tmp_path / "inf"])
+    assert code == 0, err
+    notes = [line for line in out.splitlines() if line.startswith("note:")]
+    assert len(notes) == 1 and "synthetic" in notes[0] and "disc, square, triangle, ring" in notes[0]
+
+
+def test_labels_stay_legible_at_any_image_size():
+    import numpy as np
+
+    from apps.scrl.infer import draw_detections
+
+    for height, width in ((64, 64), (480, 640), (3000, 4000)):
+        canvas = draw_detections(np.zeros((height, width, 3), np.uint8), [[width * 0.3, height * 0.3, width * 0.6,
+                                 height * 0.6]], ["triangle"], [0.85], [(0, 130, 200)])
+        tag = np.all(canvas == (0, 130, 200), axis=-1)
+        rows = np.flatnonzero(tag[: int(height * 0.3)].any(axis=1))  # the tag sits above the box
+        assert len(rows) >= max(11, 0.02 * min(height, width)), (height, width, len(rows))
+        text = canvas[rows.min():rows.max() + 1, : width] == 255  # white text on the dark tag
+        assert text.any(), (height, width)

@@ -72,3 +72,64 @@ def test_unlabelled_sources(tiny_coco, tmp_path):
     (tmp_path / "empty" / "sub").mkdir(parents=True)
     with pytest.raises(CvsuiteError, match="no images"):
         unlabelled_images(tmp_path / "empty")
+
+
+def _voc(root, objects: str, size=(64, 48)) -> None:
+    from PIL import Image
+
+    (root / "Annotations").mkdir(parents=True)
+    (root / "JPEGImages").mkdir()
+    Image.new("RGB", size).save(root / "JPEGImages" / "a.jpg")
+    (root / "Annotations" / "a.xml").write_text(
+        f"<annotation><filename>a.jpg</filename><size><width>{size[0]}</width><height>{size[1]}</height>"
+        f"<depth>3</depth></size>{objects}</annotation>")
+
+
+def _obj(name: str, box, difficult: int | None = None) -> str:
+    hard = "" if difficult is None else f"<difficult>{difficult}</difficult>"
+    return (f"<object><name>{name}</name>{hard}<bndbox><xmin>{box[0]}</xmin><ymin>{box[1]}</ymin>"
+            f"<xmax>{box[2]}</xmax><ymax>{box[3]}</ymax></bndbox></object>")
+
+
+def test_voc_difficult_objects_are_ignored_by_the_evaluation(tmp_path):
+    """The VOC devkit ignores difficult objects: a perfect detection of the other object scores AP 1.0."""
+    from apps.scrl.evaluate import coco_box_ap, coco_ground_truth
+
+    _voc(tmp_path / "VOC", _obj("cat", (5, 5, 30, 40), 0) + _obj("cat", (35, 10, 60, 30), 1))
+    voc = read_voc(tmp_path / "VOC")
+    assert voc.records[0].difficult.tolist() == [False, True]
+    assert len(voc.records[0].boxes) == 2  # kept for training, as detectron2's VOC loader does
+    gt = coco_ground_truth(voc)
+    x0, y0, x1, y1 = voc.records[0].boxes[0].tolist()
+    perfect = [{"image_id": 1, "category_id": 1, "bbox": [x0, y0, x1 - x0, y1 - y0], "score": 0.9}]
+    assert coco_box_ap(gt, perfect)["AP"] == pytest.approx(1.0)  # 0.505 if the difficult object counted
+    # and a detection of the difficult object is not a false positive either
+    x0, y0, x1, y1 = voc.records[0].boxes[1].tolist()
+    both = perfect + [{"image_id": 1, "category_id": 1, "bbox": [x0, y0, x1 - x0, y1 - y0], "score": 0.95}]
+    assert coco_box_ap(gt, both)["AP"] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("box,match", [(("nan", 5, 30, 40), "non-finite"), ((5, 5, "inf", 40), "non-finite"),
+                                       ((5, 5, 30, 40, "2"), "difficult")])
+def test_voc_bad_values_name_the_object(tmp_path, box, match):
+    difficult = int(box[4]) if len(box) == 5 else 0
+    _voc(tmp_path / "VOC", _obj("cat", box[:4], difficult))
+    with pytest.raises(CvsuiteError, match=match) as info:
+        read_voc(tmp_path / "VOC")
+    assert "a.xml" in str(info.value) and "object 0" in str(info.value)
+
+
+@pytest.mark.parametrize("bbox", [[1, 2, 3], None, "1,2,3,4", [1, 2, "x", 4], [1, 2, 3, 4, 5]])
+def test_malformed_coco_bbox_names_the_annotation(tmp_path, bbox):
+    from PIL import Image
+
+    (tmp_path / "images").mkdir()
+    Image.new("RGB", (64, 48)).save(tmp_path / "images" / "a.png")
+    data = {"images": [{"id": 1, "file_name": "a.png", "width": 64, "height": 48}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 5, 5]},
+                            {"id": 42, "image_id": 1, "category_id": 1, "bbox": bbox}],
+            "categories": [{"id": 1, "name": "disc"}]}
+    (tmp_path / "a.json").write_text(json.dumps(data))
+    with pytest.raises(CvsuiteError, match="annotation 42") as info:
+        read_coco(tmp_path / "a.json")
+    assert "bbox" in str(info.value)

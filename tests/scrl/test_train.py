@@ -81,3 +81,21 @@ def test_finetune_writes_a_detector_and_coco_ap(tiny_coco, tiny_val, tmp_path):
     summary = run_finetune(cfg)
     assert set(summary["eval"]) >= {"AP", "AP50", "AP75"}
     assert (tmp_path / "ft" / "detector.safetensors").is_file() and (tmp_path / "ft" / "metrics.json").is_file()
+
+
+def test_pair_dataset_streams_from_disk(tiny_coco, monkeypatch):
+    """Construction decodes nothing and holds only the paths; each sample is read when it is drawn."""
+    import apps.scrl.train as train_module
+    from apps.scrl.data import unlabelled_images
+    from apps.scrl.train import PairDataset
+
+    files = unlabelled_images(tiny_coco) * 500  # 6000 entries, the same 12 files
+    calls = []
+    real = train_module.load_rgb
+    monkeypatch.setattr(train_module, "load_rgb", lambda path: calls.append(path) or real(path))
+    dataset = PairDataset(files, ViewConfig(size=32, min_box=4), max_side=48)
+    assert calls == [] and len(dataset) == 6000
+    assert dataset.paths.nbytes < 200 * len(files)  # bytes per image: the path only, no pixels
+    sample = dataset[5999]
+    assert calls == [files[5999]] and sample["views"].shape == (2, 3, 32, 32)
+    assert max(dataset.load(0).shape[1:]) <= 48
