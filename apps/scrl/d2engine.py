@@ -12,20 +12,22 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from shared.errors import CvsuiteError
+from shared.errors import CvsuiteError, UsageError
 
-from .data import DetectionSet, default_image_root, open_detection_set
+from .data import DetectionSet, default_image_root
 from .export import detectron2_config, quiet_detectron2_import, torchvision_state, write_detectron2
 from .model import BackboneConfig
 
 
-def _coco_files(dataset: DetectionSet, images: str, out_dir: Path, name: str, claim) -> tuple[str, str]:
+def _coco_files(dataset: DetectionSet, images: str, out_dir: Path, name: str, claim, training: bool = False
+                ) -> tuple[str, str]:
     """(json, image root) for ``register_coco_instances``; a VOC set is written as COCO json first."""
     if dataset.coco_json is not None:
         root = Path(images) if images else default_image_root(dataset.coco_json)
         return str(dataset.coco_json), str(root)
     path = claim(out_dir / f"{name}_coco.json")
-    Path(path).write_text(json.dumps(dataset.to_coco()))  # absolute file names: the root is ignored
+    # absolute file names: the root is ignored; difficult VOC objects: trained on, ignored in evaluation
+    Path(path).write_text(json.dumps(dataset.to_coco(difficult_as_crowd=not training)))
     return str(path), "/"
 
 
@@ -36,17 +38,18 @@ def build_d2_config(cfg: Any, num_classes: int, out_dir: Path, claim) -> tuple[A
     if cfg.weights:
         state, arch = torchvision_state(cfg.weights)
         pkl, yaml_path = claim(out_dir / "backbone.pkl"), claim(out_dir / "backbone.yaml")
-        write_detectron2(state, arch, Path(pkl), Path(yaml_path), num_classes, "BN", Path(cfg.weights).name, device)
-        d2cfg = detectron2_config(str(Path(pkl).resolve()), arch, num_classes, "BN", device)
+        write_detectron2(state, arch, Path(pkl), Path(yaml_path), num_classes, cfg.norm, Path(cfg.weights).name,
+                         device)
+        d2cfg = detectron2_config(str(Path(pkl).resolve()), arch, num_classes, cfg.norm, device)
     else:
         arch = cfg.backbone
-        d2cfg = detectron2_config("", arch, num_classes, "BN", device)
+        d2cfg = detectron2_config("", arch, num_classes, cfg.norm, device)
     d2cfg.MODEL.ANCHOR_GENERATOR.SIZES = [[s] for s in (det.anchor_sizes or [8, 16, 32, 64, 128])]
     d2cfg.MODEL.RPN.BATCH_SIZE_PER_IMAGE = det.rpn_batch
     d2cfg.MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE = det.box_batch
     d2cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST = det.score_thresh
     d2cfg.TEST.DETECTIONS_PER_IMAGE = det.detections
-    d2cfg.INPUT.MIN_SIZE_TRAIN = (det.min_size,)
+    d2cfg.INPUT.MIN_SIZE_TRAIN = tuple(cfg.min_size_train) or (det.min_size,)
     d2cfg.INPUT.MAX_SIZE_TRAIN = det.max_size
     d2cfg.INPUT.MIN_SIZE_TEST = det.min_size
     d2cfg.INPUT.MAX_SIZE_TEST = det.max_size
@@ -56,7 +59,7 @@ def build_d2_config(cfg: Any, num_classes: int, out_dir: Path, claim) -> tuple[A
     d2cfg.SOLVER.MOMENTUM = train.momentum
     d2cfg.SOLVER.WEIGHT_DECAY = train.weight_decay
     d2cfg.SOLVER.MAX_ITER = train.max_steps
-    d2cfg.SOLVER.STEPS = (int(train.max_steps * 0.75),)
+    d2cfg.SOLVER.STEPS = tuple(cfg.lr_steps) or (int(train.max_steps * 0.75),)
     d2cfg.SOLVER.WARMUP_ITERS = min(train.warmup_steps, train.max_steps)
     d2cfg.SOLVER.CHECKPOINT_PERIOD = 10 ** 9  # only model_final.pth
     d2cfg.SOLVER.CLIP_GRADIENTS.ENABLED = train.grad_clip > 0
@@ -76,13 +79,14 @@ def _cuda() -> bool:
 
 def run_d2_finetune(cfg: Any, claim=None) -> dict[str, Any]:
     """Train ``cfg.train.max_steps`` iterations with detectron2 and evaluate ``cfg.val`` (COCOEvaluator)."""
+    from .train import check_finetune_config, open_finetune_sets
+
     claim = claim or (lambda p: p)
     out_dir = Path(cfg.train.out_dir)
-    train_set = open_detection_set(cfg.data, cfg.images or None)  # the user's data first: clear errors
-    val_set = open_detection_set(cfg.val, cfg.val_images or None) if cfg.val else None
-    if val_set is not None and val_set.class_names != train_set.class_names:
-        raise CvsuiteError(f"{cfg.val}: categories {val_set.class_names} differ from {cfg.data}'s "
-                           f"{train_set.class_names}")
+    if not cfg.data:
+        raise UsageError("give the training set: --data COCO_JSON_OR_VOC_DIR (data=)")
+    check_finetune_config(cfg)
+    train_set, val_set = open_finetune_sets(cfg)  # the user's data first: clear errors
     with quiet_detectron2_import():
         from detectron2.data import DatasetCatalog, MetadataCatalog, build_detection_test_loader
         from detectron2.data.datasets import register_coco_instances
@@ -93,10 +97,11 @@ def run_d2_finetune(cfg: Any, claim=None) -> dict[str, Any]:
     # fvcore's "not found in the checkpoint" report (the new heads) would land on stderr unformatted
     setup_logger(name="detectron2")
     setup_logger(name="fvcore")
+    out_dir.mkdir(parents=True, exist_ok=True)
     d2cfg, _ = build_d2_config(cfg, len(train_set.class_names), out_dir, claim)
     tag = uuid.uuid4().hex[:8]
     names = {"train": f"cvsuite_train_{tag}", "val": f"cvsuite_val_{tag}"}
-    register_coco_instances(names["train"], {}, *_coco_files(train_set, cfg.images, out_dir, "train", claim))
+    register_coco_instances(names["train"], {}, *_coco_files(train_set, cfg.images, out_dir, "train", claim, training=True))
     if val_set is not None:
         register_coco_instances(names["val"], {}, *_coco_files(val_set, cfg.val_images, out_dir, "val", claim))
     d2cfg.DATASETS.TRAIN = (names["train"],)

@@ -45,17 +45,20 @@ class DetectionSet:
     source: Path
     coco_json: Path | None = None  # the file pycocotools evaluates against (COCO input or a written copy)
 
-    def to_coco(self) -> dict:
+    def to_coco(self, difficult_as_crowd: bool = True) -> dict:
         """The set as a COCO dict (VOC input is converted; used as COCOeval ground truth).
 
         VOC ``difficult`` objects become ``iscrowd: 1``, COCOeval's only ignore mark: like the VOC
         devkit, they count neither as misses nor (when detected) as false positives. (COCOeval matches
-        a detection to an ignore region by intersection / detection area, the VOC devkit by IoU.)"""
+        a detection to an ignore region by intersection / detection area, the VOC devkit by IoU.)
+        ``difficult_as_crowd=False`` keeps them as ordinary objects (training sets: detectron2's VOC
+        loader trains on difficult objects, and its COCO loader would drop crowd ones)."""
         images, annotations = [], []
         for record in self.records:
             images.append({"id": record.image_id, "file_name": str(record.path), "width": record.width,
                            "height": record.height})
-            difficult = record.difficult if len(record.difficult) == len(record.boxes) else np.zeros(len(record.boxes), bool)
+            difficult = (record.difficult if difficult_as_crowd and len(record.difficult) == len(record.boxes)
+                         else np.zeros(len(record.boxes), bool))
             for box, label, hard in zip(record.boxes, record.labels, difficult):
                 w, h = float(box[2] - box[0]), float(box[3] - box[1])
                 annotations.append({"id": len(annotations) + 1, "image_id": record.image_id,

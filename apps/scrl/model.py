@@ -49,9 +49,16 @@ def stage_channels(backbone: nn.Module) -> list[int]:
 
 
 def mlp(in_dim: int, hidden: int, out_dim: int) -> nn.Sequential:
-    """BYOL's projector/predictor: Linear-BN-ReLU-Linear."""
-    return nn.Sequential(nn.Linear(in_dim, hidden, bias=False), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True),
-                         nn.Linear(hidden, out_dim))
+    """Projector/predictor as kakaobrain/scrl ``TwoLayerLinearHead``: Linear(bias)-BN-ReLU-Linear(no bias)
+    (the last bias suppressed "as in the BYOL official code")."""
+    return nn.Sequential(nn.Linear(in_dim, hidden), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True),
+                         nn.Linear(hidden, out_dim, bias=False))
+
+
+def head_sizes(feature_dim: int, hidden: int = 0, out: int = 0) -> tuple[int, int]:
+    """Projector/predictor (hidden, output) sizes; 0 = follow the backbone like the official ResNet-50
+    heads (2048 -> 4096 -> 256): hidden = 2 x features, output = features / 8 (at least 64)."""
+    return hidden or 2 * feature_dim, out or max(64, feature_dim // 8)
 
 
 class RegionEncoder(nn.Module):
@@ -61,10 +68,13 @@ class RegionEncoder(nn.Module):
     per box (SCRL); ``boxes=None`` gives one per image (BYOL).
     """
 
-    def __init__(self, backbone: nn.Module, proj_hidden: int, proj_dim: int) -> None:
+    def __init__(self, backbone: nn.Module, proj_hidden: int, proj_dim: int, roi_aligned: bool = False,
+                 roi_sampling_ratio: int = -1) -> None:
         super().__init__()
         self.backbone = backbone
         self.projector = mlp(stage_channels(backbone)[-1], proj_hidden, proj_dim)
+        self.roi_aligned = roi_aligned  # official: RoIAlign(1, 1/32, sampling_ratio=-1, aligned=False)
+        self.roi_sampling_ratio = roi_sampling_ratio
 
     def pooled(self, images: torch.Tensor, boxes: list[torch.Tensor] | None) -> torch.Tensor:
         fmap = self.backbone(images)
@@ -72,7 +82,7 @@ class RegionEncoder(nn.Module):
             return fmap.mean(dim=(2, 3))
         scale = fmap.shape[-1] / images.shape[-1]
         return roi_align(fmap, [b.to(fmap.dtype) for b in boxes], output_size=1, spatial_scale=scale,
-                         sampling_ratio=2, aligned=True).flatten(1)
+                         sampling_ratio=self.roi_sampling_ratio, aligned=self.roi_aligned).flatten(1)
 
     def forward(self, images: torch.Tensor, boxes: list[torch.Tensor] | None = None) -> torch.Tensor:
         return self.projector(self.pooled(images, boxes))

@@ -3,8 +3,9 @@
 
 Pretraining (:class:`RegionBYOLTask`): each image gives two views with their geometry kept and K
 boxes in the crops' intersection (:mod:`.views`). Online network: backbone -> RoIAlign(1x1) of every
-box on the last feature map -> projector -> predictor; target network: an EMA copy of backbone +
-projector (momentum cosine-scheduled from ``base_momentum`` to 1, ``shared.losses.momentum``).
+box on the last feature map -> projector -> predictor (Linear-BN-ReLU-Linear, last layer without
+bias, as kakaobrain/scrl); target network: an EMA copy of backbone + projector (momentum
+cosine-scheduled from ``base_momentum`` to 1, ``shared.losses.momentum``).
 Loss: BYOL's ``2 - 2 cos`` per box pair, symmetrised (``shared.losses.BYOLLoss``). ``method=byol``
 replaces RoIAlign with global average pooling (one "box" = the whole view): the image-level
 baseline at the same budget (same views, steps, batch, networks).
@@ -29,7 +30,8 @@ from shared.weights import save_safetensors
 
 from .data import DetectionDataset, collate_detection, load_rgb, open_detection_set, unlabelled_images
 from .losses import box_byol_loss
-from .model import BackboneConfig, DetectorConfig, RegionEncoder, build_detector, build_resnet, detector_meta, mlp
+from .model import (BackboneConfig, DetectorConfig, RegionEncoder, build_detector, build_resnet, detector_meta,
+                    head_sizes, mlp, stage_channels)
 from .views import ViewConfig, make_pair
 
 METHODS = ("scrl", "byol")
@@ -46,10 +48,12 @@ class PretrainConfig:
     max_side: int = 160  # images are resized so their longer side is at most this (when loaded)
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     views: ViewConfig = field(default_factory=ViewConfig)
-    proj_hidden: int = 512
-    proj_dim: int = 128
-    pred_hidden: int = 512
-    base_momentum: float = 0.99
+    proj_hidden: int = 0  # 0 = follow the backbone (ResNet-50: 4096, the official size)
+    proj_dim: int = 0  # 0 = follow the backbone (ResNet-50: 256)
+    pred_hidden: int = 0  # 0 = the projector's hidden size
+    base_momentum: float = 0.97  # official scrl_200ep.yaml (0.996 for 1000 epochs)
+    roi_aligned: bool = False  # official RoIAlign(1, 1/32, sampling_ratio=-1, aligned=False)
+    roi_sampling_ratio: int = -1
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
         out_dir="runs/scrl_pretrain", max_steps=300, batch_size=32, lr=2e-3, weight_decay=1e-4,
         warmup_steps=20, log_every=20, ckpt_every=100))
@@ -104,12 +108,18 @@ class RegionBYOLTask(TrainTask):
         if cfg.method not in METHODS:
             raise UsageError(f"unknown method {cfg.method!r}; choose scrl or byol")
         self.cfg = cfg
-        self.online = RegionEncoder(build_resnet(cfg.backbone), cfg.proj_hidden, cfg.proj_dim)
-        self.predictor = mlp(cfg.proj_dim, cfg.pred_hidden, cfg.proj_dim)
+        backbone = build_resnet(cfg.backbone)
+        hidden, out = head_sizes(stage_channels(backbone)[-1], cfg.proj_hidden, cfg.proj_dim)
+        self.online = RegionEncoder(backbone, hidden, out, cfg.roi_aligned, cfg.roi_sampling_ratio)
+        self.predictor = mlp(out, cfg.pred_hidden or hidden, out)
         self.target = make_momentum_copy(self.online)
 
     def param_groups(self) -> list[dict[str, Any]]:
-        return [{"params": [p for m in (self.online, self.predictor) for p in m.parameters()]}]
+        """Weights; and BatchNorm parameters + biases without weight decay and LARS adaptation (the
+        official exclusion; ignored keys for AdamW/SGD except the weight decay)."""
+        params = [p for m in (self.online, self.predictor) for p in m.parameters()]
+        return [{"params": [p for p in params if p.ndim > 1]},
+                {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0, "lars_adaptation": False}]
 
     def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         views = batch["views"]
@@ -183,6 +193,11 @@ class FinetuneConfig:
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     flip: bool = True
+    norm: str = "BN"  # BN | SyncBN (the SCRL fine-tuning protocol; = BN in one process) | FrozenBN (detectron2)
+    voc_split: str = "trainval"  # ImageSets/Main/<split>.txt of a VOC --data folder
+    val_voc_split: str = "test"  # ... of a VOC --val folder (all xmls when the list is missing)
+    min_size_train: list[int] = field(default_factory=list)  # detectron2 multi-scale train sides; [] = detector.min_size
+    lr_steps: list[int] = field(default_factory=list)  # detectron2 SOLVER.STEPS; [] = 0.75 * max_steps
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
         out_dir="runs/scrl_finetune", max_steps=300, batch_size=8, optimizer="sgd", lr=0.02, momentum=0.9,
         weight_decay=1e-4, warmup_steps=50, grad_clip=10.0, log_every=20, ckpt_every=100, amp=False))
@@ -215,22 +230,47 @@ def load_pretrained_backbone(path: str | Path, cfg: BackboneConfig) -> torch.nn.
     return model
 
 
+NORMS = ("BN", "SyncBN", "FrozenBN")
+
+
+def check_finetune_config(cfg: FinetuneConfig) -> None:
+    if cfg.norm not in NORMS:
+        raise UsageError(f"config key 'norm' must be BN, SyncBN or FrozenBN, got {cfg.norm!r}")
+    if cfg.norm == "FrozenBN" and cfg.engine != "detectron2":
+        raise UsageError("norm=FrozenBN is a detectron2 option; use engine=detectron2 or norm=BN/SyncBN")
+
+
+def open_finetune_sets(cfg: FinetuneConfig):
+    """(train set, val set or None) with the configured VOC splits; categories must agree."""
+    from .data import read_voc
+
+    def open_set(path: str, images: str, split: str):
+        return read_voc(path, split=split) if Path(path).is_dir() else open_detection_set(path, images or None)
+
+    train_set = open_set(cfg.data, cfg.images, cfg.voc_split)
+    val_set = open_set(cfg.val, cfg.val_images, cfg.val_voc_split) if cfg.val else None
+    if val_set is not None and val_set.class_names != train_set.class_names:
+        raise CvsuiteError(f"{cfg.val}: categories {val_set.class_names} differ from {cfg.data}'s "
+                           f"{train_set.class_names}")
+    return train_set, val_set
+
+
 def build_finetune_detector(cfg: FinetuneConfig, num_classes: int) -> torch.nn.Module:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.train.seed)
         backbone = load_pretrained_backbone(cfg.weights, cfg.backbone) if cfg.weights else build_resnet(cfg.backbone)
-        return build_detector(backbone, num_classes, cfg.detector)
+        detector = build_detector(backbone, num_classes, cfg.detector)
+    if cfg.norm == "SyncBN":  # synchronised across processes under DDP; plain BN statistics in one process
+        detector = torch.nn.SyncBatchNorm.convert_sync_batchnorm(detector)
+    return detector
 
 
 def run_finetune(cfg: FinetuneConfig) -> dict[str, Any]:
     """torchvision engine: train, write ``detector.safetensors`` (+ ``metrics.json`` when ``val`` is set)."""
     if not cfg.data:
         raise UsageError("give the training set: --data COCO_JSON_OR_VOC_DIR (data=)")
-    train_set = open_detection_set(cfg.data, cfg.images or None)
-    val_set = open_detection_set(cfg.val, cfg.val_images or None) if cfg.val else None
-    if val_set is not None and val_set.class_names != train_set.class_names:
-        raise CvsuiteError(f"{cfg.val}: categories {val_set.class_names} differ from {cfg.data}'s "
-                           f"{train_set.class_names}")
+    check_finetune_config(cfg)
+    train_set, val_set = open_finetune_sets(cfg)
     detector = build_finetune_detector(cfg, len(train_set.class_names))
     task = DetectionTask(detector)
     summary = Trainer(cfg.train, task, DetectionDataset(train_set, cfg.flip), collate_fn=collate_detection,

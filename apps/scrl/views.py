@@ -1,11 +1,19 @@
 """SCRL's two views with their geometry kept, and the boxes sampled in their intersection.
 
-A view is ``RandomResizedCrop(scale 0.2-1) -> optional horizontal flip -> colour jitter / grey``.
+A view is, as in kakaobrain/scrl ``augment/getters.py`` (BYOL's recipe):
+``RandomResizedCrop(scale 0.2-1, bicubic) -> flip (0.5) -> colour jitter (p 0.8; brightness 0.4,
+contrast 0.4, saturation 0.2, hue 0.1, random order) -> greyscale (0.2) -> blur (p 1.0 on view 1,
+0.1 on view 2) -> solarize (p 0 / 0.2, threshold 0.5)``. The blur is the official ``ResizeBlur``
+(the repo's ``BLUR_METHOD`` selects it over its Gaussian blur): bicubic down-scale by 1.1, 1.2 or 1.5
+and back up.
+
 We keep each crop's rectangle ``(x0, y0, w, h)`` in image pixels and its flip flag, so any image
-box can be mapped into the view's pixel frame (:func:`image_to_view`). Boxes are drawn inside the
-intersection of the two crops (:func:`sample_boxes`): up to ``K`` boxes, IoU <= ``max_iou`` between
-them; a pair of crops without overlap gives no boxes (the image then adds nothing to the SCRL loss,
-as in the paper).
+box can be mapped into the view's pixel frame (:func:`image_to_view`). Boxes come from the
+official ``SCRLBoxGenerator`` rule (:func:`sample_boxes`): inside the two crops' intersection, on
+an integer grid of "view pixels of the view in which the intersection is smaller", ``K`` boxes per
+image, each retried up to ``tries`` times until its IoU with the image's earlier boxes is below
+``max_iou`` (the last try is kept otherwise, as officially). A pair of crops whose intersection is
+not larger than ``min_box`` gives no boxes (the image then adds nothing to the SCRL loss).
 """
 from __future__ import annotations
 
@@ -16,8 +24,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from shared.config import bounded
+from shared.errors import UsageError
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+BOX_GENERATIONS = ("grid", "random")
 
 
 @dataclass
@@ -34,6 +46,17 @@ class ViewConfig:
     max_iou: float = 0.5  # between sampled boxes
     min_box: float = 16.0  # minimum box side in view pixels (in both views)
     tries: int = 50
+    brightness: float = 0.4  # colour jitter strengths (official ColorJitter(0.4, 0.4, 0.2, 0.1))
+    contrast: float = 0.4
+    saturation: float = 0.2
+    hue: float = 0.1
+    blur: list[float] = bounded(default_factory=lambda: [1.0, 0.1], ge=0, le=1, min_len=2, max_len=2)  # p per view
+    solarize: list[float] = bounded(default_factory=lambda: [0.0, 0.2], ge=0, le=1, min_len=2, max_len=2)
+    box_generation: str = "grid"  # grid (official grid_based_box_gen) | random (its other branch)
+
+    def __post_init__(self) -> None:
+        if self.box_generation not in BOX_GENERATIONS:
+            raise UsageError(f"config key 'views.box_generation' must be grid or random, got {self.box_generation!r}")
 
 
 @dataclass
@@ -76,50 +99,61 @@ def image_to_view(boxes: torch.Tensor, crop: Crop, size: int) -> torch.Tensor:
 
 
 def render_view(image: torch.Tensor, crop: Crop, size: int) -> torch.Tensor:
-    """Crop + resize (bilinear, antialiased) + flip a float (3, H, W) image; no colour change."""
+    """Crop + resize (bicubic, antialiased, as the official PIL bicubic) + flip a float (3, H, W) image."""
     x0, y0 = int(crop.x0), int(crop.y0)
     patch = image[:, y0:y0 + int(crop.h), x0:x0 + int(crop.w)]
-    view = F.interpolate(patch[None], size=(size, size), mode="bilinear", align_corners=False, antialias=True)[0]
+    view = F.interpolate(patch[None], size=(size, size), mode="bicubic", align_corners=False,
+                         antialias=True)[0].clamp(0, 1)
     return view.flip(-1) if crop.flipped else view
 
 
 _GREY = torch.tensor([0.299, 0.587, 0.114])
-_RGB_TO_YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
-_YIQ_TO_RGB = torch.linalg.inv(_RGB_TO_YIQ)
+BLUR_FACTORS = (1.1, 1.2, 1.5)  # official ResizeBlur: factors[randint(0, max_level=3)]
 
 
 def _grey(view: torch.Tensor) -> torch.Tensor:
     return torch.einsum("c,chw->hw", _GREY, view)[None]
 
 
-def rotate_hue(view: torch.Tensor, shift: float) -> torch.Tensor:
-    """Hue shift by ``shift`` turns as a rotation of the chroma plane in YIQ space (a 3x3 colour matrix;
-    the linear approximation of the HSV hue shift, ~50x cheaper on CPU)."""
-    angle = 2 * math.pi * shift
-    rotation = torch.tensor([[1.0, 0.0, 0.0], [0.0, math.cos(angle), -math.sin(angle)],
-                             [0.0, math.sin(angle), math.cos(angle)]])
-    matrix = _YIQ_TO_RGB @ rotation @ _RGB_TO_YIQ
-    return torch.einsum("ij,jhw->ihw", matrix, view)
+def resize_blur(view: torch.Tensor, factor: float) -> torch.Tensor:
+    """Official ``ResizeBlur``: bicubic down-scale to ``int(side // factor)`` and back up."""
+    height, width = view.shape[1:]
+    small = (max(1, int(height // factor)), max(1, int(width // factor)))
+    down = F.interpolate(view[None], size=small, mode="bicubic", align_corners=False, antialias=True)
+    return F.interpolate(down, size=(height, width), mode="bicubic", align_corners=False)[0].clamp(0, 1)
 
 
-def colour_augment(view: torch.Tensor, cfg: ViewConfig, rng: np.random.Generator) -> torch.Tensor:
-    """Colour jitter (brightness/contrast/saturation 0.4, hue 0.1, random order) and random greyscale."""
+def solarize(view: torch.Tensor, threshold: float = 128 / 255) -> torch.Tensor:
+    """PIL ``ImageOps.solarize(img, 128)`` (the official ``Solarize(0.5)``): values >= threshold inverted."""
+    return torch.where(view >= threshold, 1.0 - view, view)
+
+
+def colour_augment(view: torch.Tensor, cfg: ViewConfig, rng: np.random.Generator, index: int = 0) -> torch.Tensor:
+    """Colour jitter (torchvision's ColorJitter operations in random order, hue in HSV), random
+    greyscale, then blur and solarize with view ``index``'s probabilities."""
+    import torchvision.transforms.functional as TF
+
     if rng.random() < cfg.jitter:
-        factors = {"b": rng.uniform(0.6, 1.4), "c": rng.uniform(0.6, 1.4), "s": rng.uniform(0.6, 1.4),
-                   "h": rng.uniform(-0.1, 0.1)}
+        factors = {"b": rng.uniform(1 - cfg.brightness, 1 + cfg.brightness),
+                   "c": rng.uniform(1 - cfg.contrast, 1 + cfg.contrast),
+                   "s": rng.uniform(1 - cfg.saturation, 1 + cfg.saturation),
+                   "h": rng.uniform(-cfg.hue, cfg.hue)}
         for kind in rng.permutation(["b", "c", "s", "h"]):
             value = float(factors[str(kind)])
             if kind == "b":
-                view = view * value
+                view = TF.adjust_brightness(view, value)
             elif kind == "c":
-                view = _grey(view).mean() + value * (view - _grey(view).mean())
+                view = TF.adjust_contrast(view, value)
             elif kind == "s":
-                view = _grey(view) + value * (view - _grey(view))
-            else:
-                view = rotate_hue(view, value)
-            view = view.clamp(0, 1)
+                view = TF.adjust_saturation(view, value)
+            elif value != 0.0:
+                view = TF.adjust_hue(view, value)
     if rng.random() < cfg.grey:
         view = _grey(view).expand(3, -1, -1)
+    if rng.random() < cfg.blur[index]:
+        view = resize_blur(view, BLUR_FACTORS[int(rng.integers(0, len(BLUR_FACTORS)))])
+    if rng.random() < cfg.solarize[index]:
+        view = solarize(view)
     return view.clamp(0, 1).contiguous()
 
 
@@ -130,38 +164,63 @@ def intersection(a: Crop, b: Crop) -> tuple[float, float, float, float] | None:
     return (x0, y0, x1, y1) if x1 > x0 and y1 > y0 else None
 
 
+def _iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+    iw = max(min(a[2], b[2]) - max(a[0], b[0]), 0.0)
+    ih = max(min(a[3], b[3]) - max(a[1], b[1]), 0.0)
+    inter = iw * ih
+    if inter == 0:
+        return 0.0
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
 def sample_boxes(a: Crop, b: Crop, cfg: ViewConfig, rng: np.random.Generator) -> torch.Tensor:
-    """Up to ``cfg.boxes`` image-pixel boxes inside ``a ∩ b``, pairwise IoU <= ``cfg.max_iou``, each at
-    least ``cfg.min_box`` view pixels wide and high in both views. Shape (N, 4), N may be 0."""
+    """``cfg.boxes`` image-pixel boxes inside ``a ∩ b`` by the official ``SCRLBoxGenerator.generate``
+    rule; shape (N, 4), N = 0 when the intersection is not wider and higher than ``min_box``.
+
+    The intersection is measured in pixels of the view where it looks smaller (scale
+    ``min(S / w_a, S / w_b)``, likewise in y), rounded: ``W x H``. Each box is drawn on that integer
+    grid — ``grid``: split ``W`` into ``div_w ~ U{1..W // min_box}`` cells (``H`` likewise), pick a
+    cell, a size ``U{min_box..cell}`` and an offset inside the cell; ``random``: size
+    ``U{min_box..W-1}``, offset ``U{0..W-size-1}`` — and retried up to ``tries`` times until its IoU
+    with the image's earlier boxes is below ``max_iou``; the last try is kept if none is.
+    (IoU is invariant to the per-axis scaling and flip between image and view, so it is computed
+    in image pixels; the official code uses view 1's.)"""
     inter = intersection(a, b)
     if inter is None:
         return torch.zeros((0, 4))
     ix0, iy0, ix1, iy1 = inter
-    # smallest image-pixel side that is >= min_box view pixels in both views
-    min_w = cfg.min_box * max(a.w, b.w) / cfg.size
-    min_h = cfg.min_box * max(a.h, b.h) / cfg.size
-    if ix1 - ix0 < min_w or iy1 - iy0 < min_h:
+    scale_w = min(cfg.size / a.w, cfg.size / b.w)
+    scale_h = min(cfg.size / a.h, cfg.size / b.h)
+    width, height = round((ix1 - ix0) * scale_w), round((iy1 - iy0) * scale_h)
+    min_size = int(cfg.min_box)
+    if min_size >= width or min_size >= height:
         return torch.zeros((0, 4))
-    # all candidates at once, then greedy acceptance in order (same rule as one-by-one rejection)
-    w = rng.uniform(min_w, ix1 - ix0, cfg.tries)
-    h = rng.uniform(min_h, iy1 - iy0, cfg.tries)
-    x0 = ix0 + rng.random(cfg.tries) * (ix1 - ix0 - w)
-    y0 = iy0 + rng.random(cfg.tries) * (iy1 - iy0 - h)
-    candidates = np.stack([x0, y0, x0 + w, y0 + h], axis=1)
-    area = w * h
-    chosen: list[int] = []
-    for index in range(cfg.tries):
-        if len(chosen) >= cfg.boxes:
-            break
-        if chosen:
-            kept = candidates[chosen]
-            iw = np.clip(np.minimum(kept[:, 2], candidates[index, 2]) - np.maximum(kept[:, 0], candidates[index, 0]), 0, None)
-            ih = np.clip(np.minimum(kept[:, 3], candidates[index, 3]) - np.maximum(kept[:, 1], candidates[index, 1]), 0, None)
-            inter = iw * ih
-            if (inter / (area[chosen] + area[index] - inter)).max() > cfg.max_iou:
-                continue
-        chosen.append(index)
-    return torch.from_numpy(candidates[chosen].astype(np.float32)).reshape(-1, 4)
+    div_w_range, div_h_range = width // min_size + 1, height // min_size + 1
+
+    def randint(low: float, high: float) -> int:  # numpy randint(low, high) with the official int() casts
+        return int(rng.integers(int(low), int(high)))
+
+    boxes: list[tuple[float, float, float, float]] = []
+    for index in range(cfg.boxes):
+        for _ in range(cfg.tries):
+            if cfg.box_generation == "grid":
+                div_w, div_h = randint(1, div_w_range), randint(1, div_h_range)
+                grid_w, grid_h = width / div_w, height / div_h
+                grid_x, grid_y = randint(0, div_w), randint(0, div_h)
+                box_w, box_h = randint(min_size, grid_w + 1), randint(min_size, grid_h + 1)
+                box_x = randint(0, grid_w - box_w + 1) + int(grid_x * grid_w)
+                box_y = randint(0, grid_h - box_h + 1) + int(grid_y * grid_h)
+            else:
+                box_w, box_h = randint(min_size, width), randint(min_size, height)
+                box_x, box_y = randint(0, width - box_w), randint(0, height - box_h)
+            x0, y0 = ix0 + box_x / scale_w, iy0 + box_y / scale_h
+            box = (x0, y0, x0 + box_w / scale_w, y0 + box_h / scale_h)  # clipped per view (make_pair)
+            if index == 0 or cfg.max_iou >= 1.0:
+                break
+            if max(_iou(box, kept) for kept in boxes) < cfg.max_iou:
+                break
+        boxes.append(box)
+    return torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4)
 
 
 def normalise(view: torch.Tensor) -> torch.Tensor:
@@ -177,8 +236,9 @@ def make_pair(image: torch.Tensor, cfg: ViewConfig, rng: np.random.Generator, co
     crops = [sample_crop(width, height, cfg, rng) for _ in range(2)]
     boxes = sample_boxes(crops[0], crops[1], cfg, rng)
     views = []
-    for crop in crops:
+    for index, crop in enumerate(crops):
         view = render_view(image, crop, cfg.size)
-        views.append(normalise(colour_augment(view, cfg, rng)) if colour else view)
-    return {"views": torch.stack(views), "boxes0": image_to_view(boxes, crops[0], cfg.size),
-            "boxes1": image_to_view(boxes, crops[1], cfg.size), "image_boxes": boxes}
+        views.append(normalise(colour_augment(view, cfg, rng, index)) if colour else view)
+    # clipped to each view as the official clip_box (the rounded grid may overrun the intersection by < 1 px)
+    return {"views": torch.stack(views), "boxes0": image_to_view(boxes, crops[0], cfg.size).clamp(0, cfg.size),
+            "boxes1": image_to_view(boxes, crops[1], cfg.size).clamp(0, cfg.size), "image_boxes": boxes}

@@ -36,7 +36,7 @@ class TrainConfig:
     max_steps: int = 1000
     batch_size: int = 64  # per process
     num_workers: int = 0
-    optimizer: str = "adamw"  # adamw | sgd
+    optimizer: str = "adamw"  # adamw | sgd | lars (shared/engine/lars.py)
     lr: float = 1e-3
     weight_decay: float = 0.0
     momentum: float = 0.9
@@ -64,8 +64,8 @@ class TrainConfig:
         check_non_negative("train.", self, "weight_decay", "momentum", "min_lr_ratio", "grad_clip")
         if self.min_lr_ratio > 1:
             raise UsageError(f"config key 'train.min_lr_ratio' must be in [0, 1], got {self.min_lr_ratio!r}")
-        if self.optimizer not in ("adamw", "sgd"):
-            raise UsageError(f"config key 'train.optimizer' must be adamw or sgd, got {self.optimizer!r}")
+        if self.optimizer not in ("adamw", "sgd", "lars"):
+            raise UsageError(f"config key 'train.optimizer' must be adamw or sgd, or lars, got {self.optimizer!r}")
         if self.scheduler not in ("cosine", "constant"):
             raise UsageError(f"config key 'train.scheduler' must be cosine or constant, got {self.scheduler!r}")
 
@@ -135,7 +135,11 @@ def build_optimizer(cfg: TrainConfig, task: TrainTask) -> torch.optim.Optimizer:
         return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    raise UsageError(f"unknown optimizer {cfg.optimizer!r}; choose adamw or sgd")
+    if cfg.optimizer == "lars":  # groups may set lars_adaptation=False (BN, biases)
+        from .lars import LARS
+
+        return LARS(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    raise UsageError(f"unknown optimizer {cfg.optimizer!r}; choose adamw, sgd or lars")
 
 
 class Trainer:

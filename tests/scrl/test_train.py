@@ -29,7 +29,7 @@ def test_box_loss_matches_explicit_loop():
 
 def test_region_encoder_pools_each_box_from_the_last_feature_map():
     torch.manual_seed(0)
-    encoder = RegionEncoder(build_resnet(BackboneConfig(width=8)), 16, 8).eval()
+    encoder = RegionEncoder(build_resnet(BackboneConfig(width=8)), 16, 8, roi_aligned=True, roi_sampling_ratio=2).eval()
     images = torch.randn(2, 3, 64, 64)
     fmap = encoder.backbone(images)  # (2, 64, 2, 2): stride 32
     # a whole-view box samples the 2x2 map at the four cell centres (aligned RoIAlign, 2x2 samples)
