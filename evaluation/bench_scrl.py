@@ -43,13 +43,21 @@ def make_data(root: Path, sizes: dict[str, int]) -> dict[str, Path]:
     return paths
 
 
-def pretrain(method: str, seed: int, data: Path, out: Path, steps: int | None) -> Path:
+def view_overrides(view_size: int | None) -> list[str]:
+    """``--view-size S``: views of S px (the last feature map is S/32 wide), min box scaled with them."""
+    if not view_size:
+        return []
+    return [f"views.size={view_size}", f"views.min_box={max(8, view_size // 4)}", f"max_side={max(96, view_size)}"]
+
+
+def pretrain(method: str, seed: int, data: Path, out: Path, steps: int | None, view_size: int | None = None) -> Path:
     from apps.scrl.train import PretrainConfig, run_pretraining
 
     encoder = out / "encoder.safetensors"
     if encoder.is_file():
         return encoder
-    overrides = [f"data={data}", f"train.out_dir={out}", f"train.seed={seed}", "train.progress=false"]
+    overrides = [f"data={data}", f"train.out_dir={out}", f"train.seed={seed}", "train.progress=false",
+                 *view_overrides(view_size)]
     if steps:
         overrides.append(f"train.max_steps={steps}")
     cfg = load_config(PretrainConfig, CONFIGS / f"pretrain_{method}.yaml", overrides)
@@ -78,18 +86,18 @@ def finetune(init: str, seed: int, data: dict[str, Path], weights: Path | None, 
     return run_finetune(cfg)["eval"]
 
 
-def throughput(data: Path, repeats: int, batch: int) -> dict[str, float]:
+def throughput(data: Path, repeats: int, batch: int, view_size: int | None = None) -> dict[str, float]:
     """Images/s of SCRL and BYOL training steps on identical pre-made view batches."""
     from apps.scrl.train import PairDataset, PretrainConfig, build_pretrain_task, collate_pairs
     from apps.scrl.data import unlabelled_images
 
-    cfg = load_config(PretrainConfig, CONFIGS / "pretrain_scrl.yaml")
+    cfg = load_config(PretrainConfig, CONFIGS / "pretrain_scrl.yaml", view_overrides(view_size))
     dataset = PairDataset(unlabelled_images(data)[:batch], cfg.views, cfg.max_side)
     torch.manual_seed(0)
     batch_data = collate_pairs([dataset[i] for i in range(batch)])
     tasks = {}
     for method in ("byol", "scrl"):
-        cfg_m = load_config(PretrainConfig, CONFIGS / f"pretrain_{method}.yaml")
+        cfg_m = load_config(PretrainConfig, CONFIGS / f"pretrain_{method}.yaml", view_overrides(view_size))
         task = build_pretrain_task(cfg_m)
         tasks[method] = (task, torch.optim.AdamW([p for g in task.param_groups() for p in g["params"]], lr=1e-3))
     times: dict[str, list[float]] = {m: [] for m in tasks}
@@ -137,6 +145,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tag", default="", help="suffix of the fine-tuning run folders and results file "
                         "(e.g. a longer --finetune-steps budget reusing the same pretraining runs)")
     parser.add_argument("--repeats", type=int, default=7, help="throughput repeats (median)")
+    parser.add_argument("--view-size", type=int, help="pretraining view side (default: the configs' 64 px; "
+                        "160 gives a 5x5 last feature map); pretraining runs go to *_v<S> folders")
+    parser.add_argument("--throughput-only", action="store_true", help="only the SCRL vs BYOL throughput")
     parser.add_argument("--markdown", action="store_true")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.train_threads)
@@ -144,12 +155,21 @@ def main(argv: list[str] | None = None) -> int:
     root = Path(args.out)
     data = make_data(root / "data", {"pretrain": args.pretrain_images, "train": args.train_images,
                                      "test": args.test_images})
+    if args.throughput_only:
+        for threads in args.threads:
+            torch.set_num_threads(threads)
+            sp = throughput(data["pretrain"], args.repeats, batch=32, view_size=args.view_size)
+            print(f"pretraining throughput ({threads} threads, {args.view_size or 64} px views, batch 32, median of "
+                  f"{args.repeats}): BYOL {sp['byol_images_per_s']:.1f} img/s, SCRL {sp['scrl_images_per_s']:.1f} img/s "
+                  f"(SCRL/BYOL {sp['scrl_over_byol']:.2f}, {sp['boxes_per_image']:.1f} boxes/image)")
+        return 0
     results: dict[str, list[dict[str, float]]] = {init: [] for init in INITS}
+    suffix = f"_v{args.view_size}" if args.view_size else ""
     for seed in args.seeds:
-        encoders = {m: pretrain(m, seed, data["pretrain"], root / f"pretrain_{m}_s{seed}", args.pretrain_steps)
-                    for m in ("byol", "scrl")}
+        encoders = {m: pretrain(m, seed, data["pretrain"], root / f"pretrain_{m}_s{seed}{suffix}", args.pretrain_steps,
+                                args.view_size) for m in ("byol", "scrl")}
         for init in INITS:
-            metrics = finetune(init, seed, data, encoders.get(init), root / f"finetune_{init}_s{seed}{args.tag}",
+            metrics = finetune(init, seed, data, encoders.get(init), root / f"finetune_{init}_s{seed}{suffix}{args.tag}",
                                args.finetune_steps)
             results[init].append(metrics)
             print(f"seed {seed} {init:<6} AP {100 * metrics['AP']:.2f} AP50 {100 * metrics['AP50']:.2f} "
@@ -157,11 +177,12 @@ def main(argv: list[str] | None = None) -> int:
     speed = {}
     for threads in args.threads:
         torch.set_num_threads(threads)
-        speed[threads] = throughput(data["pretrain"], args.repeats, batch=32)
+        speed[threads] = throughput(data["pretrain"], args.repeats, batch=32, view_size=args.view_size)
     table = summarise(results)
     report = {"table": table, "throughput": speed, "seeds": args.seeds, "train_threads": args.train_threads,
               "wall_s": time.perf_counter() - started, "raw": results}
-    (root / f"results{args.tag}.json").write_text(json.dumps(report, indent=2) + "\n")
+    report["view_size"] = args.view_size or 64
+    (root / f"results{suffix}{args.tag}.json").write_text(json.dumps(report, indent=2) + "\n")
     if args.markdown:
         print(f"\nfine-tuning: {args.finetune_steps or 'config'} steps; pretraining: {args.pretrain_steps or 'config'} steps")
         print("\n| init | box AP | AP50 | AP75 |\n|---|---|---|---|")
@@ -173,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"pretraining throughput ({threads} threads, batch 32, median of {args.repeats}): "
                   f"BYOL {sp['byol_images_per_s']:.1f} img/s, SCRL {sp['scrl_images_per_s']:.1f} img/s "
                   f"(SCRL/BYOL {sp['scrl_over_byol']:.2f}, {sp['boxes_per_image']:.1f} boxes/image)")
-    print(f"wall time {report['wall_s']:.0f} s -> {root / f'results{args.tag}.json'}")
+    print(f"wall time {report['wall_s']:.0f} s -> {root / f'results{suffix}{args.tag}.json'}")
     return 0
 
 
