@@ -220,12 +220,21 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def doctor() -> dict[str, str]:
+    """What ``cvsuite doctor`` reports for this app: the offline detector."""
+    import cv2
+
+    hog = hasattr(cv2, "HOGDescriptor") and hasattr(cv2, "HOGDescriptor_getDefaultPeopleDetector")
+    return {"--detector hog (OpenCV HOG people detector)": "yes" if hog else
+            "no: this OpenCV lacks HOGDescriptor (install opencv-contrib-python-headless)"}
+
+
 def demo(out_dir: Path) -> dict:
     """Generate one small synthetic sequence, track it with the shipped weights, score it, draw ids."""
     from shared.weights import shipped_weight
 
     from .data import MOTSequence, write_mot_txt
-    from .evaluate import evaluate_tables
+    from .evaluate import as_reported, evaluate_tables
     from .infer import track
     from .model import Embedder
     from .synth import SynthConfig, write_sequence
@@ -240,5 +249,6 @@ def demo(out_dir: Path) -> dict:
     motion = track(seq, det=seq.det(), cfg=TrackerConfig(appearance=False))
     m = evaluate_tables({seq.name: (seq.gt(), result, len(seq))})["overall"]
     m0 = evaluate_tables({seq.name: (seq.gt(), motion, len(seq))})["overall"]
-    return {"sequence": seq.name, "MOTA": m["MOTA"], "IDF1": m["IDF1"], "HOTA": m["HOTA"], "IDSW": m["IDSW"],
-            "motion_only_IDF1": m0["IDF1"], "motion_only_IDSW": m0["IDSW"], "video": str(out_dir / "tracks.mp4")}
+    m, m0 = as_reported(m), as_reported(m0)  # percent, as `mot eval` and the README
+    return {"sequence": seq.name, "MOTA_%": m["MOTA"], "IDF1_%": m["IDF1"], "HOTA_%": m["HOTA"], "IDSW": m["IDSW"],
+            "motion_only_IDF1_%": m0["IDF1"], "motion_only_IDSW": m0["IDSW"], "video": str(out_dir / "tracks.mp4")}
