@@ -205,7 +205,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     out = guard.file(args.out)
     net, size = load_regressor(args.weights, args.mano)
     xyz, verts = predict_freihand(net, size, Path(args.data), args.split)
-    out.write_text(json.dumps([xyz, verts]))
+    from shared.guard import write_atomic
+
+    write_atomic(out, json.dumps([xyz, verts]))
     guard.record()
     print(f"{len(xyz)} predictions -> {out}")
     return 0
@@ -268,7 +270,9 @@ def demo(out_dir: Path) -> dict[str, Any]:
     fh = FreiHAND(out_dir / "freihand")
     scores = evaluate(fh.xyz(), fh.verts(), xyz, verts)
     plot_pck(scores, out_dir / "pck.png")
-    (out_dir / "scores.json").write_text(json.dumps(scores, indent=2))
+    from shared.guard import write_atomic
+
+    write_atomic(out_dir / "scores.json", json.dumps(scores, indent=2))
     guard.record()
     return {"images": metrics["images"], "pa_mpjpe_mm": metrics["pa_mpjpe_mm"], "pa_auc": metrics["pa_auc"],
             "err2d_px_of_128": metrics["err2d_px"], "freihand_frames": n, "xyz_mean3d_cm": scores["xyz_mean3d"],

@@ -206,5 +206,6 @@ def format_table(metrics: dict) -> str:
 
 def write_json(metrics: dict, path: str | Path) -> None:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(metrics, indent=2, default=float), encoding="utf-8")
+    from shared.guard import write_atomic
+
+    write_atomic(path, json.dumps(metrics, indent=2, default=float))

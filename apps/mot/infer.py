@@ -107,14 +107,21 @@ class VideoOut:
             target = self.path / f"{self.count:06d}.jpg"
             if self.guard is not None:
                 self.guard.file(target)
-            if not cv2.imwrite(str(target), image_bgr):
-                raise CvsuiteError(f"{target}: cannot write the annotated frame")
+            from shared.data.images import write_image
+
+            write_image(target, image_bgr[..., ::-1])  # atomic; never through a link at the frame's name
             return
         if self.writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fourcc = cv2.VideoWriter_fourcc(*("mp4v" if self.path.suffix.lower() == ".mp4" else "MJPG"))
             h, w = image_bgr.shape[:2]
-            self.writer = cv2.VideoWriter(str(self.path), fourcc, self.fps, (w, h))
+            from contextlib import ExitStack
+
+            from shared.guard import atomic_output
+
+            self._commit = ExitStack()  # the video goes to a fresh temp file, renamed over the output on close
+            self._tmp = self._commit.enter_context(atomic_output(self.path))
+            self.writer = cv2.VideoWriter(str(self._tmp), fourcc, self.fps, (w, h))
             if not self.writer.isOpened():
                 raise CvsuiteError(f"{self.path}: cannot open a video writer (codec unavailable); "
                                    f"pass a directory to get .jpg frames instead")
@@ -123,6 +130,8 @@ class VideoOut:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.release()
+            self.writer = None
+            self._commit.close()
 
 
 def track(source: MOTSequence | VideoSource, det: MOTTable | None = None,

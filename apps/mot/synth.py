@@ -245,8 +245,10 @@ def write_sequence(out_root: str | Path, seed: int, index: int, cfg: SynthConfig
     img_dir = seq_dir / "img1"
     img_dir.mkdir(parents=True, exist_ok=True)
     for t, frame in enumerate(frames, start=1):
-        cv2.imwrite(str(img_dir / f"{t:06d}.jpg"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR),
-                    [cv2.IMWRITE_JPEG_QUALITY, cfg.jpeg_quality])
+        from shared.guard import write_atomic
+
+        ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, cfg.jpeg_quality])
+        write_atomic(img_dir / f"{t:06d}.jpg", jpeg.tobytes())
     write_seqinfo(seq_dir, SeqInfo(name, "img1", float(cfg.frame_rate), cfg.length, cfg.width, cfg.height, ".jpg"))
     write_mot_txt(seq_dir / "gt" / "gt.txt", gt, kind="gt")
     write_mot_txt(seq_dir / "det" / "det.txt", det, kind="det")

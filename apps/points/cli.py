@@ -11,7 +11,7 @@ import numpy as np
 
 from shared.cli_utils import RUN_FLAGS, add_app_parser, add_force_arg, add_run_args, config_from_args
 from shared.errors import CvsuiteError, UsageError
-from shared.guard import OutputGuard
+from shared.guard import OutputGuard, atomic_output, write_atomic
 
 SHIPPED_SEGMENTER = "points_segmenter_synth"
 SHIPPED_ENCODER = "points_scl_encoder_synth"
@@ -150,7 +150,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
     print(f"linear probe on frozen features ({layout}): accuracy {100 * acc:.2f} % "
           f"({result['train']} train / {result['test']} test clouds)")
     if json_path:
-        Path(json_path).write_text(json.dumps(result, indent=2) + "\n")
+        write_atomic(json_path, json.dumps(result, indent=2) + "\n")
         guard.record()
     return 0
 
@@ -225,7 +225,8 @@ def demo(out_dir: Path) -> dict[str, Any]:
     for name in ("Chair", "Table"):
         points, normals, parts = make_shape(name, rng, 2048)
         xyz = guard.file(out_dir / f"{name.lower()}.xyz")
-        np.savetxt(xyz, np.concatenate([points, normals], 1), fmt="%.6f")
+        with atomic_output(xyz) as tmp:
+            np.savetxt(tmp, np.concatenate([points, normals], 1), fmt="%.6f")
         cloud = read_cloud_file(xyz)
         labels, cat = segment(seg, cloud, trained, 2048, 1)
         write_labels(guard.file(out_dir / f"{name.lower()}_labels.txt"), labels)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.cli_utils import RUN_FLAGS, add_force_arg, add_run_args, config_from_args
-from shared.guard import OutputGuard
+from shared.guard import OutputGuard, write_atomic
 from shared.errors import CvsuiteError
 
 DEMO_PREFIX = "pretrain_digits_"  # manifest names of shipped digits encoders: pretrain_digits_<method>
@@ -56,7 +56,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     result = evaluate_encoder_file(args.weights, args.data, baseline=args.baseline, device=args.device)
     _print_metrics(result)
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+        write_atomic(args.json, json.dumps(result, indent=2) + "\n")
         guard.record()
     return 0
 
@@ -118,7 +118,7 @@ def demo(out_dir: Path) -> dict[str, Any]:
     guard = OutputGuard([weights], force=False)
     out_json = guard.file(out_dir / "eval.json")
     result = evaluate_encoder_file(weights, "digits", baseline=True)
-    out_json.write_text(json.dumps(result, indent=2) + "\n")
+    write_atomic(out_json, json.dumps(result, indent=2) + "\n")
     guard.record()
     _print_metrics(result)
     base = result["random_init"]

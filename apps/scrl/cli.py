@@ -8,7 +8,7 @@ from typing import Any
 
 from shared.cli_utils import RUN_FLAGS, add_app_parser, add_force_arg, add_run_args, config_from_args
 from shared.errors import CvsuiteError, UsageError
-from shared.guard import OutputGuard
+from shared.guard import OutputGuard, write_atomic
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 SHIPPED = {"scrl": "scrl_synth_resnet18slim_scrl", "byol": "scrl_synth_resnet18slim_byol"}
@@ -158,7 +158,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     metrics = evaluate_detector(model, dataset)
     _print_ap(f"box AP on {args.data}", metrics)
     if args.json:
-        Path(args.json).write_text(json.dumps(metrics, indent=2) + "\n")
+        write_atomic(args.json, json.dumps(metrics, indent=2) + "\n")
     guard.record()
     return 0
 

@@ -25,6 +25,7 @@ from shared.engine.distributed import is_main_process
 from shared.errors import CvsuiteError, UsageError
 from shared.losses import cosine_momentum, make_momentum_copy, momentum_update
 from shared.weights import save_safetensors
+from shared.guard import write_atomic
 
 from .data import DetectionDataset, collate_detection, load_rgb, open_detection_set, unlabelled_images
 from .losses import box_byol_loss
@@ -233,6 +234,6 @@ def run_finetune(cfg: FinetuneConfig) -> dict[str, Any]:
             from .evaluate import evaluate_detector
 
             metrics = evaluate_detector(detector.cpu(), val_set)
-            (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+            write_atomic(out_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
             summary["eval"] = metrics
     return summary

@@ -56,7 +56,7 @@ def cmd_degrade(args: argparse.Namespace) -> int:
     from .data import list_images, load_image, resolve_hr_dirs, write_image
     from .degradations import degrade, image_seed, mod_crop, quantize
 
-    from shared.guard import OutputGuard
+    from shared.guard import OutputGuard, atomic_output, write_atomic
 
     hr_dir = resolve_hr_dirs(args.hr)[0]
     guard = OutputGuard(inputs=[args.hr, hr_dir], force=args.force)
@@ -84,8 +84,9 @@ def cmd_degrade(args: argparse.Namespace) -> int:
         write_image(lr_out / f"{path.stem}x{args.scale}.png", quantize(lr))
         records[path.stem] = meta["info"]
         if args.maps and meta["maps"]:
-            np.savez_compressed(map_dir / f"{path.stem}x{args.scale}.npz", **meta["maps"])
-    json_out.write_text(json.dumps(
+            with atomic_output(map_dir / f"{path.stem}x{args.scale}.npz") as tmp:
+                np.savez_compressed(tmp, **meta["maps"])
+    write_atomic(json_out, json.dumps(
         {"kind": args.kind, "scale": args.scale, "seed": args.seed, "images": records}, indent=2) + "\n")
     guard.record()
     print(f"wrote {len(files)} HR images to {hr_out} and LR images to {lr_out}")
