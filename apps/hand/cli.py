@@ -115,9 +115,9 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     from .train import PretrainConfig, pretrain
 
     cfg = config_from_args(PretrainConfig, args, {**RUN_FLAGS, "positives": "positives"})
-    guard = OutputGuard(inputs=[cfg.data], force=args.force)
+    guard = OutputGuard(inputs=[cfg.data, getattr(args, "config", None)], force=args.force)
     _run_outputs(guard, cfg.train.out_dir, cfg.train.resume)
-    summary = pretrain(cfg)
+    summary = pretrain(cfg, guard=guard)
     guard.record()
     print(json.dumps(summary, default=str))
     return 0
@@ -132,9 +132,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     init = None if cfg.init in ("", "random") else cfg.init
     if init and not Path(init).is_file():
         raise CvsuiteError(f"{init}: pretrained encoder file not found")
-    guard = OutputGuard(inputs=[cfg.data, init, cfg.mano or None], force=args.force)
+    guard = OutputGuard(inputs=[cfg.data, init, cfg.mano or None, getattr(args, "config", None)], force=args.force)
     _run_outputs(guard, cfg.train.out_dir, cfg.train.resume)
-    summary = finetune(cfg)
+    summary = finetune(cfg, guard=guard)
     guard.record()
     print(json.dumps(summary, default=str))
     return 0
@@ -234,7 +234,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def demo(out_dir: Path) -> dict[str, Any]:
+def demo(out_dir: Path, force: bool = False) -> dict[str, Any]:
     """Held-out synthetic frames (seed 2026): skeleton overlays from the shipped regressor, PA error,
     and the FreiHAND protocol on a small synthetic evaluation split."""
     import numpy as np
@@ -251,7 +251,7 @@ def demo(out_dir: Path) -> dict[str, Any]:
 
     started = time.perf_counter()
     out_dir = Path(out_dir)
-    guard = OutputGuard()
+    guard = OutputGuard(force=force)
     for name in ("skeletons.png", "pck.png", "scores.json"):
         guard.file(out_dir / name)
     net, size = load_regressor(None)

@@ -46,11 +46,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = config_from_args(PointsConfig, args, flag_map={
         **RUN_FLAGS, "mode": "mode", "init": "init", "label_fraction": "label_fraction"})
     check_config(cfg)
-    guard = OutputGuard(inputs=[cfg.data, cfg.init or None], force=args.force or cfg.train.resume)
+    guard = OutputGuard(inputs=[cfg.data, cfg.init or None, getattr(args, "config", None)], force=args.force or cfg.train.resume)
     out = guard.directory(cfg.train.out_dir)
     for name in ("config.yaml", "model.safetensors", weights_name(cfg), "metrics.jsonl", "metrics.csv"):
         guard.file(out / name)
-    summary = train(cfg)
+    summary = train(cfg, guard=guard)
     guard.record()
     print(json.dumps(summary, default=str))
     return 0
@@ -205,7 +205,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_probe)
 
 
-def demo(out_dir: Path) -> dict[str, Any]:
+def demo(out_dir: Path, force: bool = False) -> dict[str, Any]:
     """A held-out synthetic chair and table: shipped segmenter labels + unsupervised parts, coloured PLY + PNG."""
     from .data import CATEGORIES, CATEGORY_INDEX, category_parts, read_cloud_file
     from .evaluate import matched_miou, shape_iou
@@ -215,7 +215,7 @@ def demo(out_dir: Path) -> dict[str, Any]:
 
     started = time.perf_counter()
     out_dir = Path(out_dir)
-    guard = OutputGuard()
+    guard = OutputGuard(force=force)
     guard.directory(out_dir)
     seg, _, meta = load_model(_weights(None, SHIPPED_SEGMENTER), want="segmenter")
     enc, _, _ = load_model(_weights(None, SHIPPED_ENCODER), want="encoder")

@@ -34,7 +34,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = config_from_args(PretrainConfig, args, flag_map={
         **RUN_FLAGS, "method": "method", "batch_size": "train.batch_size"})
     check_method(cfg.method)
-    guard = OutputGuard([cfg.data] if cfg.data != "digits" else [], force=args.force)
+    guard = OutputGuard(([cfg.data] if cfg.data != "digits" else []) + [getattr(args, "config", None)], force=args.force)
     summary = run_training(cfg, guard=guard)
     from shared.engine.distributed import is_main_process
 
@@ -99,7 +99,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     infer.set_defaults(func=cmd_infer)
 
 
-def demo(out_dir: Path) -> dict[str, Any]:
+def demo(out_dir: Path, force: bool = False) -> dict[str, Any]:
     """Evaluate the shipped digits encoder (kNN + probes) beside a random-init twin; < 60 s on CPU."""
     from shared.weights import shipped_weight
 
@@ -115,7 +115,7 @@ def demo(out_dir: Path) -> dict[str, Any]:
     # the shipped encoder with the best recorded 10-label probe
     best = max(names, key=lambda n: float(manifest[n].get("metrics", {}).get("linear_10label", 0.0)))
     weights = shipped_weight(best)
-    guard = OutputGuard([weights], force=False)
+    guard = OutputGuard([weights], force=force)
     out_json = guard.file(out_dir / "eval.json")
     result = evaluate_encoder_file(weights, "digits", baseline=True)
     write_atomic(out_json, json.dumps(result, indent=2) + "\n")

@@ -119,6 +119,71 @@ def pretrain_infer_planted_weights_temp(t: Path) -> list:
     return ["pretrain", "infer", "--weights", weights, "--input", images(t / "in" / "imgs"), "--out", out / "f.safetensors"]
 
 
+def scrl_eval_json_into_images(t: Path, beside: bool) -> list:
+    """The images of a COCO set are inputs: ``images/`` beside the json as a folder, or (no images/
+    folder) each listed image in the json's own folder (before: --force replaced the image)."""
+    from .cases_scrl import coco_set, other_architecture
+
+    ann = coco_set(t)
+    if beside:
+        (ann.parent / "images" / "a.png").rename(ann.parent / "a.png")
+        (ann.parent / "images").rmdir()
+    target = ann.parent / "a.png" if beside else ann.parent / "images" / "a.png"
+    return ["scrl", "eval", "--weights", other_architecture(t / "in" / "w.safetensors"), "--data", ann,
+            "--json", target, "--force"]
+
+
+def scrl_finetune_out_is_image_folder(t: Path) -> list:
+    from .cases_scrl import coco_set
+
+    ann = coco_set(t)
+    return ["scrl", "finetune", "--data", ann, "--out", ann.parent / "images", "--steps", "1", "--force"]
+
+
+def pretrain_config_inside_out(t: Path) -> list:
+    """``--config X/config.yaml --out X --force`` (before: the run's config.yaml replaced the user's)."""
+    run = t / "in" / "run"
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text("train:\n  max_steps: 1\n")
+    return ["pretrain", "train", "--data", "digits", "--config", run / "config.yaml", "--out", run, "--force",
+            "train.progress=false", "train.tensorboard=false"]
+
+
+def sr_train_force_over_foreign_metrics(t: Path) -> list:
+    """--force reaches the training engine (before: a foreign run/metrics.csv was refused even so)."""
+    from .cases_sr import hr_folder, train_args
+
+    (t / "out" / "run").mkdir(parents=True)
+    (t / "out" / "run" / "metrics.csv").write_text("someone else's file\n")
+    return [*train_args(t, hr_folder(t)), "--force"]
+
+
+def hand_train_force_over_foreign_metrics(t: Path) -> list:
+    from .cases_hand import _hanco, _train
+
+    (t / "out" / "run").mkdir(parents=True)
+    (t / "out" / "run" / "metrics.csv").write_text("someone else's file\n")
+    return [*_train(t, _hanco(t)), "--force"]
+
+
+def _metrics_replaced(t: Path) -> None:
+    assert "someone else" not in (t / "out" / "run" / "metrics.csv").read_text()
+
+
+def demo_foreign_file(t: Path, app: str, name: str) -> list:
+    """``demo`` claims its files through the guard (before: sr/mot demos replaced a user's file)."""
+    target = t / "out" / app / name
+    target.parent.mkdir(parents=True)
+    target.write_text("the user's own file\n")
+    return ["demo", "--out", t / "out", "--apps", app]
+
+
+def _demo_file_kept(app: str, name: str):
+    def check(t: Path) -> None:
+        assert (t / "out" / app / name).read_text() == "the user's own file\n"
+    return check
+
+
 CASES = [
     BadCase("guard-hand-eval-own-output-hard-linked-as-input", hand_eval_own_output_linked_as_input,
             exit_code=2, match="same file as the input"),
@@ -137,4 +202,22 @@ CASES = [
     BadCase("guard-planted-ledger-temp-hard-link", lambda t: hand_eval_planted_ledger_temp(t, "hard"),
             exit_code=0, check=_ledger_unchanged_input),
     BadCase("guard-planted-weights-temp-symlink", pretrain_infer_planted_weights_temp, exit_code=0),
+    # dataset folders and config files are inputs (item 2)
+    BadCase("guard-scrl-eval-json-into-images-folder-force", lambda t: scrl_eval_json_into_images(t, False),
+            exit_code=2, match="inside the input folder"),
+    BadCase("guard-scrl-eval-json-onto-image-beside-json-force", lambda t: scrl_eval_json_into_images(t, True),
+            exit_code=2, match="a.png"),
+    BadCase("guard-scrl-finetune-out-is-image-folder", scrl_finetune_out_is_image_folder,
+            exit_code=2, match="images"),
+    BadCase("guard-pretrain-train-config-inside-out-force", pretrain_config_inside_out,
+            exit_code=2, match="config.yaml"),
+    # --force reaches the Trainer (item 5)
+    BadCase("guard-sr-train-force-honoured", sr_train_force_over_foreign_metrics, exit_code=0, check=_metrics_replaced),
+    BadCase("guard-hand-train-force-honoured", hand_train_force_over_foreign_metrics, exit_code=0,
+            check=_metrics_replaced),
+    # demo goes through the guard (item 4)
+    BadCase("guard-demo-sr-foreign-file-needs-force", lambda t: demo_foreign_file(t, "sr", "chelsea_x4_lr.png"),
+            exit_code=1, match="--force", check=_demo_file_kept("sr", "chelsea_x4_lr.png")),
+    BadCase("guard-demo-mot-foreign-video-needs-force", lambda t: demo_foreign_file(t, "mot", "tracks.mp4"),
+            exit_code=1, match="--force", check=_demo_file_kept("mot", "tracks.mp4")),
 ]
