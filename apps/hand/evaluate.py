@@ -195,7 +195,10 @@ def plot_pck(scores: dict[str, Any], path: str | Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
-    fig.savefig(path)
+    from shared.guard import atomic_output
+
+    with atomic_output(path) as tmp:  # a fresh temp file, renamed over the plot
+        fig.savefig(tmp, format=Path(path).suffix.lstrip(".").lower() or "png")
     plt.close(fig)
 
 
@@ -206,4 +209,6 @@ def format_scores(scores: dict[str, Any]) -> str:
 
 
 def write_json(scores: dict[str, Any], path: str | Path) -> None:
-    Path(path).write_text(json.dumps(scores, indent=2) + "\n")
+    from shared.guard import write_atomic
+
+    write_atomic(path, json.dumps(scores, indent=2) + "\n")
