@@ -211,5 +211,20 @@ def plot_pck(scores: dict[str, Any], path: str | Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
-    fig.savefig(path)
+    from shared.guard import atomic_output
+
+    with atomic_output(path) as tmp:  # a fresh temp file, renamed over the plot
+        fig.savefig(tmp, format=Path(path).suffix.lstrip(".").lower() or "png")
     plt.close(fig)
+
+
+def format_scores(scores: dict[str, Any]) -> str:
+    keys = ["xyz_mean3d", "xyz_auc3d", "xyz_al_mean3d", "xyz_al_auc3d", "mesh_mean3d", "mesh_auc3d",
+            "mesh_al_mean3d", "mesh_al_auc3d", "f_score_5", "f_al_score_5", "f_score_15", "f_al_score_15"]
+    return "\n".join(f"{k}: {scores[k]:.6f}" for k in keys)
+
+
+def write_json(scores: dict[str, Any], path: str | Path) -> None:
+    from shared.guard import write_atomic
+
+    write_atomic(path, json.dumps(scores, indent=2) + "\n")
