@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.errors import CvsuiteError, UsageError
+from shared.guard import write_atomic
 
 from .data import DetectionSet, default_image_root
 from .export import detectron2_config, quiet_detectron2_import, torchvision_state, write_detectron2
@@ -27,7 +28,7 @@ def _coco_files(dataset: DetectionSet, images: str, out_dir: Path, name: str, cl
         return str(dataset.coco_json), str(root)
     path = claim(out_dir / f"{name}_coco.json")
     # absolute file names: the root is ignored; difficult VOC objects: trained on, ignored in evaluation
-    Path(path).write_text(json.dumps(dataset.to_coco(difficult_as_crowd=not training)))
+    write_atomic(path, json.dumps(dataset.to_coco(difficult_as_crowd=not training)))
     return str(path), "/"
 
 
@@ -109,7 +110,7 @@ def run_d2_finetune(cfg: Any, claim=None) -> dict[str, Any]:
     d2cfg.OUTPUT_DIR = str(out_dir / "detectron2")
     Path(d2cfg.OUTPUT_DIR).mkdir(parents=True, exist_ok=True)
     claim(out_dir / "config.yaml")
-    (out_dir / "config.yaml").write_text(d2cfg.dump())
+    write_atomic(out_dir / "config.yaml", d2cfg.dump())
     try:
         with warnings.catch_warnings():
             # torch's deprecation notices about detectron2's own code (torch.meshgrid without indexing=)
@@ -128,7 +129,7 @@ def run_d2_finetune(cfg: Any, claim=None) -> dict[str, Any]:
                 metrics = {k: (float(box.get(k, 0.0)) / 100.0 if box.get(k, 0.0) == box.get(k, 0.0) else 0.0)
                            for k in ("AP", "AP50", "AP75")}
                 claim(out_dir / "metrics.json")
-                (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+                write_atomic(out_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
                 summary["eval"] = metrics
     finally:
         for name in names.values():

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from shared.errors import CvsuiteError
+from shared.guard import write_atomic
 
 from .data import DetectionSet, load_rgb
 
@@ -133,5 +134,5 @@ def evaluate_detector(model: nn.Module, dataset: DetectionSet, results_path: str
     image_ids = [r.image_id for r in dataset.records]
     results = to_coco_results(predict(model, images), image_ids, dataset.category_ids, dataset.class_names)
     if results_path is not None:
-        Path(results_path).write_text(json.dumps(results))
+        write_atomic(results_path, json.dumps(results))
     return coco_box_ap(coco_ground_truth(dataset), results, image_ids)

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from shared.errors import CvsuiteError, UsageError
+from shared.guard import open_atomic, write_atomic
 
 from .model import BackboneConfig
 from .views import IMAGENET_MEAN, IMAGENET_STD
@@ -173,7 +174,7 @@ def write_detectron2(state: dict[str, torch.Tensor], arch: BackboneConfig, pkl_p
     cfg = detectron2_config(relative, arch, num_classes, norm, device)
     payload = {"model": torchvision_to_detectron2(state), "__author__": f"cvsuite scrl export ({source})",
                "matching_heuristics": True}
-    with open(pkl_path, "wb") as handle:
+    with open_atomic(pkl_path, "wb") as handle:
         pickle.dump(payload, handle, protocol=pickle.HIGHEST_PROTOCOL)
     header = (f"# detectron2 Faster R-CNN FPN config written by `cvsuite scrl export` from {source}\n"
               f"# backbone: {arch.arch} (torchvision layout) -> detectron2 ResNet-{18 if arch.arch != 'resnet50' else 50}; "
@@ -183,7 +184,7 @@ def write_detectron2(state: dict[str, torch.Tensor], arch: BackboneConfig, pkl_p
               f"# MODEL.WEIGHTS ({relative}) is relative to this file's folder: run detectron2 from there, or pass\n"
               f"# MODEL.WEIGHTS /absolute/path/{pkl_path.name} (apps.scrl.export.load_exported_config does it).\n"
               f"# MODEL.DEVICE {cfg.MODEL.DEVICE} (export --device); override with MODEL.DEVICE cpu|cuda.\n")
-    Path(yaml_path).write_text(header + cfg.dump())
+    write_atomic(yaml_path, header + cfg.dump())
 
 
 def load_exported_config(yaml_path: str | Path) -> Any:
@@ -225,5 +226,6 @@ def export(weights: str | Path, fmt: str, out: str | Path, num_classes: int = 80
         write_detectron2(state, arch, out, yaml_path, num_classes, norm, Path(weights).name, device)
         return {"weights": str(out), "config": str(yaml_path), "arch": arch.arch}
     state, arch = torchvision_state(weights, arch)
-    torch.save({k: v.clone() for k, v in state.items()}, out)
+    with open_atomic(out, "wb") as handle:
+        torch.save({k: v.clone() for k, v in state.items()}, handle)
     return {"weights": str(out), "arch": arch.arch}
