@@ -30,15 +30,19 @@ CONFIGS = Path(__file__).resolve().parent.parent / "apps" / "scrl" / "configs"
 INITS = ("random", "byol", "scrl")
 
 
-def make_data(root: Path, sizes: dict[str, int]) -> dict[str, Path]:
+def make_data(root: Path, sizes: dict[str, int], pretrain_side: int = 96) -> dict[str, Path]:
+    """Scenes at 96 px; the unlabelled pretraining scenes at ``pretrain_side`` (objects scaled with it) so
+    that larger views crop real pixels instead of up-sampled ones."""
     from apps.scrl.synth import SceneConfig, generate
 
-    scene = SceneConfig(size=96, min_object=10, max_object=34)
     paths = {}
     for offset, (name, count) in enumerate(sizes.items()):
-        json_path = root / name / "annotations.json"
+        side = pretrain_side if name == "pretrain" else 96
+        scene = SceneConfig(size=side, min_object=10 * side // 96, max_object=34 * side // 96)
+        folder = root / (name if side == 96 else f"{name}_{side}")
+        json_path = folder / "annotations.json"
         if not json_path.is_file():
-            generate(root / name, count, seed=1000 + offset, cfg=scene)
+            generate(folder, count, seed=1000 + offset, cfg=scene)
         paths[name] = json_path
     return paths
 
@@ -154,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     root = Path(args.out)
     data = make_data(root / "data", {"pretrain": args.pretrain_images, "train": args.train_images,
-                                     "test": args.test_images})
+                                     "test": args.test_images}, pretrain_side=max(96, args.view_size or 96))
     if args.throughput_only:
         for threads in args.threads:
             torch.set_num_threads(threads)
