@@ -54,6 +54,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--json", help="also write the metrics here")
     p.add_argument("--detections", help="with --weights: write the detections that were scored here "
                    "(COCO results json)")
+    p.add_argument("--voc-split", default="test", help="VOC --data: ImageSets/Main/SPLIT.txt to score (default test; "
+                   "all annotations when that list is missing)")
     add_force_arg(p)
     p.set_defaults(func=cmd_eval)
 
@@ -172,7 +174,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.json and args.detections and Path(args.json).resolve() == Path(args.detections).resolve():
         raise UsageError("--json and --detections name the same file")
     if args.results:
-        dataset = open_detection_set(args.data, args.images, check_files=False)
+        dataset = open_detection_set(args.data, args.images, check_files=False, voc_split=args.voc_split)
         if not dataset.records:
             raise CvsuiteError(f"{args.data}: no images to evaluate")
         gt = coco_ground_truth(dataset)
@@ -181,7 +183,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         from .model import load_detector
 
         model, names, _ = load_detector(args.weights)
-        dataset = open_detection_set(args.data, args.images)
+        dataset = open_detection_set(args.data, args.images, voc_split=args.voc_split)
         if dataset.class_names != names:
             raise CvsuiteError(f"{args.data}: categories {dataset.class_names} differ from the detector's {names}")
         metrics = evaluate_detector(model, dataset, results_path=args.detections)

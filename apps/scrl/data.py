@@ -213,12 +213,13 @@ def read_voc(root: str | Path, split: str = "trainval", class_names: list[str] |
     return DetectionSet(records, classes, list(range(1, len(classes) + 1)), root)
 
 
-def open_detection_set(path: str | Path, image_root: str | Path | None = None, check_files: bool = True
-                       ) -> DetectionSet:
-    """A COCO json file or a VOC folder (``check_files=False``: annotations only, images need not exist)."""
+def open_detection_set(path: str | Path, image_root: str | Path | None = None, check_files: bool = True,
+                       voc_split: str = "trainval") -> DetectionSet:
+    """A COCO json file or a VOC folder (its ``voc_split`` list); ``check_files=False``: annotations only,
+    images need not exist."""
     path = Path(path)
     if path.is_dir():
-        return read_voc(path, check_files=check_files)
+        return read_voc(path, split=voc_split, check_files=check_files)
     return read_coco(path, image_root, check_files=check_files)
 
 

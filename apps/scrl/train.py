@@ -243,10 +243,8 @@ def check_finetune_config(cfg: FinetuneConfig) -> None:
 
 def open_finetune_sets(cfg: FinetuneConfig):
     """(train set, val set or None) with the configured VOC splits; categories must agree."""
-    from .data import read_voc
-
     def open_set(path: str, images: str, split: str):
-        return read_voc(path, split=split) if Path(path).is_dir() else open_detection_set(path, images or None)
+        return open_detection_set(path, images or None, voc_split=split)
 
     train_set = open_set(cfg.data, cfg.images, cfg.voc_split)
     val_set = open_set(cfg.val, cfg.val_images, cfg.val_voc_split) if cfg.val else None
