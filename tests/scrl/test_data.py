@@ -133,3 +133,17 @@ def test_malformed_coco_bbox_names_the_annotation(tmp_path, bbox):
     with pytest.raises(CvsuiteError, match="annotation 42") as info:
         read_coco(tmp_path / "a.json")
     assert "bbox" in str(info.value)
+
+
+def test_voc_splits_choose_the_image_lists(tmp_path):
+    from apps.scrl.data import open_detection_set
+
+    _voc(tmp_path / "VOC", _obj("cat", (5, 5, 30, 40)))
+    (tmp_path / "VOC" / "Annotations" / "b.xml").write_text(
+        (tmp_path / "VOC" / "Annotations" / "a.xml").read_text().replace("a.jpg", "b.jpg"))
+    (tmp_path / "VOC" / "JPEGImages" / "b.jpg").write_bytes((tmp_path / "VOC" / "JPEGImages" / "a.jpg").read_bytes())
+    (tmp_path / "VOC" / "ImageSets" / "Main").mkdir(parents=True)
+    (tmp_path / "VOC" / "ImageSets" / "Main" / "trainval.txt").write_text("a\n")
+    (tmp_path / "VOC" / "ImageSets" / "Main" / "test.txt").write_text("b\n")
+    assert [r.path.name for r in open_detection_set(tmp_path / "VOC").records] == ["a.jpg"]
+    assert [r.path.name for r in open_detection_set(tmp_path / "VOC", voc_split="test").records] == ["b.jpg"]
