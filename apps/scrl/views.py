@@ -40,16 +40,16 @@ class ViewConfig:
     min_scale: float = 0.2
     max_scale: float = 1.0
     flip: float = 0.5
-    jitter: float = 0.8  # probability of colour jitter (brightness/contrast/saturation 0.4, hue 0.1)
+    jitter: float = 0.8  # probability of colour jitter (strengths below)
     grey: float = 0.2
     boxes: int = 10  # K boxes per image
     max_iou: float = 0.5  # between sampled boxes
     min_box: float = 16.0  # minimum box side in view pixels (in both views)
     tries: int = 50
-    brightness: float = 0.4  # colour jitter strengths (official ColorJitter(0.4, 0.4, 0.2, 0.1))
-    contrast: float = 0.4
-    saturation: float = 0.2
-    hue: float = 0.1
+    brightness: float = bounded(0.4, ge=0, le=1)  # colour jitter strengths (official ColorJitter(0.4, 0.4, 0.2, 0.1))
+    contrast: float = bounded(0.4, ge=0, le=1)
+    saturation: float = bounded(0.2, ge=0, le=1)
+    hue: float = bounded(0.1, ge=0, le=0.5)
     blur: list[float] = bounded(default_factory=lambda: [1.0, 0.1], ge=0, le=1, min_len=2, max_len=2)  # p per view
     solarize: list[float] = bounded(default_factory=lambda: [0.0, 0.2], ge=0, le=1, min_len=2, max_len=2)
     box_generation: str = "grid"  # grid (official grid_based_box_gen) | random (its other branch)
