@@ -29,7 +29,7 @@ def make_images(root: Path, distinct: int) -> list[str]:
     import skimage.data
     from PIL import Image
 
-    names = ["astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "motorcycle_left"]
+    names = ["astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field"]
     (root / "images").mkdir(parents=True, exist_ok=True)
     files = []
     for index in range(distinct):
