@@ -103,7 +103,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg.data.hr = list(args.hr)
     from shared.guard import OutputGuard
 
-    guard = OutputGuard(inputs=[h for h in cfg.data.hr if not h.startswith("photo:")] + [cfg.data.lr or None],
+    guard = OutputGuard(inputs=[h for h in cfg.data.hr if not h.startswith(("photo:", "wallpaper:"))] + [cfg.data.lr or None],
                         force=args.force)
     out = guard.directory(cfg.train.out_dir)
     claimed = [out / "sr_model.safetensors"]

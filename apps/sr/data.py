@@ -20,6 +20,8 @@ from shared.data.images import ImageData, bundled_photo, list_images, read_image
 from shared.errors import CvsuiteError, UsageError
 
 from .degradations import DegradationConfig, degrade, quantize
+from .photos import SOURCE_PREFIX as WALLPAPER_PREFIX
+from .photos import WALLPAPERS, load_wallpaper
 
 # scikit-image's / matplotlib's / scikit-learn's bundled photographs (no download), split three ways: training;
 # validation (every tuned choice is scored here); held-out test (only the final table).
@@ -27,6 +29,9 @@ TRAIN_PHOTOS = ("stereo_motorcycle", "immunohistochemistry", "retina", "hubble_d
                 "grass", "gravel", "stereo_motorcycle_right", "coins", "china", "flower")
 VALIDATION_PHOTOS = ("astronaut", "rocket")
 HELDOUT_PHOTOS = ("chelsea", "coffee", "camera", "grace_hopper")
+# the eight real photos of Debian's plasma-workspace-wallpapers (``wallpaper:NAME``, fetched by
+# tools/fetch_sr_photos.py, apps/sr/photos.py): training only, for the shipped-weights recipe
+TRAIN_WALLPAPERS = tuple(WALLPAPERS)
 
 
 def load_image(path: str | Path) -> ImageData:
@@ -202,12 +207,16 @@ class SRTrainDataset(Dataset):
 
 
 def load_hr_images(sources: Sequence[str], min_size: int = 1) -> list[np.ndarray]:
-    """HR uint8 images from folders (any supported layout) and/or ``photo:NAME`` bundled photos;
-    an image smaller than ``min_size`` on a side is refused (one error naming it)."""
+    """HR uint8 images from folders (any supported layout), ``photo:NAME`` bundled photos and/or
+    ``wallpaper:NAME`` fetched photos; an image smaller than ``min_size`` on a side is refused (one
+    error naming it)."""
     images = []
     for source in sources:
         if source.startswith("photo:"):
             images.append(check_min_size(bundled_photo(source[len("photo:"):]), min_size, source))
+            continue
+        if source.startswith(WALLPAPER_PREFIX):
+            images.append(check_min_size(load_wallpaper(source[len(WALLPAPER_PREFIX):]), min_size, source))
             continue
         for folder in resolve_hr_dirs(source):
             images.extend(check_min_size(read_rgb_uint8(p), min_size, str(p)) for p in list_images(folder))

@@ -32,7 +32,8 @@ class ModelConfig:
 
 @dataclass
 class DataConfig:
-    # HR sources: folders (plain, DIV2K/DF2K/Flickr2K, Set5/HR) or bundled photos "photo:NAME"
+    # HR sources: folders (plain, DIV2K/DF2K/Flickr2K, Set5/HR), bundled photos "photo:NAME" or fetched
+    # photos "wallpaper:NAME" (tools/fetch_sr_photos.py)
     hr: list[str] = field(default_factory=lambda: [f"photo:{name}" for name in TRAIN_PHOTOS])
     lr: str = ""  # paired LR folder (e.g. DIV2K_train_LR_bicubic/X4); empty = degrade HR on the fly
     patch_size: int = 96  # HR patch side
@@ -110,7 +111,7 @@ class SRTask(TrainTask):
 def build_dataset(cfg: SRConfig) -> SRTrainDataset:
     d = cfg.data
     if d.lr:
-        if len(d.hr) != 1 or d.hr[0].startswith("photo:"):
+        if len(d.hr) != 1 or d.hr[0].startswith(("photo:", "wallpaper:")):
             raise UsageError("data.lr (paired training) needs exactly one HR folder in data.hr")
         lr_dir = resolve_lr_dir(d.lr, cfg.model.scale)
         from .data import resolve_hr_dirs
