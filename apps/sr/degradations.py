@@ -360,3 +360,29 @@ def degrade(hr: np.ndarray, scale: int, kind: str, seed: int | None = None,
 def quantize(img: np.ndarray) -> np.ndarray:
     """float [0, 1] → uint8 with rounding (what is written to PNG and what the model sees)."""
     return np.clip(np.round(img * 255.0), 0, 255).astype(np.uint8)
+
+
+def describe_degradation(info: dict, scale: int) -> str:
+    """One caption line for what ``degrade`` drew (its ``meta["info"]``), e.g.
+    ``x4 mild: blur σ 0.8→2.2, noise σ 5.0, JPEG 90``."""
+    kind = info.get("kind", "unknown")
+    jpeg = f", JPEG {info['jpeg_quality']:.0f}" if info.get("jpeg_quality") is not None else ", no JPEG"
+    if kind == "bicubic":
+        return f"x{scale} bicubic (clean)"
+    if kind == "mild":
+        return (f"x{scale} mild: blur σ {info['sigma_start']:.1f}→{info['sigma_end']:.1f}, "
+                f"noise σ {info['noise_level']:.1f}{jpeg}")
+    if kind == "blind":
+        noise = info.get("noise", "none")
+        if noise == "gaussian":
+            noise = f"Gaussian noise σ {info['noise_level']:.1f}"
+        elif noise == "poisson":
+            noise = f"Poisson noise ×{info['noise_level']:.2f}"
+        else:
+            noise = "no noise"
+        return f"x{scale} blind: {info['kernel']} kernel, {info['resize']} resize, {noise}{jpeg}"
+    if kind == "spatially-variant":
+        lo, hi = info.get("noise_range", (0.0, 0.0))
+        return (f"x{scale} spatially-variant: {len(info['kernels'])} kernels ({info['blend']}), "
+                f"noise σ {lo:.0f}–{hi:.0f}{jpeg}")
+    return f"x{scale} {kind}"
