@@ -19,7 +19,7 @@ from shared.data.images import IMAGE_EXTENSIONS as IMAGE_EXTS  # noqa: F401  (re
 from shared.data.images import ImageData, bundled_photo, list_images, read_image, write_image  # noqa: F401
 from shared.errors import CvsuiteError, UsageError
 
-from .degradations import DegradationConfig, degrade, quantize
+from .degradations import DegradationConfig, check_degradation_config, degrade, quantize
 from .photos import SOURCE_PREFIX as WALLPAPER_PREFIX
 from .photos import WALLPAPERS, load_wallpaper
 
@@ -169,6 +169,7 @@ class SRTrainDataset(Dataset):
         self.kinds, self.kind_probs = list(kinds), np.asarray(kind_probs, np.float64) / sum(kind_probs)
         self.length, self.channel_shuffle = length, channel_shuffle
         self.degradation = degradation or DegradationConfig()
+        check_degradation_config(self.degradation)
         self.margin = scale * int(np.ceil(12 / scale))  # ≥ half the 21-px kernel, multiple of scale
 
     def __len__(self) -> int:

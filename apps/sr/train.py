@@ -12,6 +12,7 @@ from shared.engine.seed import seed_everything
 from shared.errors import UsageError
 from shared.weights import save_safetensors
 
+from .degradations import DegradationConfig
 from .data import TRAIN_PHOTOS, SRTrainDataset, check_min_size, load_hr_images, paired_files, read_rgb_uint8, resolve_lr_dir
 from .losses import CRLObjective
 from .model import build_model, count_parameters, model_metadata
@@ -41,6 +42,7 @@ class DataConfig:
     kind_probs: list[float] = field(default_factory=lambda: [0.35, 0.25, 0.2, 0.2])
     length: int = 100_000  # samples per (virtual) epoch
     channel_shuffle: bool = True  # random RGB permutation per patch (colour augmentation; see data.augment)
+    degradation: DegradationConfig = field(default_factory=DegradationConfig)  # ranges of the on-the-fly degradation
 
 
 @dataclass
@@ -122,7 +124,7 @@ def build_dataset(cfg: SRConfig) -> SRTrainDataset:
         return SRTrainDataset(hr, cfg.model.scale, d.patch_size, d.kinds, d.kind_probs, d.length, lr_images=lr,
                               channel_shuffle=d.channel_shuffle)
     return SRTrainDataset(load_hr_images(d.hr, d.patch_size), cfg.model.scale, d.patch_size, d.kinds, d.kind_probs,
-                          d.length, channel_shuffle=d.channel_shuffle)
+                          d.length, degradation=d.degradation, channel_shuffle=d.channel_shuffle)
 
 
 def run_training(cfg: SRConfig) -> dict[str, Any]:
