@@ -244,6 +244,7 @@ def update_manifest(results: dict, shipped: dict[str, Path], recipe: str) -> Non
             metrics[f"ssim_y/{row}_x4"] = round(r[arm]["seed0_ssim"], 4)
             metrics[f"bicubic_psnr_y/{row}_x4"] = round(r["bicubic_psnr"], 4)
             metrics[f"worst_photo_gain_db/{row}_x4"] = round(entry["worst_photo_gain_per_seed"][0], 4)
+            metrics[f"worst_photo_ssim_gain/{row}_x4"] = round(entry["worst_photo_ssim_gain"], 4)
         if "niqe" in results:
             metrics["niqe/real_lr_x4"] = round(results["niqe"]["mean"][ARMS[arm]], 4)
             metrics["niqe/real_lr_x4_bicubic"] = round(results["niqe"]["mean"]["bicubic"], 4)
@@ -251,7 +252,9 @@ def update_manifest(results: dict, shipped: dict[str, Path], recipe: str) -> Non
         add_manifest_entry(f"sr_{arm}_x4", path, RECIPES[recipe][arm], metrics, {
             "app": "sr", "arch": "crlsr", "scale": SCALE, "params": count_parameters(model),
             "eval": "evaluation/bench_sr.py --split test: held-out chelsea/coffee/camera/grace_hopper x degradation "
-                    "seeds 0,1,2, Y-PSNR/SSIM, 4-px border (basicsr)"})
+                    "seeds 0,1,2, Y-PSNR/SSIM, 4-px border (basicsr)",
+            "inference": f"colour lock sigma {COLOUR_LOCK:g} HR px (sr infer/eval --colour-lock; "
+                         f"{COLOUR_LOCK_SIGMA:g} is their default)"})
         print(f"manifest: sr_{arm}_x4 updated", flush=True)
 
 
