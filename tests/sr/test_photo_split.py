@@ -88,3 +88,38 @@ def test_wallpaper_is_read_at_half_size_after_the_sha_check(tmp_path, monkeypatc
     expected = cv2.resize(np.ascontiguousarray(decoded), (32, 20), interpolation=cv2.INTER_AREA)
     assert loaded.shape == (20, 32, 3) and loaded.dtype == np.uint8
     np.testing.assert_array_equal(loaded, expected)  # RGB order kept through the area downscale
+
+
+def test_fetch_script_installs_verified_photos_once(tmp_path, monkeypatch) -> None:
+    """tools/fetch_sr_photos.py with a stand-in for apt-get/dpkg: the photos land in --out, a rerun
+    keeps them, and a file cvsuite did not write there needs --force."""
+    import importlib.util
+
+    from apps.sr import photos
+
+    spec = importlib.util.spec_from_file_location("fetch_sr_photos", Path(__file__).resolve().parents[2] / "tools" / "fetch_sr_photos.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    payload = {name: f"photo {name}".encode() for name in WALLPAPERS}
+    monkeypatch.setattr(photos, "WALLPAPERS", {n: ("test", hashlib.sha256(d).hexdigest()) for n, d in payload.items()})
+    monkeypatch.setattr(tool, "WALLPAPERS", photos.WALLPAPERS)
+    calls = []
+
+    def fake_run(cmd: list[str], cwd: Path) -> None:
+        calls.append(cmd[0])
+        if cmd[0] == "apt-get":
+            (cwd / "plasma-workspace-wallpapers_5.27.5-2_all.deb").write_bytes(b"deb")
+        else:  # dpkg -x DEB TREE
+            _fake_tree(Path(cmd[3]), payload)
+
+    monkeypatch.setattr(tool, "_run", fake_run)
+    out = tmp_path / "photos"
+    assert tool.main(["--out", str(out)]) == 0
+    assert calls == ["apt-get", "dpkg"]
+    assert {p.name: p.read_bytes() for p in out.glob("*.jpg")} == {f"{n}.jpg": d for n, d in payload.items()}
+    assert tool.main(["--out", str(out)]) == 0 and calls == ["apt-get", "dpkg"]  # all present: nothing fetched
+    (out / "Path.jpg").write_bytes(b"someone else's file")
+    assert tool.main(["--out", str(out)]) == 2  # foreign file: refused without --force
+    assert (out / "Path.jpg").read_bytes() == b"someone else's file"
+    assert tool.main(["--out", str(out), "--force"]) == 0
+    assert (out / "Path.jpg").read_bytes() == payload["Path"]
