@@ -44,8 +44,9 @@ class BadCase:
     """One bad invocation: ``build(tmp) -> argv``; expected exit (None = any non-zero); text the line must hold.
 
     ``exit_code=0`` marks an awkward-but-valid input that must be *handled correctly* (e.g. a 16-bit
-    image): the command must succeed with no error line, inputs unchanged, and ``check(tmp)`` (if
-    given; it asserts on the outputs) must pass. ``check`` also runs after failing cases.
+    image): the command must succeed with no error line and nothing else on stderr but its own
+    ``cvsuite...`` lines (no library warning), inputs unchanged, and ``check(tmp)`` (if given; it
+    asserts on the outputs) must pass. ``check`` also runs after failing cases.
     """
 
     id: str
@@ -235,6 +236,10 @@ def run_case(case: BadCase, tmp: Path) -> tuple[int, str, str]:
     if case.exit_code == 0:
         assert code == 0, f"exit {code}, expected success — {where}"
         assert "Traceback" not in stderr and "cvsuite: error" not in stderr, f"error output — {where}"
+        # on success stderr holds only what the command means to say: its own "cvsuite..." lines
+        # (a warning it chose to give); never a library's warning or C-level chatter
+        stray = [line for line in lines if not line.startswith("cvsuite")]
+        assert not stray, f"stderr on success beyond cvsuite's own lines — {where}"
         assert snapshot(tmp / "in") == before, f"an input changed — {where}"
         if case.check is not None:
             case.check(tmp)
