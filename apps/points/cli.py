@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from shared.cli_utils import RUN_FLAGS, add_app_parser, add_force_arg, add_run_args, config_from_args
-from shared.errors import CvsuiteError, UsageError
+from shared.errors import CvsuiteError, UsageError, printable
 from shared.guard import OutputGuard, atomic_output, write_atomic
 
 SHIPPED_SEGMENTER = "points_segmenter_synth"
@@ -95,7 +95,7 @@ def cmd_infer(args: argparse.Namespace) -> int:
         colours = label_colours(labels - labels.min() if args.parts is None else labels)
         write_labels(labels_path, labels)
         write_ply(ply_path, cloud.points, colours)
-        backend = render_png(png_path, cloud.points, colours, f"{f.name}: {what}", args.render)
+        backend = render_png(png_path, cloud.points, colours, f"{printable(f.name)}: {what}", args.render)
         print(f"{f}: {len(labels)} points{' (sampled from the mesh)' if cloud.from_mesh else ''}, {what} "
               f"-> {labels_path}, {ply_path}, {png_path} ({backend})")
     guard.record()
