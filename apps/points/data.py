@@ -353,6 +353,9 @@ def read_numeric_rows(path: Path) -> np.ndarray:
             raise CvsuiteError(f"{path}: line {i}: not numeric: {line[:60]!r}") from None
         if width is None:
             width = len(values)
+        elif (len(rows) == 1 and width == 1 and len(values) >= 3 and path.suffix.lower() == ".pts"
+              and float(rows[0][0]).is_integer()):
+            rows, width = [], len(values)  # a .pts file may start with its point count
         elif len(values) != width:
             raise CvsuiteError(f"{path}: line {i}: {len(values)} columns, expected {width} like line 1")
         rows.append(values)
