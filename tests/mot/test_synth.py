@@ -42,9 +42,13 @@ def test_layout_and_contents(tiny_root):
 
 
 def test_synth_cli(run_cli, tmp_path):
-    code, out, err = run_cli(["mot", "synth", "--out", tmp_path, "--seqs", "1", "--seed", "3",
-                              "--length", "4", "--width", "96", "--height", "80", "--objects", "2"])
+    argv = ["mot", "synth", "--out", tmp_path, "--seqs", "1", "--seed", "3",
+            "--length", "4", "--width", "96", "--height", "80", "--objects", "2"]
+    code, out, err = run_cli(argv)
     assert code == 0, err
     assert (tmp_path / "SYN0003-00" / "img1" / "000004.jpg").is_file()
+    code, _, err = run_cli(argv)  # its own outputs (ledger): a rerun needs no --force
+    assert code == 0, err
+    (tmp_path / "SYN0003-00" / "gt" / "gt.txt").write_text("edited by the user\n")
     code, _, err = run_cli(["mot", "synth", "--out", tmp_path, "--seqs", "1", "--seed", "3"])
     assert code == 2 and "already exists" in err and len(err.strip().splitlines()) == 1
