@@ -73,6 +73,12 @@ def cmd_degrade(args: argparse.Namespace) -> int:
     files = list_images(hr_dir)
     if not files:
         raise CvsuiteError(f"{hr_dir}: no images")
+    by_stem: dict[str, Path] = {}
+    for path in files:  # a.png and a.jpg would both write HR/a.png: refuse before any work
+        if path.stem in by_stem:
+            raise UsageError(f"{by_stem[path.stem]} and {path} would both write {hr_out / (path.stem + '.png')}; "
+                             "rename one of them")
+        by_stem[path.stem] = path
     for path in files:  # claim every output before any work
         guard.file(hr_out / f"{path.stem}.png")
         guard.file(lr_out / f"{path.stem}x{args.scale}.png")

@@ -47,6 +47,9 @@ def ssim_y(img: np.ndarray, ref: np.ndarray, crop_border: int) -> float:
     return float(calculate_ssim(_as_basicsr(img), _as_basicsr(ref), crop_border, test_y_channel=True))
 
 
+NIQE_MIN_SIDE = 192  # basicsr's NIQE: 96-pixel blocks; one block per side gives a singular covariance
+
+
 def niqe_y(img: np.ndarray, crop_border: int) -> float:
     """basicsr's NIQE (lower is better) of an RGB uint8 image."""
     import shared  # noqa: F401
@@ -119,6 +122,13 @@ def evaluate_pairs(pairs: list[EvalPair], scale: int, upscalers: dict[str, Calla
 
     from tqdm import tqdm
 
+    if niqe:  # refuse before any work: basicsr's NIQE fits a Gaussian over 96x96 blocks (2+ per side)
+        for pair in pairs:
+            h, w = pair.hr.shape[:2]
+            if min(h, w) - 2 * scale < NIQE_MIN_SIDE:
+                raise CvsuiteError(f"{pair.name}: --niqe needs images of at least {NIQE_MIN_SIDE + 2 * scale} x "
+                                   f"{NIQE_MIN_SIDE + 2 * scale} pixels (two 96-pixel blocks per side after the "
+                                   f"{scale}-pixel border crop); this one is {w} x {h}")
     per_image = []
     for pair in tqdm(pairs, desc="sr eval", unit="image", file=sys.stderr, leave=False,
                      disable=None if progress else True):
