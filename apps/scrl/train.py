@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from shared.config import bounded
 from shared.engine import TrainConfig, Trainer, TrainTask
 from shared.engine.distributed import is_main_process
 from shared.errors import CvsuiteError, UsageError
@@ -46,15 +47,15 @@ class PretrainConfig:
 
     data: str = ""  # image folder (recursive) or COCO json whose images are used (labels ignored)
     method: str = "scrl"  # scrl | byol (image-level baseline)
-    max_side: int = 160  # images are resized so their longer side is at most this (when loaded)
+    max_side: int = bounded(160, ge=16, le=4096)  # images are resized so their longer side is at most this (when loaded)
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     views: ViewConfig = field(default_factory=ViewConfig)
-    proj_hidden: int = 0  # 0 = follow the backbone (ResNet-50: 4096, the official size)
-    proj_dim: int = 0  # 0 = follow the backbone (ResNet-50: 256)
-    pred_hidden: int = 0  # 0 = the projector's hidden size
-    base_momentum: float = 0.97  # official scrl_200ep.yaml (0.996 for 1000 epochs)
+    proj_hidden: int = bounded(0, ge=0, le=16384)  # 0 = follow the backbone (ResNet-50: 4096, the official size)
+    proj_dim: int = bounded(0, ge=0, le=16384)  # 0 = follow the backbone (ResNet-50: 256)
+    pred_hidden: int = bounded(0, ge=0, le=16384)  # 0 = the projector's hidden size
+    base_momentum: float = bounded(0.97, ge=0.0, le=1.0)  # official scrl_200ep.yaml (0.996 for 1000 epochs)
     roi_aligned: bool = False  # official RoIAlign(1, 1/32, sampling_ratio=-1, aligned=False)
-    roi_sampling_ratio: int = -1
+    roi_sampling_ratio: int = bounded(-1, ge=-1, le=64)  # -1 = adaptive (official)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
         out_dir="runs/scrl_pretrain", max_steps=300, batch_size=32, lr=2e-3, weight_decay=1e-4,
         warmup_steps=20, log_every=20, ckpt_every=100))
@@ -197,8 +198,8 @@ class FinetuneConfig:
     norm: str = "BN"  # BN | SyncBN (the SCRL fine-tuning protocol; = BN in one process) | FrozenBN (detectron2)
     voc_split: str = "trainval"  # ImageSets/Main/<split>.txt of a VOC --data folder
     val_voc_split: str = "test"  # ... of a VOC --val folder (all xmls when the list is missing)
-    min_size_train: list[int] = field(default_factory=list)  # detectron2 multi-scale train sides; [] = detector.min_size
-    lr_steps: list[int] = field(default_factory=list)  # detectron2 SOLVER.STEPS; [] = 0.75 * max_steps
+    min_size_train: list[int] = bounded(default_factory=list, ge=8, le=4096)  # d2 multi-scale sides; [] = detector.min_size
+    lr_steps: list[int] = bounded(default_factory=list, ge=1)  # detectron2 SOLVER.STEPS; [] = 0.75 * max_steps
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
         out_dir="runs/scrl_finetune", max_steps=300, batch_size=8, optimizer="sgd", lr=0.02, momentum=0.9,
         weight_decay=1e-4, warmup_steps=50, grad_clip=10.0, log_every=20, ckpt_every=100, amp=False))
