@@ -1,0 +1,136 @@
+"""``cvsuite rl {train,eval,infer}`` and the rl demo."""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from shared.cli_utils import add_config_args, add_force_arg, config_from_args
+from shared.errors import UsageError
+from shared.guard import OutputGuard
+
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+
+
+def _positive(name: str, value: int | None) -> None:
+    if value is not None and value <= 0:
+        raise UsageError(f"{name} must be positive, got {value}")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .train import RLConfig, check_agent_env, run_training
+
+    _positive("--steps", args.steps)
+    cfg = config_from_args(RLConfig, args, flag_map={
+        "env": "env", "agent": "agent", "steps": "train.max_steps", "out": "train.out_dir",
+        "resume": "train.resume", "seed": "train.seed"})
+    check_agent_env(cfg.agent, cfg.env)
+    guard = OutputGuard([args.config], force=args.force)
+    summary = run_training(cfg, guard=guard)
+    ev = summary["eval"]
+    fractions = ", ".join(f"{k} {100 * v:.0f} %" for k, v in summary["time_fractions"].items())
+    print(f"trained {cfg.agent} on {ev['env']} for {summary['step']} agent steps ({summary['updates']} updates, "
+          f"{summary['episodes']} episodes) in {summary['seconds']:.1f} s [{fractions}]")
+    print(f"evaluation over {ev['episodes']} episodes: return {ev['mean_return']:.1f} ± {ev['std_return']:.1f}; "
+          f"policy: {summary['weights']}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate_file
+    from .infer import resolve_weights
+
+    _positive("--episodes", args.episodes)
+    weights = resolve_weights(args.weights, args.env)
+    guard = OutputGuard([weights], force=args.force)
+    if args.json:
+        guard.file(args.json)
+    if args.video:
+        if Path(args.video).suffix.lower() != ".mp4":
+            raise UsageError(f"--video must name an .mp4 file, got {args.video}")
+        guard.file(args.video)
+    result = evaluate_file(weights, args.env, episodes=args.episodes, seed=args.seed, device=args.device,
+                           video=args.video)
+    print(f"{result['agent']} on {result['env']}: return {result['mean_return']:.1f} ± {result['std_return']:.1f} "
+          f"over {result['episodes']} episodes")
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    if args.video:
+        print(f"video of episode 1: {args.video}")
+    guard.record()
+    return 0
+
+
+def cmd_infer(args: argparse.Namespace) -> int:
+    from .infer import resolve_weights, run_policy, write_json
+
+    _positive("--steps", args.steps)
+    weights = resolve_weights(args.weights, args.env)
+    guard = OutputGuard([weights], force=args.force)
+    out = guard.file(args.out)
+    result = run_policy(weights, args.env, args.steps, seed=args.seed, device=args.device)
+    write_json(result, out)
+    guard.record()
+    done = result["completed_episode_returns"]
+    print(f"{result['agent']} played {args.steps} steps of {result['env']}: reward {sum(result['rewards']):.1f}"
+          f"{f', {len(done)} episode(s) finished' if done else ''}; actions and rewards in {out}")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("rl", help="CURL: contrastive pixel RL on DeepMind Control (SAC) and Atari (DER)")
+    sub = parser.add_subparsers(dest="rl_command", metavar="VERB", required=True)
+
+    train = sub.add_parser("train", help="train curl-sac | sac-crop | sac (DMC) or curl-der | der (Atari)")
+    add_config_args(train)
+    train.add_argument("--env", help="dmc:<domain>-<task> (e.g. dmc:cartpole-swingup) or atari:<Game> (env=)")
+    train.add_argument("--agent", help="curl-sac | sac-crop | sac | curl-der | der (agent=)")
+    train.add_argument("--steps", type=int, help="agent steps (train.max_steps=)")
+    train.add_argument("--out", help="run folder (train.out_dir=)")
+    train.add_argument("--seed", type=int, help="seed (train.seed=)")
+    train.add_argument("--resume", action="store_true", help="continue the run in --out (train.resume=true)")
+    add_force_arg(train)
+    train.set_defaults(func=cmd_train)
+
+    ev = sub.add_parser("eval", help="mean ± std return of a policy over episodes (+ JSON, + H.264 video)")
+    ev.add_argument("--weights", help="model.safetensors of 'rl train' (default: the shipped policy of --env)")
+    ev.add_argument("--env", required=True, help="environment the policy was trained on")
+    ev.add_argument("--episodes", type=int, default=10)
+    ev.add_argument("--seed", type=int, default=0, help="seed of the evaluation episodes")
+    ev.add_argument("--json", help="write the results (mean_return, std_return, returns) here")
+    ev.add_argument("--video", help="write the first episode as an H.264 .mp4 here")
+    ev.add_argument("--device", default="cpu")
+    add_force_arg(ev)
+    ev.set_defaults(func=cmd_eval)
+
+    infer = sub.add_parser("infer", help="play the policy for N steps; actions and rewards to JSON")
+    infer.add_argument("--weights", help="model.safetensors of 'rl train' (default: the shipped policy of --env)")
+    infer.add_argument("--env", required=True, help="environment the policy was trained on")
+    infer.add_argument("--steps", type=int, default=100, help="agent steps to play")
+    infer.add_argument("--seed", type=int, default=0)
+    infer.add_argument("--out", required=True, help="output .json")
+    infer.add_argument("--device", default="cpu")
+    add_force_arg(infer)
+    infer.set_defaults(func=cmd_infer)
+
+
+def demo(out_dir: Path) -> dict[str, Any]:
+    """Evaluate the shipped cartpole-swingup policy on 2 episodes next to a random policy; write a video."""
+    from .evaluate import evaluate_file, random_policy_returns
+    from .infer import resolve_weights
+
+    started = time.perf_counter()
+    weights = resolve_weights(None, "dmc:cartpole-swingup")
+    guard = OutputGuard([weights], force=False)
+    video = guard.file(Path(out_dir) / "cartpole_swingup.mp4")
+    out_json = guard.file(Path(out_dir) / "eval.json")
+    result = evaluate_file(weights, "dmc:cartpole-swingup", episodes=2, video=video)
+    base = random_policy_returns("dmc:cartpole-swingup", 2, 0)
+    result["random_policy"] = base
+    out_json.write_text(json.dumps(result, indent=2) + "\n")
+    guard.record()
+    return {"policy": weights.name, "mean_return": result["mean_return"],
+            "random_policy_mean_return": base["mean_return"], "video": str(video),
+            "seconds": round(time.perf_counter() - started, 1)}
