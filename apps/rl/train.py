@@ -8,7 +8,8 @@ pieces: config dataclasses + YAML + overrides (``shared.config``), seeding and R
 Exact resume: the checkpoint holds the networks, optimizers, the replay buffer (uint8 frames and its
 sampling RNG), the agent's augmentation RNG, the global RNGs and the episode counter. It is written
 at an episode boundary (each episode's environment randomness derives from ``(seed, episode)``),
-the first one after every ``train.ckpt_every`` steps, and at the end; a killed run loses at most the
+the first one after every ``train.ckpt_every`` steps and the one ending the run; a killed run (or one
+that stopped mid-episode) resumes from the last boundary, loses at most the
 episode in flight and, resumed, continues exactly as the uninterrupted run (``tests/rl``).
 """
 from __future__ import annotations
@@ -39,12 +40,12 @@ FORMAT = "cvsuite-rl"
 
 @dataclass
 class EnvConfig:
-    """Observation settings (0 = the suite's default: DMC stack 3, Atari stack 4; DMC action repeat per task)."""
+    """Observation settings (None = the suite's default: DMC stack 3, Atari stack 4; DMC action repeat per task)."""
 
     image_size: int = bounded(100, ge=8)  # DMC render size (pre-crop)
     crop: int = bounded(84, ge=8)  # DMC network input (random crop in training, centre crop in evaluation)
-    frame_stack: int = bounded(0, ge=0, le=16)
-    action_repeat: int = bounded(0, ge=0)
+    frame_stack: int | None = bounded(None, ge=1, le=16)
+    action_repeat: int | None = bounded(None, ge=1)
     time_limit: float | None = bounded(None, gt=0.0)  # DMC episode length in seconds (None = the task's)
     max_episode_frames: int = bounded(108_000, ge=4)  # Atari cap, in emulator frames
 
@@ -90,7 +91,7 @@ def check_agent_env(agent: str, env: str) -> None:
 def env_kwargs(cfg: RLConfig) -> dict[str, Any]:
     e = cfg.env_cfg
     if parse_env(cfg.env).suite == "dmc":
-        return {"image_size": e.image_size, "action_repeat": e.action_repeat, "time_limit": e.time_limit}
+        return {"image_size": e.image_size, "action_repeat": e.action_repeat or 0, "time_limit": e.time_limit}
     return {"max_episode_frames": e.max_episode_frames}
 
 
@@ -293,12 +294,13 @@ def run_training(cfg: RLConfig, guard: OutputGuard | None = None) -> dict[str, A
         if done:
             recent_returns.append(episode_return)
             episode += 1
+            # checkpoints only at episode (game) boundaries, where the environment state is just the
+            # episode counter; a run that stops mid-episode resumes from the last boundary
             at_boundary = not getattr(env, "_life_lost", False)
-            if at_boundary and step - last_ckpt >= t.ckpt_every and step < t.max_steps:
+            if at_boundary and (step - last_ckpt >= t.ckpt_every or step >= t.max_steps):
                 save(step)
                 last_ckpt = step
     bar.close()
-    save(step)
     final = evaluate_policy(agent, cfg.env, t.seed + 10_000, t.eval_episodes, env_kwargs(cfg), stack)
     evaluations.append({"step": step, **final})
     logger.log(step, {"eval_mean_return": final["mean_return"], "eval_std_return": final["std_return"]})
