@@ -89,8 +89,7 @@ def parse_env(name: str) -> EnvSpec:
     suite, rest = name.split(":", 1)
     suite = suite.lower()
     if suite == "dmc":
-        from dm_control import suite as dmc_suite  # noqa: PLC0415
-
+        dmc_suite = import_dmc_suite()
         tasks = {f"{d.replace('_', '-')}-{t}": (d, t) for d, t in dmc_suite.ALL_TASKS}
         if rest not in tasks:
             near = sorted(k for k in tasks if k.split("-")[0] == rest.split("-")[0])[:8]
@@ -109,12 +108,31 @@ def parse_env(name: str) -> EnvSpec:
     raise UsageError(f"unknown environment suite {suite!r} in {name!r}: use dmc:<domain>-<task> or atari:<Game>")
 
 
+def _render_help(exc: BaseException) -> str:
+    backend = os.environ.get("MUJOCO_GL", "")
+    first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+    return (f"pixel rendering fails with MUJOCO_GL={backend or '(unset)'} ({type(exc).__name__}: {first}); "
+            f"set MUJOCO_GL=egl and install the Debian packages {RENDER_PACKAGES}")
+
+
+def import_dmc_suite() -> Any:
+    """``dm_control.suite``, or one CvsuiteError line naming MUJOCO_GL and the GL packages."""
+    try:
+        from dm_control import suite as dmc_suite  # noqa: PLC0415
+    except ImportError as exc:
+        if getattr(exc, "name", "") in ("dm_control", "mujoco"):
+            raise CvsuiteError("dm_control is not installed: pip install dm_control (cvsuite's 'rl' extra)") from None
+        raise CvsuiteError(_render_help(exc)) from None
+    except Exception as exc:  # the GL backend fails while dm_control imports it
+        raise CvsuiteError(_render_help(exc)) from None
+    return dmc_suite
+
+
 def rendering_status() -> tuple[bool, str]:
     """Whether DeepMind Control can render pixels here, and why not (for ``cvsuite doctor``)."""
     backend = os.environ.get("MUJOCO_GL", "")
     try:
-        from dm_control import suite as dmc_suite  # noqa: PLC0415
-
+        dmc_suite = import_dmc_suite()
         env = dmc_suite.load("cartpole", "swingup", task_kwargs={"random": 0})
         frame = env.physics.render(16, 16, camera_id=0)
         if frame.shape != (16, 16, 3) or frame.max() == 0:
@@ -122,10 +140,10 @@ def rendering_status() -> tuple[bool, str]:
         import mujoco  # noqa: PLC0415
 
         return True, f"MUJOCO_GL={backend} renders (mujoco {mujoco.__version__})"
+    except CvsuiteError as exc:
+        return False, str(exc)
     except Exception as exc:  # any import or GL failure means no pixels
-        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
-        return False, (f"pixel rendering fails with MUJOCO_GL={backend or '(unset)'} ({first}); set MUJOCO_GL=egl "
-                       f"and install the Debian packages {RENDER_PACKAGES}")
+        return False, _render_help(exc)
 
 
 class DMCPixelEnv:
@@ -140,8 +158,7 @@ class DMCPixelEnv:
 
     def __init__(self, spec: EnvSpec, seed: int, image_size: int = 100, action_repeat: int = 0,
                  time_limit: float | None = None, fast_render: bool = True) -> None:
-        from dm_control import suite as dmc_suite  # noqa: PLC0415
-
+        dmc_suite = import_dmc_suite()
         self.spec, self.seed, self.image_size = spec, int(seed), int(image_size)
         self.action_repeat = int(action_repeat) or DMC_ACTION_REPEAT.get(spec.domain, 4)
         task_kwargs: dict[str, Any] = {"random": np.random.RandomState(self.seed % 2**32)}
