@@ -32,7 +32,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     ev = summary["eval"]
     fractions = ", ".join(f"{k} {100 * v:.0f} %" for k, v in summary["time_fractions"].items())
     print(f"trained {cfg.agent} on {ev['env']} for {summary['step']} agent steps ({summary['updates']} updates, "
-          f"{summary['episodes']} episodes) in {summary['seconds']:.1f} s [{fractions}]")
+          f"{summary['episodes']} episodes) in {summary['seconds']:.1f} s [learning phase: {fractions}]")
     print(f"evaluation over {ev['episodes']} episodes: return {ev['mean_return']:.1f} ± {ev['std_return']:.1f}; "
           f"policy: {summary['weights']}")
     return 0

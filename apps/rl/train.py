@@ -208,7 +208,9 @@ def run_training(cfg: RLConfig, guard: OutputGuard | None = None) -> dict[str, A
     reward_clip = 0.0 if cfg.agent in SAC_AGENTS else cfg.der.reward_clip
     action_rng = np.random.default_rng(t.seed + 3)
     step, episode, updates = 0, 0, 0
-    timing = {"env": 0.0, "update": 0.0, "act": 0.0, "replay_add": 0.0}
+    # wall time per part of a step, for the warm-up (random actions) and the learning phase apart
+    timing_warmup = {"env": 0.0, "update": 0.0, "act": 0.0, "replay_add": 0.0}
+    timing_learn = dict(timing_warmup)
     if t.resume:
         state = load_checkpoint(ckpt_path)
         try:
@@ -250,6 +252,7 @@ def run_training(cfg: RLConfig, guard: OutputGuard | None = None) -> dict[str, A
         replay.start_episode(frame)
         episode_return, done = 0.0, False
         while not done and step < t.max_steps:
+            timing = timing_learn if step >= init_steps else timing_warmup
             tick = time.perf_counter()
             if isinstance(agent, DERAgent):
                 agent.before_act()
@@ -313,6 +316,7 @@ def run_training(cfg: RLConfig, guard: OutputGuard | None = None) -> dict[str, A
     (out / "eval.json").write_text(json.dumps({"final": final, "during_training": evaluations}, indent=2) + "\n")
     guard.record()
     wall = time.perf_counter() - started
+    timing = timing_learn
     total = sum(timing.values())
     return {"step": step, "episodes": episode, "updates": updates, "eval": final, "seconds": wall,
             "weights": str(out / "model.safetensors"), "checkpoint": str(ckpt_path),
