@@ -39,10 +39,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    from .envs import parse_env
     from .evaluate import evaluate_file
     from .infer import resolve_weights
 
     _positive("--episodes", args.episodes)
+    parse_env(args.env)  # an unknown name or an environment that cannot render: one line, before anything else
     weights = resolve_weights(args.weights, args.env)
     guard = OutputGuard([weights], force=args.force)
     if args.json:
@@ -64,9 +66,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_infer(args: argparse.Namespace) -> int:
+    from .envs import parse_env
     from .infer import resolve_weights, run_policy, write_json
 
     _positive("--steps", args.steps)
+    parse_env(args.env)
     weights = resolve_weights(args.weights, args.env)
     guard = OutputGuard([weights], force=args.force)
     out = guard.file(args.out)
