@@ -244,12 +244,13 @@ class AtariEnv:
         return cv2.resize(self._ale.getScreenGrayscale(), (84, 84), interpolation=cv2.INTER_LINEAR)
 
     def reset(self, episode: int) -> np.ndarray:
+        # sticky actions are off, so the emulator is deterministic given the actions: the episode's
+        # randomness is its no-op count, drawn from (seed, episode)
         self._rng = np.random.default_rng(sample_seed(self.seed, episode, 1))
         if self._life_lost:  # continue the same game after a lost life (one no-op)
             self._life_lost = False
             self._ale.act(self._actions[0])
         else:
-            self._ale.setInt("random_seed", sample_seed(self.seed, episode, 2) % 2**31)
             self._ale.reset_game()
             for _ in range(int(self._rng.integers(0, self.noop_max)) if self.noop_max else 0):
                 self._ale.act(self._actions[0])
