@@ -230,6 +230,43 @@ def bench_returns(weights: Path | None, env: str, episodes: int) -> dict[str, An
             "blind_policy": blind_policy_returns(path, env, episodes, 0)}
 
 
+def bench_compare(agents: list[str], env: str, seeds: list[int], steps: int, init_steps: int, episodes: int,
+                  out: Path) -> dict[str, Any]:
+    """CURL vs its baselines at a fixed step budget: CPU recipe, same seeds and evaluation episodes.
+
+    Resumable: a finished run (eval.json) is reused, a killed one continues from its checkpoint.
+    """
+    from apps.rl.evaluate import random_policy_returns
+    from apps.rl.train import RLConfig, run_training
+    from shared.config import load_config
+    from shared.guard import OutputGuard
+
+    config = Path(__file__).resolve().parents[1] / "apps" / "rl" / "configs" / (
+        "dmc_curl_sac_cpu.yaml" if env.startswith("dmc") else "atari_curl_der_cpu.yaml")
+    table: dict[str, Any] = {"env": env, "steps": steps, "random_warmup_steps": init_steps, "seeds": seeds,
+                             "eval_episodes": episodes, "agents": {}}
+    for agent in agents:
+        finals = []
+        for seed in seeds:
+            run = out / "rl_compare" / f"{env.replace(':', '_')}_{agent}_s{seed}_{steps}"
+            done = run / "eval.json"
+            if not done.is_file():
+                overrides = [f"agent={agent}", f"env={env}", f"train.max_steps={steps}", f"train.seed={seed}",
+                             f"train.out_dir={run}", f"train.eval_episodes={episodes}", "train.progress=false",
+                             "train.tensorboard=false", f"sac.init_steps={init_steps}", f"der.init_steps={init_steps}",
+                             f"train.resume={'true' if (run / 'checkpoints' / 'last.pt').is_file() else 'false'}"]
+                run_training(load_config(RLConfig, config, overrides), guard=OutputGuard(force=True))
+            final = json.loads(done.read_text())["final"]
+            finals.append(final["mean_return"])
+            print(f"  {agent} seed {seed}: {final['mean_return']:.1f}", flush=True)
+        table["agents"][agent] = {"mean_return": float(np.mean(finals)), "std_over_seeds": float(np.std(finals)),
+                                  "per_seed": finals}
+    # the random policy on each seed's evaluation episodes (a run of seed s evaluates on env seed s + 10000)
+    rand = [random_policy_returns(env, episodes, seed + 10_000)["mean_return"] for seed in seeds]
+    table["random_policy"] = {"mean_return": float(np.mean(rand)), "std_over_seeds": float(np.std(rand)), "per_seed": rand}
+    return table
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="evaluation/results")
@@ -242,6 +279,11 @@ def main() -> None:
     parser.add_argument("--train-init", type=int, default=100)
     parser.add_argument("--weights", help="policy for the returns section (default: the shipped cartpole one)")
     parser.add_argument("--episodes", type=int, default=10)
+    parser.add_argument("--compare-agents", nargs="*", default=["curl-sac", "sac-crop", "sac"])
+    parser.add_argument("--compare-env", default="dmc:cartpole-swingup")
+    parser.add_argument("--compare-seeds", nargs="*", type=int, default=[0, 1, 2])
+    parser.add_argument("--compare-steps", type=int, default=1000)
+    parser.add_argument("--compare-init", type=int, default=250)
     args = parser.parse_args()
     torch.set_num_threads(1)
     out = Path(args.out)
@@ -264,6 +306,13 @@ def main() -> None:
             results[section] = bench_replay(args.replay_transitions)
         elif section == "training":
             results[section] = bench_training(args.train_steps, args.train_init, out)
+        elif section == "compare":
+            results[f"compare_{args.compare_env}_{args.compare_steps}"] = bench_compare(
+                args.compare_agents, args.compare_env, args.compare_seeds, args.compare_steps, args.compare_init,
+                args.episodes, out)
+            results[section + "_seconds"] = time.perf_counter() - started
+            result_path.write_text(json.dumps(results, indent=2) + "\n")
+            continue
         elif section == "returns":
             results[section] = bench_returns(args.weights, "dmc:cartpole-swingup", args.episodes)
         else:

@@ -19,7 +19,7 @@ from .agents import DER_AGENTS, SAC_AGENTS, DERAgent, DERConfig, SACAgent, SACCo
 from .envs import FrameStack, make_env, parse_env
 
 FORMAT = "cvsuite-rl"
-SHIPPED = {"dmc:cartpole-swingup": "rl_curl_sac_cartpole_swingup", "atari:pong": "rl_curl_der_pong"}
+SHIPPED = {"dmc:cartpole-swingup": "rl_curl_sac_cartpole_swingup"}
 
 
 def read_policy_file(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
