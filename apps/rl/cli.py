@@ -54,11 +54,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
             raise UsageError(f"--video must name an .mp4 file, got {args.video}")
         guard.file(args.video)
     result = evaluate_file(weights, args.env, episodes=args.episodes, seed=args.seed, device=args.device,
-                           video=args.video)
+                           video=args.video, guard=guard)
     print(f"{result['agent']} on {result['env']}: return {result['mean_return']:.1f} ± {result['std_return']:.1f} "
           f"over {result['episodes']} episodes")
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+        guard.write(args.json, json.dumps(result, indent=2) + "\n")
     if args.video:
         print(f"video of episode 1: {args.video}")
     guard.record()
@@ -67,7 +67,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def cmd_infer(args: argparse.Namespace) -> int:
     from .envs import parse_env
-    from .infer import resolve_weights, run_policy, write_json
+    from .infer import resolve_weights, run_policy
 
     _positive("--steps", args.steps)
     parse_env(args.env)
@@ -75,7 +75,7 @@ def cmd_infer(args: argparse.Namespace) -> int:
     guard = OutputGuard([weights], force=args.force)
     out = guard.file(args.out)
     result = run_policy(weights, args.env, args.steps, seed=args.seed, device=args.device)
-    write_json(result, out)
+    guard.write(out, json.dumps(result) + "\n")
     guard.record()
     done = result["completed_episode_returns"]
     print(f"{result['agent']} played {args.steps} steps of {result['env']}: reward {sum(result['rewards']):.1f}"
@@ -120,20 +120,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     infer.set_defaults(func=cmd_infer)
 
 
-def demo(out_dir: Path) -> dict[str, Any]:
+def demo(out_dir: Path, force: bool = False) -> dict[str, Any]:
     """Evaluate the shipped cartpole-swingup policy on 2 episodes next to a random policy; write a video."""
     from .evaluate import evaluate_file, random_policy_returns
     from .infer import resolve_weights
 
     started = time.perf_counter()
     weights = resolve_weights(None, "dmc:cartpole-swingup")
-    guard = OutputGuard([weights], force=False)
+    guard = OutputGuard([weights], force=force)
     video = guard.file(Path(out_dir) / "cartpole_swingup.mp4")
     out_json = guard.file(Path(out_dir) / "eval.json")
-    result = evaluate_file(weights, "dmc:cartpole-swingup", episodes=2, video=video)
+    result = evaluate_file(weights, "dmc:cartpole-swingup", episodes=2, video=video, guard=guard)
     base = random_policy_returns("dmc:cartpole-swingup", 2, 0)
     result["random_policy"] = base
-    out_json.write_text(json.dumps(result, indent=2) + "\n")
+    guard.write(out_json, json.dumps(result, indent=2) + "\n")
     guard.record()
     return {"policy": weights.name, "mean_return": result["mean_return"],
             "random_policy_mean_return": base["mean_return"], "video": str(video),

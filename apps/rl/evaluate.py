@@ -18,8 +18,8 @@ VIDEO_SCALE = {"dmc": 3, "atari": 4}  # nearest-neighbour upscaling of what the 
 
 
 def evaluate_file(weights: str | Path, env_name: str, episodes: int = 10, seed: int = 0, device: str = "cpu",
-                  video: str | Path | None = None, fps: int = 30) -> dict[str, Any]:
-    """Evaluate a policy file; optionally write the first episode as an MP4."""
+                  video: str | Path | None = None, fps: int = 30, guard: Any = None) -> dict[str, Any]:
+    """Evaluate a policy file; optionally write the first episode as an MP4 (through ``guard``: atomic)."""
     tensors, meta = read_policy_file(weights)
     check_env_matches(meta, env_name)
     agent = policy_for(tensors, meta, torch.device(device))
@@ -28,7 +28,10 @@ def evaluate_file(weights: str | Path, env_name: str, episodes: int = 10, seed: 
                              video_frames=frames)
     result.update(agent=meta["agent"], weights=str(weights))
     if video and frames:
-        write_video(frames, Path(video), VIDEO_SCALE[meta["suite"]], fps)
+        from shared.guard import OutputGuard
+
+        with (guard or OutputGuard([weights])).writing(video) as tmp:
+            write_video(frames, Path(tmp), VIDEO_SCALE[meta["suite"]], fps)
         result["video"] = str(video)
     return result
 

@@ -6,7 +6,6 @@ and returns every action and reward (``cvsuite rl infer``).
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +119,3 @@ def run_policy(weights: str | Path, env_name: str, steps: int, seed: int = 0, de
             "rewards": rewards, "episode": episode_ids, "completed_episode_returns": returns,
             "partial_episode_return": running}
 
-
-def write_json(result: dict[str, Any], path: Path) -> None:
-    path.write_text(json.dumps(result) + "\n")

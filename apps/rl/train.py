@@ -313,7 +313,8 @@ def run_training(cfg: RLConfig, guard: OutputGuard | None = None) -> dict[str, A
     save_safetensors(agent.policy_state(), out / "model.safetensors", metadata=policy_meta(cfg, env))
     import json
 
-    (out / "eval.json").write_text(json.dumps({"final": final, "during_training": evaluations}, indent=2) + "\n")
+    guard.write(out / "eval.json", json.dumps({"final": final, "during_training": evaluations}, indent=2) + "\n",
+                allow_existing=True)
     guard.record()
     wall = time.perf_counter() - started
     timing = timing_learn
