@@ -207,6 +207,7 @@ def run_training(cfg: RLConfig, guard: OutputGuard | None = None) -> dict[str, A
     init_steps = cfg.sac.init_steps if cfg.agent in SAC_AGENTS else cfg.der.init_steps
     reward_clip = 0.0 if cfg.agent in SAC_AGENTS else cfg.der.reward_clip
     action_rng = np.random.default_rng(t.seed + 3)
+    env_step_factor = getattr(env, "action_repeat", 1) if env.continuous else 1
     step, episode, updates = 0, 0, 0
     # wall time per part of a step, for the warm-up (random actions) and the learning phase apart
     timing_warmup = {"env": 0.0, "update": 0.0, "act": 0.0, "replay_add": 0.0}
@@ -284,11 +285,14 @@ def run_training(cfg: RLConfig, guard: OutputGuard | None = None) -> dict[str, A
                 now = time.perf_counter()
                 sps = window_steps / max(now - window_start, 1e-9)
                 window_start, window_steps = now, 0
-                record = {**last_metrics, "episode": episode, "updates": updates, "env_steps_per_s": sps,
+                # DMC counts environment steps as agent steps × action repeat (the "100k steps" benchmarks);
+                # for Atari an agent step is an environment step (4 emulator frames)
+                record = {**last_metrics, "episode": episode, "updates": updates, "agent_steps_per_s": sps,
+                          "env_steps_per_s": sps * env_step_factor,
                           "train_return": float(np.mean(recent_returns[-10:])) if recent_returns else float("nan")}
                 logger.log(step, record)
                 guard.record()
-                bar.set_postfix(steps_s=f"{sps:.0f}", ret=f"{record['train_return']:.1f}")
+                bar.set_postfix(env_steps_s=f"{sps * env_step_factor:.0f}", ret=f"{record['train_return']:.1f}")
             if next_eval is not None and step >= next_eval and step < t.max_steps:
                 result = evaluate_policy(agent, cfg.env, t.seed + 10_000, t.eval_episodes, env_kwargs(cfg), stack)
                 evaluations.append({"step": step, **result})
