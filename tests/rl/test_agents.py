@@ -160,3 +160,12 @@ def test_der_act_is_greedy_in_expected_value() -> None:
         probs = agent.online(torch.as_tensor(obs[None]).float())
     expected = int((probs * agent.support).sum(2).argmax(1))
     assert int(agent.act(obs, explore=False)[0]) == expected
+
+
+def test_bf16_autocast_update_is_finite_and_keeps_fp32_weights() -> None:
+    torch.manual_seed(0)
+    cfg = SACConfig(batch_size=8, hidden_dim=16, num_filters=4, feature_dim=8, bf16=True)
+    agent = SACAgent("curl-sac", cfg, 3, 3, 24, 16, 2, torch.device("cpu"), seed=0)
+    out = agent.update(_replay((3, 24, 24), 3, (2,), np.float32), step=2)
+    assert all(np.isfinite(v) for v in out.values()) and {"critic_loss", "actor_loss", "curl_loss"} <= set(out)
+    assert all(p.dtype == torch.float32 for p in agent.nets.parameters())
