@@ -180,11 +180,21 @@ def output_files(out: Path) -> list[Path]:
 
 
 def run_training(cfg: RLConfig, guard: OutputGuard | None = None) -> dict[str, Any]:
-    """Train ``cfg.agent`` on ``cfg.env`` for ``train.max_steps`` agent steps; returns a summary."""
+    """Train ``cfg.agent`` on ``cfg.env`` for ``train.max_steps`` agent steps; returns a summary.
+
+    ``train.threads`` sets torch's thread count for the run only (restored afterwards)."""
+    threads = torch.get_num_threads()
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    try:
+        return _run_training(cfg, guard)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run_training(cfg: RLConfig, guard: OutputGuard | None) -> dict[str, Any]:
     check_agent_env(cfg.agent, cfg.env)
     t = cfg.train
-    if t.threads:
-        torch.set_num_threads(t.threads)
     guard = guard or OutputGuard(force=False)
     out = Path(t.out_dir)
     ckpt_path = out / "checkpoints" / "last.pt"

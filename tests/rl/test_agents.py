@@ -12,7 +12,6 @@ from apps.rl.agents import DERAgent, DERConfig, SACAgent, SACConfig
 from apps.rl.losses import curl_der_contrastive
 from apps.rl.replay import FrameReplay
 
-torch.set_num_threads(1)
 
 
 def _replay(frame_shape, stack, action_shape, dtype, n_step=1, prioritized=False, discrete=0):
