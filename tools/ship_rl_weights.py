@@ -40,14 +40,15 @@ def main() -> None:
     blind = blind_policy_returns(target, ENV, 10, 0)
     train_cfg = (run / "config.yaml").read_text()
     steps = [line for line in train_cfg.splitlines() if line.strip().startswith("max_steps")]
-    recipe = ("OMP_NUM_THREADS=1 cvsuite rl train --config apps/rl/configs/dmc_curl_sac_cpu.yaml --out RUN --seed 0; "
-              "python tools/ship_rl_weights.py RUN (actor tensors stored as float16)")
+    max_steps = steps[0].split(":")[1].strip() if steps else "?"
+    recipe = (f"OMP_NUM_THREADS=1 cvsuite rl train --config apps/rl/configs/dmc_curl_sac_cpu.yaml --out RUN --seed 0 "
+              f"--steps {max_steps}; python tools/ship_rl_weights.py RUN (actor tensors stored as float16)")
     metrics = {"eval_episodes": 10, "eval_seed": 0, "mean_return": round(result["mean_return"], 2),
                "std_return": round(result["std_return"], 2),
                "random_policy_mean_return": round(rand["mean_return"], 2),
                "blind_policy_mean_return": round(blind["mean_return"], 2)}
     add_manifest_entry(name, target, recipe, metrics, extra={
-        "app": "rl", "agent": meta["agent"], "env": meta["env"], "train_steps": steps[0].split(":")[1].strip() if steps else "?",
+        "app": "rl", "agent": meta["agent"], "env": meta["env"], "train_steps": max_steps,
         "note": "CPU recipe: a short budget; paper-scale runs use configs/dmc_curl_sac_paper.yaml"})
     print(json.dumps({"weights": str(target), "bytes": target.stat().st_size, **metrics,
                       "returns": result["returns"], "video": str(VIDEO)}, indent=1))
