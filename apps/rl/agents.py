@@ -98,6 +98,8 @@ def _to_float(array: np.ndarray, device: torch.device) -> torch.Tensor:
 class SACAgent:
     """CURL-SAC as the official ``CurlSacAgent``; ``sac-crop`` drops the CURL term, ``sac`` also the crops."""
 
+    METRICS = ("batch_reward", "critic_loss", "actor_loss", "alpha", "entropy", "curl_loss")
+
     def __init__(self, kind: str, cfg: SACConfig, frame_channels: int, stack: int, image_size: int, crop: int,
                  action_dim: int, device: torch.device, seed: int) -> None:
         if kind not in SAC_AGENTS:
@@ -221,6 +223,8 @@ class SACAgent:
 
 class DERAgent:
     """Data-efficient Rainbow (C51, noisy nets, n-step, PER, double Q); ``curl-der`` adds CURL on random shifts."""
+
+    METRICS = ("c51_loss", "curl_loss", "beta")
 
     def __init__(self, kind: str, cfg: DERConfig, frame_channels: int, stack: int, num_actions: int,
                  game: str, total_steps: int, device: torch.device, seed: int) -> None:

@@ -248,6 +248,10 @@ def _run_training(cfg: RLConfig, guard: OutputGuard | None) -> dict[str, Any]:
                      "config": to_dict(cfg)}, ckpt_path)
         guard.record()
 
+    # every record carries every column (NaN where not measured), so metrics.csv keeps them all
+    nan = float("nan")
+    columns = {k: nan for k in (*agent.METRICS, "episode", "updates", "agent_steps_per_s", "env_steps_per_s",
+                                "train_return", "eval_mean_return", "eval_std_return")}
     evaluations: list[dict[str, Any]] = []
     bar = tqdm(total=t.max_steps, initial=step, disable=not t.progress, desc=f"{cfg.agent} {parse_env(cfg.env).name}",
                dynamic_ncols=True, leave=False, unit="step")
@@ -297,7 +301,7 @@ def _run_training(cfg: RLConfig, guard: OutputGuard | None) -> dict[str, Any]:
                 window_start, window_steps = now, 0
                 # DMC counts environment steps as agent steps × action repeat (the "100k steps" benchmarks);
                 # for Atari an agent step is an environment step (4 emulator frames)
-                record = {**last_metrics, "episode": episode, "updates": updates, "agent_steps_per_s": sps,
+                record = {**columns, **last_metrics, "episode": episode, "updates": updates, "agent_steps_per_s": sps,
                           "env_steps_per_s": sps * env_step_factor,
                           "train_return": float(np.mean(recent_returns[-10:])) if recent_returns else float("nan")}
                 logger.log(step, record)
@@ -306,7 +310,7 @@ def _run_training(cfg: RLConfig, guard: OutputGuard | None) -> dict[str, Any]:
             if next_eval is not None and step >= next_eval and step < t.max_steps:
                 result = evaluate_policy(agent, cfg.env, t.seed + 10_000, t.eval_episodes, env_kwargs(cfg), stack)
                 evaluations.append({"step": step, **result})
-                logger.log(step, {"eval_mean_return": result["mean_return"], "eval_std_return": result["std_return"]})
+                logger.log(step, {**columns, "eval_mean_return": result["mean_return"], "eval_std_return": result["std_return"]})
                 next_eval += t.eval_every
         if done:
             recent_returns.append(episode_return)
@@ -320,7 +324,7 @@ def _run_training(cfg: RLConfig, guard: OutputGuard | None) -> dict[str, Any]:
     bar.close()
     final = evaluate_policy(agent, cfg.env, t.seed + 10_000, t.eval_episodes, env_kwargs(cfg), stack)
     evaluations.append({"step": step, **final})
-    logger.log(step, {"eval_mean_return": final["mean_return"], "eval_std_return": final["std_return"]})
+    logger.log(step, {**columns, "eval_mean_return": final["mean_return"], "eval_std_return": final["std_return"]})
     logger.close()
     from shared.weights import save_safetensors
 

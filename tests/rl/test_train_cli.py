@@ -62,6 +62,11 @@ def test_dmc_eval_json_video_and_infer(run_cli, tmp_path: Path) -> None:
     assert "agent steps" in out and (run / "checkpoints" / "last.pt").is_file()
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert any("env_steps_per_s" in r for r in rows) and any("eval_mean_return" in r for r in rows)
+    import csv
+
+    with (run / "metrics.csv").open() as handle:
+        header = next(csv.reader(handle))
+    assert {"critic_loss", "actor_loss", "alpha", "eval_mean_return", "env_steps_per_s"} <= set(header)
     weights = run / "model.safetensors"
     code, out, err = run_cli(["rl", "eval", "--weights", weights, "--env", "dmc:cartpole-swingup", "--episodes", 2,
                               "--json", tmp_path / "e.json", "--video", tmp_path / "v.mp4"])
