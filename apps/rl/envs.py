@@ -118,6 +118,11 @@ def _render_help(exc: BaseException) -> str:
 def import_dmc_suite() -> Any:
     """``dm_control.suite``, or one CvsuiteError line naming MUJOCO_GL and the GL packages."""
     try:
+        from absl import logging as absl_logging  # noqa: PLC0415
+
+        # dm_control logs MuJoCo deprecation notices (e.g. walker's 'settotalmass') through absl at
+        # WARNING; they are not the user's concern and would break the one-line error promise
+        absl_logging.set_verbosity(absl_logging.ERROR)
         from dm_control import suite as dmc_suite  # noqa: PLC0415
     except ImportError as exc:
         if getattr(exc, "name", "") in ("dm_control", "mujoco"):

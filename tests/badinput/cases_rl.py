@@ -58,6 +58,10 @@ CASES = [
             match="action_repeat"),
     BadCase("rl-train-capacity-below-batch", lambda t: _train(t, "train.replay_capacity=4", "sac.batch_size=8"),
             exit_code=2, match="smaller than the batch"),
+    # walker's model load makes MuJoCo log a deprecation notice: it must not reach stderr beside the error
+    BadCase("rl-train-walker-capacity-below-batch", lambda t: _train(t, "--env", "dmc:walker-walk",
+                                                                     "train.replay_capacity=4", "sac.batch_size=8"),
+            exit_code=2, match="smaller than the batch"),
     BadCase("rl-train-crop-larger-than-render", lambda t: _train(t, "env_cfg.crop=120"), exit_code=2, match="crop"),
     BadCase("rl-train-resume-nothing", lambda t: _train(t, "--resume"), exit_code=1, match="no checkpoint"),
     BadCase("rl-eval-other-app-weights", lambda t: ["rl", "eval", "--weights", other_app_weights(t / "in" / "w.safetensors"),
