@@ -120,6 +120,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     infer.set_defaults(func=cmd_infer)
 
 
+def doctor() -> dict[str, str]:
+    """What ``cvsuite doctor`` reports for this app: whether DeepMind Control renders pixels here (EGL)."""
+    from .envs import rendering_status
+
+    ok, why = rendering_status()
+    return {"DMC pixel rendering (MUJOCO_GL=egl)": "yes" if ok else f"no: {why}"}
+
+
 def demo(out_dir: Path, force: bool = False) -> dict[str, Any]:
     """Evaluate the shipped cartpole-swingup policy on 2 episodes next to a random policy; write a video."""
     from .evaluate import evaluate_file, random_policy_returns

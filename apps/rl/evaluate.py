@@ -73,22 +73,15 @@ def blind_policy_returns(weights: str | Path, env_name: str, episodes: int, seed
 
 
 def write_video(frames: list[np.ndarray], path: Path, scale: int, fps: int = 30) -> None:
-    """(C, H, W) uint8 frames → H.264 MP4 (yuv420p, faststart), each pixel a ``scale``×``scale`` block."""
-    import imageio_ffmpeg
+    """(C, H, W) uint8 frames → H.264 MP4 (:class:`shared.data.video.VideoWriter`), each pixel a
+    ``scale``×``scale`` block so 84-pixel observations are watchable."""
+    from shared.data.video import VideoWriter
 
     if not frames:
         raise CvsuiteError("no frames to write")
-    first = _rgb(frames[0], scale)
-    h, w = first.shape[:2]
-    writer = imageio_ffmpeg.write_frames(str(path), (w, h), fps=fps, codec="libx264", pix_fmt_in="rgb24",
-                                         pix_fmt_out="yuv420p", macro_block_size=1, quality=8,
-                                         output_params=["-movflags", "+faststart"], ffmpeg_log_level="error")
-    writer.send(None)
-    try:
+    with VideoWriter(path, fps=fps) as writer:
         for frame in frames:
-            writer.send(np.ascontiguousarray(_rgb(frame, scale)))
-    finally:
-        writer.close()
+            writer.write(_rgb(frame, scale))
 
 
 def _rgb(frame: np.ndarray, scale: int) -> np.ndarray:
