@@ -19,7 +19,7 @@ import torch
 from shared.errors import CvsuiteError
 from shared.guard import OutputGuard
 
-from .data import window_frames, window_subtitles
+from .data import FPS, window_frames, window_subtitles
 from .dataset import VideoQADataset
 from .evaluate import predict
 
@@ -57,6 +57,7 @@ def draw_example(path: Path, dataset: VideoQADataset, index: int, scores: list[f
     item = dataset.items[index]
     chosen = int(np.argmax(scores))
     frames: list[np.ndarray] = []
+    idx = np.zeros(0, dtype=np.int64)
     if item.vid_name in dataset.frame_lists:
         paths = dataset.frame_lists[item.vid_name]
         idx = window_frames(len(paths), item.ts if dataset.sizes.use_ts else None, dataset.sizes.max_frames)
@@ -70,7 +71,7 @@ def draw_example(path: Path, dataset: VideoQADataset, index: int, scores: list[f
             ax = fig.add_axes([0.02 + n * 0.12, 0.62, 0.11, 0.3])
             ax.imshow(frames[k])
             ax.set_xticks([]), ax.set_yticks([])
-            ax.set_title(f"t={k}", fontsize=7)
+            ax.set_title(f"{idx[k] / FPS:.1f} s", fontsize=7)
             bar = fig.add_axes([0.02 + n * 0.12, 0.57, 0.11 * float(weights[k]) / top + 1e-4, 0.03])
             bar.set_facecolor("tab:red")
             bar.set_xticks([]), bar.set_yticks([])

@@ -169,8 +169,10 @@ def run_training(cfg: VideoQAConfig, guard: OutputGuard | None = None) -> dict[s
     trainer = Trainer(cfg.train, task, dataset, collate_fn=collate, full_config=cfg, guard=guard)
     summary = trainer.fit()
     weights = Path(cfg.train.out_dir) / "model.safetensors"
+    data_settings = {k: v for k, v in dataclasses.asdict(cfg.data).items() if k not in ("root", "features")}
     save_model(model.cpu(), vocab, weights, extra={"stage": cfg.stage, "step": summary["step"],
-                                                     "train_root": Path(cfg.data.root).name})
+                                                     "train_root": Path(cfg.data.root).name,
+                                                     "data_config": json.dumps(data_settings)})
     guard.record()
     summary["weights"] = str(weights)
     summary["questions"] = len(dataset)
