@@ -156,9 +156,9 @@ def cmd_infer(args: argparse.Namespace) -> int:
 
     weights = _weights(args)
     guard = OutputGuard([weights, args.data, args.features], force=args.force)
+    out = guard.file(args.out)
     if not str(args.out).endswith(".json"):
         raise UsageError(f"--out must be a .json file (the leaderboard format), got {args.out}")
-    out = guard.file(args.out)
     pictures = Path(args.pictures) if args.pictures else None
     model, dataset, meta, _ = _open(args, weights, need_labels=False)
     _warn_domain(meta, dataset, weights)
