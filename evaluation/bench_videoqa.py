@@ -39,7 +39,7 @@ import torch  # noqa: E402
 
 RESULTS = ROOT / "evaluation" / "results" / "bench_videoqa.json"
 WORK = Path(os.environ.get("VIDEOQA_BENCH_DIR", "runs/videoqa_bench"))
-DATA_SEED, CLIPS = 1, 300
+DATA_SEED, CLIPS = 1, 900
 QUIET = ["train.progress=false", "train.tensorboard=false"]
 # variant -> (uses stage 1, stage-2 overrides, stage-1 overrides)
 VARIANTS: dict[str, tuple[bool, list[str]]] = {

@@ -99,12 +99,15 @@ class TextEncoder(nn.Module):
         self.norm = nn.LayerNorm(cfg.dim)
         self.max_len = cfg.max_len
 
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        """(N, L) token ids -> (N, D)."""
+    def states(self, ids: torch.Tensor) -> torch.Tensor:
+        """(N, L) token ids -> (N, L, D) token states."""
         ids = ids[:, : self.max_len]
         x = self.tokens(ids) + self.positions(torch.arange(ids.shape[1], device=ids.device))[None]
-        x = self.encoder(x, src_key_padding_mask=ids == PAD)
-        return self.norm(x[:, 0])
+        return self.norm(self.encoder(x, src_key_padding_mask=ids == PAD))
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        """(N, L) token ids -> (N, D): the [CLS] state."""
+        return self.states(ids)[:, 0]
 
 
 class VisualEncoder(nn.Module):
@@ -147,8 +150,9 @@ class VideoQAModel(nn.Module):
         self.visual = VisualEncoder(cfg) if cfg.streams != "text" else None
         self.align_q, self.align_k, self.align_o = nn.Linear(d, d), nn.Linear(d, d), nn.Linear(d, d)
         self.align_norm = nn.LayerNorm(d)
-        self.ask_sub, self.ask_frame = nn.Linear(d, d), nn.Linear(d, d)
-        self.joint = nn.Sequential(nn.Linear(5 * d, d), nn.GELU(), nn.Dropout(cfg.dropout), nn.Linear(d, d))
+        self.ask_sub, self.ask_frame = nn.Linear(2 * d, d), nn.Linear(2 * d, d)
+        self.match_sub, self.match_frame = nn.Linear(d, d, bias=False), nn.Linear(d, d, bias=False)
+        self.joint = nn.Sequential(nn.Linear(7 * d, d), nn.GELU(), nn.Dropout(cfg.dropout), nn.Linear(d, d))
         self.score = nn.Linear(d, 1)
 
     def _sentences(self, subs: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
@@ -158,11 +162,22 @@ class VideoQAModel(nn.Module):
             out[valid] = self.text(subs[valid]).to(out.dtype)
         return out
 
-    def forward(self, batch: dict[str, torch.Tensor], qa: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def forward(self, batch: dict[str, torch.Tensor], qa: torch.Tensor | None = None,
+                seg: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """``qa``/``seg`` (B, C, L) default to ``batch['qa']`` / ``batch['seg']`` (seg: answer-part tokens)."""
         qa = batch["qa"] if qa is None else qa
+        seg = batch.get("seg") if seg is None else seg
         b, c, length = qa.shape
         d = self.cfg.dim
-        h = self.text(qa.reshape(b * c, length)).reshape(b, c, d)
+        states = self.text.states(qa.reshape(b * c, length))
+        length = states.shape[1]
+        h = states[:, 0].reshape(b, c, d)
+        # mean state of the second part (the answer in stage 2, the answer given in stage 1) and of the first
+        second = seg.reshape(b * c, -1)[:, :length].float() if seg is not None else torch.zeros(b * c, length, device=qa.device)
+        first = ((qa.reshape(b * c, -1)[:, :length] != PAD).float() - second).clamp(min=0)
+        pooled = lambda w: ((states * w[..., None]).sum(1) / w.sum(1, keepdim=True).clamp(min=1)).reshape(b, c, d)
+        answer, question = pooled(second), pooled(first)
+        query = torch.cat([h, question], dim=-1)
         use_subs = self.cfg.streams != "video" and "subs" in batch
         use_frames = self.cfg.streams != "text" and "visual" in batch
         zeros = torch.zeros_like(h)
@@ -183,14 +198,14 @@ class VideoQAModel(nn.Module):
                 align = masked_softmax(logits, mask)                                  # (B, S, T)
                 sents = self.align_norm(sents + self.align_o(align @ frames)) * sub_valid[..., None]
                 out["align"] = align
-            sub_att = masked_softmax(self.ask_sub(h) @ sents.transpose(1, 2) / math.sqrt(d),
+            sub_att = masked_softmax(self.ask_sub(query) @ sents.transpose(1, 2) / math.sqrt(d),
                                      sub_valid[:, None, :].expand(b, c, -1))          # (B, C, S)
             context = sub_att @ sents
             out["sub_attention"] = sub_att
         else:
             context = zeros
         if use_frames:
-            frame_att = masked_softmax(self.ask_frame(h) @ frames.transpose(1, 2) / math.sqrt(d),
+            frame_att = masked_softmax(self.ask_frame(query) @ frames.transpose(1, 2) / math.sqrt(d),
                                        frame_valid[:, None, :].expand(b, c, -1))      # (B, C, T)
             visual_context = frame_att @ frames
             out["frame_attention"] = frame_att
@@ -198,9 +213,12 @@ class VideoQAModel(nn.Module):
                 out["frame_attention_via_subs"] = out["sub_attention"] @ out["align"]
         else:
             visual_context = zeros
-        joint = self.joint(torch.cat([h, context, visual_context, h * context, h * visual_context], dim=-1))
+        joint = self.joint(torch.cat([h, answer, context, visual_context, answer * context,
+                                      answer * visual_context, question * context], dim=-1))
         out["joint"] = joint
-        out["scores"] = self.score(joint).squeeze(-1)
+        # direct bilinear matches of the answer part with what the candidate attended
+        match = (self.match_sub(answer) * context).sum(-1) + (self.match_frame(answer) * visual_context).sum(-1)
+        out["scores"] = self.score(joint).squeeze(-1) + match / math.sqrt(d)
         return out
 
 

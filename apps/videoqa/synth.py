@@ -81,7 +81,9 @@ def _background(rng: np.random.Generator, cfg: SynthConfig) -> np.ndarray:
     crop_w = min(w, int(crop_h * cfg.width / cfg.height))
     y, x = int(rng.integers(0, h - crop_h + 1)), int(rng.integers(0, w - crop_w + 1))
     patch = photo[y:y + crop_h, x:x + crop_w]
-    return cv2.resize(np.ascontiguousarray(patch[..., :3]), (cfg.width, cfg.height), interpolation=cv2.INTER_AREA)
+    patch = cv2.resize(np.ascontiguousarray(patch[..., :3]), (cfg.width, cfg.height), interpolation=cv2.INTER_AREA)
+    # a softened photo (blended towards grey) keeps the scene real but the held object the salient thing
+    return (0.55 * patch.astype(np.float32) + 0.45 * 110.0).astype(np.uint8)
 
 
 def _draw(frame: np.ndarray, x: int, body: tuple[int, int, int], obj: str) -> None:
@@ -91,7 +93,7 @@ def _draw(frame: np.ndarray, x: int, body: tuple[int, int, int], obj: str) -> No
     cv2.rectangle(frame, (x - 7, h // 2 - 9), (x + 7, h // 2 + 18), body, -1)
     colour_name, shape = obj.split()
     colour = COLOURS[colour_name]
-    cx, cy, r = x + 15, h // 2 + 2, 7
+    cx, cy, r = x + 18, h // 2 + 2, 10
     if shape == "ball":
         cv2.circle(frame, (cx, cy), r, colour, -1)
     elif shape == "box":
@@ -110,14 +112,14 @@ def make_clip(seed: int, index: int, cfg: SynthConfig) -> dict[str, Any]:
     background = _background(rng, cfg)
     duration = cfg.segments * cfg.segment_s
     n_frames = int(round(duration * FPS))
-    starts = rng.integers(18, cfg.width - 40, size=cfg.segments)
+    starts = rng.integers(12, cfg.width - 34, size=cfg.segments)
     drift = rng.uniform(-1.0, 1.0, size=cfg.segments)
     frames = []
     for f in range(n_frames):
         t = f / FPS
         k = min(int(t // cfg.segment_s), cfg.segments - 1)
         frame = background.copy()
-        x = int(np.clip(starts[k] + drift[k] * (t - k * cfg.segment_s) * FPS, 10, cfg.width - 26))
+        x = int(np.clip(starts[k] + drift[k] * (t - k * cfg.segment_s) * FPS, 10, cfg.width - 30))
         _draw(frame, x, bodies[k], objects[k])
         frames.append(frame)
     cues = []

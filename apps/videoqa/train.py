@@ -97,8 +97,10 @@ class VideoQATask(TrainTask):
         qa = batch["qa"]
         if self.contrast:
             rows = torch.arange(qa.shape[0], device=qa.device)
-            masked = mask_inputs(qa[rows, labels], batch["seg"][rows, labels], self.mask_prob, self.mask_scope)
-            out = self.model(batch, torch.cat([qa, masked[:, None]], dim=1))
+            seg = batch["seg"]
+            masked = mask_inputs(qa[rows, labels], seg[rows, labels], self.mask_prob, self.mask_scope)
+            out = self.model(batch, torch.cat([qa, masked[:, None]], dim=1),
+                             torch.cat([seg, seg[rows, labels][:, None]], dim=1))
             scores = out["scores"][:, :-1]
         else:
             out = self.model(batch)
