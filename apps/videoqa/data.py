@@ -322,6 +322,34 @@ def read_subtitle_jsonl(path: str | Path) -> dict[str, list[Sentence]]:
     return out
 
 
+def read_tvqa_plus_subtitles(path: str | Path) -> dict[str, list[Sentence]]:
+    """TVQA+ ``tvqa_plus_subtitles.json``: ``{vid_name: {"sub_text": "s1 <eos> s2 ...", "sub_time": [start, ...]}}``.
+    Only start times are given: a sentence ends where the next one starts (the last one 2 s later)."""
+    path = Path(path)
+    try:
+        data = json.loads(_read_text(path))
+    except json.JSONDecodeError as exc:
+        raise CvsuiteError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+    if not isinstance(data, dict):
+        raise CvsuiteError(f"{path}: a TVQA+ subtitle file holds a JSON object keyed by vid_name")
+    out: dict[str, list[Sentence]] = {}
+    for vid, entry in data.items():
+        where = f"{path} vid {vid}"
+        if not isinstance(entry, dict) or not isinstance(entry.get("sub_text"), str) or not isinstance(entry.get("sub_time"), list):
+            raise CvsuiteError(f"{where}: needs 'sub_text' (text joined by ' <eos> ') and a 'sub_time' list")
+        texts = entry["sub_text"].split(" <eos> ")
+        times = [_finite(t, where, "sub_time") for t in entry["sub_time"]]
+        if len(texts) != len(times):
+            raise CvsuiteError(f"{where}: {len(texts)} sentences but {len(times)} sub_time values")
+        cues = []
+        for i, (text, start) in enumerate(zip(texts, times)):
+            end = times[i + 1] if i + 1 < len(times) and times[i + 1] >= start else start + 2.0
+            speaker, line = split_speaker(text)
+            cues.append(Sentence(start, end, line, speaker))
+        out[str(vid)] = cues
+    return out
+
+
 def show_folder(vid_name: str) -> str:
     """``<show>_frames`` folder of a TVQA clip: the name prefix, ``bbt`` for ``sSSeEE_...`` clips."""
     if re.match(r"^s\d+e\d+", vid_name):
@@ -486,15 +514,15 @@ def open_split(root: str | Path, split: str, features: str | None = None, labell
             if not path.is_file():
                 raise CvsuiteError(f"{path} not found (TVQA+ annotation file of split {split})")
             items = read_tvqa_plus(path, labelled, bad_ts)
-        preprocessed = [root / "tvqa_preprocessed_subtitles.jsonl", root / "tvqa_plus_subtitles.jsonl"]
-        sub_file = next((p for p in preprocessed if p.is_file()), None)
         if (root / "tvqa_subtitles").is_dir():
             subtitles: Any = SrtFolder(root / "tvqa_subtitles")
-        elif sub_file is not None:
-            subtitles = read_subtitle_jsonl(sub_file)
+        elif (root / "tvqa_preprocessed_subtitles.jsonl").is_file():
+            subtitles = read_subtitle_jsonl(root / "tvqa_preprocessed_subtitles.jsonl")
+        elif (root / "tvqa_plus_subtitles.json").is_file():
+            subtitles = read_tvqa_plus_subtitles(root / "tvqa_plus_subtitles.json")
         else:
-            raise CvsuiteError(f"{root} has no subtitles: expected tvqa_subtitles/<vid_name>.srt "
-                               "or tvqa_preprocessed_subtitles.jsonl")
+            raise CvsuiteError(f"{root} has no subtitles: expected tvqa_subtitles/<vid_name>.srt, "
+                               "tvqa_preprocessed_subtitles.jsonl or tvqa_plus_subtitles.json")
         return Split(items, subtitles, tvqa_frames(root), features, kind)
     name = {"train": "train", "val": "val", "test_public": "test"}[split]
     path = root / f"AnotherMissOhQA_{name}_set.json"

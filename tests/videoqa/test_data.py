@@ -120,6 +120,19 @@ def test_tvqa_plus_reader(tmp_path: Path) -> None:
         read_tvqa_plus(path)
 
 
+def test_tvqa_plus_subtitles(tmp_path: Path) -> None:
+    from apps.videoqa.data import read_tvqa_plus_subtitles
+
+    path = tmp_path / "tvqa_plus_subtitles.json"
+    path.write_text(json.dumps({"s01e02_seg02_clip_12": {"sub_text": "( Raj : ) Turn your pelvis . <eos> Hi .",
+                                                          "sub_time": [0.5, 3.25]}}))
+    cues = read_tvqa_plus_subtitles(path)["s01e02_seg02_clip_12"]
+    assert [(c.start, c.end, c.speaker) for c in cues] == [(0.5, 3.25, "Raj"), (3.25, 5.25, "")]
+    path.write_text(json.dumps({"v": {"sub_text": "a <eos> b", "sub_time": [1.0]}}))
+    with pytest.raises(CvsuiteError, match="2 sentences but 1 sub_time"):
+        read_tvqa_plus_subtitles(path)
+
+
 def test_dramaqa_reader(tmp_path: Path) -> None:
     # the example of the DramaQA dataset page (dramaqa.github.io, 4_dataset.md)
     record = {"correct_idx": 3, "answers": ["Dokyung texted the message to mom.", "to dad.", "to Haeyoung1.",
