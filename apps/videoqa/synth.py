@@ -8,9 +8,12 @@ subtitle line (``(Name:)...`` in the ``.srt``; the lines never mention objects).
 * ``what``: "What is Ann holding while talking?" - the subtitles say *when* Ann speaks, only the frames
   of that span say *what* she holds;
 * ``who``: "Who speaks while holding the red ball?" - the frames say *when* the ball is held, only the
-  subtitles of that span say *who* speaks.
+  subtitles of that span say *who* speaks;
+* ``which`` (frames alone): "Which object is held?" - one object of the window against four never shown;
+* ``how`` (subtitles alone): "How is the party, according to Ann?" - Ann's line says it.
 
-So a question needs both streams and their alignment in time. ``ts`` covers four shots around the
+``what`` and ``who`` need both streams and their alignment in time; ``which`` and ``how`` are single-stream
+questions (as TVQA has too) that also teach the parts. ``ts`` covers four shots around the
 asked one; four of the five candidates occur inside that window (one outside), so a model that only
 checks what is visible (or who speaks) in the window stays near 25 %.
 
@@ -54,6 +57,8 @@ _WORDS = {
 }
 WHAT_TEMPLATES = ("What is {name} holding while talking?", "What does {name} hold when speaking?")
 WHO_TEMPLATES = ("Who speaks while holding the {object}?", "Who is talking while the {object} is held?")
+KINDS = ("what", "who", "which", "how", "what", "who")
+N_CHOICES = 5
 
 
 @dataclass
@@ -61,15 +66,10 @@ class SynthConfig:
     segments: int = 6
     segment_s: float = 2.0
     window: int = 4            # shots covered by ts
-    questions: int = 4         # per clip
+    questions: int = 6         # per clip: what, who, which, how, what, who
     width: int = 96
     height: int = 64
     jpeg_quality: int = 90
-
-
-def _line(rng: np.random.Generator) -> str:
-    w = {k: v[int(rng.integers(len(v)))] for k, v in _WORDS.items()}
-    return f"{w['start'].capitalize()}, the {w['thing']} is {w['adj']}."
 
 
 def _background(rng: np.random.Generator, cfg: SynthConfig) -> np.ndarray:
@@ -123,29 +123,44 @@ def make_clip(seed: int, index: int, cfg: SynthConfig) -> dict[str, Any]:
         _draw(frame, x, bodies[k], objects[k])
         frames.append(frame)
     cues = []
+    things = rng.permutation(len(_WORDS["thing"]))[: cfg.segments]  # each speaker talks about a different thing
+    lines = []
     for k in range(cfg.segments):
         start = k * cfg.segment_s + float(rng.uniform(0.05, 0.35))
         end = (k + 1) * cfg.segment_s - float(rng.uniform(0.05, 0.35))
-        cues.append(Sentence(round(start, 3), round(end, 3), _line(rng), speakers[k]))
+        thing = _WORDS["thing"][int(things[k])]
+        adj = _WORDS["adj"][int(rng.integers(len(_WORDS["adj"])))]
+        opener = _WORDS["start"][int(rng.integers(len(_WORDS["start"])))]
+        lines.append((thing, adj))
+        cues.append(Sentence(round(start, 3), round(end, 3), f"{opener.capitalize()}, the {thing} is {adj}.", speakers[k]))
     questions = []
     asked = rng.permutation(cfg.segments)[: cfg.questions]
+    absent = [o for o in OBJECTS if o not in objects]
     for q_index, k in enumerate(asked.tolist()):
         w0 = int(rng.integers(max(0, k - cfg.window + 1), min(k, cfg.segments - cfg.window) + 1))
         inside = [j for j in range(w0, w0 + cfg.window) if j != k]
         outside = [j for j in range(cfg.segments) if not w0 <= j < w0 + cfg.window]
         chosen = [k] + [inside[i] for i in rng.permutation(len(inside))[:3]] + [outside[int(rng.integers(len(outside)))]]
-        order = rng.permutation(len(chosen))
-        kind = "what" if q_index % 2 == 0 else "who"
-        template = (WHAT_TEMPLATES if kind == "what" else WHO_TEMPLATES)[int(rng.integers(2))]
+        order = rng.permutation(N_CHOICES)
+        kind = KINDS[q_index % len(KINDS)]
         if kind == "what":
-            question = template.format(name=speakers[k])
-            answers = [f"A {objects[chosen[o]]}." for o in order]
-        else:
-            question = template.format(object=objects[k])
-            answers = [f"{speakers[chosen[o]]}." for o in order]
+            question = WHAT_TEMPLATES[int(rng.integers(2))].format(name=speakers[k])
+            options = [f"A {objects[j]}." for j in chosen]
+        elif kind == "who":
+            question = WHO_TEMPLATES[int(rng.integers(2))].format(object=objects[k])
+            options = [f"{speakers[j]}." for j in chosen]
+        elif kind == "which":  # frames alone: the one object held in the window vs four never shown
+            question = "Which object is held?"
+            options = [f"A {objects[k]}."] + [f"A {absent[i]}." for i in rng.permutation(len(absent))[:4]]
+        else:  # "how": subtitles alone: what the named speaker says
+            thing, adj = lines[k]
+            question = f"How is the {thing}, according to {speakers[k]}?"
+            others = [a for a in _WORDS["adj"] if a != adj]
+            options = [f"It is {adj}."] + [f"It is {others[i]}." for i in rng.permutation(len(others))[:4]]
+        answers = [options[o] for o in order]
         ts = (w0 * cfg.segment_s, (w0 + cfg.window) * cfg.segment_s)
         questions.append({"q": question, "answers": answers, "answer_idx": int(np.flatnonzero(order == 0)[0]),
-                          "ts": f"{ts[0]:.2f}-{ts[1]:.2f}", "q_index": q_index})
+                          "ts": f"{ts[0]:.2f}-{ts[1]:.2f}", "q_index": q_index, "kind": kind})
     return {"frames": frames, "cues": cues, "questions": questions}
 
 
