@@ -35,7 +35,7 @@ def test_two_stages_eval_and_leaderboard_json(tiny: Path, tmp_path: Path, run_cl
     code, out, err = run_cli(["videoqa", "eval", "--data", tiny, "--weights", weights, "--json", tmp_path / "e.json"])
     assert code == 0, err
     result = json.loads((tmp_path / "e.json").read_text())
-    assert set(result["per_type"]) == {"what", "who"}
+    assert set(result["per_type"]) == {"what", "who", "which", "how"}
     assert sum(r["questions"] for r in result["per_type"].values()) == result["questions"]
     # leaderboard JSON: {qid: answer_idx} for every question of test_public, ts window honoured
     preds = tmp_path / "preds.json"
