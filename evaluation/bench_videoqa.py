@@ -56,17 +56,32 @@ def _load() -> dict[str, Any]:
     return json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
 
 
-def _save(results: dict[str, Any]) -> None:
+def _update(section: str, key: str, value: Any) -> None:
+    """Add one result under a file lock (several bench processes may run at once)."""
+    import fcntl
+
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    with open(RESULTS.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        results = _load()
+        if key:
+            results.setdefault(section, {})[key] = value
+        else:
+            results[section] = value
+        RESULTS.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
 
 
 def ensure_synth() -> Path:
     from apps.videoqa.synth import write_dataset
 
+    import fcntl
+
     root = WORK / "synth"
-    if not (root / "synth_test_public_answers.json").is_file():
-        write_dataset(root, CLIPS, DATA_SEED)
+    WORK.mkdir(parents=True, exist_ok=True)
+    with open(WORK / ".synth.lock", "w") as lock:  # one writer when several bench processes start together
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (root / "synth_test_public_answers.json").is_file():
+            write_dataset(root, CLIPS, DATA_SEED)
     return root
 
 
@@ -98,11 +113,10 @@ def _accuracy(weights: Path, root: Path, split: str) -> dict[str, Any]:
 
 def run_accuracy(seeds: list[int], stage1_steps: int, stage2_steps: int, variants: list[str]) -> None:
     root = ensure_synth()
-    results = _load()
     for seed in seeds:
         for variant in variants:
             key = f"{variant}/seed{seed}"
-            if key in results.get("accuracy", {}) and results["accuracy"][key].get("steps") == [stage1_steps, stage2_steps]:
+            if _load().get("accuracy", {}).get(key, {}).get("steps") == [stage1_steps, stage2_steps]:
                 continue
             uses_stage1, extra = VARIANTS[variant]
             base = [f"data.root={root}", f"train.seed={seed}"]
@@ -120,9 +134,7 @@ def run_accuracy(seeds: list[int], stage1_steps: int, stage2_steps: int, variant
                    "steps": [stage1_steps if uses_stage1 else 0, stage2_steps], "seconds": time.perf_counter() - started,
                    "weights": str(weights)}
             row["steps"] = [stage1_steps, stage2_steps]
-            results = _load()
-            results.setdefault("accuracy", {})[key] = row
-            _save(results)
+            _update("accuracy", key, row)
             print(json.dumps({"run": key, "val": round(row["val"]["accuracy"], 4),
                               "test": round(row["test"]["accuracy"], 4)}), flush=True)
 
@@ -206,7 +218,6 @@ def run_speed(threads: int) -> None:
     torch.set_num_threads(threads)
     root, features = ensure_standin()
     synth = ensure_synth()
-    results = _load()
     speed: dict[str, Any] = {"threads": threads, "standin": STANDIN}
     # a weights file for the features model (2 steps; speed does not depend on training)
     weights = _train([f"data.root={root}", f"data.features={features}", "model.visual=features", "stage=answer",
@@ -239,8 +250,7 @@ def run_speed(threads: int) -> None:
     model, dataset, _, _ = _open(args, frames_weights, need_labels=True)
     evaluate_model(model, dataset, batch_size=64)  # warm the frame cache, as a second pass would
     speed["eval_frames_questions_per_s"] = evaluate_model(model, dataset, batch_size=64)["questions_per_s"]
-    results["speed"] = speed
-    _save(results)
+    _update("speed", "", speed)
     print(json.dumps(speed, indent=2))
 
 
@@ -267,7 +277,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--stage1-steps", type=int, default=300)
-    parser.add_argument("--stage2-steps", type=int, default=900)
+    parser.add_argument("--stage2-steps", type=int, default=1500)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
