@@ -254,6 +254,38 @@ def run_speed(threads: int) -> None:
     print(json.dumps(speed, indent=2))
 
 
+SHIP = {"full": "videoqa_synth_full", "text_only": "videoqa_synth_text_only", "video_only": "videoqa_synth_video_only"}
+
+
+def ship(seed: int = 0) -> None:
+    """Copy the seed's full / text-only / video-only weights to ``weights/`` with manifest entries."""
+    from shared.weights import WEIGHTS_DIR, add_manifest_entry
+
+    acc = _load().get("accuracy", {})
+    for variant, name in SHIP.items():
+        row = acc.get(f"{variant}/seed{seed}")
+        if row is None:
+            print(f"no {variant}/seed{seed} run yet; not shipped")
+            continue
+        target = WEIGHTS_DIR / f"{name}.safetensors"
+        shutil.copyfile(row["weights"], target)
+        uses_stage1, extra = VARIANTS[variant]
+        s1, s2 = row["steps"]
+        recipe = (f"cvsuite videoqa synth --out runs/videoqa_bench/synth --clips {CLIPS} --seed {DATA_SEED}; "
+                  + (f"cvsuite videoqa pretrain --data runs/videoqa_bench/synth --out S1 --steps {s1} train.seed={seed}; "
+                     if uses_stage1 else "")
+                  + f"cvsuite videoqa train --data runs/videoqa_bench/synth --out S2 --steps {s2} train.seed={seed} "
+                  + " ".join(extra) + (" --init-from S1/model.safetensors" if uses_stage1 else "")
+                  + f" (= python -m evaluation.bench_videoqa --part accuracy --seeds {seed} --variants {variant}; 1 thread)")
+        metrics = {"val_accuracy": round(row["val"]["accuracy"], 4), "test_accuracy": round(row["test"]["accuracy"], 4),
+                   **{f"test_{k}": round(v["accuracy"], 4) for k, v in row["test"]["per_type"].items()}}
+        add_manifest_entry(name, target, recipe, metrics, extra={
+            "app": "videoqa", "arch": f"videoqa model dim 64, 2 layers, small_cnn width 8, 48x32 frames; {variant}",
+            "train_data": f"synthetic TVQA-layout set seed {DATA_SEED} ({CLIPS} clips), train split",
+            "eval_data": "val and test_public splits of the same set (held-out clips)"})
+        print(f"shipped {name}: {metrics}")
+
+
 def table() -> str:
     results = _load()
     acc = results.get("accuracy", {})
@@ -273,7 +305,7 @@ def table() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--part", choices=("accuracy", "speed", "table"), required=True)
+    parser.add_argument("--part", choices=("accuracy", "speed", "table", "ship"), required=True)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--stage1-steps", type=int, default=300)
@@ -286,6 +318,8 @@ def main() -> None:
         print(table())
     elif args.part == "speed":
         run_speed(args.threads)
+    elif args.part == "ship":
+        ship(args.seeds[0])
     else:
         print(table())
 
