@@ -286,20 +286,29 @@ def ship(seed: int = 0) -> None:
         print(f"shipped {name}: {metrics}")
 
 
+def _two_stream(result: dict[str, Any]) -> float:
+    rows = [result["per_type"][k] for k in ("what", "who") if k in result["per_type"]]
+    return sum(r["accuracy"] * r["questions"] for r in rows) / max(1, sum(r["questions"] for r in rows))
+
+
 def table() -> str:
-    results = _load()
-    acc = results.get("accuracy", {})
-    lines = ["| variant | seeds | val accuracy % (mean ± std) | held-out test accuracy % (mean ± std) |",
-             "|---|---|---|---|"]
+    """Markdown: per variant, mean ± std over seeds of val / test accuracy and of the test question types."""
+    acc = _load().get("accuracy", {})
+    lines = ["| variant | seeds | val % | test % | test what+who % (need both) | test which % (frames) | test how % (subtitles) |",
+             "|---|---|---|---|---|---|---|"]
+
+    def cell(xs: list[float]) -> str:
+        return f"{statistics.mean(xs):.1f} ± {statistics.stdev(xs) if len(xs) > 1 else 0.0:.1f}"
+
     for variant in VARIANTS:
-        rows = [v for k, v in acc.items() if k.split("/")[0] == variant]
+        rows = [v for k, v in sorted(acc.items()) if k.split("/")[0] == variant]
         if not rows:
             continue
-        val = [100 * r["val"]["accuracy"] for r in rows]
-        test = [100 * r["test"]["accuracy"] for r in rows]
-        spread = (lambda xs: statistics.stdev(xs) if len(xs) > 1 else 0.0)
-        lines.append(f"| {variant} | {len(rows)} | {statistics.mean(val):.1f} ± {spread(val):.1f} | "
-                     f"{statistics.mean(test):.1f} ± {spread(test):.1f} |")
+        pick = {"val": [100 * r["val"]["accuracy"] for r in rows], "test": [100 * r["test"]["accuracy"] for r in rows],
+                "both": [100 * _two_stream(r["test"]) for r in rows],
+                "which": [100 * r["test"]["per_type"].get("which", {}).get("accuracy", float("nan")) for r in rows],
+                "how": [100 * r["test"]["per_type"].get("how", {}).get("accuracy", float("nan")) for r in rows]}
+        lines.append(f"| {variant} | {len(rows)} | " + " | ".join(cell(pick[k]) for k in ("val", "test", "both", "which", "how")) + " |")
     return "\n".join(lines)
 
 
