@@ -297,8 +297,8 @@ def table() -> str:
     lines = ["| variant | seeds | val % | test % | test what+who % (need both) | test which % (frames) | test how % (subtitles) |",
              "|---|---|---|---|---|---|---|"]
 
-    def cell(xs: list[float]) -> str:
-        return f"{statistics.mean(xs):.1f} ± {statistics.stdev(xs) if len(xs) > 1 else 0.0:.1f}"
+    def cell(xs: list[float]) -> str:  # one seed: the value alone (no spread to show)
+        return f"{statistics.mean(xs):.1f} ± {statistics.stdev(xs):.1f}" if len(xs) > 1 else f"{xs[0]:.1f}"
 
     for variant in VARIANTS:
         rows = [v for k, v in sorted(acc.items()) if k.split("/")[0] == variant]

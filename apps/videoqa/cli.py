@@ -5,7 +5,6 @@ import argparse
 import dataclasses
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -78,10 +77,14 @@ def cmd_train(args: argparse.Namespace, stage: str = "answer") -> int:
 
 
 def _weights(args: argparse.Namespace) -> Path:
+    """``--weights``; no weights are shipped yet (the synthetic-set training did not beat chance, see README)."""
     if args.weights:
         return Path(args.weights)
-    from shared.weights import shipped_weight
+    from shared.weights import read_manifest, shipped_weight
 
+    if SHIPPED not in read_manifest():
+        raise UsageError("no videoqa weights are shipped yet: pass --weights (a model.safetensors written by "
+                         "'cvsuite videoqa train')")
     return shipped_weight(SHIPPED)
 
 
@@ -184,7 +187,7 @@ def _read_args(p: argparse.ArgumentParser, split_default: str) -> None:
 
     p.add_argument("--data", required=True, help="dataset root (TVQA release layout, a TVQA+ or a DramaQA folder)")
     p.add_argument("--split", default=split_default, help=f"train | val | test_public (default {split_default})")
-    p.add_argument("--weights", help=f"model .safetensors (default: the shipped {SHIPPED})")
+    p.add_argument("--weights", help="model .safetensors written by 'videoqa train' (needed: none shipped yet)")
     p.add_argument("--features", help="HDF5 of per-frame features keyed by vid_name (for feature-based weights)")
     p.add_argument("--no-ts", action="store_true", help="use the whole clip instead of the question's ts window")
     p.add_argument("--bad-ts", default="error", choices=("error", "whole_clip"),
@@ -229,25 +232,3 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--pictures", help="folder for one PNG per example (frames, attention, subtitle, answers)")
     p.add_argument("--max-pictures", type=int, default=8)
     p.set_defaults(func=cmd_infer)
-
-
-def demo(out_dir: Path) -> dict[str, Any]:
-    """Synthesize a small held-out set, answer it with the shipped weights, write predictions and pictures."""
-    from shared.guard import OutputGuard
-    from shared.weights import shipped_weight
-
-    from .evaluate import accuracy_table
-    from .infer import infer_split
-    from .synth import write_dataset
-
-    started = time.perf_counter()
-    weights = shipped_weight(SHIPPED)
-    guard = OutputGuard([weights], force=False)
-    root = out_dir / "synth_demo"
-    write_dataset(root, 12, seed=90, guard=guard)
-    args = argparse.Namespace(data=str(root), split="val", features=None, no_ts=False, bad_ts="error", device="cpu")
-    model, dataset, _, _ = _open(args, weights, need_labels=True)
-    result = infer_split(model, dataset, out_dir / "val_predictions.json", guard, out_dir / "pictures", 4)
-    table = accuracy_table(dataset.items, result["chosen"])
-    return {"weights": weights.name, "val_questions": table["questions"], "val_accuracy": table["accuracy"],
-            "pictures": len(result["pictures"]), "seconds": round(time.perf_counter() - started, 1)}

@@ -6,9 +6,11 @@ For each candidate ``[question; answer_i]`` (a text encoder's [CLS] vector ``h_i
    attention lets a sentence see only the frames shown inside its own time span
    (:func:`local_alignment_mask`); **global** attention (the ablation) lets it see every frame of the window.
    The sentence becomes ``s'_j = LN(s_j + W_o sum_t a_jt v_t)``;
-2. ``h_i`` attends over the fused sentences (``c_i``) and over the frames (``c^v_i``);
-3. ``u_i = MLP([h_i, c_i, c^v_i, h_i*c_i, h_i*c^v_i])`` is the candidate's joint representation (the
-   one the masked-answer contrast works on) and ``score_i = w . u_i``; five scores -> softmax.
+2. ``[h_i, q_i]`` (``q_i``/``a_i``: mean states of the question / answer part) attends over the fused
+   sentences (``c_i``) and over the frames (``c^v_i``);
+3. ``u_i = MLP([h_i, a_i, c_i, c^v_i, a_i*c_i, a_i*c^v_i, q_i*c_i])`` is the candidate's joint
+   representation (the one the masked-answer contrast works on) and
+   ``score_i = w . u_i + a_i M_s c_i + a_i M_v c^v_i``; five scores -> softmax.
 
 ``streams="text"`` (no frames) and ``streams="video"`` (no subtitles) are the outside baselines.
 Visual input: precomputed per-frame features (a linear projection) or RGB frames through the
