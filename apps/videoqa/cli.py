@@ -11,7 +11,6 @@ from typing import Any
 from shared.errors import CvsuiteError, UsageError
 
 SHIPPED = "videoqa_synth_full"
-TEXT_MODEL_NOTE = "--text-model"
 
 
 def _print_summary(summary: dict[str, Any], what: str) -> None:
