@@ -23,10 +23,6 @@ from .data import FPS, window_frames, window_subtitles
 from .dataset import VideoQADataset
 from .evaluate import predict
 
-OUT_OF_DOMAIN_NOTE = ("the shipped weights were trained on the synthetic set only (coloured figures holding "
-                      "objects, templated questions): on real TV clips their answers are not meaningful")
-
-
 def write_predictions(path: Path, dataset: VideoQADataset, chosen: list[int]) -> dict[str, int]:
     predictions = {str(item.qid): int(answer) for item, answer in zip(dataset.items, chosen)}
     path.write_text(json.dumps(predictions, indent=0, sort_keys=True) + "\n")
