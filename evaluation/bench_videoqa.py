@@ -61,7 +61,8 @@ def _update(section: str, key: str, value: Any) -> None:
     import fcntl
 
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    with open(RESULTS.with_suffix(".lock"), "w") as lock:
+    WORK.mkdir(parents=True, exist_ok=True)
+    with open(WORK / ".results.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         results = _load()
         if key:
