@@ -40,11 +40,14 @@ class PointEncoder(nn.Module):
 
 
 class SegNet(nn.Module):
-    """Encoder + per-point head on [point features, category one-hot] -> 50 ShapeNetPart logits."""
+    """Encoder + per-point head on [point features, category one-hot] -> 50 ShapeNetPart logits,
+    and (``classifier``) a linear category classifier on the global feature, which gives ``infer``
+    the category and its probability for a user's cloud."""
 
-    def __init__(self, cfg: EncoderConfig, hidden: int = 128, dropout: float = 0.3) -> None:
+    def __init__(self, cfg: EncoderConfig, hidden: int = 128, dropout: float = 0.3, classifier: bool = True) -> None:
         super().__init__()
         self.encoder = PointEncoder(cfg)
+        self.classifier = nn.Linear(self.encoder.global_dim, NUM_CATEGORIES) if classifier else None
         self.head = nn.Sequential(
             nn.Conv1d(self.encoder.point_dim + NUM_CATEGORIES, hidden, 1, bias=False), nn.BatchNorm1d(hidden),
             nn.LeakyReLU(0.2), nn.Dropout(dropout), nn.Conv1d(hidden, hidden // 2, 1, bias=False),
@@ -53,10 +56,21 @@ class SegNet(nn.Module):
 
     def forward(self, x: torch.Tensor, category: torch.Tensor) -> torch.Tensor:
         """Logits (B, 50, N) with the parts of other categories set to -inf (prediction restricted)."""
-        feats, _ = self.encoder(x)
-        onehot = F.one_hot(category, NUM_CATEGORIES).float().unsqueeze(2).expand(-1, -1, x.shape[2])
+        return self.decode(self.encoder(x)[0], category)
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-point (B, D, N) and global (B, G) features: category-independent, computed once per cloud."""
+        return self.encoder(x)
+
+    def decode(self, feats: torch.Tensor, category: torch.Tensor) -> torch.Tensor:
+        """Restricted part logits (B, 50, N) of per-point features for the given categories (B,)."""
+        onehot = F.one_hot(category, NUM_CATEGORIES).float().unsqueeze(2).expand(-1, -1, feats.shape[2])
         logits = self.head(torch.cat([feats, onehot], dim=1))
         return logits.masked_fill(~self.mask[category].unsqueeze(2), float("-inf"))
+
+    def classify(self, glob: torch.Tensor) -> torch.Tensor | None:
+        """Category logits (B, 16) of global features, or None for a segmenter trained without classifier."""
+        return None if self.classifier is None else self.classifier(glob)
 
 
 def save_model(module: nn.Module, path: str | Path, kind: str, cfg: EncoderConfig, extra: dict | None = None) -> None:
@@ -95,7 +109,7 @@ def load_model(path: str | Path, want: str = "any") -> tuple[nn.Module, str, dic
     kind = meta.get("kind", "encoder")
     state = load_state_dict(path)
     if kind == "segmenter":
-        model: nn.Module = SegNet(cfg)
+        model: nn.Module = SegNet(cfg, classifier=any(k.startswith("classifier.") for k in state))
         load_into(model, state, path)
         if want == "encoder":
             return model.encoder, "encoder", meta

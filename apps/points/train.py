@@ -189,11 +189,20 @@ class SegmentationTask(TrainTask):
         self.loss_fn = build_segmentation_loss()
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        logits = self.net(batch["x"], batch["category"])
-        loss = self.loss_fn(logits, batch["parts"])
+        feats, glob = self.net.encode(batch["x"])
+        logits = self.net.decode(feats, batch["category"])
+        seg_loss = self.loss_fn(logits, batch["parts"])
+        out = {"seg_loss": seg_loss.detach()}
+        loss = seg_loss
+        cat_logits = self.net.classify(glob)
+        if cat_logits is not None:  # category head for infer: cross entropy on the shape's category
+            cat_loss = nn.functional.cross_entropy(cat_logits, batch["category"])
+            loss = loss + cat_loss
+            out["cat_loss"] = cat_loss.detach()
         with torch.no_grad():
-            acc = (logits.argmax(1) == batch["parts"]).float().mean()
-        return {"loss": loss, "point_acc": acc}
+            out["point_acc"] = (logits.argmax(1) == batch["parts"]).float().mean()
+        out["loss"] = loss
+        return out
 
     def export_state_dict(self) -> dict[str, torch.Tensor]:
         return {k: v.detach().cpu() for k, v in self.net.state_dict().items()}
