@@ -12,7 +12,7 @@ import numpy as np
 
 from shared.cli_utils import RUN_FLAGS, add_app_parser, add_force_arg, add_run_args, config_from_args
 from shared.errors import CvsuiteError, UsageError
-from shared.guard import OutputGuard
+from shared.guard import OutputGuard, atomic_output, write_atomic
 
 SHIPPED_SEGMENTER = "points_segmenter_synth"
 UP_CHOICES = ("x", "y", "z")
@@ -48,11 +48,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = config_from_args(PointsConfig, args, flag_map={
         **RUN_FLAGS, "mode": "mode", "init": "init", "label_fraction": "label_fraction"})
     check_config(cfg)
-    guard = OutputGuard(inputs=[cfg.data, cfg.init or None], force=args.force or cfg.train.resume)
+    guard = OutputGuard(inputs=[cfg.data, cfg.init or None, getattr(args, "config", None)], force=args.force or cfg.train.resume)
     out = guard.directory(cfg.train.out_dir)
     for name in ("config.yaml", "model.safetensors", weights_name(cfg), "metrics.jsonl", "metrics.csv"):
         guard.file(out / name)
-    summary = train(cfg)
+    summary = train(cfg, guard=guard)
     guard.record()
     print(json.dumps(summary, default=str))
     return 0
@@ -133,7 +133,7 @@ def cmd_infer(args: argparse.Namespace) -> int:
                            label_colours(vlabels, list(names) if args.parts is None else None))
             record["mesh_vertices"] = int(len(vlabels))
         record["outputs"] = {k: str(p) for k, p in paths.items()}
-        paths["json"].write_text(json.dumps(record, indent=2) + "\n")
+        write_atomic(paths["json"], json.dumps(record, indent=2) + "\n")
         print(f"{f}: {len(labels)} points{' (sampled from the mesh)' if cloud.from_mesh else ''}, {what}, parts "
               + ", ".join(f"{n} {counts[k]}" for k, n in names.items() if k in counts)
               + f" -> {out}/{f.stem}_* ({backend})")
@@ -187,7 +187,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
     print(f"linear probe on frozen features ({layout}): accuracy {100 * acc:.2f} % "
           f"({result['train']} train / {result['test']} test clouds)")
     if json_path:
-        Path(json_path).write_text(json.dumps(result, indent=2) + "\n")
+        write_atomic(json_path, json.dumps(result, indent=2) + "\n")
         guard.record()
     return 0
 
@@ -247,7 +247,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_probe)
 
 
-def demo(out_dir: Path) -> dict[str, Any]:
+def doctor() -> dict[str, str]:
+    """What ``cvsuite doctor`` reports for this app: which renderer draws the PNGs (``--render auto``)."""
+    from .infer import open3d_offscreen_works
+
+    return {"PNG renderer": "open3d offscreen" if open3d_offscreen_works() else
+            "matplotlib (open3d's offscreen renderer does not start here)"}
+
+
+def demo(out_dir: Path, force: bool = False) -> dict[str, Any]:
     """A held-out synthetic chair and table: shipped segmenter labels + unsupervised parts, coloured PLY + PNG."""
     from .data import CATEGORIES, CATEGORY_INDEX, category_parts, read_cloud_file
     from .evaluate import matched_miou, shape_iou
@@ -257,7 +265,7 @@ def demo(out_dir: Path) -> dict[str, Any]:
 
     started = time.perf_counter()
     out_dir = Path(out_dir)
-    guard = OutputGuard()
+    guard = OutputGuard(force=force)
     guard.directory(out_dir)
     seg, _, meta = load_model(_weights(None, SHIPPED_SEGMENTER), want="segmenter")
     enc, _, _ = load_model(_weights(None, SHIPPED_ENCODER), want="encoder")
@@ -267,7 +275,8 @@ def demo(out_dir: Path) -> dict[str, Any]:
     for name in ("Chair", "Table"):
         points, normals, parts = make_shape(name, rng, 2048)
         xyz = guard.file(out_dir / f"{name.lower()}.xyz")
-        np.savetxt(xyz, np.concatenate([points, normals], 1), fmt="%.6f")
+        with atomic_output(xyz) as tmp:
+            np.savetxt(tmp, np.concatenate([points, normals], 1), fmt="%.6f")
         cloud = read_cloud_file(xyz)
         result_seg = segment(seg, cloud, trained, 2048, 1)
         labels, cat = result_seg.labels, result_seg.category

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from shared.errors import CvsuiteError, UsageError
+from shared.guard import atomic_output, write_atomic
 from shared.pointnets import knn
 
 from .data import CATEGORIES, CATEGORY_INDEX, NUM_CATEGORIES, PART_NAMES, LoadedCloud, category_parts, shape_features
@@ -198,7 +199,7 @@ def label_colours(labels: np.ndarray, palette_order: list[int] | None = None) ->
 def write_labels(path: Path, labels: np.ndarray, header: list[str] | None = None) -> None:
     """One label per line in input order, after ``#`` header lines (``np.loadtxt`` skips them)."""
     lines = [f"# {h}\n" for h in (header or [])]
-    path.write_text("".join(lines) + "".join(f"{int(v)}\n" for v in labels))
+    write_atomic(path, "".join(lines) + "".join(f"{int(v)}\n" for v in labels))
 
 
 def write_ply(path: Path, points: np.ndarray, colours: np.ndarray) -> None:
@@ -206,10 +207,9 @@ def write_ply(path: Path, points: np.ndarray, colours: np.ndarray) -> None:
 
     cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points.astype(np.float64)))
     cloud.colors = o3d.utility.Vector3dVector(colours.astype(np.float64))
-    tmp = path.with_name(f".{path.stem}.tmp.ply")
-    if not o3d.io.write_point_cloud(str(tmp), cloud, write_ascii=False):
-        raise CvsuiteError(f"{path}: open3d could not write the PLY file")
-    tmp.replace(path)
+    with atomic_output(path) as tmp:
+        if not o3d.io.write_point_cloud(str(tmp), cloud, write_ascii=False):
+            raise CvsuiteError(f"{path}: open3d could not write the PLY file")
 
 
 def write_mesh_ply(path: Path, vertices: np.ndarray, faces: np.ndarray, colours: np.ndarray) -> None:
@@ -219,10 +219,9 @@ def write_mesh_ply(path: Path, vertices: np.ndarray, faces: np.ndarray, colours:
     mesh = o3d.geometry.TriangleMesh(o3d.utility.Vector3dVector(vertices.astype(np.float64)),
                                      o3d.utility.Vector3iVector(faces.astype(np.int32)))
     mesh.vertex_colors = o3d.utility.Vector3dVector(colours.astype(np.float64))
-    tmp = path.with_name(f".{path.stem}.tmp.ply")
-    if not o3d.io.write_triangle_mesh(str(tmp), mesh, write_ascii=False):
-        raise CvsuiteError(f"{path}: open3d could not write the mesh PLY file")
-    tmp.replace(path)
+    with atomic_output(path) as tmp:
+        if not o3d.io.write_triangle_mesh(str(tmp), mesh, write_ascii=False):
+            raise CvsuiteError(f"{path}: open3d could not write the mesh PLY file")
 
 
 def vertex_labels(cloud: LoadedCloud, labels: np.ndarray) -> np.ndarray:
@@ -305,7 +304,8 @@ def render_png(path: Path, points: np.ndarray, colours: np.ndarray, title: str =
         centre = cloud.get_axis_aligned_bounding_box().get_center()
         radius = float(np.linalg.norm(points - centre, axis=1).max())
         renderer.setup_camera(40.0, centre, centre + toward * radius * 3.2, upv)
-        o3d.io.write_image(str(path), renderer.render_to_image())
+        with atomic_output(path) as tmp:
+            o3d.io.write_image(str(tmp), renderer.render_to_image())
         return "open3d"
     import matplotlib
 
@@ -334,8 +334,7 @@ def render_png(path: Path, points: np.ndarray, colours: np.ndarray, title: str =
             ax.legend(handles=handles, loc="lower right", fontsize=8, framealpha=0.8)
     if title:
         fig.suptitle(f"{title}  (view az {azimuth:.0f}, el {elevation:.0f})", fontsize=8, y=0.985)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, format="png")
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, format="png")
     plt.close(fig)
-    tmp.replace(path)
     return "matplotlib"
