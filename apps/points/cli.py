@@ -206,9 +206,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_force_arg(p)
     p.set_defaults(func=cmd_synth)
 
-    p = sub.add_parser("train", help="pretrain the encoder (SCL / ablations) or fine-tune part segmentation")
+    p = sub.add_parser("train", help="train the Siamese patch net, pretrain the encoder (SCL / ablations) or fine-tune part segmentation")
     add_run_args(p, data_help="ShapeNetPart folder, either layout (data=)")
-    p.add_argument("--mode", choices=("pretrain", "finetune"), help="(mode=)")
+    p.add_argument("--mode", choices=("siamese", "pretrain", "finetune"),
+                   help="siamese (the Siamese patch net SCL needs first), pretrain or finetune (mode=)")
     p.add_argument("--init", help="pretrained encoder for fine-tuning (init=)")
     p.add_argument("--label-fraction", type=float, help="fraction of training shapes with labels (label_fraction=)")
     p.set_defaults(func=cmd_train)
