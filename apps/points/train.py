@@ -27,7 +27,7 @@ from shared.guard import OutputGuard
 
 from .data import Shape, read_shapenetpart, resample, shape_features
 from .losses import build_contrastive_loss, build_segmentation_loss
-from .model import EncoderConfig, PointEncoder, SegNet, load_model, save_model
+from .model import EncoderConfig, PointEncoder, SegNet, build_segmenter, load_model, save_model
 from .scl import (SiamesePatchNet, band_at, dilated_patches, extract_patches, official_band, patch_descriptors,
                   random_rotation, sample_band_negatives, sample_pairs, self_similarity, siamese_similarity)
 
@@ -62,6 +62,7 @@ class PointsConfig:
     # fine-tuning
     init: str = ""                        # pretrained encoder (.safetensors); empty = from scratch
     label_fraction: float = 1.0           # of the training shapes, stratified by category
+    head: str = "mlp"                     # mlp (ours, fine-tunes `init`) | reference (antao97 DGCNN_partseg)
     label_seed: int = 0
     num_threads: int = 0                  # torch CPU threads (0 = torch's default)
     train: TrainConfig = field(default_factory=_default_train)
@@ -269,7 +270,7 @@ class InstanceContrastTask(TrainTask):
 class SegmentationTask(TrainTask):
     """Per-point cross entropy of the segmenter (logits of other categories' parts are -inf)."""
 
-    def __init__(self, net: SegNet) -> None:
+    def __init__(self, net: nn.Module) -> None:
         super().__init__()
         self.net = net
         self.loss_fn = build_segmentation_loss()
@@ -301,6 +302,8 @@ def check_config(cfg: PointsConfig) -> None:
         raise UsageError(f"mode must be siamese, pretrain or finetune, got {cfg.mode!r}")
     if cfg.similarity not in ("siamese", "descriptor"):
         raise UsageError(f"similarity must be siamese or descriptor, got {cfg.similarity!r}")
+    if cfg.head not in ("mlp", "reference"):
+        raise UsageError(f"head must be mlp or reference, got {cfg.head!r}")
     if cfg.positive not in ("dilated", "self_similar"):
         raise UsageError(f"positive must be dilated or self_similar, got {cfg.positive!r}")
     if cfg.mode == "pretrain" and cfg.contrast == "self" and cfg.similarity == "siamese" and not cfg.siamese_weights:
@@ -343,7 +346,9 @@ def train(cfg: PointsConfig, shapes: list[Shape] | None = None, guard: OutputGua
                  "positive": cfg.positive}
     else:
         subset = select_fraction(shapes, cfg.label_fraction, cfg.label_seed)
-        net = SegNet(cfg.encoder)
+        net = build_segmenter(cfg.encoder, cfg.head)
+        if cfg.init and cfg.head != "mlp":
+            raise UsageError("init= loads our DGCNN encoder; head=reference has its own encoder (train it without init)")
         if cfg.init:
             encoder, _, meta = load_model(cfg.init, want="encoder")
             if encoder.cfg != cfg.encoder:  # type: ignore[union-attr]
@@ -353,7 +358,7 @@ def train(cfg: PointsConfig, shapes: list[Shape] | None = None, guard: OutputGua
         # few labels: repeat the labelled shapes so one batch fits (each repeat gets its own augmentation)
         repeats = -(-cfg.train.batch_size // len(subset))
         dataset = ShapeSet(subset * repeats, cfg.points, train=True)
-        extra = {"categories": sorted({s.category for s in subset}), "labelled_shapes": len(subset)}
+        extra = {"categories": sorted({s.category for s in subset}), "labelled_shapes": len(subset), "head": cfg.head}
     if len(dataset) < 2 or (cfg.mode != "finetune" and len(dataset) < cfg.train.batch_size):
         raise CvsuiteError(f"{cfg.data}: {len(dataset)} training shape(s); need at least 2 and one batch "
                            f"(train.batch_size={cfg.train.batch_size})")

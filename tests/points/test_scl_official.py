@@ -107,7 +107,7 @@ def test_siamese_net_learns_rotated_copies_from_other_patches(tiny_sets):
     assert isinstance(task.net, SiamesePatchNet)
 
 
-@pytest.mark.parametrize("name", ["paper_shapenetpart_siamese", "paper_shapenetpart_scl"])
+@pytest.mark.parametrize("name", ["paper_shapenetpart_siamese", "paper_shapenetpart_scl", "paper_shapenetpart_finetune"])
 def test_paper_scale_configs_run_two_steps_on_stand_in_data(tmp_path, run_cli, name):
     data = tmp_path / "shapenet_part_seg_hdf5_data"
     write_dataset(data / "hdf5_data", "h5", 8, 0, 2048)          # the real layout, as unzipped
@@ -122,3 +122,25 @@ def test_paper_scale_configs_run_two_steps_on_stand_in_data(tmp_path, run_cli, n
     code, out, err = run_cli([*args, "--out", tmp_path / "run"])
     assert code == 0, err
     assert '"step": 2' in out
+    if name == "paper_shapenetpart_finetune":  # the reference head's segmenter loads and labels a cloud
+        from apps.points.data import LoadedCloud
+        from apps.points.infer import segment
+        from apps.points.model import ReferenceSegNet, load_model
+
+        net, kind, meta = load_model(tmp_path / "run" / "segmenter.safetensors", want="segmenter")
+        assert isinstance(net, ReferenceSegNet) and kind == "segmenter"
+        pts = np.random.default_rng(0).normal(size=(300, 3)).astype(np.float32)
+        result = segment(net, LoadedCloud(pts, np.tile([0, 1, 0], (300, 1)).astype(np.float32), False), [4], 2048, 1)
+        assert result.labels.shape == (300,) and result.probability_source == "classifier"
+
+
+def test_reference_head_layer_sizes():
+    from apps.points.model import EncoderConfig, ReferenceSegNet
+
+    net = ReferenceSegNet(EncoderConfig(k=20, width=64, global_dim=1024))
+    assert net.head[0][0].in_channels == 1280 and net.label_conv[0].in_channels == 16
+    assert [m[0].out_channels for m in net.head if isinstance(m, torch.nn.Sequential)] == [256, 256, 128]
+    assert net.head[-1].out_channels == 50 and sum(isinstance(m, torch.nn.Dropout) and m.p == 0.5 for m in net.head) == 2
+    assert [len(net.edge1), len(net.edge2)] == [2, 2]
+    feats, glob = net.encode(torch.randn(2, 6, 64))
+    assert feats.shape == (2, 1024 + 192, 64) and glob.shape == (2, 1024)
