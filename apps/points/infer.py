@@ -18,7 +18,6 @@ import torch
 
 from shared.errors import CvsuiteError, UsageError
 from shared.guard import atomic_output, write_atomic
-from shared.pointnets import knn
 
 from .data import CATEGORIES, CATEGORY_INDEX, NUM_CATEGORIES, PART_NAMES, LoadedCloud, category_parts, shape_features
 

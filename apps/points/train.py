@@ -1,15 +1,20 @@
 """Training of the points app through :class:`shared.engine.Trainer`.
 
+``mode=siamese``: the Siamese patch network official SCL needs first (patch vs the same patch of a
+  rotated copy = same, vs another anchor's patch = different); writes ``siamese.safetensors``.
 ``mode=pretrain``: self-supervised encoder.
   * ``contrast=self`` (SCL): per cloud, FPS anchors -> kNN patches -> patch embeddings (max-pooled
-    per-point features -> projection MLP); InfoNCE of each patch against its most self-similar
-    non-local patch, with negatives sampled from a similarity band that tightens over training
-    (:mod:`apps.points.scl`). ``negatives=random`` is the random-negative ablation.
+    per-point features -> projection MLP); InfoNCE of each patch against its positive and sampled
+    negatives of the same cloud. ``similarity=siamese`` (official, needs ``siamese_weights``):
+    positive = the dilated patch of the same anchor (or ``positive=self_similar``), negatives from the
+    official absolute cosine band; ``similarity=descriptor`` (ablation): geometric-descriptor
+    similarity with a rank band. ``negatives=random`` is the random-negative ablation.
   * ``contrast=instance`` (ablation): two augmented views of every cloud, global features, the other
     clouds of the batch are the negatives (cross-cloud instance discrimination).
 
-``mode=finetune``: part segmentation on a stratified ``label_fraction`` of the training shapes (at
-least one shape per category), optionally starting from ``init`` (a pretrained encoder file).
+``mode=finetune``: part segmentation (+ the category head) on a stratified ``label_fraction`` of the
+training shapes (at least one shape per category), optionally starting from ``init`` (a pretrained
+encoder file); ``head=reference`` trains the reference DGCNN part-seg network instead.
 """
 from __future__ import annotations
 
@@ -27,7 +32,7 @@ from shared.guard import OutputGuard
 
 from .data import Shape, read_shapenetpart, resample, shape_features
 from .losses import build_contrastive_loss, build_segmentation_loss
-from .model import EncoderConfig, PointEncoder, SegNet, build_segmenter, load_model, save_model
+from .model import EncoderConfig, PointEncoder, build_segmenter, load_model, save_model
 from .scl import (SiamesePatchNet, band_at, dilated_patches, extract_patches, official_band, patch_descriptors,
                   random_rotation, sample_band_negatives, sample_pairs, self_similarity, siamese_similarity)
 
