@@ -72,7 +72,7 @@ def cmd_infer(args: argparse.Namespace) -> int:
                         write_labels, write_mesh_ply, write_ply)
     from .model import load_model
 
-    if args.points < 16:
+    if args.points is not None and args.points < 16:
         raise UsageError("--points must be >= 16")
     if args.parts is not None and args.parts < 1:
         raise UsageError("--parts must be >= 1")
@@ -86,26 +86,28 @@ def cmd_infer(args: argparse.Namespace) -> int:
     category = parse_category(args.category)
     guard = OutputGuard(inputs=[*args.inputs, *files, args.weights], force=args.force)
     out = guard.directory(args.out)
-    clouds = {f: read_cloud_file(f, mesh_points=args.points, seed=args.seed) for f in files}  # bad files fail first
+    mesh_points = max(args.points or 2048, 2048)
+    clouds = {f: read_cloud_file(f, mesh_points=mesh_points, seed=args.seed) for f in files}  # bad files fail first
     targets = {f: {k: guard.file(p) for k, p in _infer_outputs(out, f, clouds[f].from_mesh).items()} for f in files}
     if args.parts is not None:
         model, _, meta = load_model(_weights(args.weights, SHIPPED_ENCODER), want="encoder")
     else:
         model, _, meta = load_model(_weights(args.weights, SHIPPED_SEGMENTER), want="segmenter")
     trained = json.loads(meta.get("categories", "null")) or list(range(16))
+    n_points = args.points or int(json.loads(meta.get("points", "2048")))
     for f in files:
         cloud = clouds.pop(f)
         paths = targets[f]
-        record: dict[str, Any] = {"input": str(f), "points": int(len(cloud.points)), "up": args.up,
+        record: dict[str, Any] = {"input": str(f), "points": int(len(cloud.points)), "points_per_pass": n_points, "up": args.up,
                                   "sampled_from_mesh": cloud.from_mesh}
         if args.parts is not None:
-            labels = discover_parts(model, cloud, args.parts, args.points, args.max_chunks, args.seed, args.up)
+            labels = discover_parts(model, cloud, args.parts, n_points, args.max_chunks, args.seed, args.up)
             names = part_names(labels, None)
             colours = label_colours(labels)
             what = f"{len(names)} unsupervised parts (--parts {args.parts})"
             header = [f"unsupervised parts (--parts {args.parts}), up axis {args.up}"]
         else:
-            seg = segment(model, cloud, trained, args.points, args.max_chunks, category, args.up, args.seed)
+            seg = segment(model, cloud, trained, n_points, args.max_chunks, category, args.up, args.seed)
             labels, cat = seg.labels, seg.category
             names = part_names(labels, cat)
             colours = label_colours(labels, list(names))
@@ -219,7 +221,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output folder: <stem>_labels.txt, <stem>.ply, <stem>.png, <stem>.json "
                    "(+ <stem>_vertex_labels.txt, <stem>_mesh.ply for meshes)")
     p.add_argument("--weights", help="segmenter (or, with --parts, encoder) weights; default: shipped")
-    p.add_argument("--points", type=int, default=2048, help="points per network pass / sampled from a mesh")
+    p.add_argument("--points", type=int, help="points per network pass (default: the weights' training cloud size, "
+                   "else 2048); a mesh is sampled with max(this, 2048) points")
     p.add_argument("--max-chunks", type=int, default=8, help="network passes per large cloud; the rest by nearest neighbour")
     p.add_argument("--category", help="ShapeNetPart category name or synset (default: the segmenter's category head)")
     p.add_argument("--up", choices=UP_CHOICES, default="y",
@@ -279,7 +282,8 @@ def demo(out_dir: Path, force: bool = False) -> dict[str, Any]:
         with atomic_output(xyz) as tmp:
             np.savetxt(tmp, np.concatenate([points, normals], 1), fmt="%.6f")
         cloud = read_cloud_file(xyz)
-        result_seg = segment(seg, cloud, trained, 2048, 1)
+        n_points = int(json.loads(meta.get("points", "2048")))
+        result_seg = segment(seg, cloud, trained, n_points, 8)
         labels, cat = result_seg.labels, result_seg.category
         names = part_names(labels, cat)
         write_labels(guard.file(out_dir / f"{name.lower()}_labels.txt"), labels)
@@ -288,7 +292,7 @@ def demo(out_dir: Path, force: bool = False) -> dict[str, Any]:
         model_points, _ = cloud.model_input()
         render_png(guard.file(out_dir / f"{name.lower()}_parts.png"), model_points, colours,
                    f"{name}: predicted parts", labels=labels, legend=names)
-        found = discover_parts(enc, cloud, len(np.unique(parts)), 2048, 1)
+        found = discover_parts(enc, cloud, len(np.unique(parts)), n_points, 8)
         render_png(guard.file(out_dir / f"{name.lower()}_unsupervised.png"), model_points, label_colours(found),
                    f"{name}: unsupervised parts (--parts)", labels=found, legend=part_names(found, None))
         result[f"{name.lower()}_category"] = CATEGORIES[cat][0]
