@@ -86,7 +86,7 @@ def cmd_infer(args: argparse.Namespace) -> int:
     category = parse_category(args.category)
     guard = OutputGuard(inputs=[*args.inputs, *files, args.weights], force=args.force)
     out = guard.directory(args.out)
-    mesh_points = max(args.points or 2048, 2048)
+    mesh_points = args.points or 2048
     clouds = {f: read_cloud_file(f, mesh_points=mesh_points, seed=args.seed) for f in files}  # bad files fail first
     targets = {f: {k: guard.file(p) for k, p in _infer_outputs(out, f, clouds[f].from_mesh).items()} for f in files}
     if args.parts is not None:
@@ -222,7 +222,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "(+ <stem>_vertex_labels.txt, <stem>_mesh.ply for meshes)")
     p.add_argument("--weights", help="segmenter (or, with --parts, encoder) weights; default: shipped")
     p.add_argument("--points", type=int, help="points per network pass (default: the weights' training cloud size, "
-                   "else 2048); a mesh is sampled with max(this, 2048) points")
+                   "else 2048); a mesh is sampled with this many points (default 2048)")
     p.add_argument("--max-chunks", type=int, default=8, help="network passes per large cloud; the rest by nearest neighbour")
     p.add_argument("--category", help="ShapeNetPart category name or synset (default: the segmenter's category head)")
     p.add_argument("--up", choices=UP_CHOICES, default="y",
