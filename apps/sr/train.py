@@ -13,6 +13,7 @@ from shared.errors import UsageError
 from shared.guard import OutputGuard
 from shared.weights import save_safetensors
 
+from .degradations import DegradationConfig
 from .data import TRAIN_PHOTOS, SRTrainDataset, check_min_size, load_hr_images, paired_files, read_rgb_uint8, resolve_lr_dir
 from .losses import CRLObjective
 from .model import build_model, count_parameters, model_metadata
@@ -33,7 +34,8 @@ class ModelConfig:
 
 @dataclass
 class DataConfig:
-    # HR sources: folders (plain, DIV2K/DF2K/Flickr2K, Set5/HR) or bundled photos "photo:NAME"
+    # HR sources: folders (plain, DIV2K/DF2K/Flickr2K, Set5/HR), bundled photos "photo:NAME" or fetched
+    # photos "wallpaper:NAME" (tools/fetch_sr_photos.py)
     hr: list[str] = field(default_factory=lambda: [f"photo:{name}" for name in TRAIN_PHOTOS])
     lr: str = ""  # paired LR folder (e.g. DIV2K_train_LR_bicubic/X4); empty = degrade HR on the fly
     patch_size: int = 96  # HR patch side
@@ -41,6 +43,7 @@ class DataConfig:
     kind_probs: list[float] = field(default_factory=lambda: [0.35, 0.25, 0.2, 0.2])
     length: int = 100_000  # samples per (virtual) epoch
     channel_shuffle: bool = True  # random RGB permutation per patch (colour augmentation; see data.augment)
+    degradation: DegradationConfig = field(default_factory=DegradationConfig)  # ranges of the on-the-fly degradation
 
 
 @dataclass
@@ -111,7 +114,7 @@ class SRTask(TrainTask):
 def build_dataset(cfg: SRConfig) -> SRTrainDataset:
     d = cfg.data
     if d.lr:
-        if len(d.hr) != 1 or d.hr[0].startswith("photo:"):
+        if len(d.hr) != 1 or d.hr[0].startswith(("photo:", "wallpaper:")):
             raise UsageError("data.lr (paired training) needs exactly one HR folder in data.hr")
         lr_dir = resolve_lr_dir(d.lr, cfg.model.scale)
         from .data import resolve_hr_dirs
@@ -122,7 +125,7 @@ def build_dataset(cfg: SRConfig) -> SRTrainDataset:
         return SRTrainDataset(hr, cfg.model.scale, d.patch_size, d.kinds, d.kind_probs, d.length, lr_images=lr,
                               channel_shuffle=d.channel_shuffle)
     return SRTrainDataset(load_hr_images(d.hr, d.patch_size), cfg.model.scale, d.patch_size, d.kinds, d.kind_probs,
-                          d.length, channel_shuffle=d.channel_shuffle)
+                          d.length, degradation=d.degradation, channel_shuffle=d.channel_shuffle)
 
 
 def run_training(cfg: SRConfig, guard: OutputGuard | None = None) -> dict[str, Any]:
