@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from shared.errors import CvsuiteError, UsageError, printable
 from shared.guard import OutputGuard, atomic_output, write_atomic
 
 SHIPPED_SEGMENTER = "points_segmenter_synth"
+UP_CHOICES = ("x", "y", "z")
 SHIPPED_ENCODER = "points_scl_encoder_synth"
 
 
@@ -56,17 +58,28 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _infer_outputs(out: Path, f: Path, is_mesh: bool) -> dict[str, Path]:
+    """Output paths of one input: labels, coloured cloud, PNG, JSON (+ vertex labels, coloured mesh)."""
+    names = {"labels": f"{f.stem}_labels.txt", "ply": f"{f.stem}.ply", "png": f"{f.stem}.png", "json": f"{f.stem}.json"}
+    if is_mesh:
+        names.update(vertex_labels=f"{f.stem}_vertex_labels.txt", mesh=f"{f.stem}_mesh.ply")
+    return {k: out / v for k, v in names.items()}
+
+
 def cmd_infer(args: argparse.Namespace) -> int:
-    from .data import list_inputs, read_cloud_file
-    from .infer import discover_parts, label_colours, parse_category, render_png, segment, write_labels, write_ply
+    from .data import CATEGORIES, list_inputs, read_cloud_file
+    from .infer import (discover_parts, label_colours, parse_category, part_names, render_png, segment, vertex_labels,
+                        write_labels, write_mesh_ply, write_ply)
     from .model import load_model
 
-    if not 16 <= args.points <= 100_000:
+    if args.points is not None and not 16 <= args.points <= 100_000:
         raise UsageError("--points must be between 16 and 100000")
     if not 1 <= args.max_chunks <= 1000:
         raise UsageError("--max-chunks must be between 1 and 1000")
     if args.parts is not None and not 1 <= args.parts <= 1000:
         raise UsageError("--parts must be between 1 and 1000")
+    if not 0.0 <= args.min_probability <= 1.0:
+        raise UsageError("--min-probability must be in [0, 1]")
     files = list_inputs(args.inputs)
     stems = [f.stem for f in files]
     if len(set(stems)) != len(stems):
@@ -75,31 +88,59 @@ def cmd_infer(args: argparse.Namespace) -> int:
     category = parse_category(args.category)
     guard = OutputGuard(inputs=[*args.inputs, *files, args.weights], force=args.force)
     out = guard.directory(args.out)
-    targets = {f: (guard.file(out / f"{f.stem}_labels.txt"), guard.file(out / f"{f.stem}.ply"),
-                   guard.file(out / f"{f.stem}.png")) for f in files}
-    clouds = {f: read_cloud_file(f, mesh_points=args.points, seed=args.seed) for f in files}  # bad files fail first
+    mesh_points = args.points or 2048
+    clouds = {f: read_cloud_file(f, mesh_points=mesh_points, seed=args.seed) for f in files}  # bad files fail first
+    targets = {f: {k: guard.file(p) for k, p in _infer_outputs(out, f, clouds[f].from_mesh).items()} for f in files}
     if args.parts is not None:
         model, _, meta = load_model(_weights(args.weights, SHIPPED_ENCODER), want="encoder")
     else:
         model, _, meta = load_model(_weights(args.weights, SHIPPED_SEGMENTER), want="segmenter")
     trained = json.loads(meta.get("categories", "null")) or list(range(16))
+    n_points = args.points or int(json.loads(meta.get("points", "2048")))
     for f in files:
         cloud = clouds.pop(f)
+        paths = targets[f]
+        record: dict[str, Any] = {"input": str(f), "points": int(len(cloud.points)), "points_per_pass": n_points, "up": args.up,
+                                  "sampled_from_mesh": cloud.from_mesh}
         if args.parts is not None:
-            labels = discover_parts(model, cloud, args.parts, args.points, args.max_chunks, args.seed)
-            what = f"{len(set(labels.tolist()))} unsupervised parts (--parts {args.parts})"
+            labels = discover_parts(model, cloud, args.parts, n_points, args.max_chunks, args.seed, args.up)
+            names = part_names(labels, None)
+            colours = label_colours(labels)
+            what = f"{len(names)} unsupervised parts (--parts {args.parts})"
+            header = [f"unsupervised parts (--parts {args.parts}), up axis {args.up}"]
         else:
-            labels, cat = segment(model, cloud, trained, args.points, args.max_chunks, category)
-            from .data import CATEGORIES
-
-            what = f"{CATEGORIES[cat][0]} parts {sorted(set(labels.tolist()))}"
-        labels_path, ply_path, png_path = targets[f]
-        colours = label_colours(labels - labels.min() if args.parts is None else labels)
-        write_labels(labels_path, labels)
-        write_ply(ply_path, cloud.points, colours)
-        backend = render_png(png_path, cloud.points, colours, f"{printable(f.name)}: {what}", args.render)
-        print(f"{f}: {len(labels)} points{' (sampled from the mesh)' if cloud.from_mesh else ''}, {what} "
-              f"-> {labels_path}, {ply_path}, {png_path} ({backend})")
+            seg = segment(model, cloud, trained, n_points, args.max_chunks, category, args.up, args.seed)
+            labels, cat = seg.labels, seg.category
+            names = part_names(labels, cat)
+            colours = label_colours(labels, list(names))
+            cat_name = CATEGORIES[cat][0]
+            what = f"{cat_name} (p={seg.probability:.2f}, {seg.probability_source})"
+            header = [f"category {cat_name} probability {seg.probability:.3f} ({seg.probability_source}), up axis {args.up}"]
+            record.update(category=cat_name, probability=seg.probability, probability_source=seg.probability_source,
+                          category_probabilities={CATEGORIES[c][0]: p for c, p in seg.probabilities.items()})
+            if seg.probability_source != "given" and seg.probability < args.min_probability:
+                print(f"cvsuite: warning: {f}: category {cat_name} is uncertain (p={seg.probability:.2f} < "
+                      f"{args.min_probability}); name it with --category, or check the up axis with --up x|y|z "
+                      f"(ShapeNetPart shapes are y-up; now --up {args.up})", file=sys.stderr)
+        counts = {int(k): int(v) for k, v in zip(*np.unique(labels, return_counts=True))}
+        header.append("part ids: " + ", ".join(f"{k}={n}" for k, n in names.items()))
+        record["parts"] = {str(k): {"name": n, "points": counts.get(k, 0)} for k, n in names.items()}
+        write_labels(paths["labels"], labels, header)
+        write_ply(paths["ply"], cloud.points, colours)
+        model_points, _ = cloud.model_input(args.up)
+        title = f"{printable(f.name)}: {what}"
+        backend = render_png(paths["png"], model_points, colours, title, args.render, labels, names)
+        if cloud.from_mesh:
+            vlabels = vertex_labels(cloud, labels)
+            write_labels(paths["vertex_labels"], vlabels, header + ["one label per mesh vertex, in the file's vertex order"])
+            write_mesh_ply(paths["mesh"], cloud.vertices, cloud.faces,
+                           label_colours(vlabels, list(names) if args.parts is None else None))
+            record["mesh_vertices"] = int(len(vlabels))
+        record["outputs"] = {k: str(p) for k, p in paths.items()}
+        write_atomic(paths["json"], json.dumps(record, indent=2) + "\n")
+        print(f"{f}: {len(labels)} points{' (sampled from the mesh)' if cloud.from_mesh else ''}, {what}, parts "
+              + ", ".join(f"{n} {counts[k]}" for k, n in names.items() if k in counts)
+              + f" -> {out}/{f.stem}_* ({backend})")
     guard.record()
     return 0
 
@@ -132,11 +173,9 @@ def cmd_probe(args: argparse.Namespace) -> int:
     root = Path(args.data)
     if (root / "train_files.txt").is_file():
         split_data = {s: read_modelnet40_h5(root, s) for s in ("train", "test")}
-        from .data import estimate_normals
-
         encoder, _, _ = load_model(_weights(args.weights, SHIPPED_ENCODER), want="encoder")
-        feats = {s: global_features(encoder, list(p), [estimate_normals(q) for q in p]) for s, (p, _) in split_data.items()}
-        labels = {s: y for s, (_, y) in split_data.items()}
+        feats = {s: global_features(encoder, list(p), list(n)) for s, (p, n, _) in split_data.items()}
+        labels = {s: y for s, (_, _, y) in split_data.items()}
         layout = "ModelNet40 HDF5"
     else:
         shapes = {s: read_shapenetpart(root, s) for s in ("train", "test")}
@@ -171,20 +210,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_force_arg(p)
     p.set_defaults(func=cmd_synth)
 
-    p = sub.add_parser("train", help="pretrain the encoder (SCL / ablations) or fine-tune part segmentation")
+    p = sub.add_parser("train", help="train the Siamese patch net, pretrain the encoder (SCL / ablations) or fine-tune part segmentation")
     add_run_args(p, data_help="ShapeNetPart folder, either layout (data=)")
-    p.add_argument("--mode", choices=("pretrain", "finetune"), help="(mode=)")
+    p.add_argument("--mode", choices=("siamese", "pretrain", "finetune"),
+                   help="siamese (the Siamese patch net SCL needs first), pretrain or finetune (mode=)")
     p.add_argument("--init", help="pretrained encoder for fine-tuning (init=)")
     p.add_argument("--label-fraction", type=float, help="fraction of training shapes with labels (label_fraction=)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("infer", help="part labels (or --parts K unsupervised parts) for clouds and meshes")
     p.add_argument("inputs", nargs="+", help=".ply .pcd .xyz .pts .txt clouds, .obj .off .stl .ply .glb meshes, folders")
-    p.add_argument("--out", required=True, help="output folder: <stem>_labels.txt, <stem>.ply, <stem>.png")
+    p.add_argument("--out", required=True, help="output folder: <stem>_labels.txt, <stem>.ply, <stem>.png, <stem>.json "
+                   "(+ <stem>_vertex_labels.txt, <stem>_mesh.ply for meshes)")
     p.add_argument("--weights", help="segmenter (or, with --parts, encoder) weights; default: shipped")
-    p.add_argument("--points", type=int, default=2048, help="points per network pass / sampled from a mesh")
+    p.add_argument("--points", type=int, help="points per network pass (default: the weights' training cloud size, "
+                   "else 2048); a mesh is sampled with this many points (default 2048)")
     p.add_argument("--max-chunks", type=int, default=8, help="network passes per large cloud; the rest by nearest neighbour")
-    p.add_argument("--category", help="ShapeNetPart category name or synset (default: the most confident)")
+    p.add_argument("--category", help="ShapeNetPart category name or synset (default: the segmenter's category head)")
+    p.add_argument("--up", choices=UP_CHOICES, default="y",
+                   help="the input's up axis (default y, as ShapeNetPart; z for most scans and CAD exports)")
+    p.add_argument("--min-probability", type=float, default=0.5,
+                   help="warn when the category's probability is below this (default 0.5)")
     p.add_argument("--parts", type=int, help="unsupervised part discovery into K parts (no labels needed)")
     p.add_argument("--render", choices=("auto", "open3d", "matplotlib"), default="auto", help="PNG renderer")
     p.add_argument("--seed", type=int, default=0)
@@ -219,7 +265,7 @@ def demo(out_dir: Path, force: bool = False) -> dict[str, Any]:
     """A held-out synthetic chair and table: shipped segmenter labels + unsupervised parts, coloured PLY + PNG."""
     from .data import CATEGORIES, CATEGORY_INDEX, category_parts, read_cloud_file
     from .evaluate import matched_miou, shape_iou
-    from .infer import discover_parts, label_colours, render_png, segment, write_labels, write_ply
+    from .infer import discover_parts, label_colours, part_names, render_png, segment, write_labels, write_ply
     from .model import load_model
     from .synth import make_shape
 
@@ -238,14 +284,19 @@ def demo(out_dir: Path, force: bool = False) -> dict[str, Any]:
         with atomic_output(xyz) as tmp:
             np.savetxt(tmp, np.concatenate([points, normals], 1), fmt="%.6f")
         cloud = read_cloud_file(xyz)
-        labels, cat = segment(seg, cloud, trained, 2048, 1)
+        n_points = int(json.loads(meta.get("points", "2048")))
+        result_seg = segment(seg, cloud, trained, n_points, 8)
+        labels, cat = result_seg.labels, result_seg.category
+        names = part_names(labels, cat)
         write_labels(guard.file(out_dir / f"{name.lower()}_labels.txt"), labels)
-        colours = label_colours(labels - labels.min())
+        colours = label_colours(labels, list(names))
         write_ply(guard.file(out_dir / f"{name.lower()}_parts.ply"), cloud.points, colours)
-        render_png(guard.file(out_dir / f"{name.lower()}_parts.png"), cloud.points, colours, f"{name}: predicted parts")
-        found = discover_parts(enc, cloud, len(np.unique(parts)), 2048, 1)
-        render_png(guard.file(out_dir / f"{name.lower()}_unsupervised.png"), cloud.points, label_colours(found),
-                   f"{name}: unsupervised parts (k-means on SCL features)")
+        model_points, _ = cloud.model_input()
+        render_png(guard.file(out_dir / f"{name.lower()}_parts.png"), model_points, colours,
+                   f"{name}: predicted parts", labels=labels, legend=names)
+        found = discover_parts(enc, cloud, len(np.unique(parts)), n_points, 8)
+        render_png(guard.file(out_dir / f"{name.lower()}_unsupervised.png"), model_points, label_colours(found),
+                   f"{name}: unsupervised parts (--parts)", labels=found, legend=part_names(found, None))
         result[f"{name.lower()}_category"] = CATEGORIES[cat][0]
         result[f"{name.lower()}_miou"] = shape_iou(labels, parts, category_parts(CATEGORY_INDEX[name]))
         result[f"{name.lower()}_unsupervised_matched_miou"] = matched_miou(found, parts)

@@ -34,6 +34,14 @@ CATEGORIES: list[tuple[str, str, tuple[int, ...]]] = [
     ("Pistol", "03948459", (38, 39, 40)), ("Rocket", "04099429", (41, 42, 43)),
     ("Skateboard", "04225987", (44, 45, 46)), ("Table", "04379243", (47, 48, 49)),
 ]
+# Part names by global id, in each category's id order (the part folders of the ShapeNet part
+# annotation, Yi et al. 2016, as the public loaders list them).
+PART_NAMES: tuple[str, ...] = (
+    "body", "wing", "tail", "engine", "handle", "body", "panels", "peak", "roof", "hood", "wheel", "body",
+    "back", "seat", "leg", "arm", "earphone", "headband", "data_wire", "head", "body", "neck", "blade", "handle",
+    "base", "lampshade", "canopy", "tube", "keyboard", "screen", "gas_tank", "seat", "wheel", "handle", "light",
+    "frame", "handle", "body", "barrel", "handle", "trigger_and_guard", "body", "fin", "nose", "wheel", "deck",
+    "belt_for_foot", "desktop", "leg", "support")
 NUM_CATEGORIES = len(CATEGORIES)
 NUM_PARTS = 50
 CATEGORY_INDEX = {name: i for i, (name, _, _) in enumerate(CATEGORIES)}
@@ -127,6 +135,23 @@ def normalize_cloud(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     return ((points - centre) / scale).astype(np.float32), centre, scale
 
 
+UP_AXES = ("x", "y", "z")
+# proper rotations (det +1) taking the named up axis onto +y, ShapeNetPart's up axis
+_UP_ROTATION = {"y": np.eye(3), "z": np.array([[1.0, 0, 0], [0, 0, 1], [0, -1, 0]]),
+                "x": np.array([[0.0, -1, 0], [1, 0, 0], [0, 0, 1]])}
+
+
+def model_frame(points: np.ndarray, normals: np.ndarray, up: str = "y") -> tuple[np.ndarray, np.ndarray]:
+    """THE one normalisation every network input gets (train, eval, probe, infer): rotate the ``up``
+    axis onto +y (ShapeNetPart is y-up), centre at the centroid and scale into the unit sphere (the
+    public ShapeNetPart/ModelNet loaders' ``pc_normalize``). Normals are rotated alongside."""
+    if up not in _UP_ROTATION:
+        raise UsageError(f"up axis must be one of {', '.join(UP_AXES)}, got {up!r}")
+    rot = _UP_ROTATION[up]
+    pts, _, _ = normalize_cloud(np.asarray(points, np.float64) @ rot.T)
+    return pts, (np.asarray(normals, np.float64) @ rot.T).astype(np.float32)
+
+
 def check_parts(parts: np.ndarray, category: int, source: str, line_of: np.ndarray | None = None) -> np.ndarray:
     """Part ids must belong to the category (ShapeNetPart ids are global); error names file (and line)."""
     allowed = np.asarray(category_parts(category))
@@ -192,6 +217,7 @@ def read_h5_file(path: str | Path, with_parts: bool = True) -> list[Shape]:
         source = f"{path} (shape {s})"
         pts = check_points(data[s], source)
         nrm = normal[s].astype(np.float32) if normal is not None else estimate_normals(pts)
+        pts, nrm = model_frame(pts, nrm)
         parts = check_parts(pid[s], int(label[s]), source) if with_parts else np.zeros(0, np.int64)
         shapes.append(Shape(pts, nrm, parts, int(label[s]), source))
     return shapes
@@ -212,9 +238,21 @@ def _resolve_listed(root: Path, entry: str, list_file: Path) -> Path:
     raise CvsuiteError(f"{list_file}: listed file {entry} not found under {root}")
 
 
-def read_shapenetpart_h5(root: str | Path, split: str) -> list[Shape]:
-    """All shapes of ``split`` (train/val/test/trainval) of a ShapeNetPart HDF5 folder."""
+H5_FOLDER = "hdf5_data"  # what shapenet_part_seg_hdf5_data.zip unzips to
+
+
+def h5_root(root: str | Path) -> Path:
+    """The folder holding the ``*_hdf5_file_list.txt`` files: ``root`` itself or its ``hdf5_data/`` child."""
     root = Path(root)
+    child = root / H5_FOLDER
+    if not any((root / f"{s}_hdf5_file_list.txt").is_file() for s in ("train", "val", "test")) and child.is_dir():
+        return child
+    return root
+
+
+def read_shapenetpart_h5(root: str | Path, split: str) -> list[Shape]:
+    """All shapes of ``split`` (train/val/test/trainval) of a ShapeNetPart HDF5 folder (or its parent)."""
+    root = h5_root(root)
     shapes: list[Shape] = []
     for part in (("train", "val") if split == "trainval" else (split,)):
         list_file = root / f"{part}_hdf5_file_list.txt"
@@ -225,20 +263,22 @@ def read_shapenetpart_h5(root: str | Path, split: str) -> list[Shape]:
     return shapes
 
 
-def read_modelnet40_h5(root: str | Path, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """ModelNet40 HDF5: (points (S, N, 3), labels (S,)) of ``split`` (train/test) from ``{split}_files.txt``."""
+def read_modelnet40_h5(root: str | Path, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """ModelNet40 HDF5: (points (S, N, 3), normals (S, N, 3), labels (S,)) of ``split`` (train/test) from
+    ``{split}_files.txt``; the files' ``normal`` dataset is kept when present, else normals are estimated."""
     root = Path(root)
     list_file = root / f"{split}_files.txt"
     if not list_file.is_file():
         raise CvsuiteError(f"{root}: no {list_file.name} (not a ModelNet40 HDF5 folder?)")
-    points, labels = [], []
+    points, normals, labels = [], [], []
     for entry in _read_list(list_file):
         for shape in read_h5_file(_resolve_listed(root, entry, list_file), with_parts=False):
             points.append(shape.points)
+            normals.append(shape.normals)
             labels.append(shape.category)
     if not points:
         raise CvsuiteError(f"{list_file}: lists no shapes")
-    return np.stack(points), np.asarray(labels)
+    return np.stack(points), np.stack(normals), np.asarray(labels)
 
 
 # ---- ShapeNetPart normal txt ---------------------------------------------------------------------
@@ -274,7 +314,8 @@ def read_txt_shape(path: str | Path, category: int | None = None) -> Shape:
         i = int(np.argmax(raw_parts != np.round(raw_parts)))
         raise CvsuiteError(f"{path}: line {i + 1}: part id {raw_parts[i]} is not an integer")
     parts = check_parts(raw_parts.astype(np.int64), category, str(path), np.arange(1, len(rows) + 1))
-    return Shape(pts, rows[:, 3:6].astype(np.float32), parts, category, str(path))
+    pts, nrm = model_frame(pts, rows[:, 3:6])
+    return Shape(pts, nrm, parts, category, str(path))
 
 
 def read_shapenetpart_txt(root: str | Path, split: str) -> list[Shape]:
@@ -311,6 +352,7 @@ def detect_layout(root: str | Path) -> str:
     root = Path(root)
     if not root.exists():
         raise CvsuiteError(f"{root}: dataset folder not found")
+    root = h5_root(root)
     if (root / "train_hdf5_file_list.txt").is_file() or (root / "test_hdf5_file_list.txt").is_file():
         return "h5"
     if (root / TXT_ROOT).is_dir() or (root / "synsetoffset2category.txt").is_file():
@@ -333,20 +375,42 @@ def read_shapenetpart(root: str | Path, split: str) -> list[Shape]:
 # ---- any cloud or mesh ---------------------------------------------------------------------------
 
 def read_numeric_rows(path: Path) -> np.ndarray:
-    """Whitespace/comma separated numeric text -> (rows, cols) float64; errors name file and line."""
-    rows: list[list[float]] = []
-    width = None
+    """Whitespace/comma separated numeric text -> (rows, cols) float64; errors name file and line.
+
+    numpy's C parser reads well-formed files (100k rows in well under a second); only when it
+    refuses a file does the line-by-line parser run, to name the offending line.
+    """
+    import io
+
     try:
         text = path.read_text()
     except UnicodeDecodeError:
         raise CvsuiteError(f"{path}: not a text point file (not UTF-8)") from None
     except OSError as exc:
         raise CvsuiteError(f"{path}: cannot read ({exc.strerror})") from None
+    if "," in text:
+        text = text.replace(",", " ")
+    try:
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # an empty file warns; treat it like any other refusal
+            rows = np.loadtxt(io.StringIO(text), dtype=np.float64, comments="#", ndmin=2)
+        if rows.size:
+            return rows
+    except (ValueError, UserWarning):
+        pass
+    return _parse_rows_slowly(path, text)
+
+
+def _parse_rows_slowly(path: Path, text: str) -> np.ndarray:
+    rows: list[list[float]] = []
+    width = None
     for i, line in enumerate(text.splitlines(), 1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
-        fields = line.replace(",", " ").split()
+        fields = line.split("#")[0].split()
         try:
             values = [float(v) for v in fields]
         except ValueError:
@@ -366,11 +430,18 @@ def read_numeric_rows(path: Path) -> np.ndarray:
 
 @dataclass
 class LoadedCloud:
-    """Points and normals of a user file; ``from_mesh`` when they were sampled from a mesh surface."""
+    """Points and normals of a user file, in the file's own frame; ``from_mesh`` when they were
+    sampled from a mesh surface, whose ``vertices`` (file order) and triangulated ``faces`` are kept."""
 
     points: np.ndarray
     normals: np.ndarray
     from_mesh: bool
+    vertices: np.ndarray | None = None
+    faces: np.ndarray | None = None
+
+    def model_input(self, up: str = "y") -> tuple[np.ndarray, np.ndarray]:
+        """Points and normals as every network sees them (:func:`model_frame`)."""
+        return model_frame(self.points, self.normals, up)
 
 
 _PLY_SIZES = {"char": 1, "int8": 1, "uchar": 1, "uint8": 1, "short": 2, "int16": 2, "ushort": 2, "uint16": 2,
@@ -451,16 +522,66 @@ def _sample_mesh(vertices: np.ndarray, faces: np.ndarray, n: int, path: Path, se
     return pts.astype(np.float32), normals.astype(np.float32)
 
 
+def fan_triangulate(polygons: list[list[int]]) -> np.ndarray:
+    """(F, 3) triangles of polygons given as vertex-index lists: (v0, vi, vi+1) fans, so a quad gives
+    2 triangles and an n-gon n - 2 (exact for the convex polygons meshes are made of)."""
+    tris = [(poly[0], poly[i], poly[i + 1]) for poly in polygons for i in range(1, len(poly) - 1)]
+    return np.asarray(tris, np.int64).reshape(-1, 3)
+
+
+def read_obj(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(vertices (V, 3) in file order, triangles (F, 3)) of a Wavefront OBJ; every face — triangle,
+    quad or n-gon, ``v``, ``v/vt``, ``v//vn``, ``v/vt/vn`` and negative (relative) indices — is kept
+    and fan-triangulated. (open3d's reader drops non-triangle faces silently.)"""
+    vertices: list[list[float]] = []
+    polygons: list[list[int]] = []
+    try:
+        text = path.read_text(errors="replace")
+    except OSError as exc:
+        raise CvsuiteError(f"{path}: cannot read ({exc.strerror})") from None
+    for line_no, line in enumerate(text.splitlines(), 1):
+        fields = line.split("#", 1)[0].split()
+        if not fields:
+            continue
+        if fields[0] == "v":
+            try:
+                vertices.append([float(v) for v in fields[1:4]])
+            except ValueError:
+                raise CvsuiteError(f"{path}: line {line_no}: vertex is not numeric: {line.strip()[:60]!r}") from None
+            if len(vertices[-1]) != 3:
+                raise CvsuiteError(f"{path}: line {line_no}: a vertex needs x y z")
+        elif fields[0] == "f":
+            try:
+                idx = [int(f.split("/")[0]) for f in fields[1:]]
+            except ValueError:
+                raise CvsuiteError(f"{path}: line {line_no}: face indices are not integers: {line.strip()[:60]!r}") from None
+            if len(idx) < 3:
+                raise CvsuiteError(f"{path}: line {line_no}: a face needs at least 3 vertices, got {len(idx)}")
+            if any(i == 0 for i in idx):
+                raise CvsuiteError(f"{path}: line {line_no}: OBJ face indices start at 1 (got 0)")
+            polygons.append([i - 1 if i > 0 else len(vertices) + i for i in idx])
+    if not vertices:
+        raise CvsuiteError(f"{path}: no vertices ('v' lines) in the OBJ file")
+    return np.asarray(vertices, np.float64), fan_triangulate(polygons)
+
+
 def read_mesh(path: Path, n: int, seed: int = 0) -> LoadedCloud:
-    """Sample ``n`` surface points (with normals) from a mesh file via open3d, or trimesh for glTF."""
-    if path.suffix.lower() in (".glb", ".gltf"):
+    """Sample ``n`` surface points (with normals) from a mesh file; vertices and triangles are kept.
+
+    OBJ: our own reader (every polygon triangulated). OFF/PLY/STL: open3d, which triangulates
+    polygons in these formats. glTF/GLB: trimesh.
+    """
+    suffix = path.suffix.lower()
+    if suffix in (".glb", ".gltf"):
         import trimesh
 
         try:
-            mesh = trimesh.load(str(path), force="mesh")
+            mesh = trimesh.load(str(path), force="mesh", process=False)
         except Exception as exc:  # trimesh raises many types for bad files
             raise CvsuiteError(f"{path}: cannot read mesh ({type(exc).__name__}: {str(exc)[:100]})") from None
         vertices, faces = np.asarray(mesh.vertices), np.asarray(getattr(mesh, "faces", np.zeros((0, 3))), np.int64)
+    elif suffix == ".obj":
+        vertices, faces = read_obj(path)
     else:
         import open3d as o3d
 
@@ -468,8 +589,9 @@ def read_mesh(path: Path, n: int, seed: int = 0) -> LoadedCloud:
         vertices, faces = np.asarray(mesh.vertices), np.asarray(mesh.triangles, np.int64)
         if len(vertices) == 0:
             raise CvsuiteError(f"{path}: no vertices could be read (empty or malformed mesh)")
-    pts, normals = _sample_mesh(vertices, faces.reshape(-1, 3), n, path, seed)
-    return LoadedCloud(pts, normals, True)
+    faces = faces.reshape(-1, 3)
+    pts, normals = _sample_mesh(vertices, faces, n, path, seed)
+    return LoadedCloud(pts, normals, True, np.asarray(vertices, np.float32), faces)
 
 
 def read_cloud_file(path: str | Path, mesh_points: int = 2048, seed: int = 0, min_points: int = 2) -> LoadedCloud:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -18,7 +19,7 @@ import torch
 from shared.errors import CvsuiteError, UsageError
 from shared.guard import atomic_output, write_atomic
 
-from .data import CATEGORIES, CATEGORY_INDEX, LoadedCloud, normalize_cloud, shape_features
+from .data import CATEGORIES, CATEGORY_INDEX, NUM_CATEGORIES, PART_NAMES, LoadedCloud, category_parts, shape_features
 
 _RENDER_BACKEND: str | None = None
 
@@ -35,72 +36,115 @@ def chunk_indices(n_total: int, n_points: int, max_chunks: int, seed: int = 0) -
     return chunks
 
 
+def nearest_index(source: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """Index into ``source`` (S, 3) of each ``query`` row's nearest point: a scipy KD-tree
+    (O((S + Q) log S); brute force was 23 of 42 s on a 100k-point cloud)."""
+    from scipy.spatial import cKDTree
+
+    return cKDTree(np.asarray(source, np.float64)).query(np.asarray(query, np.float64), k=1, workers=1)[1]
+
+
 def propagate(points: np.ndarray, covered: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Values for every point: its own where ``covered``, else its nearest covered point's (a KD-tree:
-    O(n log n), so a cloud of millions of points takes seconds, not the hours of a brute-force kNN)."""
+    """Values for every point: its own where ``covered``, else its nearest covered point's (KD-tree)."""
     out_shape = (len(points),) + values.shape[1:]
     out = np.empty(out_shape, values.dtype)
     out[covered] = values[covered]
     missing = np.flatnonzero(~covered)
     if len(missing):
         src = np.flatnonzero(covered)
-        from scipy.spatial import cKDTree
-
-        _, nearest = cKDTree(points[src]).query(points[missing], k=1)
-        out[missing] = values[src[nearest]]
+        out[missing] = values[src[nearest_index(points[src], points[missing])]]
     return out
 
 
 @torch.no_grad()
 def run_chunks(fn: Callable[[torch.Tensor], np.ndarray], points: np.ndarray, normals: np.ndarray,
                n_points: int, max_chunks: int, seed: int = 0, fill: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """Apply ``fn`` ((1, 6, n) -> (n, ...) per-point outputs) chunk-wise.
+    """Apply ``fn`` ((1, 6, n) -> (n, ...) per-point outputs) chunk-wise to a cloud already in the
+    model frame (:func:`apps.points.data.model_frame`).
 
     Returns (values for every point in input order, covered mask); with ``fill`` the points outside
     the chunks take their nearest covered point's values, else they stay zero.
     """
-    pts, _, _ = normalize_cloud(points)
     values: np.ndarray | None = None
-    covered = np.zeros(len(pts), bool)
-    for idx in chunk_indices(len(pts), n_points, max_chunks, seed):
-        x = torch.from_numpy(shape_features(pts[idx], normals[idx])).unsqueeze(0)
+    covered = np.zeros(len(points), bool)
+    for idx in chunk_indices(len(points), n_points, max_chunks, seed):
+        x = torch.from_numpy(shape_features(points[idx], normals[idx])).unsqueeze(0)
         result = fn(x)
         if values is None:
-            values = np.zeros((len(pts),) + result.shape[1:], result.dtype)
+            values = np.zeros((len(points),) + result.shape[1:], result.dtype)
         values[idx] = result
         covered[idx] = True
     assert values is not None
-    return (propagate(pts, covered, values) if fill else values), covered
+    return (propagate(points, covered, values) if fill else values), covered
 
 
+@dataclass
+class Segmentation:
+    """Part labels (global ShapeNetPart ids, input order), the category used and its probability.
+
+    ``probability_source``: ``classifier`` (the segmenter's category head, mean softmax over the
+    chunks), ``given`` (``--category``) or ``confidence`` (segmenters without a category head: softmax
+    over the tried categories of the mean per-point log max-probability of each one's labelling — a
+    relative score, not a calibrated probability).
+    """
+
+    labels: np.ndarray
+    category: int
+    probability: float
+    probability_source: str
+    probabilities: dict[int, float]
+
+
+def _part_log_probs(net: torch.nn.Module, x: torch.Tensor, feats: torch.Tensor | None, cat: int) -> torch.Tensor:
+    """(50, n) restricted part log-probabilities for category ``cat`` (reusing encoder ``feats`` if any)."""
+    logits = net.decode(feats, torch.tensor([cat])) if feats is not None else net(x, torch.tensor([cat]))
+    return torch.log_softmax(logits, dim=1)[0]
+
+
+@torch.no_grad()
 def segment(net: torch.nn.Module, cloud: LoadedCloud, categories: list[int], n_points: int,
-            max_chunks: int, category: int | None = None) -> tuple[np.ndarray, int]:
-    """Part labels (global ShapeNetPart ids) of every point and the category used.
+            max_chunks: int, category: int | None = None, up: str = "y", seed: int = 0) -> Segmentation:
+    """Part labels of every point of ``cloud`` (model frame with ``up`` as the up axis).
 
-    Without ``category`` every trained category is tried on the same chunks and the one whose
-    restricted prediction is most confident (mean max softmax probability) wins; only the winner's
-    labels are propagated to the points outside the chunks.
+    The category: ``category`` when given; else the segmenter's category head (restricted to the
+    trained ``categories``, mean softmax over the chunks); segmenters without a head try every
+    trained category and keep the most confident labelling. The encoder runs once per chunk; only
+    the chosen category's labels are propagated to the points outside the chunks.
     """
     net.eval()
-    candidates = [category] if category is not None else categories
-    best: tuple[float, np.ndarray, np.ndarray, int] | None = None
-    for cat in candidates:
-        def fn(x: torch.Tensor, cat: int = cat) -> np.ndarray:
-            prob = torch.softmax(net(x, torch.tensor([cat])), dim=1)[0]
-            return np.stack([prob.argmax(0).numpy().astype(np.float32), prob.max(0).values.numpy()], 1)
-
-        out, covered = run_chunks(fn, cloud.points, cloud.normals, n_points, max_chunks, fill=False)
-        score = float(out[covered, 1].mean())
-        if best is None or score > best[0]:
-            best = (score, out[:, 0].astype(np.int64), covered, cat)
-    assert best is not None
-    _, labels, covered, cat = best
-    pts, _, _ = normalize_cloud(cloud.points)
-    return propagate(pts, covered, labels), cat
+    pts, nrm = cloud.model_input(up)
+    split = hasattr(net, "encode") and hasattr(net, "decode")
+    head = split and getattr(net, "classifier", None) is not None
+    chunks = []
+    for idx in chunk_indices(len(pts), n_points, max_chunks, seed):
+        x = torch.from_numpy(shape_features(pts[idx], nrm[idx])).unsqueeze(0)
+        feats, glob = net.encode(x) if split else (None, None)
+        chunks.append((idx, x, feats, glob))
+    if category is not None:
+        cat, probs, source = category, {category: 1.0}, "given"
+    elif head:
+        mask = torch.full((NUM_CATEGORIES,), float("-inf"))
+        mask[categories] = 0
+        mean = sum(torch.softmax(net.classify(glob)[0] + mask, 0) for _, _, _, glob in chunks) / len(chunks)
+        probs = {c: float(mean[c]) for c in categories}
+        cat, source = max(probs, key=probs.get), "classifier"
+    else:
+        n_run = sum(len(idx) for idx, _, _, _ in chunks)
+        scores = np.array([sum(float(_part_log_probs(net, x, f, c).max(0).values.sum()) for _, x, f, _ in chunks) / n_run
+                           for c in categories])
+        weights = np.exp(scores - scores.max())
+        probs = {c: float(w) for c, w in zip(categories, weights / weights.sum())}
+        cat, source = categories[int(np.argmax(scores))], "confidence"
+    labels = np.zeros(len(pts), np.int64)
+    covered = np.zeros(len(pts), bool)
+    for idx, x, feats, _ in chunks:
+        labels[idx] = _part_log_probs(net, x, feats, cat).argmax(0).numpy()
+        covered[idx] = True
+    return Segmentation(propagate(pts, covered, labels), cat, probs[cat], source, probs)
 
 
 def discover_parts(encoder: torch.nn.Module, cloud: LoadedCloud, k: int, n_points: int, max_chunks: int,
-                   seed: int = 0) -> np.ndarray:
+                   seed: int = 0, up: str = "y") -> np.ndarray:
     """Unsupervised parts: k-means (k clusters) on L2-normalised self-supervised per-point features."""
     from sklearn.cluster import KMeans
 
@@ -110,14 +154,14 @@ def discover_parts(encoder: torch.nn.Module, cloud: LoadedCloud, k: int, n_point
         feats, _ = encoder(x)
         return torch.nn.functional.normalize(feats[0].t(), dim=1).numpy()
 
-    feats, covered = run_chunks(fn, cloud.points, cloud.normals, n_points, max_chunks, seed, fill=False)
+    pts, nrm = cloud.model_input(up)
+    feats, covered = run_chunks(fn, pts, nrm, n_points, max_chunks, seed, fill=False)
     own = np.flatnonzero(covered)
     k = min(k, len(own))
     sample = np.random.default_rng(seed).choice(own, min(len(own), 20000), replace=False)
     km = KMeans(n_clusters=k, n_init=4, random_state=seed).fit(feats[sample])
     clusters = np.zeros(len(feats), np.int64)
     clusters[own] = km.predict(feats[own])
-    pts, _, _ = normalize_cloud(cloud.points)
     return propagate(pts, covered, clusters)
 
 
@@ -132,16 +176,29 @@ def parse_category(name: str | None) -> int | None:
 
 # ---- outputs -------------------------------------------------------------------------------------
 
-def label_colours(labels: np.ndarray) -> np.ndarray:
-    """A fixed, distinct RGB colour in [0, 1] per label value (tab10 cycle)."""
+def part_names(labels: np.ndarray, category: int | None) -> dict[int, str]:
+    """{label: readable name}: ShapeNetPart part names for a category's global ids, else ``part K``."""
+    if category is not None:
+        return {p: PART_NAMES[p] for p in category_parts(category)}
+    return {int(v): f"part {int(v)}" for v in np.unique(labels)}
+
+
+def label_colours(labels: np.ndarray, palette_order: list[int] | None = None) -> np.ndarray:
+    """A fixed, distinct RGB colour in [0, 1] per label (tab10 cycle); with ``palette_order`` the
+    i-th listed label gets the i-th colour (a category's parts get colours 0, 1, 2, ...)."""
     import matplotlib
 
     cmap = matplotlib.colormaps["tab10"]
-    return np.asarray([cmap(int(v) % 10)[:3] for v in range(int(labels.max()) + 1)])[labels]
+    order = palette_order if palette_order is not None else list(range(int(labels.max()) + 1))
+    slot = np.zeros(max(max(order), int(labels.max())) + 1, np.int64)
+    slot[order] = np.arange(len(order))
+    return np.asarray([cmap(i % 10)[:3] for i in range(int(slot.max()) + 1)])[slot[labels]]
 
 
-def write_labels(path: Path, labels: np.ndarray) -> None:
-    write_atomic(path, "".join(f"{int(v)}\n" for v in labels))
+def write_labels(path: Path, labels: np.ndarray, header: list[str] | None = None) -> None:
+    """One label per line in input order, after ``#`` header lines (``np.loadtxt`` skips them)."""
+    lines = [f"# {h}\n" for h in (header or [])]
+    write_atomic(path, "".join(lines) + "".join(f"{int(v)}\n" for v in labels))
 
 
 def write_ply(path: Path, points: np.ndarray, colours: np.ndarray) -> None:
@@ -152,6 +209,24 @@ def write_ply(path: Path, points: np.ndarray, colours: np.ndarray) -> None:
     with atomic_output(path) as tmp:
         if not o3d.io.write_point_cloud(str(tmp), cloud, write_ascii=False):
             raise CvsuiteError(f"{path}: open3d could not write the PLY file")
+
+
+def write_mesh_ply(path: Path, vertices: np.ndarray, faces: np.ndarray, colours: np.ndarray) -> None:
+    """The input mesh (vertices in file order, triangulated faces) with per-vertex part colours."""
+    import open3d as o3d
+
+    mesh = o3d.geometry.TriangleMesh(o3d.utility.Vector3dVector(vertices.astype(np.float64)),
+                                     o3d.utility.Vector3iVector(faces.astype(np.int32)))
+    mesh.vertex_colors = o3d.utility.Vector3dVector(colours.astype(np.float64))
+    with atomic_output(path) as tmp:
+        if not o3d.io.write_triangle_mesh(str(tmp), mesh, write_ascii=False):
+            raise CvsuiteError(f"{path}: open3d could not write the mesh PLY file")
+
+
+def vertex_labels(cloud: LoadedCloud, labels: np.ndarray) -> np.ndarray:
+    """Labels of a mesh's vertices (file order): each takes its nearest sampled point's label."""
+    assert cloud.vertices is not None
+    return labels[nearest_index(cloud.points, cloud.vertices)]
 
 
 def open3d_offscreen_works() -> bool:
@@ -169,8 +244,50 @@ def open3d_offscreen_works() -> bool:
     return _RENDER_BACKEND == "open3d"
 
 
-def render_png(path: Path, points: np.ndarray, colours: np.ndarray, title: str = "", backend: str = "auto") -> str:
-    """Render the coloured cloud: open3d offscreen when it works headless (``backend=auto``), else matplotlib."""
+def view_axes(azimuth: float, elevation: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(screen right, screen up, towards the camera) unit vectors of a camera orbiting the y (up) axis."""
+    az, el = np.radians(azimuth), np.radians(elevation)
+    toward = np.array([np.cos(el) * np.sin(az), np.sin(el), np.cos(el) * np.cos(az)])
+    right = np.array([np.cos(az), 0.0, -np.sin(az)])
+    return right, np.cross(toward, right), toward
+
+
+def visible_pixels(points: np.ndarray, labels: np.ndarray, azimuth: float, elevation: float,
+                   grid: int = 64) -> dict[int, int]:
+    """{label: pixels where it is the front-most point} of an orthographic z-buffer view."""
+    right, upv, toward = view_axes(azimuth, elevation)
+    uv = np.stack([points @ right, points @ upv], 1)
+    depth = points @ toward
+    lo, span = uv.min(0), max(float(np.ptp(uv, axis=0).max()), 1e-9)
+    cell = np.minimum(((uv - lo) / span * grid).astype(np.int64), grid - 1)
+    key = cell[:, 0] * grid + cell[:, 1]
+    order = np.lexsort((-depth, key))               # per pixel, the nearest point first
+    first = order[np.r_[True, key[order][1:] != key[order][:-1]]]
+    found, counts = np.unique(labels[first], return_counts=True)
+    return dict(zip(found.tolist(), counts.tolist()))
+
+
+def best_view(points: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """(azimuth, elevation) among 8 x 3 candidate views that shows the most of every part: maximises
+    the sum over labels of sqrt(visible pixels), so a view that hides a part scores low."""
+    best, best_score = (-60.0, 20.0), -1.0
+    for elevation in (15.0, 35.0, -20.0):
+        for azimuth in np.arange(-157.5, 180.0, 45.0):
+            score = sum(np.sqrt(c) for c in visible_pixels(points, labels, azimuth, elevation).values())
+            if score > best_score + 1e-9:
+                best, best_score = (float(azimuth), elevation), score
+    return best
+
+
+def render_png(path: Path, points: np.ndarray, colours: np.ndarray, title: str = "", backend: str = "auto",
+               labels: np.ndarray | None = None, legend: dict[int, str] | None = None) -> str:
+    """Render the coloured cloud (model frame, y up) from the view that shows the parts best, filling
+    the frame, with a legend of ``legend`` {label: name}: open3d offscreen when it works headless
+    (``backend=auto``), else matplotlib (an orthographic depth-sorted projection)."""
+    labels = np.zeros(len(points), np.int64) if labels is None else labels
+    show = np.random.default_rng(0).choice(len(points), min(len(points), 30000), replace=False)
+    azimuth, elevation = best_view(points[show], labels[show])
+    right, upv, toward = view_axes(azimuth, elevation)
     if backend == "open3d" or (backend == "auto" and open3d_offscreen_works()):
         import open3d as o3d
 
@@ -183,7 +300,9 @@ def render_png(path: Path, points: np.ndarray, colours: np.ndarray, title: str =
         material = o3d.visualization.rendering.MaterialRecord()
         material.shader, material.point_size = "defaultUnlit", 4.0
         renderer.scene.add_geometry("cloud", cloud, material)
-        renderer.setup_camera(60.0, cloud.get_axis_aligned_bounding_box(), cloud.get_axis_aligned_bounding_box().get_center())
+        centre = cloud.get_axis_aligned_bounding_box().get_center()
+        radius = float(np.linalg.norm(points - centre, axis=1).max())
+        renderer.setup_camera(40.0, centre, centre + toward * radius * 3.2, upv)
         with atomic_output(path) as tmp:
             o3d.io.write_image(str(tmp), renderer.render_to_image())
         return "open3d"
@@ -191,23 +310,30 @@ def render_png(path: Path, points: np.ndarray, colours: np.ndarray, title: str =
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
 
-    show = np.random.default_rng(0).choice(len(points), min(len(points), 20000), replace=False)
-    fig = plt.figure(figsize=(5, 5), dpi=110)
-    ax = fig.add_subplot(projection="3d")
-    p = points[show]
-    # ShapeNet is y-up: plot (x, z, y) so the shape stands upright
-    ax.scatter(p[:, 0], p[:, 2], p[:, 1], c=colours[show], s=2, depthshade=False)
-    ax.view_init(elev=20, azim=-60)
-    lo, hi = p.min(0), p.max(0)
-    centre, half = (lo + hi) / 2, (hi - lo).max() / 2
-    ax.set_xlim(centre[0] - half, centre[0] + half)
-    ax.set_ylim(centre[2] - half, centre[2] + half)
-    ax.set_zlim(centre[1] - half, centre[1] + half)
+    p, c = points[show], colours[show]
+    uv = np.stack([p @ right, p @ upv], 1)
+    order = np.argsort(p @ toward)                    # far first: near points are drawn on top
+    fig = plt.figure(figsize=(5.5, 5.5), dpi=120)
+    ax = fig.add_axes((0.0, 0.0, 1.0, 0.93 if title else 1.0))
+    size = float(np.clip(6e4 / len(p), 0.6, 40.0))
+    ax.scatter(uv[order, 0], uv[order, 1], c=c[order], s=size, linewidths=0)
+    ax.set_aspect("equal")
+    lo, hi = uv.min(0), uv.max(0)
+    pad = 0.03 * float((hi - lo).max())
+    ax.set_xlim(lo[0] - pad, hi[0] + pad)
+    ax.set_ylim(lo[1] - pad, hi[1] + pad)
     ax.set_axis_off()
+    if legend:
+        present = set(np.unique(labels).tolist())
+        handles = [Patch(color=colours[np.flatnonzero(labels == k)[0]], label=f"{k} {name}")
+                   for k, name in legend.items() if k in present]
+        if handles:
+            ax.legend(handles=handles, loc="lower right", fontsize=8, framealpha=0.8)
     if title:
-        ax.set_title(title, fontsize=9)
+        fig.suptitle(f"{title}  (view az {azimuth:.0f}, el {elevation:.0f})", fontsize=8, y=0.985)
     with atomic_output(path) as tmp:
-        fig.savefig(tmp, format="png", bbox_inches="tight")
+        fig.savefig(tmp, format="png")
     plt.close(fig)
     return "matplotlib"

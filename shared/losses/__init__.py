@@ -2,6 +2,7 @@
 from ._checks import LossInputError, WhiteningError
 from .adco import AdCoBank, AdCoLoss
 from .byol import BYOLLoss
+from .c51 import c51_loss, c51_project
 from .curl import CURLLoss
 from .hcl import HCLLoss
 from .infonce import InfoNCE
@@ -10,11 +11,13 @@ from .moco import MoCoQueue
 from .momentum import cosine_momentum, make_momentum_copy, momentum_update
 from .ntxent import NTXentLoss
 from .sr_contrastive import BidirectionalContrastiveLoss, ConditionalContrastiveLoss
+from .sac import sac_actor_loss, sac_alpha_loss, sac_critic_loss, sac_target, squashed_gaussian_log_prob
 from .supcon import SupConLoss
 from .wmse import WMSELoss, whiten_blocks
 
 __all__ = [
     "AdCoBank", "AdCoLoss", "BYOLLoss", "BidirectionalContrastiveLoss", "ConditionalContrastiveLoss", "CURLLoss", "HCLLoss", "InfoNCE", "InstanceToTrackLoss",
     "LossInputError", "MoCoQueue", "NTXentLoss", "SupConLoss", "WMSELoss", "WhiteningError",
-    "cosine_momentum", "make_momentum_copy", "momentum_update", "whiten_blocks",
+    "c51_loss", "c51_project", "sac_actor_loss", "sac_alpha_loss", "sac_critic_loss", "sac_target",
+    "squashed_gaussian_log_prob", "cosine_momentum", "make_momentum_copy", "momentum_update", "whiten_blocks",
 ]

@@ -13,8 +13,12 @@ def test_end_to_end(tmp_path, run_cli):
     data = tmp_path / "data"
     code, out, err = run_cli(["points", "synth", "--out", data, "--layout", "txt", "--shapes", "15", "--points", "64"])
     assert code == 0, err
+    sia = tmp_path / "sia"
+    code, _, err = run_cli(["points", "train", "--mode", "siamese", "--data", data, "--out", sia, "--steps", "2", *TINY])
+    assert code == 0, err
     enc = tmp_path / "pre"
-    code, _, err = run_cli(["points", "train", "--mode", "pretrain", "--data", data, "--out", enc, "--steps", "2", *TINY])
+    code, _, err = run_cli(["points", "train", "--mode", "pretrain", "--data", data, "--out", enc, "--steps", "2",
+                            f"siamese_weights={sia / 'siamese.safetensors'}", *TINY])
     assert code == 0, err
     seg = tmp_path / "seg"
     code, _, err = run_cli(["points", "train", "--mode", "finetune", "--data", data, "--out", seg, "--steps", "2",

@@ -31,8 +31,9 @@ def test_labels_follow_input_order_for_large_clouds():
     pts = _two_blobs(5000, 0)
     cloud = LoadedCloud(pts, np.tile([0, 1, 0], (len(pts), 1)).astype(np.float32), False)
     expected = np.where(pts[:, 0] - pts[:, 0].mean() > 0, 12, 13)
-    labels, category = segment(SignOfX(), cloud, [4], n_points=256, max_chunks=3)  # 768 run, 4232 propagated
-    assert category == 4 and labels.shape == (5000,)
+    result = segment(SignOfX(), cloud, [4], n_points=256, max_chunks=3)  # 768 run, 4232 propagated
+    labels, category = result.labels, result.category
+    assert category == 4 and labels.shape == (5000,) and result.probability == 1.0
     assert np.array_equal(labels, expected)
 
 

@@ -60,8 +60,11 @@ def test_modelnet40_hdf5_reader(tmp_path):
     with h5py.File(tmp_path / "ply_data_train0.h5", "w") as f:
         f["data"], f["label"] = data, np.arange(6, dtype=np.uint8).reshape(-1, 1) % 3
     (tmp_path / "train_files.txt").write_text("data/modelnet40_ply_hdf5_2048/ply_data_train0.h5\n")
-    points, labels = read_modelnet40_h5(tmp_path, "train")
-    assert np.array_equal(points, data) and labels.tolist() == [0, 1, 2, 0, 1, 2]
+    points, normals, labels = read_modelnet40_h5(tmp_path, "train")
+    assert labels.tolist() == [0, 1, 2, 0, 1, 2] and normals.shape == data.shape
+    for got, raw in zip(points, data):  # the one normalisation: centred, unit sphere
+        centred = raw - raw.mean(0)
+        np.testing.assert_allclose(got, centred / np.linalg.norm(centred, axis=1).max(), atol=1e-6)
 
 
 def _write_cloud_formats(tmp_path, pts, nrm):

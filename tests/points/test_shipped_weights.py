@@ -16,7 +16,8 @@ def test_shipped_segmenter_labels_a_new_table():
     net, kind, meta = load_model(shipped_weight(SHIPPED_SEGMENTER), want="segmenter")
     assert kind == "segmenter"
     pts, nrm, parts = make_shape("Table", np.random.default_rng(99), 512)
-    labels, category = segment(net, LoadedCloud(pts, nrm, False), [CATEGORY_INDEX["Table"]], 512, 1)
+    result = segment(net, LoadedCloud(pts, nrm, False), [CATEGORY_INDEX["Table"]], 512, 1)
+    labels, category = result.labels, result.category
     assert category == CATEGORY_INDEX["Table"] and set(labels.tolist()) <= set(category_parts(category))
     assert shape_iou(labels, parts, category_parts(category)) > 0.6
 

@@ -18,8 +18,9 @@ def _cfg(**kw) -> PointsConfig:
 
 
 def test_self_contrast_task_trains_and_tightens_its_band():
+    """The descriptor ablation's rank band (the official absolute band: test_scl_official.py)."""
     torch.manual_seed(0)
-    task = SelfContrastTask(_cfg())
+    task = SelfContrastTask(_cfg(similarity="descriptor", positive="self_similar"))
     x = torch.randn(2, 6, 64)
     out = task({"x": x})
     out["loss"].backward()
