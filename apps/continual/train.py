@@ -290,8 +290,6 @@ def prepare(cfg: ContinualConfig, train_set: Any = None, test_set: Any = None) -
     steps, batch = cfg.train.max_steps, cfg.train.batch_size
     if len(train_set) < batch:
         raise UsageError(f"{train_set.name} has {len(train_set)} images, fewer than train.batch_size={batch}")
-    if steps < len(tasks):
-        raise UsageError(f"train.max_steps ({steps}) must be at least the number of tasks ({len(tasks)})")
     component_of, task_classes = None, None
     if cfg.curl.supervised:
         flat = [c for task in tasks for c in task]
