@@ -298,7 +298,9 @@ def prepare(cfg: ContinualConfig, train_set: Any = None, test_set: Any = None) -
         component_of = np.full(n_classes, -1, dtype=np.int64)
         component_of[flat] = np.arange(len(flat))
         component_of = component_of[np.asarray(train_set.labels)]
-        task_classes = list(np.cumsum([len(t) for t in tasks]))
+        task_classes = [int(v) for v in np.cumsum([len(t) for t in tasks])]
+        if cfg.regime == "iid":  # every class from the start
+            task_classes = [len(flat)] * len(tasks)
     labels = None if cfg.regime == "iid" else train_set.labels
     if cfg.regime == "iid" and cfg.curl.supervised:
         labels = train_set.labels
