@@ -9,7 +9,7 @@ from typing import Any
 
 from shared.cli_utils import RUN_FLAGS, add_app_parser, add_force_arg, add_run_args, config_from_args
 from shared.errors import UsageError
-from shared.guard import OutputGuard
+from shared.guard import OutputGuard, write_atomic
 
 SHIPPED = "continual_digits_sequential"
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
@@ -27,7 +27,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .train import ContinualConfig, run_summary_line, run_training
 
     cfg = config_from_args(ContinualConfig, args, flag_map={**RUN_FLAGS, "regime": "regime", "tasks": "tasks"})
-    guard = OutputGuard([cfg.data] if cfg.data != "digits" else [], force=args.force)
+    guard = OutputGuard(([cfg.data] if cfg.data != "digits" else []) + [getattr(args, "config", None)], force=args.force)
     summary = run_training(cfg, guard=guard)
     print(run_summary_line(summary))
     print(f"model: {summary['curl']}; stream metrics: {Path(cfg.train.out_dir) / 'stream.json'}")
@@ -65,7 +65,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     print(f"cluster accuracy {100 * result['cluster_accuracy']:.1f} %  kNN error {100 * result['knn_error']:.1f} %  "
           f"test ELBO {result['elbo']:.2f} nats  components {result['components']}")
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+        write_atomic(args.json, json.dumps(result, indent=2) + "\n")
         guard.record()
     return 0
 
@@ -128,7 +128,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sample.set_defaults(func=cmd_sample)
 
 
-def demo(out_dir: Path) -> dict[str, Any]:
+def demo(out_dir: Path, force: bool = False) -> dict[str, Any]:
     """Evaluate the shipped digits model (sequential stream) and draw its components; a few seconds."""
     from shared.weights import shipped_weight
 
@@ -137,11 +137,11 @@ def demo(out_dir: Path) -> dict[str, Any]:
 
     started = time.perf_counter()
     weights = shipped_weight(SHIPPED)
-    guard = OutputGuard([weights], force=False)
+    guard = OutputGuard([weights], force=force)
     out_json = guard.file(out_dir / "eval.json")
     out_png = guard.file(out_dir / "samples.png")
     result = evaluate_weights(str(weights), "digits")
-    Path(out_json).write_text(json.dumps(result, indent=2) + "\n")
+    write_atomic(out_json, json.dumps(result, indent=2) + "\n")
     model, info = load_curl(str(weights))
     sample_grid(model, tuple(info["image_shape"]), Path(out_png))
     guard.record()

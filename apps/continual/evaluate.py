@@ -113,9 +113,14 @@ def plot_stream(history: dict[str, Any], path: Path) -> None:
     ax.set_title("accuracy per task over the stream")
     ax.legend(fontsize=6, ncol=2, loc="lower left")
     fig.tight_layout()
-    fig.savefig(path)
+    from shared.guard import atomic_output
+
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp)
     plt.close(fig)
 
 
 def write_json(result: dict[str, Any], path: Path) -> None:
-    path.write_text(json.dumps(result, indent=2) + "\n")
+    from shared.guard import write_atomic
+
+    write_atomic(path, json.dumps(result, indent=2) + "\n")

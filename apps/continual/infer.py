@@ -75,7 +75,9 @@ def infer_files(weights: str, inputs: list[str], out: str, guard: OutputGuard, i
         outside += poor
         rows.append([str(path), int(component[i]), f"{float(probs[i, component[i]]):.6f}", f"{float(ll[i]):.4f}",
                      int(poor), *[f"{v:.6f}" for v in latents[i].tolist()]])
-    with open(out, "w", newline="") as handle:
+    from shared.guard import open_atomic
+
+    with open_atomic(out, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["image", "component", "probability", "elbo", "outside_model",
                          *[f"z{j}" for j in range(latents.shape[1])]])
@@ -106,5 +108,8 @@ def sample_grid(model: CurlModel, shape: tuple[int, int], path: Path, per_compon
         grid[pad + r * (h + pad):pad + r * (h + pad) + h, pad + c * (w + pad):pad + c * (w + pad) + w] = image.reshape(h, w)
     grid = np.kron(grid, np.ones((scale, scale), dtype=np.float32))
     rgb = np.repeat((grid * 255).round().astype(np.uint8)[..., None], 3, axis=2)
-    write_image(path, rgb)
+    from shared.guard import atomic_output
+
+    with atomic_output(path) as tmp:
+        write_image(tmp, rgb)
     return path
