@@ -84,7 +84,7 @@ def infer_files(weights: str, inputs: list[str], out: str, guard: OutputGuard, i
         writer.writerows(rows)
     guard.record()
     if outside:
-        print(f"warning: {outside} of {len(files)} images have an ELBO below the model's threshold "
+        print(f"cvsuite: warning: {outside} of {len(files)} images have an ELBO below the model's threshold "
               f"{thresh:g} nats: they are unlike the {info.get('data', 'training')} data it learned "
               f"({shape[0]}x{shape[1]} binarised); their components mean little", file=sys.stderr)
     return {"images": len(files), "out": out, "outside": outside, "components": model.active}

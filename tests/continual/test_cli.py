@@ -71,7 +71,7 @@ def test_infer_warns_on_a_photo_outside_the_model(run_cli, trained, tmp_path):
                               "--out", tmp_path / "p.csv"])
     assert code == 0, err
     row = next(csv.DictReader(open(tmp_path / "p.csv")))
-    assert ("warning" in err) == (row["outside_model"] == "1")
+    assert ("cvsuite: warning" in err) == (row["outside_model"] == "1")
 
 
 @pytest.mark.parametrize("name", ["mnist_sequential", "mnist_iid", "mnist_supervised"])
