@@ -30,7 +30,7 @@ if "--debug" not in sys.argv:
 from . import compat  # noqa: F401,E402  (before any app imports basicsr/open3d)
 from .errors import CvsuiteError, UsageError, one_line  # noqa: E402
 
-APP_NAMES = ("sr", "mot", "points", "hand", "scrl", "pretrain", "rl", "videoqa")
+APP_NAMES = ("sr", "mot", "points", "hand", "scrl", "pretrain", "rl", "continual", "videoqa")
 
 
 PROGRAM = "cvsuite"

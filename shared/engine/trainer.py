@@ -88,6 +88,12 @@ class TrainTask(nn.Module, abc.ABC):
         """Optional custom optimizer parameter groups; default: all trainable parameters."""
         return None
 
+    def on_optimizer_ready(self, optimizer: torch.optim.Optimizer) -> None:
+        """Called once the Trainer has built the optimizer (before any checkpoint is loaded): a task
+        that takes extra optimizer steps of its own (e.g. CURL trains a newly added mixture
+        component on a buffer inside ``on_step_end``) keeps a reference here, so those steps share
+        the optimizer state that checkpoints save and resume restores."""
+
     def check_setup(self, cfg: TrainConfig, world_size: int) -> None:
         """Refuse (UsageError) a batch size / process count the objective cannot use, before training.
 
@@ -150,7 +156,9 @@ class Trainer:
 
     def __init__(self, cfg: TrainConfig, task: TrainTask, dataset: Dataset,
                  collate_fn: Callable[[list[Any]], Any] | None = None, full_config: Any = None,
-                 guard: OutputGuard | None = None) -> None:
+                 guard: OutputGuard | None = None, shuffle: bool = True) -> None:
+        """``shuffle=False`` keeps the dataset's order (epoch after epoch): for streams whose order is
+        the experiment, e.g. continual learning where the dataset lists the samples in stream order."""
         if cfg.max_steps <= 0 or cfg.batch_size <= 0:
             raise UsageError("train.max_steps and train.batch_size must be positive")
         self.cfg = cfg
@@ -174,10 +182,11 @@ class Trainer:
                 self.task, device_ids=[self.device.index] if self.device.type == "cuda" else None,
                 find_unused_parameters=cfg.find_unused_parameters)
         self.optimizer = build_optimizer(cfg, self.task)
+        self.task.on_optimizer_ready(self.optimizer)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lr_multiplier(cfg.scheduler, cfg.max_steps, cfg.warmup_steps, cfg.min_lr_ratio))
         self.sampler = ResumableBatchSampler(len(dataset), cfg.batch_size, cfg.seed,  # type: ignore[arg-type]
-                                             self.dist.rank, self.dist.world_size)
+                                             self.dist.rank, self.dist.world_size, shuffle=shuffle)
         self.loader = DataLoader(SeededDataset(dataset, cfg.seed), batch_sampler=self.sampler,
                                  num_workers=cfg.num_workers, collate_fn=collate_fn,
                                  pin_memory=self.device.type == "cuda",

@@ -7,6 +7,7 @@ from .curl import CURLLoss
 from .hcl import HCLLoss
 from .infonce import InfoNCE
 from .instance_track import InstanceToTrackLoss
+from .mixture_elbo import MixtureELBO, bernoulli_log_prob, diag_gaussian_kl
 from .moco import MoCoQueue
 from .momentum import cosine_momentum, make_momentum_copy, momentum_update
 from .ntxent import NTXentLoss
@@ -17,7 +18,8 @@ from .wmse import WMSELoss, whiten_blocks
 
 __all__ = [
     "AdCoBank", "AdCoLoss", "BYOLLoss", "BidirectionalContrastiveLoss", "ConditionalContrastiveLoss", "CURLLoss", "HCLLoss", "InfoNCE", "InstanceToTrackLoss",
-    "LossInputError", "MoCoQueue", "NTXentLoss", "SupConLoss", "WMSELoss", "WhiteningError",
-    "c51_loss", "c51_project", "sac_actor_loss", "sac_alpha_loss", "sac_critic_loss", "sac_target",
-    "squashed_gaussian_log_prob", "cosine_momentum", "make_momentum_copy", "momentum_update", "whiten_blocks",
+    "LossInputError", "MixtureELBO", "MoCoQueue", "NTXentLoss", "SupConLoss", "WMSELoss", "WhiteningError",
+    "bernoulli_log_prob", "c51_loss", "c51_project", "diag_gaussian_kl", "sac_actor_loss", "sac_alpha_loss",
+    "sac_critic_loss", "sac_target", "squashed_gaussian_log_prob", "cosine_momentum", "make_momentum_copy",
+    "momentum_update", "whiten_blocks",
 ]

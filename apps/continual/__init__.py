@@ -1,0 +1,1 @@
+"""CURL: continual unsupervised representation learning (Rao et al. 2019)."""
