@@ -42,9 +42,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--mano", help="your MANO_RIGHT.pkl: also train a MANO head (778 vertices) (mano=)")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("infer", help="keypoints of hand crops: OUT/<stem>.json + OUT/<stem>_skeleton.png")
-    p.add_argument("images", nargs="+", help="image files or folders of hand crops")
+    p = sub.add_parser("infer", help="hand keypoints in photos of any size: OUT/<stem>.json + OUT/<stem>_skeleton.png")
+    p.add_argument("images", nargs="+", help="image files or folders (hand crops, or photos with --box)")
     p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--box", help="x,y,w,h: the hand's box in input pixels (same for every image); default: "
+                                 "the whole image, padded to a square (aspect kept)")
+    p.add_argument("--min-confidence", type=float, default=0.5,
+                   help="warn when the hand score is below this (default 0.5)")
     p.add_argument("--weights", help="keypoint regressor (.safetensors); default: the shipped one")
     p.add_argument("--mano", help="MANO_RIGHT.pkl for a regressor trained with --mano (adds 778 vertices)")
     add_force_arg(p)
@@ -185,12 +189,20 @@ def cmd_infer(args: argparse.Namespace) -> int:
 
     from .infer import infer_images
 
+    import sys
+
+    from .infer import parse_box
+
+    box = parse_box(args.box) if args.box else None
+    if not 0 <= args.min_confidence <= 1:
+        raise UsageError(f"--min-confidence must be within 0..1, got {args.min_confidence}")
     paths = _image_paths(args.images)
     guard = OutputGuard(inputs=[*args.images, args.weights, args.mano], force=args.force)
     guard.add_inputs(*paths)
     out = guard.directory(args.out)
     net, size = load_regressor(args.weights, args.mano)
-    records = infer_images(net, size, paths, out, guard)
+    records = infer_images(net, size, paths, out, guard, box, args.min_confidence,
+                           warn=lambda line: print(line, file=sys.stderr))
     guard.record()
     print(f"{len(records)} images -> {out} (<stem>.json, <stem>_skeleton.png)")
     return 0

@@ -36,13 +36,23 @@ PARTNERS = ("same", "view", "time")
 
 
 def parse_positives(spec: str) -> tuple[dict[str, float], float]:
-    """``"a+b+c"`` -> ({same: 1, view: 1, time: 0}, bg_swap=1.0). ``a`` is implied (augmentation)."""
+    """``"a+b+c"`` -> ({same: 0.25, view: 0.75, time: 0}, bg_swap=1.0). ``a`` is implied (augmentation).
+
+    As contra-hand mixes pairs: with another view (c) and/or frame (d) in play, 25 % of the pairs are
+    two augmentations of the same image and 75 % use the other view / frame (split evenly between c
+    and d); without them every pair is ``same``."""
     letters = [p.strip().lower() for p in spec.split("+") if p.strip()]
     bad = [p for p in letters if p not in ("a", "b", "c", "d")]
     if bad or not letters:
         raise UsageError(f"positives must be letters a, b, c, d joined by '+', got {spec!r}")
-    weights = {"same": 1.0 if ("a" in letters or "b" in letters) else 0.0,
-               "view": 1.0 if "c" in letters else 0.0, "time": 1.0 if "d" in letters else 0.0}
+    others = [k for k, letter in (("view", "c"), ("time", "d")) if letter in letters]
+    weights = {"same": 0.0, "view": 0.0, "time": 0.0}
+    if others:
+        for k in others:
+            weights[k] = 0.75 / len(others)
+        weights["same"] = 0.25 if ("a" in letters or "b" in letters) else 0.0
+    else:
+        weights["same"] = 1.0
     return weights, 1.0 if "b" in letters else 0.0
 
 
@@ -86,6 +96,16 @@ def resize_u8(img: np.ndarray, size: int) -> np.ndarray:
     return cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
 
 
+def soft_mask(mask: np.ndarray, size: int) -> np.ndarray:
+    """A hand mask eroded by one pixel and smoothed at its own resolution, then resized: float (size, size).
+    Erosion drops the green-screen fringe JPEG leaves at the edge before the hand is composited."""
+    import cv2
+
+    m = cv2.erode(mask.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(np.float32)
+    m = cv2.GaussianBlur(m, (3, 3), 0.8)
+    return cv2.resize(m, (size, size), interpolation=cv2.INTER_AREA)
+
+
 class HanCoImages:
     """All images of some HanCo sequences in memory at ``size`` px (uint8), with masks and green-screen
     foregrounds when ``with_foreground``; index = position in ``samples``."""
@@ -99,13 +119,13 @@ class HanCoImages:
             raise CvsuiteError(f"{ds.root}: no images in sequences {sequences}")
         self.index = {s: i for i, s in enumerate(self.samples)}
         self.images = np.stack([resize_u8(ds.read_image(*s, self.variant), size) for s in self.samples])
-        self.foreground = self.masks = None
+        self.foreground = self.masks = self.alpha = None
         if with_foreground:
             if "rgb" not in ds.variants or not (ds.root / "mask_hand").is_dir():
                 raise CvsuiteError(f"{ds.root}: background swap (b) needs rgb/ and mask_hand/")
             self.foreground = np.stack([resize_u8(ds.read_image(*s, "rgb"), size) for s in self.samples])
-            masks = [resize_u8(ds.read_mask(*s).astype(np.uint8) * 255, size) for s in self.samples]
-            self.masks = np.stack(masks) > 127
+            self.alpha = np.stack([soft_mask(ds.read_mask(*s), size) for s in self.samples]).astype(np.float32)
+            self.masks = self.alpha > 0.5
         self.neighbours = ({seq: neighbour_cameras(ds.calib(seq, ds.frames[seq][0]).M) for seq in sequences}
                            if isinstance(ds, HanCo) else {})
 
@@ -137,15 +157,17 @@ class FreiHANDSource:
         return self.fh.view(index)
 
 
-def open_labelled(root: str | Path, size: int, sequences: str = "") -> "HanCoImages":
+def open_labelled(root: str | Path, size: int, sequences: str = "", with_foreground: bool = False) -> "HanCoImages":
     """HanCo root (``sequences`` as in :func:`select_sequences`), or a FreiHAND root
-    (``training_xyz.json`` present: its training split)."""
+    (``training_xyz.json`` present: its training split). ``with_foreground``: also the green-screen
+    hands and masks when the root has ``rgb/`` and ``mask_hand/`` (for re-compositing)."""
     root = Path(root)
     if (root / "training_xyz.json").is_file():
         source = FreiHANDSource(root, "training")
         return HanCoImages(source, source.sequences, size)  # type: ignore[arg-type]
     ds = HanCo(root)
-    return HanCoImages(ds, select_sequences(ds.sequences, sequences), size)
+    fg = with_foreground and "rgb" in ds.variants and (ds.root / "mask_hand").is_dir()
+    return HanCoImages(ds, select_sequences(ds.sequences, sequences), size, with_foreground=fg)
 
 
 class PairSampler:
@@ -180,8 +202,8 @@ class PairSampler:
         """The image (uint8 HWC); with probability ``bg_swap`` its hand over a random real background."""
         if self.bg_swap > 0 and rng.random() < self.bg_swap:
             bg = self.backgrounds[int(rng.integers(len(self.backgrounds)))]
-            m = self.images.masks[index][..., None]
-            return np.where(m, self.images.foreground[index], bg)
+            a = self.images.alpha[index][..., None]  # eroded + smoothed mask: no green fringe
+            return np.round(self.images.foreground[index] * a + bg * (1 - a)).astype(np.uint8)
         return self.images.images[index]
 
 
@@ -191,25 +213,35 @@ def background_pool(size: int, count: int, seed: int) -> np.ndarray:
 
 
 def augment(img: np.ndarray, strength: float = 1.0) -> torch.Tensor:
-    """MoCo v2-style augmentation of a uint8 HWC image -> float CHW in [0, 1] (global RNGs, seeded per
-    sample): random resized crop (area 50-100 %), colour jitter (p 0.8), grey (p 0.2), blur (p 0.5)."""
+    """The paper's pretraining augmentation of a uint8 HWC image -> float CHW in [0, 1] (global RNGs,
+    seeded per sample): random resized crop (area 20-100 %, aspect 3/4-4/3), rotation (+-10 degrees),
+    horizontal flip (p 0.5), colour jitter (p 0.8: brightness, contrast, saturation 0.4, hue 0.1),
+    grey (p 0.2), Gaussian blur (p 0.5). ``strength`` < 1 narrows crop area, jitter and blur."""
     import cv2
 
     size = img.shape[0]
-    scale = np.random.uniform(1 - 0.5 * strength, 1.0)
+    scale = np.random.uniform(1 - 0.8 * strength, 1.0)
     ratio = np.exp(np.random.uniform(np.log(3 / 4), np.log(4 / 3)))
     h = int(round(min(size, size * np.sqrt(scale / ratio))))
     w = int(round(min(size, size * np.sqrt(scale * ratio))))
     y0, x0 = np.random.randint(0, size - h + 1), np.random.randint(0, size - w + 1)
-    x = cv2.resize(np.ascontiguousarray(img[y0:y0 + h, x0:x0 + w]), (size, size),
-                   interpolation=cv2.INTER_LINEAR).astype(np.float32) / 255.0
+    x = cv2.resize(np.ascontiguousarray(img[y0:y0 + h, x0:x0 + w]), (size, size), interpolation=cv2.INTER_LINEAR)
+    angle = np.random.uniform(-10, 10)
+    rot = cv2.getRotationMatrix2D(((size - 1) / 2, (size - 1) / 2), angle, 1.0)
+    x = cv2.warpAffine(x, rot, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+    if np.random.rand() < 0.5:
+        x = x[:, ::-1]
+    x = np.ascontiguousarray(x).astype(np.float32) / 255.0
     if np.random.rand() < 0.8:
         b, c, s = 1 + strength * 0.4 * np.random.uniform(-1, 1, 3)
-        x = x * b
+        x = np.clip(x * b, 0, 1)
         mean = x.mean()
-        x = (x - mean) * c + mean
+        x = np.clip((x - mean) * c + mean, 0, 1)
         grey = x @ np.array([0.299, 0.587, 0.114], np.float32)
-        x = (x - grey[..., None]) * s + grey[..., None]
+        x = np.clip((x - grey[..., None]) * s + grey[..., None], 0, 1)
+        hsv = cv2.cvtColor(np.ascontiguousarray(x, np.float32), cv2.COLOR_RGB2HSV)  # float: hue in degrees
+        hsv[..., 0] = (hsv[..., 0] + 360 * strength * 0.1 * np.random.uniform(-1, 1)) % 360
+        x = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
     if np.random.rand() < 0.2:
         x = np.repeat((x @ np.array([0.299, 0.587, 0.114], np.float32))[..., None], 3, axis=2)
     if np.random.rand() < 0.5 * strength:
@@ -245,9 +277,10 @@ class PretrainConfig:
     backbone: str = "resnet10_small"
     width: int = 16
     proj_dim: int = 128
-    queue_size: int = 1024
-    momentum: float = 0.99
+    queue_size: int = 65536
+    momentum: float = 0.999
     temperature: float = 0.2
+    bn_groups: int = 4              # shuffle-BN: batch-norm groups (MoCo: one per GPU), keys shuffled across them
     backgrounds: int = 96           # pool of real-photo crops for the background swap
     num_threads: int = 0
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
@@ -255,8 +288,23 @@ class PretrainConfig:
         warmup_steps=20, log_every=25, ckpt_every=100, tensorboard=False))
 
 
+def grouped_forward(net: torch.nn.Module, x: torch.Tensor, groups: int,
+                    perm: torch.Tensor | None = None) -> torch.Tensor:
+    """``net`` over ``x`` in ``groups`` separate chunks (batch-norm statistics per chunk, as on separate
+    GPUs); with ``perm`` the samples are shuffled across the chunks first and the outputs put back in the
+    original order - MoCo's shuffle-BN on one device."""
+    if perm is not None:
+        x = x[perm]
+    groups = max(1, min(groups, len(x) // 2))  # batch norm needs >= 2 samples per chunk
+    out = torch.cat([net(chunk) for chunk in x.chunk(groups)])
+    if perm is not None:
+        out = out[torch.argsort(perm)]
+    return out
+
+
 class MoCoTask(TrainTask):
-    """MoCo v2: query encoder + projector, momentum key copy, shared key queue, symmetrised InfoNCE."""
+    """MoCo: query encoder + projector, momentum key copy, shared key queue (both views' keys enqueued),
+    symmetrised InfoNCE, shuffle-BN (query and key batch norm over different sample groups)."""
 
     def __init__(self, cfg: PretrainConfig) -> None:
         super().__init__()
@@ -265,6 +313,7 @@ class MoCoTask(TrainTask):
         self.queue = MoCoQueue(cfg.proj_dim, cfg.queue_size)
         self.loss_fn = moco_loss(cfg.temperature)
         self.momentum = cfg.momentum
+        self.bn_groups = cfg.bn_groups
         self._keys: torch.Tensor | None = None
 
     def param_groups(self) -> list[dict[str, Any]]:
@@ -272,13 +321,13 @@ class MoCoTask(TrainTask):
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         x = normalise(torch.cat([batch["view1"], batch["view2"]]))
-        q = self.net(x)
+        q = grouped_forward(self.net, x, self.bn_groups)
         with torch.no_grad():
-            k = self.key_net(x)
+            k = grouped_forward(self.key_net, x, self.bn_groups, torch.randperm(len(x)))
         q0, q1 = q.chunk(2)
         k0, k1 = k.chunk(2)
         loss = symmetric_moco(self.loss_fn, (q0, q1), (k0, k1), self.queue.negatives())
-        self._keys = k1.detach()
+        self._keys = torch.cat([k0, k1]).detach()
         with torch.no_grad():
             pos = (F.normalize(q0, dim=1) * F.normalize(k1, dim=1)).sum(1).mean()
         return {"loss": loss, "pos_cos": pos}
@@ -333,11 +382,14 @@ def _stamp(path: str | Path, metadata: dict[str, str]) -> None:
 # ---- fine-tuning ------------------------------------------------------------------------------------
 
 class LabelledHands(torch.utils.data.Dataset):
-    """Labelled images: uv (crop units), root-relative 3-D (ref-bone units); repeated to ``min_length``."""
+    """Labelled images: uv (crop units), root-relative 3-D (ref-bone units), ``has_hand``; repeated to
+    ``min_length``. With ``augment`` each item is a fresh :func:`apps.hand.augment.augment_sample`
+    (re-framed, mirrored, new background when masks exist, occluded, blurred, JPEG) and a fraction
+    ``negative_rate`` of items are hand-free background crops (``has_hand = 0``)."""
 
-    def __init__(self, images: HanCoImages, indices: np.ndarray, augment_colour: bool = True,
-                 min_length: int = 0) -> None:
-        self.images, self.indices, self.augment_colour = images, np.asarray(indices), augment_colour
+    def __init__(self, images: HanCoImages, indices: np.ndarray, augment: bool = True,
+                 min_length: int = 0, backgrounds: np.ndarray | None = None, negative_rate: float = 0.1) -> None:
+        self.images, self.indices, self.augment = images, np.asarray(indices), augment
         ds = images.ds
         self.uv = np.zeros((len(images.samples), 21, 2), np.float32)
         self.xyz = np.zeros((len(images.samples), 21, 3), np.float32)
@@ -353,20 +405,30 @@ class LabelledHands(torch.utils.data.Dataset):
             self.scale[i], self.xyz_cam[i], self.K[i] = s, view["xyz_cam"], view["K"]
         self.side = side
         self.length = max(len(self.indices), min_length)
+        self.backgrounds = backgrounds if backgrounds is not None else background_pool(images.size, 64, 0)
+        self.negative_rate = negative_rate if augment else 0.0
 
     def __len__(self) -> int:
         return self.length
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        from .augment import appearance, augment_sample
+
         idx = int(self.indices[i % len(self.indices)])
-        img = self.images.images[idx]
-        if self.augment_colour:
-            x = torch.from_numpy(img).permute(2, 0, 1).float() / 255.0
-            b, c = 1 + 0.3 * np.random.uniform(-1, 1), 1 + 0.3 * np.random.uniform(-1, 1)
-            x = ((x * b - (x * b).mean()) * c + (x * b).mean()).clamp(0, 1)
-        else:
-            x = torch.from_numpy(img).permute(2, 0, 1).float() / 255.0
-        return {"image": x, "uv": torch.from_numpy(self.uv[idx]), "xyz": torch.from_numpy(self.xyz[idx])}
+        img, uv, xyz, has_hand = self.images.images[idx], self.uv[idx], self.xyz[idx], 1.0
+        if self.augment:
+            rng = np.random.default_rng(np.random.randint(2**31))
+            bg = self.backgrounds[int(rng.integers(len(self.backgrounds)))]
+            patch = self.backgrounds[int(rng.integers(len(self.backgrounds)))]
+            if rng.random() < self.negative_rate:
+                img, has_hand = appearance(bg, rng.uniform(0, img.shape[0], (21, 2)), rng, patch), 0.0
+            else:
+                fg = self.images.foreground[idx] if self.images.foreground is not None else None
+                mask = self.images.alpha[idx] if self.images.alpha is not None else None
+                img, uv, xyz = augment_sample(img, uv, xyz, rng, bg, patch, fg, mask)
+        x = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float() / 255.0
+        return {"image": x, "uv": torch.from_numpy(np.asarray(uv, np.float32)),
+                "xyz": torch.from_numpy(np.asarray(xyz, np.float32)), "has_hand": torch.tensor(has_hand)}
 
 
 @dataclass
@@ -382,7 +444,9 @@ class FinetuneConfig:
     backbone: str = "resnet10_small"
     width: int = 16
     hidden: int = 256
-    head: str = "pooled"            # pooled (global average pool) | spatial (1x1 conv + flattened 4x4 map)
+    head: str = "heatmap"           # heatmap (soft-argmax + location maps) | pooled (global pool + MLP) | spatial
+    augment: bool = True            # re-framing, mirroring, new backgrounds, occluders, blur, JPEG (apps/hand/augment.py)
+    negative_rate: float = 0.1      # fraction of hand-free background crops (teach the presence score)
     w2d: float = 1.0
     w3d: float = 1.0
     mano: str = ""                  # MANO_RIGHT.pkl: add a MANO head (pose/shape -> 778 vertices)
@@ -401,7 +465,7 @@ class KeypointTask(TrainTask):
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         pred = self.net(normalise(batch["image"]))
-        out = keypoint_loss(pred, batch["uv"], batch["xyz"], self.w2d, self.w3d)
+        out = keypoint_loss(pred, batch["uv"], batch["xyz"], self.w2d, self.w3d, batch.get("has_hand"))
         if "joints" in pred:  # MANO joints, root-relative, in units of their own reference bone
             out["loss_mano"] = mano_joint_loss(pred["joints"], batch["xyz"])
             out["loss"] = out["loss"] + self.wmano * out["loss_mano"]
@@ -440,9 +504,11 @@ def finetune(cfg: FinetuneConfig, images: HanCoImages | None = None) -> dict[str
 
         mano_model = load_mano(cfg.mano)  # a bad MANO file fails before any data is read
     if images is None:
-        images = open_labelled(cfg.data, cfg.image_size, cfg.sequences)
+        images = open_labelled(cfg.data, cfg.image_size, cfg.sequences, with_foreground=cfg.augment)
     idx = labelled_subset(len(images.samples), cfg.label_fraction, cfg.label_seed)
-    dataset = LabelledHands(images, idx, min_length=cfg.train.batch_size * 8)
+    dataset = LabelledHands(images, idx, cfg.augment, min_length=cfg.train.batch_size * 8,
+                            backgrounds=background_pool(cfg.image_size, 96, cfg.label_seed),
+                            negative_rate=cfg.negative_rate)
     torch.manual_seed(cfg.train.seed)
     net = KeypointNet(cfg.backbone, cfg.width, cfg.hidden, mano_model, cfg.head)
     if cfg.init not in ("", "random"):
