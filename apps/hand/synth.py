@@ -10,7 +10,7 @@
 * **Cameras** = 8 at the corners of a cube around the hand looking at its centre (neighbours share
   a cube edge), ``K`` and world->camera ``M`` written to ``calib/`` exactly as HanCo stores them.
 * Images: ``rgb/`` on a green screen, ``mask_hand/``, ``rgb_merged/`` composited over real photos
-  (scikit-image / matplotlib samples) and ``rgb_homogeneous/`` over a flat colour.
+  (scikit-image / matplotlib samples) and ``rgb_homo/`` over a flat colour (HanCo's folder names).
 """
 from __future__ import annotations
 
@@ -367,7 +367,7 @@ def write_sequence(root: Path, seq_index: int, seed: int, cfg: SynthConfig, is_t
             rgb = np.clip(rgb + rng.normal(0, 0.01, rgb.shape), 0, 1)
             flat = np.broadcast_to(rng.uniform(0, 1, 3), rgb.shape)
             for variant, img in (("rgb", rgb), ("rgb_merged", composite(rgb, mask, background_crop(rng, cfg.size, backgrounds=backgrounds))),
-                                 ("rgb_homogeneous", composite(rgb, mask, flat))):
+                                 ("rgb_homo", composite(rgb, mask, flat))):
                 write_image(root / variant / seq / f"cam{c}" / f"{name}.jpg", _to_u8(img))
             write_image(root / "mask_hand" / seq / f"cam{c}" / f"{name}.jpg", mask.astype(np.uint8) * 255)
     return {"is_train": [is_train] * cfg.frames, "is_valid": [True] * cfg.frames,
@@ -378,7 +378,7 @@ def sequence_files(root: Path, seq_index: int, cfg: SynthConfig) -> list[Path]:
     """Every file :func:`write_sequence` writes for one sequence (for the output guard)."""
     seq = f"{seq_index:04d}"
     files = [root / sub / seq / f"{f:08d}.json" for sub in ("calib", "xyz", "shape") for f in range(cfg.frames)]
-    files += [root / v / seq / f"cam{c}" / f"{f:08d}.jpg" for v in ("rgb", "rgb_merged", "rgb_homogeneous", "mask_hand")
+    files += [root / v / seq / f"cam{c}" / f"{f:08d}.jpg" for v in ("rgb", "rgb_merged", "rgb_homo", "mask_hand")
               for c in range(cfg.cameras) for f in range(cfg.frames)]
     return files
 

@@ -108,23 +108,30 @@ def soft_mask(mask: np.ndarray, size: int) -> np.ndarray:
 
 class HanCoImages:
     """All images of some HanCo sequences in memory at ``size`` px (uint8), with masks and green-screen
-    foregrounds when ``with_foreground``; index = position in ``samples``."""
+    foregrounds when ``with_foreground`` (for the sequences that have ``mask_hand/``; ``has_fg`` says
+    which); index = position in ``samples``. ``labelled`` / ``split``: see :meth:`HanCo.samples`."""
 
     def __init__(self, ds: HanCo, sequences: list[str], size: int, variant: str = "rgb_merged",
-                 with_foreground: bool = False) -> None:
+                 with_foreground: bool = False, labelled: bool = False, split: str = "all") -> None:
         self.ds, self.size = ds, size
         self.variant = variant if variant in ds.variants else ds.variants[0]
-        self.samples = ds.samples(sequences)
+        self.samples = ds.samples(sequences, labelled=labelled, split=split) if isinstance(ds, HanCo) else ds.samples(sequences)
         if not self.samples:
-            raise CvsuiteError(f"{ds.root}: no images in sequences {sequences}")
+            what = "labelled frames (has_fit and is_valid in meta.json)" if labelled else "images"
+            raise CvsuiteError(f"{ds.root}: no {what} in sequences {sequences[0]}..{sequences[-1]} (split {split})")
         self.index = {s: i for i, s in enumerate(self.samples)}
         self.images = np.stack([resize_u8(ds.read_image(*s, self.variant), size) for s in self.samples])
         self.foreground = self.masks = self.alpha = None
+        self.has_fg = np.zeros(len(self.samples), bool)
         if with_foreground:
-            if "rgb" not in ds.variants or not (ds.root / "mask_hand").is_dir():
-                raise CvsuiteError(f"{ds.root}: background swap (b) needs rgb/ and mask_hand/")
-            self.foreground = np.stack([resize_u8(ds.read_image(*s, "rgb"), size) for s in self.samples])
-            self.alpha = np.stack([soft_mask(ds.read_mask(*s), size) for s in self.samples]).astype(np.float32)
+            self.has_fg = np.array([isinstance(ds, HanCo) and ds.has_mask(s[0]) for s in self.samples])
+            if not self.has_fg.any():
+                raise CvsuiteError(f"{ds.root}: background swap (b) needs rgb/ and mask_hand/ (no sequence has them)")
+            self.foreground = self.images.copy()
+            self.alpha = np.zeros(self.images.shape[:3], np.float32)
+            for i in np.nonzero(self.has_fg)[0]:
+                self.foreground[i] = resize_u8(ds.read_image(*self.samples[i], "rgb"), size)
+                self.alpha[i] = soft_mask(ds.read_mask(*self.samples[i]), size)
             self.masks = self.alpha > 0.5
         self.neighbours = ({seq: neighbour_cameras(ds.calib(seq, ds.frames[seq][0]).M) for seq in sequences}
                            if isinstance(ds, HanCo) else {})
@@ -157,17 +164,20 @@ class FreiHANDSource:
         return self.fh.view(index)
 
 
-def open_labelled(root: str | Path, size: int, sequences: str = "", with_foreground: bool = False) -> "HanCoImages":
-    """HanCo root (``sequences`` as in :func:`select_sequences`), or a FreiHAND root
-    (``training_xyz.json`` present: its training split). ``with_foreground``: also the green-screen
-    hands and masks when the root has ``rgb/`` and ``mask_hand/`` (for re-compositing)."""
+def open_labelled(root: str | Path, size: int, sequences: str = "", with_foreground: bool = False,
+                  split: str = "train") -> "HanCoImages":
+    """HanCo root (``sequences`` as in :func:`select_sequences`; only frames with a valid fit, of
+    ``split`` by meta.json's ``is_train``), or a FreiHAND root (``training_xyz.json`` present: its
+    training split). ``with_foreground``: also the green-screen hands and masks of the sequences that
+    have ``rgb/`` and ``mask_hand/`` (for re-compositing)."""
     root = Path(root)
     if (root / "training_xyz.json").is_file():
         source = FreiHANDSource(root, "training")
         return HanCoImages(source, source.sequences, size)  # type: ignore[arg-type]
     ds = HanCo(root)
-    fg = with_foreground and "rgb" in ds.variants and (ds.root / "mask_hand").is_dir()
-    return HanCoImages(ds, select_sequences(ds.sequences, sequences), size, with_foreground=fg)
+    chosen = select_sequences(ds.sequences, sequences)
+    fg = with_foreground and any(ds.has_mask(s) for s in chosen)
+    return HanCoImages(ds, chosen, size, with_foreground=fg, labelled=True, split=split)
 
 
 class PairSampler:
@@ -200,7 +210,7 @@ class PairSampler:
 
     def image(self, index: int, rng: np.random.Generator) -> np.ndarray:
         """The image (uint8 HWC); with probability ``bg_swap`` its hand over a random real background."""
-        if self.bg_swap > 0 and rng.random() < self.bg_swap:
+        if self.bg_swap > 0 and rng.random() < self.bg_swap and self.images.has_fg[index]:
             bg = self.backgrounds[int(rng.integers(len(self.backgrounds)))]
             a = self.images.alpha[index][..., None]  # eroded + smoothed mask: no green fringe
             return np.round(self.images.foreground[index] * a + bg * (1 - a)).astype(np.uint8)
@@ -423,8 +433,8 @@ class LabelledHands(torch.utils.data.Dataset):
             if rng.random() < self.negative_rate:
                 img, has_hand = appearance(bg, rng.uniform(0, img.shape[0], (21, 2)), rng, patch), 0.0
             else:
-                fg = self.images.foreground[idx] if self.images.foreground is not None else None
-                mask = self.images.alpha[idx] if self.images.alpha is not None else None
+                fg = self.images.foreground[idx] if self.images.has_fg[idx] else None
+                mask = self.images.alpha[idx] if self.images.has_fg[idx] else None
                 img, uv, xyz = augment_sample(img, uv, xyz, rng, bg, patch, fg, mask)
         x = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float() / 255.0
         return {"image": x, "uv": torch.from_numpy(np.asarray(uv, np.float32)),
