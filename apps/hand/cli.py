@@ -68,6 +68,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--pred", required=True, help="pred.json: [xyz_list, verts_list]")
     p.add_argument("--json", help="write all scores here (default: print only)")
     p.add_argument("--plot", help="PCK curve PNG (default: next to --json as <name>_pck.png)")
+    p.add_argument("--txt", help="also write scores.txt exactly as the official eval.py does")
     p.add_argument("--split", default="evaluation", choices=("evaluation", "training"))
     add_force_arg(p)
     p.set_defaults(func=cmd_eval)
@@ -226,10 +227,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from shared.guard import OutputGuard
 
-    from .evaluate import evaluate, format_scores, load_ground_truth, load_prediction, plot_pck, write_json
+    from .evaluate import (evaluate, format_scores, load_ground_truth, load_prediction, plot_pck, write_json,
+                           write_scores_txt)
 
     guard = OutputGuard(inputs=[args.gt, args.pred], force=args.force)
     out_json = guard.file(args.json) if args.json else None
+    out_txt = guard.file(args.txt) if args.txt else None
     plot = args.plot or (str(Path(args.json).with_name(Path(args.json).stem + "_pck.png")) if args.json else None)
     out_plot = guard.file(plot) if plot else None
     xyz_gt, verts_gt = load_ground_truth(args.gt, args.split)
@@ -238,6 +241,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     print(format_scores(scores))
     if out_json:
         write_json(scores, out_json)
+    if out_txt:
+        write_scores_txt(scores, out_txt)
     if out_plot:
         plot_pck(scores, out_plot)
     guard.record()

@@ -170,7 +170,8 @@ def evaluate(xyz_gt: np.ndarray, verts_gt: np.ndarray, xyz_pred: list, verts_pre
                       mesh_al_mean3d=100 * me_al["mean"], mesh_al_auc3d=me_al["auc"])
         curves.update(mesh=me, mesh_al=me_al)
     else:
-        scores.update(mesh_mean3d=-1.0, mesh_auc3d=-1.0, mesh_al_mean3d=-1.0, mesh_al_auc3d=-1.0)
+        # the official eval.py sets -1.0 and then writes the means x 100 to scores.txt: -100 placeholders
+        scores.update(mesh_mean3d=-100.0, mesh_auc3d=-1.0, mesh_al_mean3d=-100.0, mesh_al_auc3d=-1.0)
     f_raw_m, f_al_m = np.mean(f_raw, 0), np.mean(f_al, 0)
     for j, t in enumerate(F_THRESHOLDS):
         scores[f"f_score_{round(t * 1000)}"] = float(f_raw_m[j])
@@ -252,6 +253,15 @@ def format_scores(scores: dict[str, Any]) -> str:
     keys = ["xyz_mean3d", "xyz_auc3d", "xyz_al_mean3d", "xyz_al_auc3d", "mesh_mean3d", "mesh_auc3d",
             "mesh_al_mean3d", "mesh_al_auc3d", "f_score_5", "f_al_score_5", "f_score_15", "f_al_score_15"]
     return "\n".join(f"{k}: {scores[k]:.6f}" for k in keys)
+
+
+SCORES_TXT_ORDER = ("xyz_mean3d", "xyz_auc3d", "xyz_al_mean3d", "xyz_al_auc3d", "mesh_mean3d", "mesh_auc3d",
+                    "mesh_al_mean3d", "mesh_al_auc3d", "f_score_5", "f_al_score_5", "f_score_15", "f_al_score_15")
+
+
+def write_scores_txt(scores: dict[str, Any], path: str | Path) -> None:
+    """``scores.txt`` line for line as the official ``eval.py`` writes it (``name: %f``, means in cm)."""
+    Path(path).write_text("".join(f"{k}: {scores[k]:f}\n" for k in SCORES_TXT_ORDER))
 
 
 def write_json(scores: dict[str, Any], path: str | Path) -> None:
