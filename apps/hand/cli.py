@@ -33,6 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = sub.add_parser("pretrain", help="MoCo v2 pretraining with positives a/b/c/d (augment, background swap, view, time)")
     add_run_args(p, data_help="HanCo root (data=)")
     p.add_argument("--positives", help="e.g. a, a+b, a+b+c, a+b+c+d (positives=)")
+    p.add_argument("--backgrounds", help="folder of background photos for the swap (b), e.g. HanCo_rnd_backgrounds "
+                                         "(backgrounds_dir=); default: photos bundled with scikit-image/matplotlib")
     p.set_defaults(func=cmd_pretrain)
 
     p = sub.add_parser("train", help="fine-tune the keypoint regressor (few labels) from random init or a pretrained encoder")
@@ -40,6 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--init", help="'random' or a pretrained encoder .safetensors (init=)")
     p.add_argument("--labels", type=float, help="fraction of labelled images used, e.g. 0.01 (label_fraction=)")
     p.add_argument("--mano", help="your MANO_RIGHT.pkl: also train a MANO head (778 vertices) (mano=)")
+    p.add_argument("--backgrounds", help="folder of background photos the hands are composited over (backgrounds_dir=)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("infer", help="hand keypoints in photos of any size: OUT/<stem>.json + OUT/<stem>_skeleton.png")
@@ -119,8 +122,8 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 
     from .train import PretrainConfig, pretrain
 
-    cfg = config_from_args(PretrainConfig, args, {**RUN_FLAGS, "positives": "positives"})
-    guard = OutputGuard(inputs=[cfg.data], force=args.force)
+    cfg = config_from_args(PretrainConfig, args, {**RUN_FLAGS, "positives": "positives", "backgrounds": "backgrounds_dir"})
+    guard = OutputGuard(inputs=[cfg.data, cfg.backgrounds_dir or None], force=args.force)
     _run_outputs(guard, cfg.train.out_dir, cfg.train.resume)
     summary = pretrain(cfg)
     guard.record()
@@ -133,11 +136,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from .train import FinetuneConfig, finetune
 
-    cfg = config_from_args(FinetuneConfig, args, {**RUN_FLAGS, "init": "init", "labels": "label_fraction", "mano": "mano"})
+    cfg = config_from_args(FinetuneConfig, args, {**RUN_FLAGS, "init": "init", "labels": "label_fraction", "mano": "mano",
+                                                  "backgrounds": "backgrounds_dir"})
     init = None if cfg.init in ("", "random") else cfg.init
     if init and not Path(init).is_file():
         raise CvsuiteError(f"{init}: pretrained encoder file not found")
-    guard = OutputGuard(inputs=[cfg.data, init, cfg.mano or None], force=args.force)
+    guard = OutputGuard(inputs=[cfg.data, init, cfg.mano or None, cfg.backgrounds_dir or None], force=args.force)
     _run_outputs(guard, cfg.train.out_dir, cfg.train.resume)
     summary = finetune(cfg)
     guard.record()

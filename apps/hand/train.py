@@ -217,9 +217,28 @@ class PairSampler:
         return self.images.images[index]
 
 
-def background_pool(size: int, count: int, seed: int) -> np.ndarray:
+def read_background_folder(folder: str | Path) -> list[np.ndarray]:
+    """Every image of a user's background folder (e.g. HanCo's ``HanCo_rnd_backgrounds``) as uint8 RGB;
+    one error line when the folder is missing or holds no image (unreadable files are errors too)."""
+    from shared.data.images import list_images
+
+    from .infer import read_rgb_u8
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise CvsuiteError(f"{folder}: background folder not found")
+    paths = list_images(folder, recursive=True)
+    if not paths:
+        raise CvsuiteError(f"{folder}: no images in this background folder")
+    return [read_rgb_u8(p) for p in paths]
+
+
+def background_pool(size: int, count: int, seed: int, folder: str | Path | None = None) -> np.ndarray:
+    """``count`` random square crops (uint8, ``size`` px) of the photos in ``folder``, or by default of the
+    real photos bundled with scikit-image / matplotlib."""
     rng = np.random.default_rng(seed)
-    return np.stack([np.round(background_crop(rng, size, PHOTOS) * 255).astype(np.uint8) for _ in range(count)])
+    photos = read_background_folder(folder) if folder else None
+    return np.stack([np.round(background_crop(rng, size, PHOTOS, photos) * 255).astype(np.uint8) for _ in range(count)])
 
 
 def augment(img: np.ndarray, strength: float = 1.0) -> torch.Tensor:
@@ -292,6 +311,7 @@ class PretrainConfig:
     temperature: float = 0.2
     bn_groups: int = 4              # shuffle-BN: batch-norm groups (MoCo: one per GPU), keys shuffled across them
     backgrounds: int = 96           # pool of real-photo crops for the background swap
+    backgrounds_dir: str = ""       # folder of background photos (HanCo_rnd_backgrounds); "" = bundled photos
     num_threads: int = 0
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
         out_dir="runs/hand_pretrain", max_steps=300, batch_size=64, lr=2e-3, weight_decay=1e-4,
@@ -363,7 +383,7 @@ def build_pair_sampler(cfg: PretrainConfig, ds: HanCo | None = None) -> PairSamp
     if cfg.bg_swap >= 0:
         bg = cfg.bg_swap
     images = HanCoImages(ds, select_sequences(ds.sequences, cfg.sequences), cfg.image_size, with_foreground=bg > 0)
-    pool = background_pool(cfg.image_size, cfg.backgrounds, cfg.train.seed) if bg > 0 else None
+    pool = background_pool(cfg.image_size, cfg.backgrounds, cfg.train.seed, cfg.backgrounds_dir or None) if bg > 0 else None
     return PairSampler(images, weights, bg, pool)
 
 
@@ -457,6 +477,7 @@ class FinetuneConfig:
     head: str = "heatmap"           # heatmap (soft-argmax + location maps) | pooled (global pool + MLP) | spatial
     augment: bool = True            # re-framing, mirroring, new backgrounds, occluders, blur, JPEG (apps/hand/augment.py)
     negative_rate: float = 0.1      # fraction of hand-free background crops (teach the presence score)
+    backgrounds_dir: str = ""       # folder of background photos for re-compositing; "" = bundled photos
     w2d: float = 1.0
     w3d: float = 1.0
     mano: str = ""                  # MANO_RIGHT.pkl: add a MANO head (pose/shape -> 778 vertices)
@@ -517,7 +538,7 @@ def finetune(cfg: FinetuneConfig, images: HanCoImages | None = None) -> dict[str
         images = open_labelled(cfg.data, cfg.image_size, cfg.sequences, with_foreground=cfg.augment)
     idx = labelled_subset(len(images.samples), cfg.label_fraction, cfg.label_seed)
     dataset = LabelledHands(images, idx, cfg.augment, min_length=cfg.train.batch_size * 8,
-                            backgrounds=background_pool(cfg.image_size, 96, cfg.label_seed),
+                            backgrounds=background_pool(cfg.image_size, 96, cfg.label_seed, cfg.backgrounds_dir or None),
                             negative_rate=cfg.negative_rate)
     torch.manual_seed(cfg.train.seed)
     net = KeypointNet(cfg.backbone, cfg.width, cfg.hidden, mano_model, cfg.head)

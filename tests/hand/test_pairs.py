@@ -119,3 +119,20 @@ def test_shuffle_bn_keys_see_other_batch_mates():
     assert torch.equal(q[:, 0], x[:, 0]) and torch.equal(k[:, 0], x[:, 0])   # order restored
     assert (q[:, 1] != k[:, 1]).float().mean() > 0.9                          # different batch mates
     assert len(set(q[:, 1].tolist())) == groups                               # query: 4 groups of 8
+
+
+def test_background_pool_from_a_user_folder(tmp_path):
+    """--backgrounds DIR: crops come from the user's photos (here two flat colours), not the bundled ones."""
+    from apps.hand.train import background_pool
+    from shared.data.images import write_image
+    from shared.errors import CvsuiteError
+
+    write_image(tmp_path / "bg" / "red.png", np.full((40, 60, 3), (200, 10, 10), np.uint8))
+    write_image(tmp_path / "bg" / "sub" / "blue.png", np.full((50, 30, 3), (10, 10, 200), np.uint8))
+    pool = background_pool(16, 20, seed=0, folder=tmp_path / "bg")
+    assert pool.shape == (20, 16, 16, 3)
+    colours = {tuple(int(v) for v in crop.reshape(-1, 3).mean(0).round()) for crop in pool}
+    assert colours == {(200, 10, 10), (10, 10, 200)}
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CvsuiteError, match="no images in this background folder"):
+        background_pool(16, 2, 0, tmp_path / "empty")
