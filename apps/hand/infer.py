@@ -133,7 +133,7 @@ def read_rgb_u8(path: Path) -> np.ndarray:
 
 
 def crop_square(img: np.ndarray, box: tuple[float, float, float, float] | None, size: int,
-                margin: float = 1.3) -> tuple[np.ndarray, tuple[float, float, float]]:
+                margin: float = 1.8) -> tuple[np.ndarray, tuple[float, float, float]]:
     """A ``size`` x ``size`` crop of ``img`` (any size) and its frame ``(x0, y0, side)`` in input pixels.
 
     ``box`` = (x, y, w, h): a square of side ``margin * max(w, h)`` centred on it; None: the whole image
