@@ -137,7 +137,7 @@ def finetune_config(data: Path, head: str, init: str | None, frac: float, seed: 
                          num_threads=1, head=head)
     cfg.train.out_dir = str(fresh(out))
     cfg.train.max_steps, cfg.train.seed, cfg.train.progress = steps, seed, False
-    cfg.train.ckpt_every = steps
+    cfg.train.ckpt_every, cfg.train.lr, cfg.train.scheduler = steps, 2e-3, "cosine"
     return cfg
 
 

@@ -62,7 +62,7 @@ def hanco_targets(images: HanCoImages) -> dict[str, np.ndarray]:
     for sample in images.samples:
         view = ds.camera_view(*sample)
         rel.append(view["xyz_cam"] - view["xyz_cam"][0])
-        uv.append(view["uv"] * images.size / side)
+        uv.append((view["uv"] + 0.5) * images.size / side - 0.5)  # pixel centres at integers in both
         scale.append(reference_scale(view["xyz_cam"]))
     return {"rel": np.stack(rel), "uv": np.stack(uv), "scale": np.array(scale), "side": side}
 
@@ -266,11 +266,11 @@ def predict_freihand(net: KeypointNet, size: int, root: Path, split: str = "eval
     xyz_list, verts_list = [], []
     for start in range(0, len(paths), 256):
         chunk = paths[start:start + 256]
-        imgs = [read_rgb_u8(p) for p in chunk]
-        pred = predict(net, np.stack([resize_u8(im, size) for im in imgs]), with_mesh=mesh)
-        for k, (im, u, r) in enumerate(zip(imgs, pred[0], pred[1])):
+        crops, frames = zip(*(crop_square(read_rgb_u8(p), None, size) for p in chunk))  # padded, never squashed
+        pred = predict(net, np.stack(crops), with_mesh=mesh)
+        for k, (frame, u, r) in enumerate(zip(frames, pred[0], pred[1])):
             i = start + k
-            xyz = absolute_xyz(u * np.array([im.shape[1], im.shape[0]]), r * scale[i], K[i])
+            xyz = absolute_xyz(crop_to_input(u, frame, size), r * scale[i], K[i])
             xyz_list.append(xyz.tolist())
             verts_list.append((pred[2][k] * scale[i] + xyz[0]).tolist() if mesh else xyz.tolist())
     return xyz_list, verts_list

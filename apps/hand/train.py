@@ -430,7 +430,8 @@ class LabelledHands(torch.utils.data.Dataset):
         for i in self.indices:
             view = ds.camera_view(*images.samples[i])
             s = reference_scale(view["xyz_cam"])
-            self.uv[i] = view["uv"] / side
+            # crop units of the stored (resized) image, pixel centres at integers: (uv + .5) * size / side - .5
+            self.uv[i] = ((view["uv"] + 0.5) * images.size / side - 0.5) / images.size
             self.xyz[i] = (view["xyz_cam"] - view["xyz_cam"][0]) / s
             self.scale[i], self.xyz_cam[i], self.K[i] = s, view["xyz_cam"], view["K"]
         self.side = side
