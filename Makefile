@@ -4,7 +4,7 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
-DEPS_HASH := $(shell cat requirements.txt constraints.txt pyproject.toml tools/install_detectron2.py | sha256sum | cut -c1-16)
+DEPS_HASH := $(shell cat requirements.txt requirements-nodeps.txt constraints.txt pyproject.toml tools/install_detectron2.py tools/link_libusb.py | sha256sum | cut -c1-16)
 STAMP  := $(VENV)/.installed-$(DEPS_HASH)
 PIP    := $(BIN)/python -m pip --disable-pip-version-check
 
@@ -12,12 +12,14 @@ PIP    := $(BIN)/python -m pip --disable-pip-version-check
 
 install: $(STAMP)
 
-$(STAMP): requirements.txt constraints.txt pyproject.toml tools/install_detectron2.py
+$(STAMP): requirements.txt requirements-nodeps.txt constraints.txt pyproject.toml tools/install_detectron2.py tools/link_libusb.py
 	@echo "== installing cvsuite into $(VENV) (torch 2.14.1 pinned through constraints.txt)"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@rm -f $(VENV)/.installed-*
 	$(PIP) install -q -c constraints.txt -r requirements.txt
+	$(PIP) install -q -c constraints.txt --no-deps -r requirements-nodeps.txt
 	$(PIP) install -q -c constraints.txt --no-deps --no-build-isolation -e .
+	$(BIN)/python tools/link_libusb.py       # open3d importable by any script in the venv
 	$(BIN)/python tools/install_detectron2.py  # detectron2 (pb1-detectron2 sdist, patched; see the script)
 	@touch $@
 

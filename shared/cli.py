@@ -135,13 +135,80 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Any], dict[str, s
     return parser, modules, problems
 
 
-def _version(module_name: str) -> str:
-    try:
-        from importlib.metadata import version
+# What doctor reports: import name -> what the suite uses it for. Versions are read from the
+# distribution that provides the import (``open3d`` comes from ``open3d-cpu``, ``cv2`` from
+# ``opencv-contrib-python-headless``), so the report names what is really importable.
+DOCTOR_MODULES = ("torchvision", "numpy", "scipy", "safetensors", "basicsr", "motmetrics", "trackeval", "lap",
+                  "cv2", "imageio_ffmpeg", "skimage", "sklearn", "open3d", "trimesh", "h5py", "pycocotools",
+                  "lightly", "detectron2", "dm_control", "mujoco", "gymnasium", "ale_py")
 
-        return version(module_name)
-    except Exception:
+
+def module_report(import_name: str) -> str:
+    """``VERSION (distribution)`` of an importable module without importing it, or ``not installed``."""
+    import importlib.metadata as md
+    import importlib.util
+
+    if importlib.util.find_spec(import_name) is None:
         return "not installed"
+    dists = md.packages_distributions().get(import_name, [])
+    dists = sorted(dists, key=lambda d: d.replace("-", "_").lower() != import_name.lower())  # own name first
+    for dist in dists:
+        try:
+            version = md.version(dist)
+        except md.PackageNotFoundError:
+            continue
+        return version if dist.replace("-", "_").lower() == import_name.lower() else f"{version} ({dist})"
+    return "installed (version unknown)"
+
+
+def _open3d_plain_import() -> str:
+    """Whether ``import open3d`` works in a plain script of this Python (no cvsuite shim)."""
+    import importlib.util
+    import subprocess
+
+    if importlib.util.find_spec("open3d") is None:
+        return "not installed"
+    proc = subprocess.run([sys.executable, "-c", "import open3d"], capture_output=True, text=True, timeout=120)
+    if proc.returncode == 0:
+        return "yes"
+    last = (proc.stderr.strip().splitlines() or ["?"])[-1]
+    return (f"no ({last}); inside cvsuite it works (shared/compat.py preloads libusb); for your own scripts run "
+            f"`python tools/link_libusb.py` once or `apt-get install libusb-1.0-0`")
+
+
+def capability_report(modules: dict[str, Any]) -> dict[str, str]:
+    """Back-ends, detectors and weights the apps can use here (each app may add ``doctor() -> dict``)."""
+    report: dict[str, str] = {}
+    try:
+        from .data.video import ffmpeg_exe
+
+        report["H.264 video (ffmpeg from imageio-ffmpeg)"] = f"yes ({Path(ffmpeg_exe()).name})"
+    except CvsuiteError as exc:
+        report["H.264 video (ffmpeg from imageio-ffmpeg)"] = f"no: {one_line(exc)}"
+    report["open3d in your own scripts"] = _open3d_plain_import()
+    for name in APP_NAMES:
+        hook = getattr(modules.get(name), "doctor", None)
+        if hook is None:
+            continue
+        try:
+            report.update({f"{name}: {key}": value for key, value in hook().items()})
+        except Exception as exc:  # a failing check is a finding, not a crash
+            report[f"{name}: check"] = f"failed ({type(exc).__name__}: {one_line(exc)})"
+    return report
+
+
+def weights_report() -> dict[str, str]:
+    """Each shipped weight file of ``weights/MANIFEST.json``: present (sha256 matches) or what is wrong."""
+    from .weights import read_manifest, shipped_weight
+
+    report = {}
+    for name in sorted(read_manifest()):
+        try:
+            shipped_weight(name)
+            report[name] = "ok"
+        except CvsuiteError as exc:
+            report[name] = one_line(exc)
+    return report
 
 
 def run_doctor(modules: dict[str, Any], problems: dict[str, str], as_json: bool) -> int:
@@ -155,10 +222,9 @@ def run_doctor(modules: dict[str, Any], problems: dict[str, str], as_json: bool)
         "cuda_devices": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())],
         "threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
-        "packages": {name: _version(name) for name in (
-            "torchvision", "numpy", "scipy", "safetensors", "basicsr", "motmetrics", "trackeval", "lap",
-            "opencv-python", "scikit-image", "scikit-learn", "open3d-cpu", "open3d", "pycocotools", "lightly",
-            "pb1-detectron2")},
+        "packages": {name: module_report(name) for name in DOCTOR_MODULES},
+        "capabilities": capability_report(modules),
+        "weights": weights_report(),
         "apps": {**{name: "usable" for name in modules}, **problems},
     }
     if as_json:
@@ -167,8 +233,15 @@ def run_doctor(modules: dict[str, Any], problems: dict[str, str], as_json: bool)
     print(f"python {report['python']} on {report['platform']}")
     print(f"torch {report['torch']}  CUDA: {'yes ' + str(report['cuda_devices']) if report['cuda'] else 'no'}  "
           f"threads: {report['threads']} (cpus: {report['cpu_count']})")
+    print("packages (import name: version, distribution when it differs):")
     for name, ver in report["packages"].items():
-        print(f"  {name:<14} {ver}")
+        print(f"  {name:<15} {ver}")
+    print("capabilities:")
+    for name, value in report["capabilities"].items():
+        print(f"  {name}: {value}")
+    print("shipped weights:")
+    for name, value in report["weights"].items():
+        print(f"  {name:<36} {value}")
     print("apps:")
     for name in APP_NAMES:
         print(f"  {name:<9} {report['apps'][name]}")

@@ -35,12 +35,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--objective", choices=("i2t", "i2i"), help="i2t = instance-to-track, i2i = baseline (objective=)")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("track", help="track a sequence directory or a video")
-    p.add_argument("--seq", required=True, help="MOTChallenge sequence directory or video file")
+    p = sub.add_parser("track", help="track a sequence directory, a folder of frames or a video")
+    p.add_argument("--seq", required=True,
+                   help="MOTChallenge sequence directory (with seqinfo.ini), a plain folder of frames, or a video file")
+    p.add_argument("--fps", type=float, default=30.0,
+                   help="frame rate of a plain folder of frames (default 30; sequences and videos carry their own)")
     p.add_argument("--out", required=True, help="result file (MOTChallenge rows), e.g. RES/SEQ.txt")
     p.add_argument("--det", help="detections file (default: SEQ/det/det.txt)")
-    p.add_argument("--detector", help="torchvision detection model name (instead of --det)")
-    p.add_argument("--detector-weights", help="local weights file of --detector")
+    p.add_argument("--detector",
+                   help="detector instead of --det: 'hog' (OpenCV's HOG people detector: offline, no weights, weak) "
+                        "or a torchvision detection model name (needs --detector-weights)")
+    p.add_argument("--detector-weights", help="local weights file of a torchvision --detector")
+    p.add_argument("--hog-upscale", type=float, default=1.5,
+                   help="--detector hog: upscale frames by this first (people under ~130 px are missed at 1; default 1.5)")
     p.add_argument("--detector-class", type=int, default=1, help="class id to keep (COCO person = 1)")
     p.add_argument("--weights", help="embedding weights (.safetensors); default: the shipped full-label weights")
     p.add_argument("--no-appearance", action="store_true",
@@ -130,13 +137,18 @@ def cmd_track(args: argparse.Namespace) -> int:
     from shared.guard import OutputGuard
 
     from .data import MOTSequence, open_source, write_mot_txt
-    from .infer import VIDEO_OUT_SUFFIXES, TorchvisionDetector, load_detections, track
+    from .infer import VIDEO_OUT_SUFFIXES, HogDetector, TorchvisionDetector, load_detections, track
 
     if args.det and args.detector:
         raise UsageError("give either --det or --detector, not both")
-    if bool(args.detector) != bool(args.detector_weights):
-        raise UsageError("--detector and --detector-weights go together")
-    source = open_source(args.seq)
+    use_hog = args.detector == "hog"
+    if args.detector and not use_hog and not args.detector_weights:
+        raise UsageError(f"--detector {args.detector} needs --detector-weights PATH (or use --detector hog, no weights)")
+    if args.detector_weights and (not args.detector or use_hog):
+        raise UsageError("--detector-weights goes with a torchvision --detector NAME")
+    if not (0.25 <= args.hog_upscale <= 4.0):
+        raise UsageError(f"--hog-upscale must be between 0.25 and 4, got {args.hog_upscale}")
+    source = open_source(args.seq, args.fps)
     is_seq = isinstance(source, MOTSequence)
     # every output is checked against every input before any work starts
     guard = OutputGuard(inputs=[args.seq, args.det, args.weights, args.detector_weights], force=args.force)
@@ -154,24 +166,43 @@ def cmd_track(args: argparse.Namespace) -> int:
                            f"embeddings need; pass --no-appearance to track from the detections alone")
     num_frames = source.info.length if is_seq else None
     det = detector = None
-    if args.detector:
+    if use_hog:
+        detector = HogDetector(upscale=args.hog_upscale)
+    elif args.detector:
         detector = TorchvisionDetector(args.detector, args.detector_weights, args.detector_class, device=args.device)
     else:
         det_path = Path(args.det) if args.det else (source.det_path if is_seq else None)
         if det_path is None:
-            raise UsageError("a video needs --det FILE or --detector NAME --detector-weights PATH")
+            raise UsageError("a video or a folder of frames needs --det FILE or --detector hog "
+                             "(or a torchvision --detector NAME --detector-weights PATH)")
         if not det_path.is_file():
             raise CvsuiteError(f"{det_path}: detections file not found (give --det or --detector)")
         det = load_detections(det_path, num_frames)
     cfg = tracker_config(appearance, args.set)
     embedder = resolve_embedder(args.weights, args.device) if appearance else None
+    if det is not None:
+        warn_if_all_filtered(det, cfg, det_path)
     result = track(source, det=det, detector=detector, embedder=embedder, cfg=cfg, save_video=args.save_video,
-                   guard=guard)
+                   guard=guard, progress=True)
     write_mot_txt(out, result, kind="res")
     guard.record()
     mode = "motion-only" if embedder is None else "motion+appearance"
     print(f"{source.name}: {len(result)} boxes, {len(set(result.ids.tolist()))} tracks ({mode}) -> {out}")
     return 0
+
+
+def warn_if_all_filtered(det, cfg, path: Path) -> None:
+    """One warning line when no detection of the file can reach the tracker (e.g. MOT15 confidences of -1)."""
+    if len(det) and not (det.conf >= cfg.low_thresh).any():
+        print(f"cvsuite mot: warning: all {len(det)} detections in {path} have confidence "
+              f"{det.conf.min():g}..{det.conf.max():g}, below low_thresh={cfg.low_thresh:g}: no track can start; "
+              f"set thresholds on this file's confidence scale with --set low_thresh=... high_thresh=... "
+              f"new_track_thresh=...",
+              file=sys.stderr)
+    elif len(det) and not (det.conf >= cfg.new_track_thresh).any():
+        print(f"cvsuite mot: warning: all {len(det)} detections in {path} have confidence below "
+              f"new_track_thresh={cfg.new_track_thresh:g} (max {det.conf.max():g}): no track can start; "
+              f"lower it with --set new_track_thresh=... high_thresh=...", file=sys.stderr)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -189,12 +220,21 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def doctor() -> dict[str, str]:
+    """What ``cvsuite doctor`` reports for this app: the offline detector."""
+    import cv2
+
+    hog = hasattr(cv2, "HOGDescriptor") and hasattr(cv2, "HOGDescriptor_getDefaultPeopleDetector")
+    return {"--detector hog (OpenCV HOG people detector)": "yes" if hog else
+            "no: this OpenCV lacks HOGDescriptor (install opencv-contrib-python-headless)"}
+
+
 def demo(out_dir: Path) -> dict:
     """Generate one small synthetic sequence, track it with the shipped weights, score it, draw ids."""
     from shared.weights import shipped_weight
 
     from .data import MOTSequence, write_mot_txt
-    from .evaluate import evaluate_tables
+    from .evaluate import as_reported, evaluate_tables
     from .infer import track
     from .model import Embedder
     from .synth import SynthConfig, write_sequence
@@ -209,5 +249,6 @@ def demo(out_dir: Path) -> dict:
     motion = track(seq, det=seq.det(), cfg=TrackerConfig(appearance=False))
     m = evaluate_tables({seq.name: (seq.gt(), result, len(seq))})["overall"]
     m0 = evaluate_tables({seq.name: (seq.gt(), motion, len(seq))})["overall"]
-    return {"sequence": seq.name, "MOTA": m["MOTA"], "IDF1": m["IDF1"], "HOTA": m["HOTA"], "IDSW": m["IDSW"],
-            "motion_only_IDF1": m0["IDF1"], "motion_only_IDSW": m0["IDSW"], "video": str(out_dir / "tracks.mp4")}
+    m, m0 = as_reported(m), as_reported(m0)  # percent, as `mot eval` and the README
+    return {"sequence": seq.name, "MOTA_%": m["MOTA"], "IDF1_%": m["IDF1"], "HOTA_%": m["HOTA"], "IDSW": m["IDSW"],
+            "motion_only_IDF1_%": m0["IDF1"], "motion_only_IDSW": m0["IDSW"], "video": str(out_dir / "tracks.mp4")}

@@ -351,6 +351,48 @@ class MOTSequence:
             yield f, self.read_frame(f)
 
 
+class FrameFolder:
+    """A plain folder of frames (no ``seqinfo.ini``): images sorted by name, 1-based frame numbers.
+
+    People often have a video already split into ``000001.jpg, ...``; the frame rate (used for the
+    drawn video and ``max_lost`` in frames) comes from ``--fps``. Every frame must have the first
+    frame's size (a tracker's boxes live in one pixel grid).
+    """
+
+    def __init__(self, path: str | Path, frame_rate: float = 30.0):
+        from shared.data.images import list_images
+
+        self.path = Path(path)
+        self.files = list_images(self.path)
+        if not self.files:
+            raise CvsuiteError(f"{self.path}: no seqinfo.ini and no image files: not a MOTChallenge sequence "
+                               f"or a folder of frames")
+        if not (math.isfinite(frame_rate) and frame_rate > 0):
+            raise CvsuiteError(f"--fps must be a positive number, got {frame_rate}")
+        self.frame_rate = float(frame_rate)
+        self._size: tuple[int, int] | None = None
+
+    @property
+    def name(self) -> str:
+        return self.path.resolve().name
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def frames(self) -> Iterator[tuple[int, np.ndarray]]:
+        from shared.data.images import read_image
+
+        for index, path in enumerate(self.files, start=1):
+            rgb = np.clip(np.rint(read_image(path).rgb * 255.0), 0, 255).astype(np.uint8)
+            size = rgb.shape[1], rgb.shape[0]
+            if self._size is None:
+                self._size = size
+            elif size != self._size:
+                raise CvsuiteError(f"{path}: frame is {size[0]}x{size[1]} but {self.files[0].name} is "
+                                   f"{self._size[0]}x{self._size[1]} (all frames of a folder must have one size)")
+            yield index, rgb
+
+
 class VideoSource:
     """Frames of a video file through ``cv2.VideoCapture`` (RGB, 1-based frame numbers)."""
 
@@ -391,11 +433,13 @@ class VideoSource:
             raise CvsuiteError(f"{self.path}: video has no decodable frames")
 
 
-def open_source(path: str | Path) -> MOTSequence | VideoSource:
-    """A sequence directory (with seqinfo.ini) or a video file."""
+def open_source(path: str | Path, fps: float = 30.0) -> MOTSequence | FrameFolder | VideoSource:
+    """A sequence directory (with seqinfo.ini), a plain folder of frames (frame rate ``fps``) or a video file."""
     path = Path(path)
     if path.is_dir():
-        return MOTSequence.open(path)
+        if (path / "seqinfo.ini").is_file():
+            return MOTSequence.open(path)
+        return FrameFolder(path, fps)
     if path.suffix.lower() in VIDEO_SUFFIXES:
         return VideoSource(path)
     if not path.exists():

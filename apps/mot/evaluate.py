@@ -185,8 +185,20 @@ def evaluate_dirs(gt_root: str | Path, res_root: str | Path, benchmark: str = "a
     return evaluate_tables(pairs, benchmark)
 
 
+PERCENT_KEYS = ("MOTA", "IDF1", "HOTA", "DetA", "AssA")
+UNITS = {"MOTA IDF1 HOTA DetA AssA": "percent (as the MOTChallenge devkit and TrackEval print them)",
+         "MOTP": "mean 1 - IoU of matched boxes (motmetrics' distance; lower is better)",
+         "IDSW FP FN MT ML Frag": "counts"}
+
+
+def as_reported(values: dict) -> dict:
+    """A copy of one metrics row with the ratio metrics in percent: the one unit the CLI, JSON, demo
+    and README use for the MOT family (internally they stay fractions, as motmetrics/TrackEval return them)."""
+    return {k: (100.0 * float(v) if k in PERCENT_KEYS else v) for k, v in values.items()}
+
+
 def format_table(metrics: dict) -> str:
-    """A fixed-width text table (percentages for ratios)."""
+    """A fixed-width text table (ratio metrics in percent, see :data:`UNITS`)."""
     head = f"{'sequence':<22}" + "".join(f"{c:>7}" for c in COLUMNS)
     lines = [head]
     rows = list(metrics["sequences"].items()) + [("OVERALL", metrics["overall"])]
@@ -194,7 +206,7 @@ def format_table(metrics: dict) -> str:
         cells = []
         for c in COLUMNS:
             v = vals[c]
-            if c in ("MOTA", "IDF1", "HOTA", "DetA", "AssA"):
+            if c in PERCENT_KEYS:
                 cells.append(f"{100 * v:7.1f}" if math.isfinite(v) else f"{'nan':>7}")
             elif c == "MOTP":
                 cells.append(f"{v:7.3f}" if math.isfinite(v) else f"{'nan':>7}")
@@ -205,6 +217,10 @@ def format_table(metrics: dict) -> str:
 
 
 def write_json(metrics: dict, path: str | Path) -> None:
+    """Metrics as JSON in the reported units (ratios in percent), with the units spelled out."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(metrics, indent=2, default=float), encoding="utf-8")
+    report = {"units": UNITS, "sequences": {name: as_reported(v) for name, v in metrics["sequences"].items()},
+              "overall": as_reported(metrics["overall"])}
+    report.update({k: v for k, v in metrics.items() if k not in report})
+    path.write_text(json.dumps(report, indent=2, default=float), encoding="utf-8")

@@ -205,6 +205,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_probe)
 
 
+def doctor() -> dict[str, str]:
+    """What ``cvsuite doctor`` reports for this app: which renderer draws the PNGs (``--render auto``)."""
+    from .infer import open3d_offscreen_works
+
+    return {"PNG renderer": "open3d offscreen" if open3d_offscreen_works() else
+            "matplotlib (open3d's offscreen renderer does not start here)"}
+
+
 def demo(out_dir: Path) -> dict[str, Any]:
     """A held-out synthetic chair and table: shipped segmenter labels + unsupervised parts, coloured PLY + PNG."""
     from .data import CATEGORIES, CATEGORY_INDEX, category_parts, read_cloud_file

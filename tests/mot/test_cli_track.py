@@ -91,7 +91,7 @@ def test_bad_inputs(run_cli, seq_copy, tmp_path):
                "--detector-weights", code=2)
     _one_error(run_cli, ["mot", "track", "--seq", tmp_path / "nothing.mp4", "--out", out], "not found")
     (seq_copy / "seqinfo.ini").unlink()
-    _one_error(run_cli, ["mot", "track", "--seq", seq_copy, "--out", out], "missing seqinfo.ini")
+    _one_error(run_cli, ["mot", "track", "--seq", seq_copy, "--out", out], "no seqinfo.ini and no image files")
 
 
 def test_bad_weights_file(run_cli, tiny_root, tmp_path):

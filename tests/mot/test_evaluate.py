@@ -82,7 +82,10 @@ def test_eval_cli_on_tud(run_cli, tmp_path):
     assert code == 0, err
     assert "TUD-Campus" in out and "52.6" in out and "55.8" in out
     data = json.loads((tmp_path / "m.json").read_text())
-    assert data["sequences"]["TUD-Stadtmitte"]["IDF1"] == pytest.approx(0.645, abs=5e-4)
+    # one unit for the MOT family everywhere: percent in the table, the JSON and the README
+    assert data["sequences"]["TUD-Stadtmitte"]["IDF1"] == pytest.approx(64.5, abs=0.05)
+    assert data["overall"]["MOTA"] == pytest.approx(55.5, abs=0.05) and "percent" in data["units"]["MOTA IDF1 HOTA DetA AssA"]
+    assert data["sequences"]["TUD-Campus"]["MOTP"] == pytest.approx(0.277, abs=5e-4)  # a distance, not a ratio
     (tmp_path / "res" / "TUD-Campus.txt").unlink()
     code, _, err = run_cli(["mot", "eval", "--gt", tmp_path / "gt", "--res", tmp_path / "res"])
     assert code == 1 and "missing tracker result" in err and len(err.strip().splitlines()) == 1
