@@ -74,22 +74,56 @@ def fresh(path: Path) -> Path:
 
 
 class Cache:
-    """Finished units, saved after each one."""
+    """Finished units, one JSON file each under ``OUT/units/`` (so several bench processes can share the
+    work: a unit is claimed by creating ``<unit>.lock`` exclusively; a lock whose process is gone is
+    taken over)."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.data = json.loads(path.read_text()) if path.is_file() else {}
+    def __init__(self, root: Path) -> None:
+        self.dir = root / "units"
+        self.dir.mkdir(parents=True, exist_ok=True)
+
+    def _file(self, key: str, suffix: str = ".json") -> Path:
+        return self.dir / (key.replace("/", "__").replace(" ", "_").replace("+", "p") + suffix)
+
+    @property
+    def data(self) -> dict:
+        out = {}
+        for f in sorted(self.dir.glob("*.json")):
+            item = json.loads(f.read_text())
+            out[item["key"]] = item["value"]
+        return out
 
     def __contains__(self, key: str) -> bool:
-        return key in self.data
+        return self._file(key).is_file()
 
     def __getitem__(self, key: str):
-        return self.data[key]
+        return json.loads(self._file(key).read_text())["value"]
+
+    def claim(self, key: str) -> bool:
+        """True if this process may compute ``key`` now (not done, not being computed elsewhere)."""
+        if key in self:
+            return False
+        lock = self._file(key, ".lock")
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                os.kill(int(lock.read_text() or 0), 0)
+                return False                     # another live process works on it
+            except (ProcessLookupError, ValueError):
+                lock.unlink(missing_ok=True)     # stale: its process is gone
+                return self.claim(key)
+            except PermissionError:
+                return False
+        with os.fdopen(fd, "w") as handle:
+            handle.write(str(os.getpid()))
+        return True
 
     def put(self, key: str, value) -> None:
-        self.data[key] = value
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.path.write_text(json.dumps(self.data, indent=1))
+        tmp = self._file(key, ".tmp")
+        tmp.write_text(json.dumps({"key": key, "value": value}, indent=1))
+        tmp.replace(self._file(key))
+        self._file(key, ".lock").unlink(missing_ok=True)
         print(json.dumps({key: value}, default=str)[:400], flush=True)
 
 
@@ -176,7 +210,7 @@ def main() -> None:
     torch.set_num_threads(1)
     root = Path(args.out)
     t0 = time.perf_counter()
-    cache = Cache(root / "cache.json")
+    cache = Cache(root)
     fractions = [float(f) for f in args.fractions.split(",")]
     seeds = [int(s) for s in args.seeds.split(",")]
     data = make_data(root, args.frames)
@@ -196,7 +230,7 @@ def main() -> None:
     # 1. estimator choice on the validation split
     for head in HEADS:
         key = f"select/{head}"
-        if key not in cache and time_left():
+        if time_left() and cache.claim(key):
             cfg = finetune_config(data["finetune"], head, None, 0.1, 0, args.finetune_steps, root / f"select_{head}")
             s = finetune(cfg, held("finetune", True))
             net, _ = KeypointNet.from_file(s["weights"])
@@ -209,7 +243,7 @@ def main() -> None:
     # then (a) and (a+b); each unit is cached, so an interrupted run resumes where it stopped
     def pretrain_unit(positives: str) -> None:
         key = f"pretrain/{positives}"
-        if key in cache or not time_left():
+        if not time_left() or not cache.claim(key):
             return
         cfg = PretrainConfig(data=str(data["pretrain"]), positives=positives, num_threads=1,
                              queue_size=4096, momentum=0.99)  # CPU scale (README: official vs ours)
@@ -222,7 +256,7 @@ def main() -> None:
 
     def finetune_unit(label: str, positives: str | None, frac: float, seed: int) -> None:
         key = f"ft/{head}/{label}/{frac}/{seed}"
-        if key in cache or not time_left() or (positives and f"pretrain/{positives}" not in cache):
+        if not time_left() or (positives and f"pretrain/{positives}" not in cache) or not cache.claim(key):
             return
         init = cache[f"pretrain/{positives}"]["weights"] if positives else None
         cfg = finetune_config(data["finetune"], head, init, frac, seed, args.finetune_steps,
@@ -235,7 +269,7 @@ def main() -> None:
     for frac in fractions:
         for seed in seeds:
             key = f"controls/{frac}/{seed}"
-            if key not in cache and time_left():
+            if time_left() and cache.claim(key):
                 idx = labelled_subset(len(held("finetune", True).samples), frac, seed)
                 cache.put(key, {"labelled_images": len(idx), **evaluate_controls(held("finetune", True), idx, held("test"))})
     for group in (ENCODERS[::3], ENCODERS[1:3]):          # (random, a+b+c), then (a, a+b)
@@ -247,7 +281,7 @@ def main() -> None:
                 for label, positives in group:
                     finetune_unit(label, positives, frac, seed)
     # 4. speed
-    if "speed" not in cache and time_left() and f"ft/{head}/random init/{fractions[-1]}/{seeds[0]}" in cache:
+    if time_left() and f"ft/{head}/random init/{fractions[-1]}/{seeds[0]}" in cache and cache.claim("speed"):
         from shared.data.images import bundled_photo, write_image
 
         photo_dir = root / "photos"
