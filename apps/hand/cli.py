@@ -262,7 +262,7 @@ def demo(out_dir: Path) -> dict[str, Any]:
 
     from .data import HanCo
     from .evaluate import evaluate, plot_pck
-    from .infer import draw_skeleton, evaluate_hanco, predict, predict_freihand, write_freihand_eval
+    from .infer import crop_to_input, draw_skeleton, evaluate_hanco, predict, predict_freihand, write_freihand_eval
     from .synth import SynthConfig, generate
     from .train import HanCoImages
 
@@ -279,7 +279,8 @@ def demo(out_dir: Path) -> dict[str, Any]:
     images = HanCoImages(ds, ds.sequences, size)
     metrics = evaluate_hanco(net, images)
     uv, _ = predict(net, images.images[::4])
-    tiles = [draw_skeleton(ds.read_image(*s, "rgb_merged"), u * 128) for s, u in zip(images.samples[::4], uv)]
+    tiles = [draw_skeleton(ds.read_image(*s, "rgb_merged"), crop_to_input(u, (0.0, 0.0, 128.0), size))
+             for s, u in zip(images.samples[::4], uv)]
     write_image(out_dir / "skeletons.png", np.concatenate([np.concatenate(tiles[i:i + 4], 1)
                                                            for i in range(0, len(tiles) - 3, 4)], 0))
     n = write_freihand_eval(out_dir / "freihand", ds, ds.sequences, guard)
