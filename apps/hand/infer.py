@@ -236,8 +236,9 @@ def infer_images(net: KeypointNet, size: int, paths: list[Path], out_dir: Path, 
         keypoint_conf = float(np.mean(joints)) if np.isfinite(joints).all() else float("nan")
         record = {"image": str(p), "width": img.shape[1], "height": img.shape[0], "keypoints": KEYPOINT_NAMES,
                   "uv_px": uv_px.round(2).tolist(), "xyz_root_relative_refbone": x.round(4).tolist(),
-                  "crop_xy_side_px": [round(v, 2) for v in frame], "hand_score": round(score, 4),
-                  "keypoint_confidence": round(keypoint_conf, 4),
+                  "crop_xy_side_px": [round(v, 2) for v in frame],
+                  "hand_score": round(score, 4) if np.isfinite(score) else None,       # None: no presence head
+                  "keypoint_confidence": round(keypoint_conf, 4) if np.isfinite(keypoint_conf) else None,
                   "joint_confidence": [round(float(c), 4) for c in joints] if np.isfinite(joints).all() else None}
         if mesh:
             record["mano_verts_root_relative_refbone"] = pred[2][k].round(5).tolist()
