@@ -200,7 +200,7 @@ def main() -> None:
     ap.add_argument("--out", default="runs/hand_bench")
     ap.add_argument("--frames", type=int, default=16)
     ap.add_argument("--pretrain-steps", type=int, default=300)
-    ap.add_argument("--finetune-steps", type=int, default=250)
+    ap.add_argument("--finetune-steps", type=int, default=600)
     ap.add_argument("--fractions", default="0.01,0.1")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--budget-min", type=float, default=1e9, help="stop starting new units after this many minutes")
