@@ -92,3 +92,4 @@ def test_train_on_freihand_layout(tmp_path, run_cli):
                               "image_size=32", "train.batch_size=4", "train.progress=false", "num_threads=1"])
     assert code == 0, err
     assert json.loads(out.strip().splitlines()[-1])["labelled_images"] == 16
+
