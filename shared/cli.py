@@ -128,7 +128,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Any], dict[str, s
     demo = sub.add_parser("demo", help="run every app's demo on bundled data with shipped weights")
     demo.add_argument("--out", default="cvsuite-demo", help="output folder (default: ./cvsuite-demo)")
     demo.add_argument("--apps", nargs="*", choices=sorted(modules), help="only these apps")
-    demo.set_defaults(func=lambda args: run_demo(Path(args.out), modules, args.apps))
+    demo.add_argument("--force", action="store_true",
+                      help="overwrite existing files in --out that cvsuite did not write (never an input)")
+    demo.set_defaults(func=lambda args: run_demo(Path(args.out), modules, args.apps, args.force))
     doctor = sub.add_parser("doctor", help="report versions, threads, CUDA and which apps are usable")
     doctor.add_argument("--json", action="store_true", help="print the report as JSON")
     doctor.set_defaults(func=lambda args: run_doctor(modules, problems, args.json))
@@ -248,8 +250,14 @@ def run_doctor(modules: dict[str, Any], problems: dict[str, str], as_json: bool)
     return 0
 
 
-def run_demo(out_dir: Path, modules: dict[str, Any], only: list[str] | None) -> int:
-    out_dir.mkdir(parents=True, exist_ok=True)
+def run_demo(out_dir: Path, modules: dict[str, Any], only: list[str] | None, force: bool = False) -> int:
+    """Each app's ``demo(out_dir / app, force=...)``: every file a demo writes is claimed through the
+    output guard, so a file cvsuite did not write is replaced only with ``--force``."""
+    import inspect
+
+    from .guard import OutputGuard
+
+    OutputGuard(force=force).directory(out_dir)
     failures = 0
     for name in APP_NAMES:
         if name not in modules or (only and name not in only) or not hasattr(modules[name], "demo"):
@@ -257,7 +265,9 @@ def run_demo(out_dir: Path, modules: dict[str, Any], only: list[str] | None) -> 
         started = time.perf_counter()
         print(f"== {name} demo ==", flush=True)
         try:
-            result = modules[name].demo(out_dir / name)
+            app_demo = modules[name].demo
+            takes_force = "force" in inspect.signature(app_demo).parameters
+            result = app_demo(out_dir / name, force=force) if takes_force else app_demo(out_dir / name)
         except CvsuiteError as exc:
             failures += 1
             print(f"cvsuite: error: {name} demo: {one_line(exc)}", file=sys.stderr)

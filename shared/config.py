@@ -281,4 +281,6 @@ def save_config(cfg: Any, path: str | Path) -> None:
     """Write the full resolved config as YAML (saved next to every run)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    from .guard import write_atomic
+
+    write_atomic(path, yaml.safe_dump(to_dict(cfg), sort_keys=False))

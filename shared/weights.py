@@ -40,12 +40,12 @@ def save_safetensors(state_dict: dict[str, torch.Tensor], path: str | Path,
     header = json.loads(blob[8:8 + header_len])
     canonical = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
     canonical += b" " * (-len(canonical) % 8)  # the format pads the header with spaces to 8 bytes
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("wb") as handle:
+    from .guard import open_atomic  # a fresh exclusive temp file, renamed over ``path``
+
+    with open_atomic(path, "wb", fsync=True) as handle:
         handle.write(struct.pack("<Q", len(canonical)))
         handle.write(canonical)
         handle.write(blob[8 + header_len:])
-    tmp.replace(path)
 
 
 def _unwrap(obj: Any, path: Path) -> dict[str, torch.Tensor]:

@@ -123,9 +123,9 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     from .train import PretrainConfig, pretrain
 
     cfg = config_from_args(PretrainConfig, args, {**RUN_FLAGS, "positives": "positives", "backgrounds": "backgrounds_dir"})
-    guard = OutputGuard(inputs=[cfg.data, cfg.backgrounds_dir or None], force=args.force)
+    guard = OutputGuard(inputs=[cfg.data, cfg.backgrounds_dir or None, getattr(args, "config", None)], force=args.force)
     _run_outputs(guard, cfg.train.out_dir, cfg.train.resume)
-    summary = pretrain(cfg)
+    summary = pretrain(cfg, guard=guard)
     guard.record()
     print(json.dumps(summary, default=str))
     return 0
@@ -141,9 +141,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     init = None if cfg.init in ("", "random") else cfg.init
     if init and not Path(init).is_file():
         raise CvsuiteError(f"{init}: pretrained encoder file not found")
-    guard = OutputGuard(inputs=[cfg.data, init, cfg.mano or None, cfg.backgrounds_dir or None], force=args.force)
+    guard = OutputGuard(inputs=[cfg.data, init, cfg.mano or None, cfg.backgrounds_dir or None, getattr(args, "config", None)],
+                        force=args.force)
     _run_outputs(guard, cfg.train.out_dir, cfg.train.resume)
-    summary = finetune(cfg)
+    summary = finetune(cfg, guard=guard)
     guard.record()
     print(json.dumps(summary, default=str))
     return 0
@@ -222,7 +223,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     out = guard.file(args.out)
     net, size = load_regressor(args.weights, args.mano)
     xyz, verts = predict_freihand(net, size, Path(args.data), args.split)
-    out.write_text(json.dumps([xyz, verts]))
+    from shared.guard import write_atomic
+
+    write_atomic(out, json.dumps([xyz, verts]))
     guard.record()
     print(f"{len(xyz)} predictions -> {out}")
     return 0
@@ -253,7 +256,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def demo(out_dir: Path) -> dict[str, Any]:
+def demo(out_dir: Path, force: bool = False) -> dict[str, Any]:
     """Held-out synthetic frames (seed 2026): skeleton overlays from the shipped regressor, PA error,
     and the FreiHAND protocol on a small synthetic evaluation split."""
     import numpy as np
@@ -270,7 +273,7 @@ def demo(out_dir: Path) -> dict[str, Any]:
 
     started = time.perf_counter()
     out_dir = Path(out_dir)
-    guard = OutputGuard()
+    guard = OutputGuard(force=force)
     for name in ("skeletons.png", "pck.png", "scores.json"):
         guard.file(out_dir / name)
     net, size = load_regressor(None)
@@ -290,7 +293,9 @@ def demo(out_dir: Path) -> dict[str, Any]:
     fh = FreiHAND(out_dir / "freihand")
     scores = evaluate(fh.xyz(), fh.verts(), xyz, verts)
     plot_pck(scores, out_dir / "pck.png")
-    (out_dir / "scores.json").write_text(json.dumps(scores, indent=2))
+    from shared.guard import write_atomic
+
+    write_atomic(out_dir / "scores.json", json.dumps(scores, indent=2))
     guard.record()
     return {"images": metrics["images"], "pa_mpjpe_mm": metrics["pa_mpjpe_mm"], "pa_auc": metrics["pa_auc"],
             "err2d_px_of_128": metrics["err2d_px"], "freihand_frames": n, "xyz_mean3d_cm": scores["xyz_mean3d"],

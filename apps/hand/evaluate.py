@@ -228,24 +228,43 @@ def load_ground_truth(gt_dir: str | Path, split: str = "evaluation") -> tuple[np
 
 
 def plot_pck(scores: dict[str, Any], path: str | Path) -> None:
-    """PCK curves (raw and aligned; mesh ones when present) as a PNG."""
+    """PCK curves (raw and aligned; mesh ones when present) as a PNG.
+
+    Curves that coincide (e.g. raw and aligned when the prediction is already aligned) are drawn once
+    with both names, never hidden under each other; each curve has its own line style."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5, 4), dpi=120)
-    labels = {"xyz": "keypoints", "xyz_al": "keypoints (aligned)", "mesh": "vertices", "mesh_al": "vertices (aligned)"}
+    labels = {"xyz": "keypoints", "xyz_al": "keypoints, aligned", "mesh": "vertices", "mesh_al": "vertices, aligned"}
+    auc_key = {"xyz": "xyz_auc3d", "xyz_al": "xyz_al_auc3d", "mesh": "mesh_auc3d", "mesh_al": "mesh_al_auc3d"}
+    groups: list[tuple[list[str], dict]] = []
     for key, curve in scores["pck_curves"].items():
-        auc = scores[{"xyz": "xyz_auc3d", "xyz_al": "xyz_al_auc3d", "mesh": "mesh_auc3d", "mesh_al": "mesh_al_auc3d"}[key]]
-        ax.plot(curve["thresholds_cm"], curve["pck"], label=f"{labels[key]} AUC {auc:.3f}")
-    ax.set_xlabel("distance threshold (cm)")
-    ax.set_ylabel("fraction correct")
+        for names, first in groups:
+            if np.allclose(first["pck"], curve["pck"], atol=1e-9) and np.allclose(first["thresholds_cm"],
+                                                                                 curve["thresholds_cm"]):
+                names.append(key)
+                break
+        else:
+            groups.append(([key], curve))
+    fig, ax = plt.subplots(figsize=(6, 4.5), dpi=120)
+    for (names, curve), style in zip(groups, ("-", "--", "-.", ":")):
+        label = " = ".join(f"{labels[k]} (AUC {scores[auc_key[k]]:.3f})" for k in names)
+        ax.plot(curve["thresholds_cm"], curve["pck"], style, linewidth=2, label=label)
+    ax.set_xlabel("threshold (cm): a point is correct when its 3-D error is below it")
+    ax.set_ylabel("PCK: fraction of points correct")
+    ax.set_title(f"FreiHAND protocol, {scores.get('frames', '?')} frames; 'aligned' = after Procrustes "
+                 f"(scale, rotation, translation)", fontsize=8)
+    ax.set_xlim(0, max(max(c["thresholds_cm"]) for _, c in groups))
     ax.set_ylim(0, 1)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
-    fig.savefig(path)
+    from shared.guard import atomic_output
+
+    with atomic_output(path) as tmp:  # a fresh temp file, renamed over the plot
+        fig.savefig(tmp, format=Path(path).suffix.lstrip(".").lower() or "png")
     plt.close(fig)
 
 
@@ -261,8 +280,12 @@ SCORES_TXT_ORDER = ("xyz_mean3d", "xyz_auc3d", "xyz_al_mean3d", "xyz_al_auc3d", 
 
 def write_scores_txt(scores: dict[str, Any], path: str | Path) -> None:
     """``scores.txt`` line for line as the official ``eval.py`` writes it (``name: %f``, means in cm)."""
-    Path(path).write_text("".join(f"{k}: {scores[k]:f}\n" for k in SCORES_TXT_ORDER))
+    from shared.guard import write_atomic
+
+    write_atomic(path, "".join(f"{k}: {scores[k]:f}\n" for k in SCORES_TXT_ORDER))
 
 
 def write_json(scores: dict[str, Any], path: str | Path) -> None:
-    Path(path).write_text(json.dumps(scores, indent=2) + "\n")
+    from shared.guard import write_atomic
+
+    write_atomic(path, json.dumps(scores, indent=2) + "\n")

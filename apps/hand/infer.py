@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from shared.errors import CvsuiteError
+from shared.guard import write_atomic
 
 from .data import BONES, KEYPOINT_NAMES, FreiHAND, HanCo, reference_scale
 from .evaluate import KeypointStats, align_w_scale
@@ -247,7 +248,7 @@ def infer_images(net: KeypointNet, size: int, paths: list[Path], out_dir: Path, 
             warn(f"cvsuite: warning: {p}: no hand found (hand score {score:.2f}); keypoints are a guess{hint}")
         elif keypoint_conf < min_confidence * 0.5:
             warn(f"cvsuite: warning: {p}: low keypoint confidence ({keypoint_conf:.2f}); check the drawing")
-        j.write_text(json.dumps(record) + "\n")
+        write_atomic(j, json.dumps(record) + "\n")
         write_image(png, render_overlay(img, uv_px, frame if box is not None else None))
         records.append(record)
     return records
@@ -280,17 +281,16 @@ def predict_freihand(net: KeypointNet, size: int, root: Path, split: str = "eval
 def write_freihand_eval(root: Path, hanco: HanCo, sequences: list[str], guard) -> int:
     """Re-package HanCo images (rgb_merged) as a FreiHAND ``evaluation`` split (rgb + xyz/K/scale/verts;
     ``verts`` = the 21 keypoints since the synthetic hand has no MANO mesh). Returns the frame count."""
-    import shutil
 
     variant = "rgb_merged" if "rgb_merged" in hanco.variants else hanco.variants[0]
     xyz, K, scale = [], [], []
     samples = hanco.samples(sequences)
     for i, s in enumerate(samples):
         view = hanco.camera_view(*s)
-        shutil.copyfile(hanco.image_path(*s, variant), guard.file(root / "evaluation" / "rgb" / f"{i:08d}.jpg"))
+        guard.write(root / "evaluation" / "rgb" / f"{i:08d}.jpg", Path(hanco.image_path(*s, variant)).read_bytes())
         xyz.append(view["xyz_cam"].tolist())
         K.append(view["K"].tolist())
         scale.append(reference_scale(view["xyz_cam"]))
     for name, obj in (("xyz", xyz), ("K", K), ("scale", scale), ("verts", xyz)):
-        guard.file(root / f"evaluation_{name}.json").write_text(json.dumps(obj))
+        guard.write(root / f"evaluation_{name}.json", json.dumps(obj))
     return len(samples)

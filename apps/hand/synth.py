@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from shared.guard import write_atomic
+
 from .data import NUM_KP, PARENTS
 
 # wrist->joint bone lengths (metres) per finger: thumb, index, middle, ring, pinky
@@ -357,8 +359,7 @@ def write_sequence(root: Path, seq_index: int, seed: int, cfg: SynthConfig, is_t
                                     "global_t": (drift[f] - (rotations[f] @ centre[f, 0])).tolist(),
                                     "side": "left" if left else "right", "skin": skin.tolist()})):
             path = root / sub / seq / f"{name}.json"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(obj))
+            write_atomic(path, json.dumps(obj))
         for c in range(len(K)):
             light = light_dir + rng.normal(0, 0.2, 3)
             rgb, mask, _ = render(centres[f], radii, K[c], M[c], cfg.size, colours, light, ambient, specular)
@@ -398,5 +399,5 @@ def generate(root: str | Path, sequences: int, seed: int, cfg: SynthConfig | Non
         entry = write_sequence(root, k, seed, cfg)
         for key in meta:
             meta[key].append(entry[key])
-    (root / "meta.json").write_text(json.dumps(meta))
+    write_atomic(root / "meta.json", json.dumps(meta))
     return [f"{k:04d}" for k in range(sequences)]

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 from shared.engine import TrainConfig, Trainer, TrainTask
 from shared.errors import CvsuiteError, UsageError
+from shared.guard import OutputGuard
 from shared.losses import MoCoQueue, make_momentum_copy, momentum_update
 
 from .data import HanCo, reference_scale
@@ -387,7 +388,7 @@ def build_pair_sampler(cfg: PretrainConfig, ds: HanCo | None = None) -> PairSamp
     return PairSampler(images, weights, bg, pool)
 
 
-def pretrain(cfg: PretrainConfig) -> dict[str, Any]:
+def pretrain(cfg: PretrainConfig, guard: OutputGuard | None = None) -> dict[str, Any]:
     """MoCo v2 pretraining through the shared engine; the encoder+projector go to model.safetensors."""
     if cfg.num_threads > 0:
         torch.set_num_threads(cfg.num_threads)
@@ -395,7 +396,7 @@ def pretrain(cfg: PretrainConfig) -> dict[str, Any]:
     torch.manual_seed(cfg.train.seed)
     task = MoCoTask(cfg)
     dataset = PretrainPairs(sampler)
-    summary = Trainer(cfg.train, task, dataset, full_config=cfg).fit()
+    summary = Trainer(cfg.train, task, dataset, full_config=cfg, guard=guard).fit()
     _stamp(summary["weights"], {"kind": "moco_encoder", "backbone": cfg.backbone, "width": str(cfg.width),
                                 "positives": cfg.positives, "image_size": str(cfg.image_size)})
     summary["images"] = len(dataset)
@@ -526,7 +527,8 @@ def load_pretrained_encoder(net: KeypointNet, path: str | Path) -> int:
     return len(enc)
 
 
-def finetune(cfg: FinetuneConfig, images: HanCoImages | None = None) -> dict[str, Any]:
+def finetune(cfg: FinetuneConfig, images: HanCoImages | None = None,
+             guard: OutputGuard | None = None) -> dict[str, Any]:
     """Train the keypoint regressor on a fraction of the labelled images of ``cfg.data``."""
     if cfg.num_threads > 0:
         torch.set_num_threads(cfg.num_threads)
@@ -547,7 +549,7 @@ def finetune(cfg: FinetuneConfig, images: HanCoImages | None = None) -> dict[str
         load_pretrained_encoder(net, cfg.init)
     task = KeypointTask(net, cfg.w2d, cfg.w3d)
     task.wmano = cfg.wmano
-    summary = Trainer(cfg.train, task, dataset, full_config=cfg).fit()
+    summary = Trainer(cfg.train, task, dataset, full_config=cfg, guard=guard).fit()
     _stamp(summary["weights"], {"kind": "hand_keypoints", **net.arch, "image_size": str(cfg.image_size),
                                 "init": str(cfg.init), "label_fraction": str(cfg.label_fraction)})
     summary["labelled_images"] = int(len(idx))

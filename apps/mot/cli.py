@@ -71,7 +71,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    from shared.guard import OutputGuard
+    from shared.guard import OutputGuard, is_own_output
 
     from .synth import SynthConfig, generate_dataset, sequence_name
 
@@ -82,10 +82,12 @@ def cmd_synth(args: argparse.Namespace) -> int:
     guard.directory(out)
     for k in range(max(args.seqs, 0)):
         target = out / sequence_name(args.seed, k)
-        if target.exists() and any(target.iterdir()) and not args.force:
+        if target.exists() and not args.force and not all(
+                is_own_output(p) for p in target.rglob("*") if p.is_file() and not p.name.startswith(".cvsuite")):
             raise UsageError(f"output {target} already exists; pass --force to overwrite it")
     cfg = SynthConfig(width=args.width, height=args.height, length=args.length, objects=args.objects)
-    seqs = generate_dataset(out, args.seqs, args.seed, cfg)
+    seqs = generate_dataset(out, args.seqs, args.seed, cfg, claim=guard.file)
+    guard.record()
     for s in seqs:
         print(s)
     return 0
@@ -229,8 +231,9 @@ def doctor() -> dict[str, str]:
             "no: this OpenCV lacks HOGDescriptor (install opencv-contrib-python-headless)"}
 
 
-def demo(out_dir: Path) -> dict:
+def demo(out_dir: Path, force: bool = False) -> dict:
     """Generate one small synthetic sequence, track it with the shipped weights, score it, draw ids."""
+    from shared.guard import OutputGuard
     from shared.weights import shipped_weight
 
     from .data import MOTSequence, write_mot_txt
@@ -241,11 +244,17 @@ def demo(out_dir: Path) -> dict:
     from .tracker import TrackerConfig
 
     out_dir = Path(out_dir)
-    seq = MOTSequence.open(write_sequence(out_dir / "data", seed=2026, index=0, cfg=SynthConfig(length=60)))
+    guard = OutputGuard(force=force)
+    guard.directory(out_dir)
+    for path in (out_dir / "tracks.mp4", out_dir / "results" / "SYN2026-00.txt"):
+        guard.file(path)  # before any work
+    seq = MOTSequence.open(write_sequence(out_dir / "data", seed=2026, index=0, cfg=SynthConfig(length=60),
+                                          claim=guard.file))
     embedder = Embedder.from_file(shipped_weight(SHIPPED_FULL))
     result = track(seq, det=seq.det(), embedder=embedder, cfg=TrackerConfig(),
-                   save_video=out_dir / "tracks.mp4")
-    write_mot_txt(out_dir / "results" / f"{seq.name}.txt", result)
+                   save_video=guard.file(out_dir / "tracks.mp4"))
+    write_mot_txt(guard.file(out_dir / "results" / f"{seq.name}.txt"), result)
+    guard.record()
     motion = track(seq, det=seq.det(), cfg=TrackerConfig(appearance=False))
     m = evaluate_tables({seq.name: (seq.gt(), result, len(seq))})["overall"]
     m0 = evaluate_tables({seq.name: (seq.gt(), motion, len(seq))})["overall"]

@@ -218,9 +218,9 @@ def write_mot_txt(path: str | Path, table: MOTTable, kind: str = "res") -> None:
             lines.append(f"{head},{table.mark[i]},{table.cls[i]},{table.vis[i]:.3f}")
         else:
             lines.append(f"{head},{table.conf[i]:.4f},-1,-1,-1")
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("\n".join(lines) + ("\n" if lines else ""), encoding="utf-8")
-    tmp.replace(path)
+    from shared.guard import write_atomic
+
+    write_atomic(path, "\n".join(lines) + ("\n" if lines else ""))
 
 
 @dataclass
@@ -271,12 +271,13 @@ def read_seqinfo(seq_dir: str | Path) -> SeqInfo:
 def write_seqinfo(seq_dir: str | Path, info: SeqInfo) -> None:
     """Write ``SEQ/seqinfo.ini`` in the MOTChallenge key spelling."""
     path = Path(seq_dir) / "seqinfo.ini"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(
+    from shared.guard import write_atomic
+
+    write_atomic(
+        path,
         "[Sequence]\n"
         f"name={info.name}\nimDir={info.im_dir}\nframeRate={info.frame_rate:g}\n"
         f"seqLength={info.length}\nimWidth={info.width}\nimHeight={info.height}\nimExt={info.im_ext}\n",
-        encoding="utf-8",
     )
 
 

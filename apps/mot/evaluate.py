@@ -219,8 +219,9 @@ def format_table(metrics: dict) -> str:
 def write_json(metrics: dict, path: str | Path) -> None:
     """Metrics as JSON in the reported units (ratios in percent), with the units spelled out."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    from shared.guard import write_atomic
+
     report = {"units": UNITS, "sequences": {name: as_reported(v) for name, v in metrics["sequences"].items()},
               "overall": as_reported(metrics["overall"])}
     report.update({k: v for k, v in metrics.items() if k not in report})
-    path.write_text(json.dumps(report, indent=2, default=float), encoding="utf-8")
+    write_atomic(path, json.dumps(report, indent=2, default=float))

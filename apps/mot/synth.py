@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -234,8 +235,11 @@ def sequence_name(seed: int, index: int) -> str:
     return f"SYN{int(seed):04d}-{int(index):02d}"
 
 
-def write_sequence(out_root: str | Path, seed: int, index: int, cfg: SynthConfig | None = None) -> Path:
-    """Generate sequence ``index`` of dataset ``seed`` into ``out_root/NAME`` (MOTChallenge layout)."""
+def write_sequence(out_root: str | Path, seed: int, index: int, cfg: SynthConfig | None = None,
+                   claim: Callable[[Path], Path] | None = None) -> Path:
+    """Generate sequence ``index`` of dataset ``seed`` into ``out_root/NAME`` (MOTChallenge layout).
+    ``claim`` (a guard's ``file``) checks every file before it is written."""
+    claim = claim or (lambda p: p)
     import cv2
 
     cfg = cfg or SynthConfig()
@@ -245,19 +249,23 @@ def write_sequence(out_root: str | Path, seed: int, index: int, cfg: SynthConfig
     img_dir = seq_dir / "img1"
     img_dir.mkdir(parents=True, exist_ok=True)
     for t, frame in enumerate(frames, start=1):
-        cv2.imwrite(str(img_dir / f"{t:06d}.jpg"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR),
-                    [cv2.IMWRITE_JPEG_QUALITY, cfg.jpeg_quality])
+        from shared.guard import write_atomic
+
+        ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, cfg.jpeg_quality])
+        write_atomic(claim(img_dir / f"{t:06d}.jpg"), jpeg.tobytes())
+    claim(seq_dir / "seqinfo.ini")
     write_seqinfo(seq_dir, SeqInfo(name, "img1", float(cfg.frame_rate), cfg.length, cfg.width, cfg.height, ".jpg"))
-    write_mot_txt(seq_dir / "gt" / "gt.txt", gt, kind="gt")
-    write_mot_txt(seq_dir / "det" / "det.txt", det, kind="det")
+    write_mot_txt(claim(seq_dir / "gt" / "gt.txt"), gt, kind="gt")
+    write_mot_txt(claim(seq_dir / "det" / "det.txt"), det, kind="det")
     return seq_dir
 
 
-def generate_dataset(out_root: str | Path, seqs: int, seed: int, cfg: SynthConfig | None = None) -> list[Path]:
+def generate_dataset(out_root: str | Path, seqs: int, seed: int, cfg: SynthConfig | None = None,
+                     claim: Callable[[Path], Path] | None = None) -> list[Path]:
     """Write ``seqs`` sequences of dataset ``seed`` under ``out_root``; returns their directories."""
     if seqs < 1:
         raise UsageError(f"--seqs must be >= 1, got {seqs}")
     cfg = cfg or SynthConfig()
     if cfg.width < 64 or cfg.height < 64 or cfg.length < 2:
         raise UsageError("synthetic sequences need width/height >= 64 and length >= 2")
-    return [write_sequence(out_root, seed, k, cfg) for k in range(seqs)]
+    return [write_sequence(out_root, seed, k, cfg, claim=claim) for k in range(seqs)]

@@ -11,7 +11,7 @@ import numpy as np
 
 from shared.cli_utils import RUN_FLAGS, add_app_parser, add_force_arg, add_run_args, config_from_args
 from shared.errors import CvsuiteError, UsageError
-from shared.guard import OutputGuard
+from shared.guard import OutputGuard, atomic_output, write_atomic
 
 SHIPPED_SEGMENTER = "points_segmenter_synth"
 SHIPPED_ENCODER = "points_scl_encoder_synth"
@@ -46,11 +46,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = config_from_args(PointsConfig, args, flag_map={
         **RUN_FLAGS, "mode": "mode", "init": "init", "label_fraction": "label_fraction"})
     check_config(cfg)
-    guard = OutputGuard(inputs=[cfg.data, cfg.init or None], force=args.force or cfg.train.resume)
+    guard = OutputGuard(inputs=[cfg.data, cfg.init or None, getattr(args, "config", None)], force=args.force or cfg.train.resume)
     out = guard.directory(cfg.train.out_dir)
     for name in ("config.yaml", "model.safetensors", weights_name(cfg), "metrics.jsonl", "metrics.csv"):
         guard.file(out / name)
-    summary = train(cfg)
+    summary = train(cfg, guard=guard)
     guard.record()
     print(json.dumps(summary, default=str))
     return 0
@@ -150,7 +150,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
     print(f"linear probe on frozen features ({layout}): accuracy {100 * acc:.2f} % "
           f"({result['train']} train / {result['test']} test clouds)")
     if json_path:
-        Path(json_path).write_text(json.dumps(result, indent=2) + "\n")
+        write_atomic(json_path, json.dumps(result, indent=2) + "\n")
         guard.record()
     return 0
 
@@ -213,7 +213,7 @@ def doctor() -> dict[str, str]:
             "matplotlib (open3d's offscreen renderer does not start here)"}
 
 
-def demo(out_dir: Path) -> dict[str, Any]:
+def demo(out_dir: Path, force: bool = False) -> dict[str, Any]:
     """A held-out synthetic chair and table: shipped segmenter labels + unsupervised parts, coloured PLY + PNG."""
     from .data import CATEGORIES, CATEGORY_INDEX, category_parts, read_cloud_file
     from .evaluate import matched_miou, shape_iou
@@ -223,7 +223,7 @@ def demo(out_dir: Path) -> dict[str, Any]:
 
     started = time.perf_counter()
     out_dir = Path(out_dir)
-    guard = OutputGuard()
+    guard = OutputGuard(force=force)
     guard.directory(out_dir)
     seg, _, meta = load_model(_weights(None, SHIPPED_SEGMENTER), want="segmenter")
     enc, _, _ = load_model(_weights(None, SHIPPED_ENCODER), want="encoder")
@@ -233,7 +233,8 @@ def demo(out_dir: Path) -> dict[str, Any]:
     for name in ("Chair", "Table"):
         points, normals, parts = make_shape(name, rng, 2048)
         xyz = guard.file(out_dir / f"{name.lower()}.xyz")
-        np.savetxt(xyz, np.concatenate([points, normals], 1), fmt="%.6f")
+        with atomic_output(xyz) as tmp:
+            np.savetxt(tmp, np.concatenate([points, normals], 1), fmt="%.6f")
         cloud = read_cloud_file(xyz)
         labels, cat = segment(seg, cloud, trained, 2048, 1)
         write_labels(guard.file(out_dir / f"{name.lower()}_labels.txt"), labels)

@@ -111,4 +111,6 @@ def format_table(result: dict) -> str:
 
 
 def write_json(result: dict, path: str | Path) -> None:
-    Path(path).write_text(json.dumps(result, indent=2) + "\n")
+    from shared.guard import write_atomic
+
+    write_atomic(path, json.dumps(result, indent=2) + "\n")

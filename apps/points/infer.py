@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from shared.errors import CvsuiteError, UsageError
+from shared.guard import atomic_output, write_atomic
 from shared.pointnets import knn
 
 from .data import CATEGORIES, CATEGORY_INDEX, LoadedCloud, normalize_cloud, shape_features
@@ -138,7 +139,7 @@ def label_colours(labels: np.ndarray) -> np.ndarray:
 
 
 def write_labels(path: Path, labels: np.ndarray) -> None:
-    path.write_text("".join(f"{int(v)}\n" for v in labels))
+    write_atomic(path, "".join(f"{int(v)}\n" for v in labels))
 
 
 def write_ply(path: Path, points: np.ndarray, colours: np.ndarray) -> None:
@@ -146,10 +147,9 @@ def write_ply(path: Path, points: np.ndarray, colours: np.ndarray) -> None:
 
     cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points.astype(np.float64)))
     cloud.colors = o3d.utility.Vector3dVector(colours.astype(np.float64))
-    tmp = path.with_name(f".{path.stem}.tmp.ply")
-    if not o3d.io.write_point_cloud(str(tmp), cloud, write_ascii=False):
-        raise CvsuiteError(f"{path}: open3d could not write the PLY file")
-    tmp.replace(path)
+    with atomic_output(path) as tmp:
+        if not o3d.io.write_point_cloud(str(tmp), cloud, write_ascii=False):
+            raise CvsuiteError(f"{path}: open3d could not write the PLY file")
 
 
 def open3d_offscreen_works() -> bool:
@@ -182,7 +182,8 @@ def render_png(path: Path, points: np.ndarray, colours: np.ndarray, title: str =
         material.shader, material.point_size = "defaultUnlit", 4.0
         renderer.scene.add_geometry("cloud", cloud, material)
         renderer.setup_camera(60.0, cloud.get_axis_aligned_bounding_box(), cloud.get_axis_aligned_bounding_box().get_center())
-        o3d.io.write_image(str(path), renderer.render_to_image())
+        with atomic_output(path) as tmp:
+            o3d.io.write_image(str(tmp), renderer.render_to_image())
         return "open3d"
     import matplotlib
 
@@ -204,8 +205,7 @@ def render_png(path: Path, points: np.ndarray, colours: np.ndarray, title: str =
     ax.set_axis_off()
     if title:
         ax.set_title(title, fontsize=9)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, format="png", bbox_inches="tight")
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, format="png", bbox_inches="tight")
     plt.close(fig)
-    tmp.replace(path)
     return "matplotlib"

@@ -22,6 +22,8 @@ from typing import Callable
 
 import numpy as np
 
+from shared.guard import atomic_output, write_atomic
+
 from .data import CATEGORIES, CATEGORY_INDEX, TXT_ROOT, normalize_cloud
 
 Surface = Callable[[np.random.Generator, int], tuple[np.ndarray, np.ndarray]]
@@ -258,13 +260,13 @@ def write_dataset(out: str | Path, layout: str, n_shapes: int, seed: int, n_poin
                 block = rows[chunk * 2048:(chunk + 1) * 2048]
                 name = f"ply_data_{split}{chunk}.h5"
                 path = claim(out / name)
-                with h5py.File(path, "w") as handle:
+                with atomic_output(path) as tmp, h5py.File(tmp, "w") as handle:
                     handle.create_dataset("data", data=np.stack([r[2] for r in block]) if block else np.zeros((0, n_points, 3), np.float32))
                     handle.create_dataset("label", data=np.array([[CATEGORY_INDEX[r[1]]] for r in block], np.uint8).reshape(-1, 1))
                     handle.create_dataset("pid", data=np.stack([r[4] for r in block]).astype(np.uint8) if block else np.zeros((0, n_points), np.uint8))
                 names.append(name)
-            claim(out / f"{split}_hdf5_file_list.txt").write_text("".join(f"{n}\n" for n in names))
-        claim(out / "all_object_categories.txt").write_text("".join(f"{name}\t{synset}\n" for name, synset, _ in CATEGORIES))
+            write_atomic(claim(out / f"{split}_hdf5_file_list.txt"), "".join(f"{n}\n" for n in names))
+        write_atomic(claim(out / "all_object_categories.txt"), "".join(f"{name}\t{synset}\n" for name, synset, _ in CATEGORIES))
     elif layout == "txt":
         root = out / TXT_ROOT
         synsets = {name: synset for name, synset, _ in CATEGORIES}
@@ -273,12 +275,13 @@ def write_dataset(out: str | Path, layout: str, n_shapes: int, seed: int, n_poin
             shape_id = f"synth{seed:04d}{index:06d}"
             rows = np.concatenate([pts, nrm, pid[:, None].astype(np.float32)], 1)
             path = claim(root / synsets[name] / f"{shape_id}.txt")
-            np.savetxt(path, rows, fmt=["%.6f"] * 6 + ["%.1f"])
+            with atomic_output(path) as tmp:
+                np.savetxt(tmp, rows, fmt=["%.6f"] * 6 + ["%.1f"])
             lists[split].append(f"shape_data/{synsets[name]}/{shape_id}")
-        claim(root / "synsetoffset2category.txt").write_text(
-            "".join(f"{name}\t{synset}\n" for name, synset, _ in CATEGORIES))
+        write_atomic(
+            claim(root / "synsetoffset2category.txt"), "".join(f"{name}\t{synset}\n" for name, synset, _ in CATEGORIES))
         for split, entries in lists.items():
-            claim(root / "train_test_split" / f"shuffled_{split}_file_list.json").write_text(json.dumps(entries))
+            write_atomic(claim(root / "train_test_split" / f"shuffled_{split}_file_list.json"), json.dumps(entries))
     else:
         raise ValueError(f"unknown layout {layout!r}")
     return counts

@@ -22,6 +22,7 @@ from torch import nn
 
 from shared.engine import TrainConfig, Trainer, TrainTask
 from shared.errors import CvsuiteError, UsageError
+from shared.guard import OutputGuard
 
 from .data import Shape, read_shapenetpart, resample, shape_features
 from .losses import build_contrastive_loss, build_segmentation_loss
@@ -222,7 +223,7 @@ def weights_name(cfg: PointsConfig) -> str:
     return "encoder.safetensors" if cfg.mode == "pretrain" else "segmenter.safetensors"
 
 
-def train(cfg: PointsConfig, shapes: list[Shape] | None = None) -> dict:
+def train(cfg: PointsConfig, shapes: list[Shape] | None = None, guard: OutputGuard | None = None) -> dict:
     """Run pretraining or fine-tuning; writes ``out_dir/{encoder,segmenter}.safetensors`` (with metadata)."""
     check_config(cfg)
     if cfg.num_threads > 0:
@@ -251,7 +252,7 @@ def train(cfg: PointsConfig, shapes: list[Shape] | None = None) -> dict:
     if len(dataset) < 2 or (cfg.mode == "pretrain" and len(dataset) < cfg.train.batch_size):
         raise CvsuiteError(f"{cfg.data}: {len(dataset)} training shape(s); need at least 2 and one batch "
                            f"(train.batch_size={cfg.train.batch_size})")
-    summary = Trainer(cfg.train, task, dataset, full_config=cfg).fit()
+    summary = Trainer(cfg.train, task, dataset, full_config=cfg, guard=guard).fit()
     out = Path(cfg.train.out_dir) / weights_name(cfg)
     module = task.encoder if cfg.mode == "pretrain" else task.net  # type: ignore[union-attr]
     save_model(module, out, "encoder" if cfg.mode == "pretrain" else "segmenter", cfg.encoder, extra)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.cli_utils import RUN_FLAGS, add_force_arg, add_run_args, config_from_args
-from shared.guard import OutputGuard
+from shared.guard import OutputGuard, write_atomic
 from shared.errors import CvsuiteError
 
 DEMO_PREFIX = "pretrain_digits_"  # manifest names of shipped digits encoders: pretrain_digits_<method>
@@ -34,7 +34,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = config_from_args(PretrainConfig, args, flag_map={
         **RUN_FLAGS, "method": "method", "batch_size": "train.batch_size"})
     check_method(cfg.method)
-    guard = OutputGuard([cfg.data] if cfg.data != "digits" else [], force=args.force)
+    guard = OutputGuard(([cfg.data] if cfg.data != "digits" else []) + [getattr(args, "config", None)], force=args.force)
     summary = run_training(cfg, guard=guard)
     from shared.engine.distributed import is_main_process
 
@@ -56,7 +56,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     result = evaluate_encoder_file(args.weights, args.data, baseline=args.baseline, device=args.device)
     _print_metrics(result)
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+        write_atomic(args.json, json.dumps(result, indent=2) + "\n")
         guard.record()
     return 0
 
@@ -99,7 +99,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     infer.set_defaults(func=cmd_infer)
 
 
-def demo(out_dir: Path) -> dict[str, Any]:
+def demo(out_dir: Path, force: bool = False) -> dict[str, Any]:
     """Evaluate the shipped digits encoder (kNN + probes) beside a random-init twin; < 60 s on CPU."""
     from shared.weights import shipped_weight
 
@@ -115,10 +115,10 @@ def demo(out_dir: Path) -> dict[str, Any]:
     # the shipped encoder with the best recorded 10-label probe
     best = max(names, key=lambda n: float(manifest[n].get("metrics", {}).get("linear_10label", 0.0)))
     weights = shipped_weight(best)
-    guard = OutputGuard([weights], force=False)
+    guard = OutputGuard([weights], force=force)
     out_json = guard.file(out_dir / "eval.json")
     result = evaluate_encoder_file(weights, "digits", baseline=True)
-    out_json.write_text(json.dumps(result, indent=2) + "\n")
+    write_atomic(out_json, json.dumps(result, indent=2) + "\n")
     guard.record()
     _print_metrics(result)
     base = result["random_init"]

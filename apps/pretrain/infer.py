@@ -13,7 +13,7 @@ import torch
 
 from shared.data.images import IMAGE_EXTENSIONS, list_images
 from shared.errors import CvsuiteError, UsageError
-from shared.guard import OutputGuard
+from shared.guard import OutputGuard, atomic_output, write_atomic
 
 from .data import FileImageSet
 from .evaluate import extract_features
@@ -45,8 +45,9 @@ def extract_folder(weights: str | Path, folder: str | Path, out: str | Path, bat
     features = extract_features(backbone, images, info.image_size, info.mean, info.std, batch_size, device)
     names = [str(p.relative_to(folder)) for p in paths]
     if out.suffix == ".npy":
-        np.save(out, features.astype(np.float32))
-        out.with_suffix(".files.txt").write_text("\n".join(names) + "\n")
+        with atomic_output(out) as tmp:
+            np.save(tmp, features.astype(np.float32))
+        write_atomic(out.with_suffix(".files.txt"), "\n".join(names) + "\n")
     else:
         from shared.weights import save_safetensors
 

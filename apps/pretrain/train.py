@@ -31,7 +31,7 @@ from shared.engine import TrainConfig, Trainer, TrainTask
 from shared.engine.checkpoint import remove_orphaned_tmp
 from shared.engine.distributed import init_distributed, is_main_process, raise_on_all_ranks
 from shared.engine.trainer import resolve_device
-from shared.guard import OutputGuard
+from shared.guard import OutputGuard, write_atomic
 from shared.errors import CvsuiteError, UsageError
 from shared.losses import MoCoQueue, cosine_momentum, make_momentum_copy, momentum_update
 
@@ -326,7 +326,7 @@ def run_training(cfg: PretrainConfig, guard: OutputGuard | None = None) -> dict[
             except CvsuiteError as exc:  # e.g. no labelled test split: training still succeeded
                 summary["eval_skipped"] = str(exc)
             else:
-                (out_dir / "eval.json").write_text(json.dumps(metrics, indent=2) + "\n")
+                write_atomic(out_dir / "eval.json", json.dumps(metrics, indent=2) + "\n")
                 summary["eval"] = metrics
         guard.record()
     return summary

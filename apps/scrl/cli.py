@@ -8,7 +8,7 @@ from typing import Any
 
 from shared.cli_utils import RUN_FLAGS, add_app_parser, add_force_arg, add_run_args, config_from_args
 from shared.errors import CvsuiteError, UsageError
-from shared.guard import OutputGuard
+from shared.guard import OutputGuard, write_atomic
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 SHIPPED = {"scrl": "scrl_synth_resnet18slim_scrl", "byol": "scrl_synth_resnet18slim_byol"}
@@ -101,10 +101,12 @@ def cmd_synth(args: argparse.Namespace) -> int:
 def cmd_pretrain(args: argparse.Namespace) -> int:
     from .train import PretrainConfig, run_pretraining
 
+    from .data import dataset_inputs
+
     cfg = config_from_args(PretrainConfig, args, flag_map={**RUN_FLAGS, "method": "method"})
-    guard = OutputGuard(inputs=[cfg.data, getattr(args, "config", None)], force=args.force or cfg.train.resume)
+    guard = OutputGuard(inputs=[*dataset_inputs(cfg.data), getattr(args, "config", None)], force=args.force or cfg.train.resume)
     _claim_run(guard, cfg.train.out_dir, ("encoder.safetensors",))
-    summary = run_pretraining(cfg)
+    summary = run_pretraining(cfg, guard=guard)
     guard.record()
     print(f"pretrained {cfg.method} on {summary['images']} images for {summary['step']} steps "
           f"({summary['seconds']:.1f} s); encoder: {summary['encoder']}")
@@ -120,7 +122,10 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
     cfg = config_from_args(FinetuneConfig, args, flag_map={
         **RUN_FLAGS, "images": "images", "val": "val", "weights": "weights", "engine": "engine"})
-    inputs = [cfg.data, cfg.images, cfg.val, cfg.val_images, cfg.weights, getattr(args, "config", None)]
+    from .data import dataset_inputs
+
+    inputs = [*dataset_inputs(cfg.data, cfg.images), *dataset_inputs(cfg.val, cfg.val_images), cfg.weights,
+              getattr(args, "config", None)]
     guard = OutputGuard(inputs=inputs, force=args.force)
     if cfg.engine == "detectron2":
         from .d2engine import run_d2_finetune
@@ -133,7 +138,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         summary = run_d2_finetune(cfg, claim=guard.file)
     elif cfg.engine == "torchvision":
         _claim_run(guard, cfg.train.out_dir, ("detector.safetensors", "metrics.json"))
-        summary = run_finetune(cfg)
+        summary = run_finetune(cfg, guard=guard)
     else:
         raise UsageError(f"unknown engine {cfg.engine!r}; choose torchvision or detectron2")
     guard.record()
@@ -144,11 +149,11 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from .data import open_detection_set
+    from .data import dataset_inputs, open_detection_set
     from .evaluate import evaluate_detector
     from .model import load_detector
 
-    guard = OutputGuard(inputs=[args.weights, args.data, args.images], force=args.force)
+    guard = OutputGuard(inputs=[args.weights, *dataset_inputs(args.data, args.images)], force=args.force)
     if args.json:
         guard.file(args.json)
     model, names, _ = load_detector(args.weights)
@@ -158,7 +163,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     metrics = evaluate_detector(model, dataset)
     _print_ap(f"box AP on {args.data}", metrics)
     if args.json:
-        Path(args.json).write_text(json.dumps(metrics, indent=2) + "\n")
+        write_atomic(args.json, json.dumps(metrics, indent=2) + "\n")
     guard.record()
     return 0
 
@@ -191,7 +196,7 @@ def cmd_infer(args: argparse.Namespace) -> int:
     return 0
 
 
-def demo(out_dir: Path) -> dict:
+def demo(out_dir: Path, force: bool = False) -> dict:
     """Held-out synthetic scenes -> the shipped detector (fine-tuned from the shipped SCRL backbone) ->
     COCOeval box AP and drawn detections; the shipped SCRL backbone exported for torchvision."""
     from shared.weights import shipped_weight
@@ -204,7 +209,7 @@ def demo(out_dir: Path) -> dict:
     from .synth import SceneConfig, generate
 
     out_dir = Path(out_dir)
-    guard = OutputGuard(force=False)
+    guard = OutputGuard(force=force)
     guard.directory(out_dir)
     scenes = SceneConfig(size=96, min_object=10, max_object=34)  # as in the benchmark (its test seed)
     val_json = generate(out_dir / "data", 24, seed=1002, cfg=scenes, claim=guard.file)

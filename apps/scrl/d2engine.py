@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.errors import CvsuiteError
+from shared.guard import write_atomic
 
 from .data import DetectionSet, default_image_root, open_detection_set
 from .export import detectron2_config, torchvision_state, write_detectron2
@@ -24,7 +25,7 @@ def _coco_files(dataset: DetectionSet, images: str, out_dir: Path, name: str, cl
         root = Path(images) if images else default_image_root(dataset.coco_json)
         return str(dataset.coco_json), str(root)
     path = claim(out_dir / f"{name}_coco.json")
-    Path(path).write_text(json.dumps(dataset.to_coco()))  # absolute file names: the root is ignored
+    write_atomic(path, json.dumps(dataset.to_coco()))  # absolute file names: the root is ignored
     return str(path), "/"
 
 
@@ -98,7 +99,7 @@ def run_d2_finetune(cfg: Any, claim=None) -> dict[str, Any]:
     d2cfg.OUTPUT_DIR = str(out_dir / "detectron2")
     Path(d2cfg.OUTPUT_DIR).mkdir(parents=True, exist_ok=True)
     claim(out_dir / "config.yaml")
-    (out_dir / "config.yaml").write_text(d2cfg.dump())
+    write_atomic(out_dir / "config.yaml", d2cfg.dump())
     try:
         trainer = DefaultTrainer(d2cfg)
         trainer.resume_or_load(resume=False)
@@ -114,7 +115,7 @@ def run_d2_finetune(cfg: Any, claim=None) -> dict[str, Any]:
             metrics = {k: (float(box.get(k, 0.0)) / 100.0 if box.get(k, 0.0) == box.get(k, 0.0) else 0.0)
                        for k in ("AP", "AP50", "AP75")}
             claim(out_dir / "metrics.json")
-            (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+            write_atomic(out_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
             summary["eval"] = metrics
     finally:
         for name in names.values():

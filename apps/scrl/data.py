@@ -214,6 +214,28 @@ def unlabelled_images(source: str | Path) -> list[Path]:
     raise CvsuiteError(f"{source}: neither an image folder nor a COCO json")
 
 
+def dataset_inputs(source: str | Path | None, image_root: str | Path | None = None) -> list[Path]:
+    """What a command reading a detection set (COCO json or VOC folder) must never write: the file or
+    folder itself and its images: the ``images/`` folder beside a json (or ``image_root``) as a whole,
+    or, when the images sit in the json's own folder, each image the json lists."""
+    if not source:
+        return []
+    source = Path(source)
+    found = [source]
+    if image_root:
+        found.append(Path(image_root))
+    elif source.is_file() and source.suffix.lower() == ".json":
+        root = default_image_root(source)
+        if root != source.parent:
+            found.append(root)
+        else:
+            try:
+                found += [r.path for r in read_coco(source, check_files=False).records]
+            except CvsuiteError:
+                pass  # the command itself reports the broken json
+    return found
+
+
 class DetectionDataset(Dataset):
     """``(image float (3, H, W) in [0, 1], {"boxes", "labels"})`` with optional horizontal flip."""
 

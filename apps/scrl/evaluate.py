@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from shared.errors import CvsuiteError
+from shared.guard import write_atomic
 
 from .data import DetectionSet, load_rgb
 
@@ -78,7 +79,7 @@ def evaluate_detector(model: nn.Module, dataset: DetectionSet, results_path: str
     image_ids = [r.image_id for r in dataset.records]
     results = to_coco_results(predict(model, images), image_ids, dataset.category_ids)
     if results_path is not None:
-        Path(results_path).write_text(json.dumps(results))
+        write_atomic(results_path, json.dumps(results))
     if not dataset.records:
         raise CvsuiteError(f"{dataset.source}: no images to evaluate")
     return coco_box_ap(coco_ground_truth(dataset), results, image_ids)

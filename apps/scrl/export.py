@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from shared.errors import CvsuiteError, UsageError
+from shared.guard import open_atomic, write_atomic
 
 from .model import BackboneConfig
 from .views import IMAGENET_MEAN, IMAGENET_STD
@@ -129,14 +130,14 @@ def write_detectron2(state: dict[str, torch.Tensor], arch: BackboneConfig, pkl_p
     cfg = detectron2_config(str(Path(pkl_path).resolve()), arch, num_classes, norm)
     payload = {"model": torchvision_to_detectron2(state), "__author__": f"cvsuite scrl export ({source})",
                "matching_heuristics": True}
-    with open(pkl_path, "wb") as handle:
+    with open_atomic(pkl_path, "wb") as handle:
         pickle.dump(payload, handle, protocol=pickle.HIGHEST_PROTOCOL)
     header = (f"# detectron2 Faster R-CNN FPN config written by `cvsuite scrl export` from {source}\n"
               f"# backbone: {arch.arch} (torchvision layout) -> detectron2 ResNet-{18 if arch.arch != 'resnet50' else 50}; "
               "RGB input, ImageNet mean/std x 255, STRIDE_IN_1X1 False.\n"
               "# Set DATASETS.TRAIN/TEST, SOLVER.*, MODEL.ROI_HEADS.NUM_CLASSES for your data; on several GPUs\n"
               "# set MODEL.RESNETS.NORM and MODEL.FPN.NORM to SyncBN (the SCRL fine-tuning protocol).\n")
-    Path(yaml_path).write_text(header + cfg.dump())
+    write_atomic(yaml_path, header + cfg.dump())
 
 
 def export(weights: str | Path, fmt: str, out: str | Path, num_classes: int = 80, norm: str = "BN",
@@ -162,5 +163,6 @@ def export(weights: str | Path, fmt: str, out: str | Path, num_classes: int = 80
         write_detectron2(state, arch, out, yaml_path, num_classes, norm, Path(weights).name)
         return {"weights": str(out), "config": str(yaml_path), "arch": arch.arch}
     state, arch = torchvision_state(weights, arch)
-    torch.save({k: v.clone() for k, v in state.items()}, out)
+    with open_atomic(out, "wb") as handle:
+        torch.save({k: v.clone() for k, v in state.items()}, handle)
     return {"weights": str(out), "arch": arch.arch}

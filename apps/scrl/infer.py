@@ -10,6 +10,7 @@ import torch
 
 from shared.data.images import IMAGE_EXTENSIONS, list_images
 from shared.errors import CvsuiteError
+from shared.guard import write_atomic
 
 from .data import load_rgb
 from .evaluate import predict, to_coco_results
@@ -75,8 +76,8 @@ def run_inference(files: list[Path], weights: str | Path, out_dir: Path, score_t
     outputs = [{k: v[o["scores"] >= score_thresh] for k, v in o.items()} for o in outputs]
     image_ids = list(range(1, len(files) + 1))
     results = to_coco_results(outputs, image_ids, category_ids)
-    (out_dir / "detections.json").write_text(json.dumps(results))
-    (out_dir / "images.json").write_text(json.dumps(
+    write_atomic(out_dir / "detections.json", json.dumps(results))
+    write_atomic(out_dir / "images.json", json.dumps(
         [{"id": i, "file_name": str(p), "width": int(im.shape[1]), "height": int(im.shape[0])}
          for i, p, im in zip(image_ids, files, images)], indent=1))
     for rgb, out, png in zip(images, outputs, png_paths):

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from shared.data.images import bundled_photo, write_image
+from shared.guard import write_atomic
 
 CATEGORIES = ("disc", "square", "triangle", "ring")
 BACKGROUNDS = ("astronaut", "chelsea", "coffee", "rocket", "stereo_motorcycle", "grace_hopper", "brick",
@@ -140,5 +141,5 @@ def generate(out_dir: str | Path, images: int, seed: int, cfg: SceneConfig | Non
         write_image(claim(out_dir / "images" / name), canvas)
         records.append((name, cfg.size, cfg.size, objects))
     json_path = claim(out_dir / "annotations.json")
-    Path(json_path).write_text(json.dumps(coco_dict(records)))
+    write_atomic(json_path, json.dumps(coco_dict(records)))
     return Path(json_path)

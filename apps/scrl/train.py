@@ -25,6 +25,7 @@ from shared.engine.distributed import is_main_process
 from shared.errors import CvsuiteError, UsageError
 from shared.losses import cosine_momentum, make_momentum_copy, momentum_update
 from shared.weights import save_safetensors
+from shared.guard import OutputGuard, write_atomic
 
 from .data import DetectionDataset, collate_detection, load_rgb, open_detection_set, unlabelled_images
 from .losses import box_byol_loss
@@ -141,14 +142,14 @@ def save_encoder(task: RegionBYOLTask, cfg: PretrainConfig, path: Path, step: in
         "step": step, "view_size": cfg.views.size})
 
 
-def run_pretraining(cfg: PretrainConfig) -> dict[str, Any]:
+def run_pretraining(cfg: PretrainConfig, guard: OutputGuard | None = None) -> dict[str, Any]:
     """Pretrain; writes the run folder (checkpoints, logs, config) and ``encoder.safetensors``."""
     if not cfg.data:
         raise UsageError("give the pretraining images: --data FOLDER_OR_COCO_JSON (data=)")
     files = unlabelled_images(cfg.data)
     dataset = PairDataset(files, cfg.views, cfg.max_side)
     task = build_pretrain_task(cfg)
-    summary = Trainer(cfg.train, task, dataset, collate_fn=collate_pairs, full_config=cfg).fit()
+    summary = Trainer(cfg.train, task, dataset, collate_fn=collate_pairs, full_config=cfg, guard=guard).fit()
     encoder_path = Path(cfg.train.out_dir) / "encoder.safetensors"
     if is_main_process():
         save_encoder(task.cpu(), cfg, encoder_path, summary["step"])
@@ -210,7 +211,7 @@ def build_finetune_detector(cfg: FinetuneConfig, num_classes: int) -> torch.nn.M
         return build_detector(backbone, num_classes, cfg.detector)
 
 
-def run_finetune(cfg: FinetuneConfig) -> dict[str, Any]:
+def run_finetune(cfg: FinetuneConfig, guard: OutputGuard | None = None) -> dict[str, Any]:
     """torchvision engine: train, write ``detector.safetensors`` (+ ``metrics.json`` when ``val`` is set)."""
     if not cfg.data:
         raise UsageError("give the training set: --data COCO_JSON_OR_VOC_DIR (data=)")
@@ -222,7 +223,7 @@ def run_finetune(cfg: FinetuneConfig) -> dict[str, Any]:
     detector = build_finetune_detector(cfg, len(train_set.class_names))
     task = DetectionTask(detector)
     summary = Trainer(cfg.train, task, DetectionDataset(train_set, cfg.flip), collate_fn=collate_detection,
-                      full_config=cfg).fit()
+                      full_config=cfg, guard=guard).fit()
     out_dir = Path(cfg.train.out_dir)
     detector_path = out_dir / "detector.safetensors"
     if is_main_process():
@@ -233,6 +234,6 @@ def run_finetune(cfg: FinetuneConfig) -> dict[str, Any]:
             from .evaluate import evaluate_detector
 
             metrics = evaluate_detector(detector.cpu(), val_set)
-            (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+            write_atomic(out_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
             summary["eval"] = metrics
     return summary

@@ -56,7 +56,7 @@ def cmd_degrade(args: argparse.Namespace) -> int:
     from .data import list_images, load_image, resolve_hr_dirs, write_image
     from .degradations import degrade, image_seed, mod_crop, quantize
 
-    from shared.guard import OutputGuard
+    from shared.guard import OutputGuard, atomic_output, write_atomic
 
     hr_dir = resolve_hr_dirs(args.hr)[0]
     guard = OutputGuard(inputs=[args.hr, hr_dir], force=args.force)
@@ -84,8 +84,9 @@ def cmd_degrade(args: argparse.Namespace) -> int:
         write_image(lr_out / f"{path.stem}x{args.scale}.png", quantize(lr))
         records[path.stem] = meta["info"]
         if args.maps and meta["maps"]:
-            np.savez_compressed(map_dir / f"{path.stem}x{args.scale}.npz", **meta["maps"])
-    json_out.write_text(json.dumps(
+            with atomic_output(map_dir / f"{path.stem}x{args.scale}.npz") as tmp:
+                np.savez_compressed(tmp, **meta["maps"])
+    write_atomic(json_out, json.dumps(
         {"kind": args.kind, "scale": args.scale, "seed": args.seed, "images": records}, indent=2) + "\n")
     guard.record()
     print(f"wrote {len(files)} HR images to {hr_out} and LR images to {lr_out}")
@@ -103,7 +104,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg.data.hr = list(args.hr)
     from shared.guard import OutputGuard
 
-    guard = OutputGuard(inputs=[h for h in cfg.data.hr if not h.startswith("photo:")] + [cfg.data.lr or None],
+    guard = OutputGuard(inputs=[h for h in cfg.data.hr if not h.startswith("photo:")] + [cfg.data.lr or None,
+                                getattr(args, "config", None)],
                         force=args.force)
     out = guard.directory(cfg.train.out_dir)
     claimed = [out / "sr_model.safetensors"]
@@ -111,7 +113,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         claimed += [out / "config.yaml", out / "metrics.jsonl", out / "checkpoints" / "last.pt"]
     for path in claimed:
         guard.file(path)
-    summary = run_training(cfg)
+    summary = run_training(cfg, guard=guard)
     guard.record()
     print(f"trained {summary['step']} steps; weights: {summary['weights']}")
     return 0
@@ -225,20 +227,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
 
 
-def demo(out_dir: Path) -> dict[str, Any]:
+def demo(out_dir: Path, force: bool = False) -> dict[str, Any]:
     """x4 SR of a held-out photo (blind degradation) with the shipped weights; bicubic | ours PNG."""
+    from shared.guard import OutputGuard
+
     from .data import bundled_photo, write_image
     from .evaluate import bicubic_upscale, pairs_from_degradation, psnr_y, ssim_y
     from .infer import side_by_side, upscale_rgb
 
     started = time.perf_counter()
     out_dir = Path(out_dir)
+    guard = OutputGuard(force=force)
+    guard.directory(out_dir)
+    side, low = guard.file(out_dir / "chelsea_x4_bicubic_vs_crlsr.png"), guard.file(out_dir / "chelsea_x4_lr.png")
     model = _load(None, 4)
     pair = pairs_from_degradation([("chelsea", bundled_photo("chelsea"))], 4, "blind", seed=0)[0]
     ours = upscale_rgb(model, pair.lr.astype(np.float32) / 255.0, 4, tile=0)
     bicubic = bicubic_upscale(pair.lr, 4)
-    write_image(out_dir / "chelsea_x4_bicubic_vs_crlsr.png", side_by_side(bicubic, ours, labels=("bicubic", "CRL-SR")))
-    write_image(out_dir / "chelsea_x4_lr.png", pair.lr)
+    write_image(side, side_by_side(bicubic, ours, labels=("bicubic", "CRL-SR")))
+    write_image(low, pair.lr)
+    guard.record()
     return {"image": "chelsea (held out), blind x4",
             "bicubic_psnr_y": psnr_y(bicubic, pair.hr, 4), "crlsr_psnr_y": psnr_y(ours, pair.hr, 4),
             "bicubic_ssim_y": ssim_y(bicubic, pair.hr, 4), "crlsr_ssim_y": ssim_y(ours, pair.hr, 4),

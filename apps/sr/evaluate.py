@@ -121,5 +121,6 @@ def evaluate_pairs(pairs: list[EvalPair], scale: int, upscalers: dict[str, Calla
 
 def write_json(result: dict[str, Any], path: str | Path) -> None:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2) + "\n")
+    from shared.guard import write_atomic
+
+    write_atomic(path, json.dumps(result, indent=2) + "\n")

@@ -10,6 +10,7 @@ import torch
 from shared.engine import TrainConfig, Trainer, TrainTask
 from shared.engine.seed import seed_everything
 from shared.errors import UsageError
+from shared.guard import OutputGuard
 from shared.weights import save_safetensors
 
 from .data import TRAIN_PHOTOS, SRTrainDataset, check_min_size, load_hr_images, paired_files, read_rgb_uint8, resolve_lr_dir
@@ -124,7 +125,7 @@ def build_dataset(cfg: SRConfig) -> SRTrainDataset:
                           d.length, channel_shuffle=d.channel_shuffle)
 
 
-def run_training(cfg: SRConfig) -> dict[str, Any]:
+def run_training(cfg: SRConfig, guard: OutputGuard | None = None) -> dict[str, Any]:
     """Train; also writes ``out_dir/sr_model.safetensors`` with the arch metadata for ``infer``/``eval``.
 
     The RNGs are seeded *before* the network is built, so the initial weights depend only on
@@ -133,7 +134,7 @@ def run_training(cfg: SRConfig) -> dict[str, Any]:
     """
     seed_everything(cfg.train.seed)
     task = SRTask(cfg)
-    trainer = Trainer(cfg.train, task, build_dataset(cfg), full_config=cfg)
+    trainer = Trainer(cfg.train, task, build_dataset(cfg), full_config=cfg, guard=guard)
     summary = trainer.fit()
     out = Path(cfg.train.out_dir) / "sr_model.safetensors"
     save_safetensors(task.export_state_dict(), out, model_metadata(cfg.model.arch, model_kwargs(cfg.model)))

@@ -18,6 +18,7 @@ from typing import IO
 import numpy as np
 
 from ..errors import CvsuiteError
+from ..guard import write_atomic
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
@@ -204,13 +205,17 @@ def write_image(path: str | Path, img: np.ndarray) -> None:
         img = img[..., ::-1]
     elif img.ndim == 3 and img.shape[2] == 4:
         img = img[..., [2, 1, 0, 3]]
+    # Encode in memory and write the bytes from Python: cv2.imwrite cannot take a file name that is
+    # not UTF-8 (it crashed the process), and the atomic write never writes through a link.
+    extension = path.suffix or ".png"
     try:
-        written = cv2.imwrite(str(path), np.ascontiguousarray(img))
+        ok, encoded = cv2.imencode(extension, np.ascontiguousarray(img))
     except cv2.error as exc:  # e.g. an extension OpenCV has no writer for
         detail = [line for line in str(exc).splitlines() if line.strip()]
         raise CvsuiteError(f"{path}: cannot write image ({detail[-1].strip()[:160] if detail else 'OpenCV error'})") from None
-    if not written:
+    if not ok:
         raise CvsuiteError(f"{path}: cannot write image")
+    write_atomic(path, encoded.tobytes())
 
 
 @functools.lru_cache(maxsize=None)

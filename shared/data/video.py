@@ -2,7 +2,9 @@
 
 OpenCV's ``VideoWriter`` only offers MPEG-4 Part 2 (``mp4v``) in the pip wheels, which browsers,
 VS Code and Jupyter do not play. :class:`VideoWriter` writes ``.mp4`` as H.264 (yuv420p, ``+faststart``)
-and ``.avi`` as Motion-JPEG (OpenCV); odd frame sizes are padded by one black row/column (yuv420p
+and ``.avi`` as Motion-JPEG (OpenCV), into an exclusive temporary file renamed over the output on
+:meth:`VideoWriter.close` (:func:`shared.guard.atomic_output`: a link at the output's name is replaced,
+never written through; an error leaves no half video); odd frame sizes are padded by one black row/column (yuv420p
 needs even sizes) instead of being rescaled. Frames are RGB ``uint8`` arrays of one size.
 
 Example::
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+from contextlib import ExitStack
 from pathlib import Path
 from types import TracebackType
 
@@ -56,15 +59,19 @@ class VideoWriter:
         self._size: tuple[int, int] | None = None
         self._proc: subprocess.Popen | None = None
         self._cv_writer = None
+        self._commit: ExitStack | None = None
         self.frames = 0
 
     def _open(self, width: int, height: int) -> None:
+        from ..guard import atomic_output
+
         self._size = (width, height)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._commit = ExitStack()
+        target = self._commit.enter_context(atomic_output(self.path))
         if self.path.suffix.lower() == ".avi":
             import cv2
 
-            self._cv_writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"MJPG"), self.fps,
+            self._cv_writer = cv2.VideoWriter(str(target), cv2.VideoWriter_fourcc(*"MJPG"), self.fps,
                                               (width, height))
             if not self._cv_writer.isOpened():
                 raise CvsuiteError(f"{self.path}: cannot open an MJPG video writer")
@@ -74,7 +81,7 @@ class VideoWriter:
                    "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", f"{self.fps:g}", "-i", "-",
                    "-vf", f"pad={out_w}:{out_h}:0:0", "-c:v", "libx264", "-preset", "veryfast",
                    "-crf", str(self.crf), "-pix_fmt", "yuv420p", "-movflags", "+faststart", "-f", "mp4",
-                   str(self.path)]
+                   str(target)]
         self._proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                       stderr=subprocess.PIPE)
 
@@ -105,6 +112,7 @@ class VideoWriter:
         if self._proc is not None:
             self._proc.kill()
             message = (self._proc.stderr.read().decode(errors="replace") if self._proc.stderr else "").strip()
+        self._abandon()
         raise CvsuiteError(f"{self.path}: ffmpeg could not write the video ({message.splitlines()[-1] if message else 'no message'})")
 
     def close(self) -> None:
@@ -123,6 +131,22 @@ class VideoWriter:
                 self._fail()
             if proc.stderr is not None:
                 proc.stderr.close()
+        if self._commit is not None:  # rename the finished temp file over the output
+            commit, self._commit = self._commit, None
+            commit.close()
+
+    def _abandon(self) -> None:
+        """Stop writing and remove the temporary file; the output path stays as it was."""
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc.wait()
+            self._proc = None
+        if self._cv_writer is not None:
+            self._cv_writer.release()
+            self._cv_writer = None
+        if self._commit is not None:
+            commit, self._commit = self._commit, None
+            commit.__exit__(RuntimeError, RuntimeError("abandoned"), None)
 
     def __enter__(self) -> "VideoWriter":
         return self
@@ -131,11 +155,5 @@ class VideoWriter:
                  tb: TracebackType | None) -> None:
         if exc_type is None:
             self.close()
-        else:  # do not leave a half-written ffmpeg process behind an error
-            if self._proc is not None:
-                self._proc.kill()
-                self._proc.wait()
-                self._proc = None
-            if self._cv_writer is not None:
-                self._cv_writer.release()
-                self._cv_writer = None
+        else:  # no half-written video and no ffmpeg process left behind an error
+            self._abandon()

@@ -1,9 +1,7 @@
 """Atomic checkpoint files that load without executing code."""
 from __future__ import annotations
 
-import os
 import pickle
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -11,38 +9,25 @@ from typing import Any
 import torch
 
 from ..errors import CvsuiteError
+from ..guard import open_atomic, orphaned_temp_files
 
 
 def save_atomic(obj: Any, path: str | Path) -> None:
-    """``torch.save`` to a temporary file in the same folder, fsync, then rename over ``path``.
+    """``torch.save`` to a fresh temporary file in the same folder (created exclusively, see
+    :func:`shared.guard.open_atomic`), fsync, then rename over ``path``.
 
-    A kill at any moment leaves either the old file or the new one, never a truncated file.
+    A kill at any moment leaves either the old file or the new one, never a truncated file; a link
+    at ``path`` is replaced, never written through.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(obj, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with open_atomic(path, "wb", fsync=True) as handle:
+        torch.save(obj, handle)
 
 
 def remove_orphaned_tmp(path: str | Path) -> list[Path]:
-    """Delete the temporary files an atomic write of ``path`` leaves behind when killed mid-write:
-    ``.<name>.*.tmp`` (:func:`save_atomic`) and ``.<name>.tmp`` (``shared.weights.save_safetensors``)."""
-    path = Path(path)
+    """Delete the temporary files an atomic write of ``path`` leaves behind when killed mid-write
+    (:func:`shared.guard.orphaned_temp_files`: plain files only; a planted link is left alone)."""
     removed = []
-    candidates = [*path.parent.glob(f".{path.name}.*.tmp"), path.parent / f".{path.name}.tmp"] \
-        if path.parent.is_dir() else []
-    for tmp in candidates:
-        if not tmp.is_file():
-            continue
+    for tmp in orphaned_temp_files(path):
         try:
             tmp.unlink()
             removed.append(tmp)

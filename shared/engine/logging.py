@@ -7,6 +7,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from ..guard import open_atomic, unshare_file, write_atomic
+
 
 class MetricLogger:
     """Appends one record per call to ``metrics.jsonl`` and ``metrics.csv``; mirrors scalars to TensorBoard."""
@@ -24,6 +26,8 @@ class MetricLogger:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.jsonl_path = self.out_dir / "metrics.jsonl"
         self.csv_path = self.out_dir / "metrics.csv"
+        for path in (self.jsonl_path, self.csv_path):
+            unshare_file(path)  # appends below must never reach another file through a link
         if resume_step is not None:
             self._drop_after(resume_step)
         if self.csv_path.exists() and self.csv_path.stat().st_size > 0:
@@ -48,7 +52,7 @@ class MetricLogger:
                         kept.append(line)
                 except (ValueError, KeyError, TypeError):
                     continue  # a line cut by a kill mid-write
-            self.jsonl_path.write_text("".join(line + "\n" for line in kept))
+            write_atomic(self.jsonl_path, "".join(line + "\n" for line in kept))
         if self.csv_path.exists():
             with self.csv_path.open(newline="") as handle:
                 rows = list(csv.reader(handle))
@@ -62,7 +66,7 @@ class MetricLogger:
                         kept_rows.append(row)
                 except (ValueError, IndexError):
                     continue
-            with self.csv_path.open("w", newline="") as handle:
+            with open_atomic(self.csv_path, "w", newline="") as handle:
                 csv.writer(handle).writerows([header] + kept_rows)
 
     def log(self, step: int, metrics: dict[str, Any]) -> None:
@@ -73,7 +77,7 @@ class MetricLogger:
             handle.write(json.dumps(record) + "\n")
         if self._csv_fields is None:
             self._csv_fields = list(record)
-            with self.csv_path.open("w", newline="") as handle:
+            with open_atomic(self.csv_path, "w", newline="") as handle:
                 csv.writer(handle).writerow(self._csv_fields)
         with self.csv_path.open("a", newline="") as handle:
             csv.writer(handle).writerow([record.get(k, "") for k in self._csv_fields])

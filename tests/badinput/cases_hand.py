@@ -109,6 +109,12 @@ def _predict_missing_k(t: Path) -> list:
             Path(p).parent.mkdir(parents=True, exist_ok=True)
             return Path(p)
 
+        @staticmethod
+        def write(p, data):
+            Path(p).parent.mkdir(parents=True, exist_ok=True)
+            Path(p).write_bytes(data if isinstance(data, bytes) else data.encode())
+            return Path(p)
+
     root = _hanco(t)
     fh = t / "in" / "fh"
     write_freihand_eval(fh, HanCo(root), ["0000"], _Plain())
