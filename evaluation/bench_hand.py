@@ -304,6 +304,16 @@ def main() -> None:
     missing = [k for k in needed if k not in cache]
     if missing:
         print(f"incomplete ({len(missing)} units left, e.g. {missing[0]}): rerun to continue")
+        if args.markdown:  # what is finished so far, one row per unit (no means)
+            print("\n| unit | PA-MPJPE (mm) | 2-D err (px of 64) | PCK@3.2 px | shuffled PA-MPJPE | shuffled 2-D |")
+            print("|---|---|---|---|---|---|")
+            for key, v in sorted(cache.data.items()):
+                rows = [(key, v)] if "pa_mpjpe_mm" in v else [(f"{key} {c}", v[c]) for c in ("aligned_mean", "fixed_pose")
+                                                             if key.startswith("controls/")]
+                for name, r in rows:
+                    print(f"| {name} | {r['pa_mpjpe_mm']:.2f} | {r.get('err2d_px', float('nan')):.2f} | "
+                          f"{r.get('pck2d', float('nan')):.3f} | {r.get('shuffled_pa_mpjpe_mm', float('nan')):.2f} | "
+                          f"{r.get('shuffled_err2d_px', float('nan')):.2f} |")
         return
     rows = summarise(cache, fractions, seeds, head)
     result = {"head": head, "select": {h: cache[f"select/{h}"] for h in HEADS}, "summary": rows,
