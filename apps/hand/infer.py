@@ -12,9 +12,9 @@ from shared.errors import CvsuiteError
 from shared.guard import write_atomic
 
 from .data import BONES, KEYPOINT_NAMES, FreiHAND, HanCo, reference_scale
-from .evaluate import KeypointStats, align_w_scale
+from .evaluate import KeypointStats
 from .model import KeypointNet, absolute_xyz, normalise
-from .train import HanCoImages, resize_u8
+from .train import HanCoImages
 
 FINGER_COLOURS = [(255, 60, 60), (255, 170, 0), (60, 200, 60), (0, 170, 255), (170, 80, 255)]
 
