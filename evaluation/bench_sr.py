@@ -41,12 +41,13 @@ from apps.sr.data import HELDOUT_PHOTOS, VALIDATION_PHOTOS, bundled_photo, write
 from apps.sr.degradations import MILD_POINT, DegradationConfig  # noqa: E402
 from apps.sr.evaluate import EvalPair, bicubic_upscale, niqe_y, pairs_from_degradation, psnr_y, ssim_y  # noqa: E402
 from apps.sr.infer import upscale_rgb  # noqa: E402
-from apps.sr.model import count_parameters, load_model  # noqa: E402
+from apps.sr.model import COLOUR_LOCK_SIGMA, count_parameters, load_model  # noqa: E402
 
 SPLITS = {"validation": VALIDATION_PHOTOS, "test": HELDOUT_PHOTOS}
 ROWS = ("bicubic", "mild", "blind", "spatially-variant")
 ARMS = {"crl": "CRL-SR", "ablation": "ablation"}
 SCALE = 4
+COLOUR_LOCK = COLOUR_LOCK_SIGMA  # --colour-lock (what sr infer/eval use by default)
 
 RSS_CHILD = r"""
 import resource, sys, time
@@ -55,7 +56,7 @@ import torch
 torch.set_num_threads(2)
 from apps.sr.model import load_model
 from apps.sr.infer import run_inference
-model = load_model({weights!r}, 4)
+model = load_model({weights!r}, 4, {lock!r})
 t = time.perf_counter()
 code = run_inference(model, [{src!r}], {out!r}, 4, tile={tile}, overlap={overlap}, log=lambda *a: None)
 elapsed = time.perf_counter() - t
@@ -86,10 +87,10 @@ def model_upscaler(model: torch.nn.Module):
     return lambda lr: upscale_rgb(model, lr.astype(np.float32) / 255.0, SCALE, tile=0)
 
 
-def photo_gains(model_scores: dict[str, list], base: dict[str, list]) -> dict[str, float]:
-    """Per photo: mean over degradation draws of (model − bicubic) PSNR."""
+def photo_gains(model_scores: dict[str, list], base: dict[str, list], metric: str = "psnr") -> dict[str, float]:
+    """Per photo: mean over degradation draws of (model − bicubic) PSNR (or SSIM)."""
     gains: dict[str, list[float]] = {}
-    for name, m, b in zip(base["image"], model_scores["psnr"], base["psnr"]):
+    for name, m, b in zip(base["image"], model_scores[metric], base[metric]):
         gains.setdefault(name, []).append(m - b)
     return {name: float(np.mean(g)) for name, g in gains.items()}
 
@@ -105,16 +106,18 @@ def quality(split: str, runs: dict[str, list[Path]], rows: list[str], deg_seeds:
     per_model: dict[str, dict[str, list[dict]]] = {arm: {row: [] for row in rows} for arm in runs}
     for arm, paths in runs.items():
         for path in paths:
-            model = load_model(path, SCALE)
+            model = load_model(path, SCALE, COLOUR_LOCK)
             up = model_upscaler(model)
             for row in rows:
                 s = score(up, pairs[row])
                 gains = photo_gains(s, bicubic[row])
+                ssim_gains = photo_gains(s, bicubic[row], "ssim")
                 entry = {"weights": str(path), "psnr": float(np.mean(s["psnr"])), "ssim": float(np.mean(s["ssim"])),
                          "photo_gain": gains, "worst_photo_gain": min(gains.values()),
+                         "photo_ssim_gain": ssim_gains, "worst_photo_ssim_gain": min(ssim_gains.values()),
                          "worst_pair_gain": float(np.min(np.subtract(s["psnr"], bicubic[row]["psnr"])))}
                 per_model[arm][row].append(entry)
-                print(json.dumps({"case": f"quality/{split}/{row}", "arm": arm, **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in entry.items() if k != "photo_gain"}}), flush=True)
+                print(json.dumps({"case": f"quality/{split}/{row}", "arm": arm, **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in entry.items() if k not in ("photo_gain", "photo_ssim_gain")}}), flush=True)
     for row in rows:
         r: dict = {"pairs": len(pairs[row]), "bicubic_psnr": float(np.mean(bicubic[row]["psnr"])),
                    "bicubic_ssim": float(np.mean(bicubic[row]["ssim"]))}
@@ -124,7 +127,9 @@ def quality(split: str, runs: dict[str, list[Path]], rows: list[str], deg_seeds:
                       "gain_mean_std": mean_std([e["psnr"] - r["bicubic_psnr"] for e in entries[row]]),
                       "worst_photo_gain": min(e["worst_photo_gain"] for e in entries[row]),
                       "worst_photo_gain_per_seed": [e["worst_photo_gain"] for e in entries[row]],
+                      "worst_photo_ssim_gain": min(e["worst_photo_ssim_gain"] for e in entries[row]),
                       "photo_gain_seed0": entries[row][0]["photo_gain"],
+                      "photo_ssim_gain_seed0": entries[row][0]["photo_ssim_gain"],
                       "seed0_psnr": entries[row][0]["psnr"], "seed0_ssim": entries[row][0]["ssim"],
                       "seeds": len(entries[row])}
         if "crl" in per_model and "ablation" in per_model:
@@ -174,7 +179,7 @@ def peak_memory(weights: str, radius: int, tile: int) -> dict:
         big = cv2.resize(bundled_photo("astronaut"), (1024, 1024), interpolation=cv2.INTER_AREA)
         write_image(src, big)
         code = RSS_CHILD.format(root=str(ROOT), weights=weights, src=str(src), out=str(Path(tmp) / "out"),
-                                tile=tile, overlap=2 * radius)
+                                tile=tile, overlap=2 * radius, lock=COLOUR_LOCK)
         proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
         rc, elapsed, rss_kb = proc.stdout.split()[-3:]
         out_shape = cv2.imread(str(Path(tmp) / "out" / "lr1024.png")).shape
@@ -190,8 +195,9 @@ def fmt(ms: tuple[float, float], digits: int = 2) -> str:
 
 def table(results: dict) -> str:
     lines = [f"| degradation (x4, {results['split']}) | bicubic PSNR / SSIM | ablation PSNR / SSIM | CRL-SR PSNR / SSIM "
-             "| CRL-SR − bicubic | CRL-SR − ablation | worst photo vs bicubic (CRL-SR / ablation) |",
-             "|---|---|---|---|---|---|---|"]
+             "| CRL-SR − bicubic | CRL-SR − ablation | worst photo vs bicubic (CRL-SR / ablation) "
+             "| worst photo SSIM vs bicubic (CRL-SR / ablation) |",
+             "|---|---|---|---|---|---|---|---|"]
     for row, r in results["rows"].items():
         cells = [row, f"{r['bicubic_psnr']:.2f} / {r['bicubic_ssim']:.4f}"]
         for arm in ("ablation", "crl"):
@@ -199,6 +205,7 @@ def table(results: dict) -> str:
         cells.append(f"{fmt(r['crl']['gain_mean_std'])} dB" if "crl" in r else "—")
         cells.append(f"{fmt(r['crl_minus_ablation_mean_std'])} dB" if "crl_minus_ablation_mean_std" in r else "—")
         cells.append(" / ".join(f"{r[a]['worst_photo_gain']:+.2f}" for a in ("crl", "ablation") if a in r) + " dB")
+        cells.append(" / ".join(f"{r[a]['worst_photo_ssim_gain']:+.4f}" for a in ("crl", "ablation") if a in r))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -237,14 +244,17 @@ def update_manifest(results: dict, shipped: dict[str, Path], recipe: str) -> Non
             metrics[f"ssim_y/{row}_x4"] = round(r[arm]["seed0_ssim"], 4)
             metrics[f"bicubic_psnr_y/{row}_x4"] = round(r["bicubic_psnr"], 4)
             metrics[f"worst_photo_gain_db/{row}_x4"] = round(entry["worst_photo_gain_per_seed"][0], 4)
+            metrics[f"worst_photo_ssim_gain/{row}_x4"] = round(entry["worst_photo_ssim_gain"], 4)
         if "niqe" in results:
             metrics["niqe/real_lr_x4"] = round(results["niqe"]["mean"][ARMS[arm]], 4)
             metrics["niqe/real_lr_x4_bicubic"] = round(results["niqe"]["mean"]["bicubic"], 4)
-        model = _load(path, SCALE)
+        model = _load(path, SCALE, COLOUR_LOCK)
         add_manifest_entry(f"sr_{arm}_x4", path, RECIPES[recipe][arm], metrics, {
             "app": "sr", "arch": "crlsr", "scale": SCALE, "params": count_parameters(model),
             "eval": "evaluation/bench_sr.py --split test: held-out chelsea/coffee/camera/grace_hopper x degradation "
-                    "seeds 0,1,2, Y-PSNR/SSIM, 4-px border (basicsr)"})
+                    "seeds 0,1,2, Y-PSNR/SSIM, 4-px border (basicsr)",
+            "inference": f"colour lock sigma {COLOUR_LOCK:g} HR px (sr infer/eval --colour-lock; "
+                         f"{COLOUR_LOCK_SIGMA:g} is their default)"})
         print(f"manifest: sr_{arm}_x4 updated", flush=True)
 
 
@@ -275,12 +285,16 @@ def main() -> None:
     parser.add_argument("--skip-niqe", action="store_true")
     parser.add_argument("--skip-shipped", action="store_true", help="only the seed table")
     parser.add_argument("--skip-speed", action="store_true", help="skip throughput and the 4096² memory run")
+    parser.add_argument("--colour-lock", type=float, default=COLOUR_LOCK_SIGMA,
+                        help="colour lock sigma (HR px) for every model; 0 = off (default: the CLI default)")
     parser.add_argument("--json", help="write every number here")
     parser.add_argument("--shipped-recipe", choices=tuple(RECIPES), default="colour",
                         help="which recipe the shipped weights come from (for the manifest)")
     parser.add_argument("--update-manifest", action="store_true",
                         help="(test split) write the shipped seed-0 weights' test metrics into weights/MANIFEST.json")
     args = parser.parse_args()
+    global COLOUR_LOCK
+    COLOUR_LOCK = args.colour_lock
     torch.set_num_threads(2)
     warnings.filterwarnings("ignore", message="Mean of empty slice")  # inside basicsr's NIQE
     shipped = {"crl": Path(args.crl), "ablation": Path(args.ablation)}
@@ -295,7 +309,8 @@ def main() -> None:
             Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
         return
     results["shipped_quality"] = quality(args.split, {a: [p] for a, p in shipped.items()}, args.rows, args.deg_seeds)
-    shipped_models = {ARMS[a]: load_model(p, SCALE) for a, p in shipped.items() if p.is_file()}
+    shipped_models = {ARMS[a]: load_model(p, SCALE, COLOUR_LOCK) for a, p in shipped.items() if p.is_file()}
+    results["colour_lock"] = COLOUR_LOCK
     results["shipped"] = {a: str(p) for a, p in shipped.items()}
     results["parameters"] = {k: count_parameters(m) for k, m in shipped_models.items()}
     if not args.skip_niqe:

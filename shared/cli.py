@@ -7,16 +7,19 @@ caused by the user print one ``cvsuite: error: ...`` line (exit 2 for usage, 1 f
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import os
 import platform
 import re
 import sys
+import tempfile
 import time
 import traceback
+import warnings
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 # OpenCV and its FFmpeg backend print warnings and errors straight to the terminal; cvsuite checks
 # every result and reports a problem as one line itself (``--debug`` keeps OpenCV's own messages).
@@ -278,17 +281,70 @@ def run_demo(out_dir: Path, modules: dict[str, Any], only: list[str] | None, for
     return 1 if failures else 0
 
 
+@contextlib.contextmanager
+def quiet_libraries(debug: bool) -> Iterator[None]:
+    """Keep library chatter off the terminal while a command runs: Python warnings (numpy, torch,
+    matplotlib) are ignored and what C libraries write straight to file descriptor 2 (OpenCV, libpng,
+    RPly, FFmpeg) goes to a discarded temporary file. cvsuite checks every result itself and reports a
+    problem as its own one line, so stderr holds only what the command means to say. ``--debug``
+    lets everything through."""
+    if debug:
+        yield
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            sys.stderr.flush()
+            real_fd2 = sys.stderr.fileno() == 2  # the terminal's stream (not a test's StringIO)
+        except (AttributeError, OSError, ValueError):
+            real_fd2 = False
+        saved = os.dup(2)
+        python_stderr = sys.stderr
+        with tempfile.TemporaryFile() as sink:
+            if real_fd2:  # Python's own messages still reach the terminal through a copy of fd 2
+                sys.stderr = open(os.dup(saved), "w", buffering=1, encoding=python_stderr.encoding or "utf-8",
+                                  errors="backslashreplace")
+            os.dup2(sink.fileno(), 2)
+            try:
+                yield
+            finally:
+                with contextlib.suppress(Exception):
+                    sys.stderr.flush()
+                os.dup2(saved, 2)
+                os.close(saved)
+                if real_fd2:
+                    sys.stderr.close()
+                    sys.stderr = python_stderr
+
+
+def _plain_error(exc: BaseException) -> tuple[str, int] | None:
+    """One line and exit code for the unexpected errors whose cause is clear without a traceback."""
+    text = one_line(exc)
+    if isinstance(exc, OSError) and (exc.filename or exc.strerror):
+        where = f"{exc.filename}: " if exc.filename else ""
+        return f"{where}{exc.strerror or text}", 1
+    if isinstance(exc, MemoryError):
+        return "out of memory: an input or a setting is too large for this machine", 1
+    if isinstance(exc, (RuntimeError, AssertionError)) and ("NVIDIA driver" in text or "not compiled with CUDA" in text
+                                                            or "no CUDA GPUs" in text):
+        return "a CUDA device was requested but this machine has no usable CUDA GPU; use --device cpu", 2
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
+    with contextlib.suppress(AttributeError, ValueError):  # file names that are not UTF-8 print escaped
+        sys.stdout.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
     try:
-        parser, _, _ = build_parser()
-        args = parser.parse_args(argv)
-        func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
-        if func is None:
-            parser.print_help()
-            return 0 if not argv else 2
-        return int(func(args) or 0)
+        with quiet_libraries(debug):
+            parser, _, _ = build_parser()
+            args = parser.parse_args(argv)
+            func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
+            if func is None:
+                parser.print_help()
+                return 0 if not argv else 2
+            return int(func(args) or 0)
     except CvsuiteError as exc:
         if debug:
             traceback.print_exc()
@@ -300,6 +356,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # unexpected: still one line unless --debug
         if debug:
             traceback.print_exc()
+        plain = _plain_error(exc)
+        if plain is not None:
+            print(f"cvsuite: error: {plain[0]}", file=sys.stderr)
+            return plain[1]
         first = one_line(exc).split(" | ")[0]
         print(f"cvsuite: error: {type(exc).__name__}: {first} (run with --debug for details)", file=sys.stderr)
         return 1

@@ -186,6 +186,8 @@ def _check_value(key: str, value: Any, bounds: dict[str, float]) -> None:
         return
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return
+    if isinstance(value, float) and not math.isfinite(value):
+        raise UsageError(f"config key {key!r} must be a finite number, got {value!r}")
     checks = (("ge", lambda v, b: v >= b, ">="), ("gt", lambda v, b: v > b, ">"),
               ("le", lambda v, b: v <= b, "<="), ("lt", lambda v, b: v < b, "<"))
     for name, ok, symbol in checks:

@@ -21,6 +21,12 @@ class UsageError(CvsuiteError):
 _WORKER_MARK = "Original Traceback"
 
 
+def printable(text: object) -> str:
+    """``text`` safe to print or draw: a file name that is not UTF-8 (kept by Python as surrogate
+    escapes) shows its odd bytes as ``\\xNN`` instead of failing in the terminal or in a font."""
+    return str(text).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def one_line(exc: BaseException) -> str:
     """The message of ``exc`` as a single line.
 

@@ -78,7 +78,18 @@ def temp_name(path: str | Path) -> Path:
     """A fresh, unpredictable temporary name beside ``path`` that keeps its suffix (libraries such as
     OpenCV or matplotlib pick the format by it): ``dir/.<name>.<random>.tmp<suffix>``."""
     path = Path(path)
-    return path.with_name(f".{path.name}.{secrets.token_hex(6)}{TMP_MARK}{path.suffix}")
+    name, suffix = path.name, path.suffix
+    if not _is_utf8(name):  # libraries given the temp name (Open3D, OpenCV) need a UTF-8 one
+        name, suffix = "cvsuite", suffix if _is_utf8(suffix) else ""
+    return path.with_name(f".{name}.{secrets.token_hex(6)}{TMP_MARK}{suffix}")
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _create_exclusive(path: str | Path) -> tuple[int, Path]:

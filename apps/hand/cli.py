@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import json
 import time
 from pathlib import Path
@@ -241,6 +242,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     out_json = guard.file(args.json) if args.json else None
     out_txt = guard.file(args.txt) if args.txt else None
     plot = args.plot or (str(Path(args.json).with_name(Path(args.json).stem + "_pck.png")) if args.json else None)
+    if plot and args.json and os.path.realpath(plot) == os.path.realpath(args.json):
+        raise UsageError(f"--plot and --json are the same file {args.json}; give two paths")
+    if plot and Path(plot).suffix.lower() not in (".png", ".pdf", ".svg", ".jpg", ".jpeg"):
+        raise UsageError(f"--plot {plot}: give a .png, .pdf, .svg or .jpg file")
     out_plot = guard.file(plot) if plot else None
     xyz_gt, verts_gt = load_ground_truth(args.gt, args.split)
     xyz, verts = load_prediction(args.pred, len(xyz_gt))

@@ -109,7 +109,23 @@ def read_calib(path: str | Path) -> Calib:
             raise CvsuiteError(f"{path}: calib has no '{key}'")
     K = as_array(data["K"], (None, 3, 3), path, "calib K")
     M = as_array(data["M"], (len(K), 4, 4), path, "calib M")
+    check_intrinsics(K, path)
+    if np.abs(M).max(initial=0.0) > 1e6:
+        raise CvsuiteError(f"{path}: calib M holds values beyond 1e6 (metres); not a camera pose")
     return Calib(K, M)
+
+
+def check_intrinsics(K: np.ndarray, path: str | Path) -> None:
+    """Pinhole intrinsics ``[[fx, s, cx], [0, fy, cy], [0, 0, 1]]``: positive focal lengths and values a
+    camera can have (an all-zero or 1e308 K would project every point to NaN or infinity)."""
+    for cam, k in enumerate(K.reshape(-1, 3, 3)):
+        where = f"{path}: calib K[{cam}]"
+        if not (k[0, 0] > 0 and k[1, 1] > 0):
+            raise CvsuiteError(f"{where}: focal lengths must be positive, got fx={k[0, 0]:g}, fy={k[1, 1]:g}")
+        if np.abs(k).max() > 1e6:
+            raise CvsuiteError(f"{where}: values beyond 1e6 pixels; not a camera matrix")
+        if not np.allclose(k[2], [0.0, 0.0, 1.0]) or abs(k[1, 0]) > 0 or abs(k[2, 0]) > 0:
+            raise CvsuiteError(f"{where}: the last row must be [0, 0, 1] (a pinhole camera matrix)")
 
 
 def read_xyz(path: str | Path) -> np.ndarray:

@@ -287,10 +287,10 @@ def write_freihand_eval(root: Path, hanco: HanCo, sequences: list[str], guard) -
     samples = hanco.samples(sequences)
     for i, s in enumerate(samples):
         view = hanco.camera_view(*s)
-        guard.write(root / "evaluation" / "rgb" / f"{i:08d}.jpg", Path(hanco.image_path(*s, variant)).read_bytes())
+        write_atomic(guard.file(root / "evaluation" / "rgb" / f"{i:08d}.jpg"), Path(hanco.image_path(*s, variant)).read_bytes())
         xyz.append(view["xyz_cam"].tolist())
         K.append(view["K"].tolist())
         scale.append(reference_scale(view["xyz_cam"]))
     for name, obj in (("xyz", xyz), ("K", K), ("scale", scale), ("verts", xyz)):
-        guard.write(root / f"evaluation_{name}.json", json.dumps(obj))
+        write_atomic(guard.file(root / f"evaluation_{name}.json"), json.dumps(obj))
     return len(samples)

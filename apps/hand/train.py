@@ -23,6 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from shared.config import bounded
 from shared.engine import TrainConfig, Trainer, TrainTask
 from shared.errors import CvsuiteError, UsageError
 from shared.guard import OutputGuard
@@ -302,18 +303,18 @@ class PretrainConfig:
     sequences: str = ""             # "" = all; "0000,0007" or "0-99" (positions) to hold fewer in memory
     positives: str = "a+b+c"        # letters a (augment), b (background swap), c (neighbour camera), d (+-1 frame)
     pair_weights: dict = field(default_factory=dict)  # optional override of {same, view, time}
-    bg_swap: float = -1.0           # optional override of the background-swap probability (-1: from positives)
-    image_size: int = 64
+    bg_swap: float = bounded(-1.0, ge=-1.0, le=1.0)           # optional override of the background-swap probability (-1: from positives)
+    image_size: int = bounded(64, ge=16, le=1024)
     backbone: str = "resnet10_small"
-    width: int = 16
-    proj_dim: int = 128
-    queue_size: int = 65536
-    momentum: float = 0.999
-    temperature: float = 0.2
-    bn_groups: int = 4              # shuffle-BN: batch-norm groups (MoCo: one per GPU), keys shuffled across them
-    backgrounds: int = 96           # pool of real-photo crops for the background swap
+    width: int = bounded(16, ge=1, le=1024)
+    proj_dim: int = bounded(128, ge=1, le=4096)
+    queue_size: int = bounded(65536, ge=1, le=1_000_000)   # MoCo's K (the paper's setting); CPU recipes use 4096
+    momentum: float = bounded(0.999, ge=0.0, le=1.0)       # MoCo's m (the paper's setting); CPU recipes use 0.99
+    temperature: float = bounded(0.2, gt=0.0, le=100.0)
+    bn_groups: int = bounded(4, ge=1, le=1024)             # shuffle-BN: batch-norm groups (MoCo: one per GPU), keys shuffled across them
+    backgrounds: int = bounded(96, ge=0, le=100_000)           # pool of real-photo crops for the background swap
     backgrounds_dir: str = ""       # folder of background photos (HanCo_rnd_backgrounds); "" = bundled photos
-    num_threads: int = 0
+    num_threads: int = bounded(0, ge=0, le=1024)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
         out_dir="runs/hand_pretrain", max_steps=300, batch_size=64, lr=2e-3, weight_decay=1e-4,
         warmup_steps=20, log_every=25, ckpt_every=100, tensorboard=False))
@@ -470,21 +471,21 @@ class FinetuneConfig:
     data: str = "data/hand_synth/finetune"  # HanCo root, or FreiHAND root (its training split)
     sequences: str = ""             # HanCo only: "" = all; "0000,0007" or "0-99"
     init: str = "random"            # random | path to a pretrained encoder (.safetensors from `hand pretrain`)
-    label_fraction: float = 1.0     # fraction of labelled images used
-    label_seed: int = 0
-    image_size: int = 64
+    label_fraction: float = bounded(1.0, gt=0.0, le=1.0)     # fraction of labelled images used
+    label_seed: int = bounded(0, ge=0)
+    image_size: int = bounded(64, ge=16, le=1024)
     backbone: str = "resnet10_small"
-    width: int = 16
-    hidden: int = 256
+    width: int = bounded(16, ge=1, le=1024)
+    hidden: int = bounded(256, ge=1, le=16384)
     head: str = "heatmap"           # heatmap (soft-argmax + location maps) | pooled (global pool + MLP) | spatial
     augment: bool = True            # re-framing, mirroring, new backgrounds, occluders, blur, JPEG (apps/hand/augment.py)
-    negative_rate: float = 0.1      # fraction of hand-free background crops (teach the presence score)
+    negative_rate: float = bounded(0.1, ge=0.0, lt=1.0)   # fraction of hand-free background crops (teach the presence score)
     backgrounds_dir: str = ""       # folder of background photos for re-compositing; "" = bundled photos
-    w2d: float = 1.0
-    w3d: float = 1.0
+    w2d: float = bounded(1.0, ge=0.0, le=1000.0)
+    w3d: float = bounded(1.0, ge=0.0, le=1000.0)
     mano: str = ""                  # MANO_RIGHT.pkl: add a MANO head (pose/shape -> 778 vertices)
-    wmano: float = 1.0              # weight of the MANO joints' loss
-    num_threads: int = 0
+    wmano: float = bounded(1.0, ge=0.0, le=1000.0)              # weight of the MANO joints' loss
+    num_threads: int = bounded(0, ge=0, le=1024)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
         out_dir="runs/hand_keypoints", max_steps=400, batch_size=32, lr=1e-3, weight_decay=1e-4,
         warmup_steps=20, log_every=50, ckpt_every=200, tensorboard=False))

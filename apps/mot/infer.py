@@ -6,6 +6,7 @@ imports torch.
 """
 from __future__ import annotations
 
+import bisect
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
@@ -207,9 +208,20 @@ def track(source: MOTSequence | FrameFolder | VideoSource, det: MOTTable | None 
     def frames():
         if need_pixels or not isinstance(source, MOTSequence):
             yield from source.frames()
-        else:  # public detections, motion only: no decoding
-            for f in range(1, len(source) + 1):
+        else:  # public detections, motion only: no decoding; the work is bounded by the detections
+            # present, not by seqLength: a stretch with no detection and no live track is skipped
+            # (updating an empty tracker with no boxes changes nothing but its frame counter)
+            with_rows = sorted(int(f) for f in rows)
+            f = 1
+            while f <= len(source):
+                if not len(tracker.tid) and f not in rows:
+                    later = bisect.bisect_left(with_rows, f)
+                    if later == len(with_rows):
+                        return
+                    f = with_rows[later]
+                    tracker.frame = f - 1
                 yield f, None
+                f += 1
 
     total = len(source) if isinstance(source, (MOTSequence, FrameFolder)) else (source.length_hint or None)
     bar = None

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 
+from shared.config import bounded
 from shared.engine import TrainConfig, Trainer, TrainTask
 from shared.engine.distributed import gather_no_grad
 from shared.errors import CvsuiteError, UsageError
@@ -52,14 +53,14 @@ class MOTTrainConfig:
     labels: str = "full"            # full | partial:FRACTION (of frames) | partial-ids:FRACTION | none
     objective: str = "i2t"          # i2t (instance-to-track) | i2i (instance-to-instance)
     backbone: str = "small_cnn"
-    width: int = 16
-    dim: int = 64
-    temperature: float = 0.1
-    bank_momentum: float = 0.9
-    pair_window: int = 30           # i2i: max frame gap between the two detections of a pair
-    label_seed: int = 0             # which frames are labelled in partial mode
-    min_score: float = 0.3          # detections below this confidence are not used
-    num_threads: int = 0            # torch CPU threads (0 = torch's default)
+    width: int = bounded(16, ge=1, le=1024)
+    dim: int = bounded(64, ge=1, le=4096)
+    temperature: float = bounded(0.1, gt=0.0, le=100.0)
+    bank_momentum: float = bounded(0.9, ge=0.0, le=1.0)
+    pair_window: int = bounded(30, ge=1, le=100_000)           # i2i: max frame gap between the two detections of a pair
+    label_seed: int = bounded(0, ge=0)             # which frames are labelled in partial mode
+    min_score: float = bounded(0.3, ge=0.0, le=1.0)          # detections below this confidence are not used
+    num_threads: int = bounded(0, ge=0, le=1024)            # torch CPU threads (0 = torch's default)
     train: TrainConfig = field(default_factory=_default_train)
 
 

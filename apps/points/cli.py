@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from shared.cli_utils import RUN_FLAGS, add_app_parser, add_force_arg, add_run_args, config_from_args
-from shared.errors import CvsuiteError, UsageError
+from shared.errors import CvsuiteError, UsageError, printable
 from shared.guard import OutputGuard, atomic_output, write_atomic
 
 SHIPPED_SEGMENTER = "points_segmenter_synth"
@@ -28,10 +28,10 @@ def _weights(path: str | None, shipped: str) -> str:
 def cmd_synth(args: argparse.Namespace) -> int:
     from .synth import write_dataset
 
-    if args.shapes < 5:
-        raise UsageError("--shapes must be >= 5 (one per category)")
-    if args.points < 16:
-        raise UsageError("--points must be >= 16")
+    if not 5 <= args.shapes <= 1_000_000:
+        raise UsageError("--shapes must be between 5 (one per category) and 1000000")
+    if not 16 <= args.points <= 100_000:
+        raise UsageError("--points must be between 16 and 100000")
     guard = OutputGuard(force=args.force)
     out = guard.directory(args.out)
     counts = write_dataset(out, args.layout, args.shapes, args.seed, args.points, claim=guard.file)
@@ -61,10 +61,12 @@ def cmd_infer(args: argparse.Namespace) -> int:
     from .infer import discover_parts, label_colours, parse_category, render_png, segment, write_labels, write_ply
     from .model import load_model
 
-    if args.points < 16:
-        raise UsageError("--points must be >= 16")
-    if args.parts is not None and args.parts < 1:
-        raise UsageError("--parts must be >= 1")
+    if not 16 <= args.points <= 100_000:
+        raise UsageError("--points must be between 16 and 100000")
+    if not 1 <= args.max_chunks <= 1000:
+        raise UsageError("--max-chunks must be between 1 and 1000")
+    if args.parts is not None and not 1 <= args.parts <= 1000:
+        raise UsageError("--parts must be between 1 and 1000")
     files = list_inputs(args.inputs)
     stems = [f.stem for f in files]
     if len(set(stems)) != len(stems):
@@ -95,7 +97,7 @@ def cmd_infer(args: argparse.Namespace) -> int:
         colours = label_colours(labels - labels.min() if args.parts is None else labels)
         write_labels(labels_path, labels)
         write_ply(ply_path, cloud.points, colours)
-        backend = render_png(png_path, cloud.points, colours, f"{f.name}: {what}", args.render)
+        backend = render_png(png_path, cloud.points, colours, f"{printable(f.name)}: {what}", args.render)
         print(f"{f}: {len(labels)} points{' (sampled from the mesh)' if cloud.from_mesh else ''}, {what} "
               f"-> {labels_path}, {ply_path}, {png_path} ({backend})")
     guard.record()

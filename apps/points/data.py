@@ -71,6 +71,8 @@ class Shape:
 def check_points(points: np.ndarray, source: str | Path, min_points: int = 2) -> np.ndarray:
     """(N, 3) float32 finite points with at least ``min_points`` rows, else CvsuiteError naming ``source``."""
     points = np.asarray(points)
+    if np.iscomplexobj(points) or not np.issubdtype(points.dtype, np.number) or points.dtype == bool:
+        raise CvsuiteError(f"{source}: coordinates must be real numbers, got {points.dtype}")
     if points.ndim != 2 or points.shape[1] != 3:
         raise CvsuiteError(f"{source}: expected N x 3 coordinates, got shape {points.shape}")
     if len(points) == 0:
@@ -80,7 +82,27 @@ def check_points(points: np.ndarray, source: str | Path, min_points: int = 2) ->
     bad = ~np.isfinite(points).all(axis=1)
     if bad.any():
         raise CvsuiteError(f"{source}: {int(bad.sum())} point(s) have NaN/inf coordinates (first: point {int(np.argmax(bad))})")
+    huge = (np.abs(points) > MAX_COORDINATE).any(axis=1)
+    if huge.any():  # float32 overflows (1e308 -> inf) and normalising squares the coordinates
+        raise CvsuiteError(f"{source}: {int(huge.sum())} point(s) have coordinates beyond ±{MAX_COORDINATE:g} "
+                           f"(first: point {int(np.argmax(huge))})")
     return points.astype(np.float32)
+
+
+MAX_COORDINATE = 1e12
+
+
+def whole_numbers(values: np.ndarray, source: str | Path, what: str) -> np.ndarray:
+    """``values`` as int64 when every entry is a real whole number (labels, part ids), else CvsuiteError."""
+    values = np.asarray(values)
+    if np.iscomplexobj(values) or not np.issubdtype(values.dtype, np.number):
+        raise CvsuiteError(f"{source}: {what} must be whole numbers, got {values.dtype}")
+    if np.issubdtype(values.dtype, np.floating):
+        bad = ~np.isfinite(values) | (values != np.round(values)) | (np.abs(values) > 2 ** 31)
+        if bad.any():
+            first = np.flatnonzero(bad.reshape(-1))[0]
+            raise CvsuiteError(f"{source}: {what} must be whole numbers, got {values.reshape(-1)[first]!r}")
+    return values.astype(np.int64)
 
 
 def estimate_normals(points: np.ndarray, k: int = 20) -> np.ndarray:
@@ -151,7 +173,11 @@ def read_h5_file(path: str | Path, with_parts: bool = True) -> list[Shape]:
         normal = _h5_dataset(handle, path, "normal", required=False)
     if data.ndim != 3 or data.shape[2] != 3 or data.shape[0] == 0 or data.shape[1] == 0:
         raise CvsuiteError(f"{path}: 'data' must be S x N x 3 with S, N > 0, got {data.shape}")
-    label = label.reshape(-1)
+    label = whole_numbers(label, path, "'label'").reshape(-1)
+    if pid is not None:
+        pid = whole_numbers(pid, path, "'pid'")
+    if normal is not None and (np.iscomplexobj(normal) or not np.isfinite(np.asarray(normal, np.float64)).all()):
+        raise CvsuiteError(f"{path}: 'normal' must hold finite real numbers")
     if len(label) != len(data):
         raise CvsuiteError(f"{path}: 'label' has {len(label)} entries for {len(data)} shapes")
     if with_parts:
@@ -327,6 +353,9 @@ def read_numeric_rows(path: Path) -> np.ndarray:
             raise CvsuiteError(f"{path}: line {i}: not numeric: {line[:60]!r}") from None
         if width is None:
             width = len(values)
+        elif (len(rows) == 1 and width == 1 and len(values) >= 3 and path.suffix.lower() == ".pts"
+              and float(rows[0][0]).is_integer()):
+            rows, width = [], len(values)  # a .pts file may start with its point count
         elif len(values) != width:
             raise CvsuiteError(f"{path}: line {i}: {len(values)} columns, expected {width} like line 1")
         rows.append(values)
@@ -342,6 +371,52 @@ class LoadedCloud:
     points: np.ndarray
     normals: np.ndarray
     from_mesh: bool
+
+
+_PLY_SIZES = {"char": 1, "int8": 1, "uchar": 1, "uint8": 1, "short": 2, "int16": 2, "ushort": 2, "uint16": 2,
+              "int": 4, "int32": 4, "uint": 4, "uint32": 4, "float": 4, "float32": 4, "double": 8, "float64": 8}
+
+
+def check_ply_complete(path: Path) -> None:
+    """Refuse a PLY file whose data is shorter than its header promises (a cut download, a header
+    with no data): Open3D's reader prints an "RPly" line and returns the points it got so far."""
+    with path.open("rb") as handle:
+        head = handle.read(65536)
+    end = head.find(b"end_header")
+    if not head.startswith(b"ply") or end < 0:
+        raise CvsuiteError(f"{path}: not a PLY file (no 'ply' ... 'end_header' header)")
+    body_start = head.index(b"\n", end) + 1 if b"\n" in head[end:] else len(head)
+    fmt, elements = "", []  # [name, count, fixed bytes per item, minimum bytes per list]
+    for raw in head[:end].splitlines():
+        bits = raw.decode("ascii", "replace").split()
+        if len(bits) >= 2 and bits[0] == "format":
+            fmt = bits[1]
+        elif len(bits) >= 3 and bits[0] == "element":
+            try:
+                elements.append([bits[1], int(bits[2]), 0, 0])
+            except ValueError:
+                raise CvsuiteError(f"{path}: PLY header line {raw.decode('ascii', 'replace')!r} has no count") from None
+        elif len(bits) >= 3 and bits[0] == "property" and elements:
+            if bits[1] == "list" and len(bits) >= 5:
+                elements[-1][3] += _PLY_SIZES.get(bits[2], 1)
+            else:
+                elements[-1][2] += _PLY_SIZES.get(bits[1], 4)
+    if any(count < 0 for _, count, _, _ in elements):
+        raise CvsuiteError(f"{path}: PLY header has a negative element count")
+    data_size = path.stat().st_size - body_start
+    if fmt.startswith("binary"):
+        needed = sum(count * (fixed + lists) for _, count, fixed, lists in elements)
+        if data_size < needed:
+            raise CvsuiteError(f"{path}: truncated PLY file: the header promises at least {needed} bytes of data, "
+                               f"the file holds {max(data_size, 0)}")
+    elif fmt == "ascii":
+        needed = sum(count for _, count, _, _ in elements)
+        with path.open("rb") as handle:
+            handle.seek(body_start)
+            lines = sum(1 for line in handle if line.strip())
+        if lines < needed:
+            raise CvsuiteError(f"{path}: truncated PLY file: the header promises {needed} data lines, "
+                               f"the file holds {lines}")
 
 
 def _ply_has_faces(path: Path) -> bool:
@@ -407,6 +482,8 @@ def read_cloud_file(path: str | Path, mesh_points: int = 2048, seed: int = 0, mi
     if path.stat().st_size == 0:
         raise CvsuiteError(f"{path}: the point cloud is empty (0 bytes)")
     suffix = path.suffix.lower()
+    if suffix == ".ply":
+        check_ply_complete(path)
     if suffix in (".obj", ".off", ".stl", ".glb", ".gltf") or (suffix == ".ply" and _ply_has_faces(path)):
         return read_mesh(path, mesh_points, seed)
     if suffix in (".xyz", ".xyzn", ".pts", ".txt"):

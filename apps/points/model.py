@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from shared.config import bounded
 from shared.backbones import build_backbone
 from shared.errors import CvsuiteError
 
@@ -20,9 +21,9 @@ from .data import NUM_CATEGORIES, NUM_PARTS, part_mask
 class EncoderConfig:
     """DGCNN size (paper: k 20, width 64, global 1024; the CPU defaults are narrower)."""
 
-    k: int = 20
-    width: int = 32
-    global_dim: int = 256
+    k: int = bounded(20, ge=1, le=128)
+    width: int = bounded(32, ge=1, le=1024)
+    global_dim: int = bounded(256, ge=1, le=8192)
 
 
 class PointEncoder(nn.Module):

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from shared.config import bounded
 from shared.engine import TrainConfig, Trainer, TrainTask
 from shared.errors import CvsuiteError, UsageError
 from shared.guard import OutputGuard
@@ -41,23 +42,23 @@ class PointsConfig:
 
     mode: str = "pretrain"                # pretrain | finetune
     data: str = "data/points_synth/h5"    # ShapeNetPart folder (either layout)
-    points: int = 1024                    # points per training cloud
+    points: int = bounded(1024, ge=16, le=100_000)                    # points per training cloud
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     # pretraining
     contrast: str = "self"                # self (SCL) | instance (ablation)
     negatives: str = "hard"               # hard (banded) | random (ablation)
-    num_anchors: int = 32
-    patch_size: int = 32                  # paper: 160 of 2048 points
-    num_negatives: int = 16
-    band_start: list[float] = field(default_factory=lambda: [0.0, 1.0])
-    band_end: list[float] = field(default_factory=lambda: [0.5, 0.9])
-    temperature: float = 0.07
-    proj_dim: int = 64
+    num_anchors: int = bounded(32, ge=1, le=4096)
+    patch_size: int = bounded(32, ge=2, le=4096)                  # paper: 160 of 2048 points
+    num_negatives: int = bounded(16, ge=1, le=4096)
+    band_start: list[float] = bounded(default_factory=lambda: [0.0, 1.0], ge=0.0, le=1.0, min_len=2, max_len=2)
+    band_end: list[float] = bounded(default_factory=lambda: [0.5, 0.9], ge=0.0, le=1.0, min_len=2, max_len=2)
+    temperature: float = bounded(0.07, gt=0.0, le=100.0)
+    proj_dim: int = bounded(64, ge=1, le=4096)
     # fine-tuning
     init: str = ""                        # pretrained encoder (.safetensors); empty = from scratch
-    label_fraction: float = 1.0           # of the training shapes, stratified by category
-    label_seed: int = 0
-    num_threads: int = 0                  # torch CPU threads (0 = torch's default)
+    label_fraction: float = bounded(1.0, gt=0.0, le=1.0)           # of the training shapes, stratified by category
+    label_seed: int = bounded(0, ge=0)
+    num_threads: int = bounded(0, ge=0, le=1024)                  # torch CPU threads (0 = torch's default)
     train: TrainConfig = field(default_factory=_default_train)
 
 

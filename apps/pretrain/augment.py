@@ -22,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from shared.config import bounded
 from shared.errors import UsageError
 
 
@@ -30,9 +31,9 @@ class AugmentConfig:
     """View generator settings (``preset`` fills in the defaults that are left as ``None``)."""
 
     preset: str = "digits"  # digits | natural
-    size: int = 16  # output side in pixels
+    size: int = bounded(16, ge=4, le=1024)  # output side in pixels
     crop_scale: list[float] | None = None  # area fraction range of the crop
-    crop_ratio: list[float] = field(default_factory=lambda: [3 / 4, 4 / 3])
+    crop_ratio: list[float] = bounded(default_factory=lambda: [3 / 4, 4 / 3], gt=0.0, le=100.0, min_len=2, max_len=2)
     rotate_deg: float | None = None
     shear_deg: float | None = None
     flip: bool | None = None

@@ -146,6 +146,11 @@ def _cifar_images(batch: dict[str, object], path: Path) -> np.ndarray:
     data = np.asarray(batch.get("data"))
     if data.ndim != 2 or data.shape[1] != 3072:
         raise CvsuiteError(f"{path}: 'data' must be (N, 3072) uint8, got shape {data.shape}")
+    if data.dtype != np.uint8 and not (np.issubdtype(data.dtype, np.integer) and data.size
+                                       and 0 <= data.min() and data.max() <= 255):
+        raise CvsuiteError(f"{path}: 'data' must hold 8-bit pixel values 0-255 (uint8), got {data.dtype}"
+                           + (f" from {data.min()} to {data.max()}" if data.size and np.issubdtype(data.dtype, np.number)
+                              and not np.iscomplexobj(data) else ""))
     return data.astype(np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
 
 

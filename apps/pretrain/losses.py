@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from shared.config import bounded
 from shared.config import check_non_negative, check_positive
 from shared.engine.distributed import get_world_size
 from shared.errors import UsageError
@@ -27,7 +28,7 @@ def _unit_interval(section: str, cfg: object, *names: str) -> None:
 
 @dataclass
 class SimCLRConfig:
-    temperature: float = 0.5
+    temperature: float = bounded(0.5, gt=0.0, le=100.0)
 
     def __post_init__(self) -> None:
         check_positive("simclr.", self, "temperature")
@@ -35,9 +36,9 @@ class SimCLRConfig:
 
 @dataclass
 class MoCoConfig:
-    temperature: float = 0.2
-    queue_size: int = 1024
-    momentum: float = 0.99  # key-encoder EMA
+    temperature: float = bounded(0.2, gt=0.0, le=100.0)
+    queue_size: int = bounded(1024, ge=1, le=1_000_000)
+    momentum: float = bounded(0.99, ge=0.0, le=1.0)  # key-encoder EMA
 
     def __post_init__(self) -> None:
         check_positive("moco.", self, "temperature", "queue_size")
@@ -46,10 +47,10 @@ class MoCoConfig:
 
 @dataclass
 class WMSEConfig:
-    num_views: int = 4
-    w_size: int = 128
-    w_iter: int = 1
-    eps: float = 0.0
+    num_views: int = bounded(4, ge=2, le=64)
+    w_size: int = bounded(128, ge=2, le=65536)
+    w_iter: int = bounded(1, ge=1, le=100)
+    eps: float = bounded(0.0, ge=0.0, le=1.0)
     loss_type: str = "norm_mse"  # norm_mse | mse
 
     def __post_init__(self) -> None:
@@ -64,9 +65,9 @@ class WMSEConfig:
 
 @dataclass
 class HCLConfig:
-    temperature: float = 0.5
-    tau_plus: float = 0.1
-    beta: float = 1.0
+    temperature: float = bounded(0.5, gt=0.0, le=100.0)
+    tau_plus: float = bounded(0.1, ge=0.0, lt=1.0)
+    beta: float = bounded(1.0, ge=0.0, le=100.0)
 
     def __post_init__(self) -> None:
         check_positive("hcl.", self, "temperature")
@@ -77,13 +78,13 @@ class HCLConfig:
 
 @dataclass
 class AdCoConfig:
-    temperature: float = 0.12  # encoder loss
-    bank_size: int = 1024
-    bank_temperature: float = 0.02  # tau_m of the bank's ascent step
-    bank_lr: float = 3.0
-    bank_momentum: float = 0.9
-    bank_weight_decay: float = 1e-4
-    momentum: float = 0.99  # key-encoder EMA
+    temperature: float = bounded(0.12, gt=0.0, le=100.0)  # encoder loss
+    bank_size: int = bounded(1024, ge=1, le=1_000_000)
+    bank_temperature: float = bounded(0.02, gt=0.0, le=100.0)  # tau_m of the bank's ascent step
+    bank_lr: float = bounded(3.0, gt=0.0, le=10_000.0)
+    bank_momentum: float = bounded(0.9, ge=0.0, le=1.0)
+    bank_weight_decay: float = bounded(1e-4, ge=0.0, le=1.0)
+    momentum: float = bounded(0.99, ge=0.0, le=1.0)  # key-encoder EMA
 
     def __post_init__(self) -> None:
         check_positive("adco.", self, "temperature", "bank_size", "bank_temperature", "bank_lr")
@@ -93,7 +94,7 @@ class AdCoConfig:
 
 @dataclass
 class BYOLConfig:
-    base_momentum: float = 0.99  # target EMA, cosine-scheduled to 1
+    base_momentum: float = bounded(0.99, ge=0.0, le=1.0)  # target EMA, cosine-scheduled to 1
 
     def __post_init__(self) -> None:
         _unit_interval("byol.", self, "base_momentum")

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from shared.config import bounded
 from shared.backbones import build_backbone
 from shared.config import check_positive
 from shared.errors import CvsuiteError
@@ -29,11 +30,11 @@ class ModelConfig:
     """Backbone and head sizes."""
 
     arch: str = "small_cnn"  # any shared.backbones name: small_cnn, resnet18, resnet50
-    width: int = 32  # small_cnn only
+    width: int = bounded(32, ge=1, le=1024)  # small_cnn only
     cifar_stem: bool = False  # resnet18 only: 3x3 stride-1 stem for 32-96 px inputs
-    proj_hidden: int = 256
-    proj_dim: int = 64
-    pred_hidden: int = 256  # BYOL predictor
+    proj_hidden: int = bounded(256, ge=1, le=16384)
+    proj_dim: int = bounded(64, ge=1, le=16384)
+    pred_hidden: int = bounded(256, ge=1, le=16384)  # BYOL predictor
 
     def __post_init__(self) -> None:
         check_positive("model.", self, "width", "proj_hidden", "proj_dim", "pred_hidden")

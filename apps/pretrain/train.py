@@ -27,6 +27,7 @@ from typing import Any
 
 import torch
 
+from shared.config import bounded
 from shared.engine import TrainConfig, Trainer, TrainTask
 from shared.engine.checkpoint import remove_orphaned_tmp
 from shared.engine.distributed import init_distributed, is_main_process, raise_on_all_ranks
@@ -48,7 +49,7 @@ class PretrainConfig:
     method: str = "simclr"  # simclr | moco | wmse | adco | hcl | byol
     data: str = "digits"  # 'digits' or a dataset folder (ImageFolder, CIFAR-10/100, STL-10)
     split: str = "train"  # STL-10 also: unlabeled, train+unlabeled
-    in_channels: int = 0  # 0 = from the data; for image folders 1 reads images as grey
+    in_channels: int = bounded(0, ge=0, le=4)  # 0 = from the data; for image folders 1 reads images as grey
     data_mean: list[float] | None = None  # per-channel normalisation; None = measured on the data
     data_std: list[float] | None = None
     evaluate: bool = True  # after training, kNN/linear eval when the data has a labelled test split

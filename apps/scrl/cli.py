@@ -183,6 +183,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_infer(args: argparse.Namespace) -> int:
     from .infer import expand_inputs, run_inference
 
+    if not 0.0 <= args.score <= 1.0:  # also refuses nan
+        raise UsageError(f"--score must be between 0 and 1, got {args.score}")
     files = expand_inputs(args.images)
     if not args.weights:
         from shared.weights import shipped_weight

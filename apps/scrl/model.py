@@ -15,6 +15,7 @@ import torch
 from torch import nn
 from torchvision.ops import roi_align
 
+from shared.config import bounded
 from shared.backbones import build_backbone
 from shared.errors import CvsuiteError
 
@@ -26,7 +27,7 @@ RESNET_ARCHS = ("resnet18_slim", "resnet18", "resnet50")
 @dataclass
 class BackboneConfig:
     arch: str = "resnet18_slim"  # resnet18_slim | resnet18 | resnet50
-    width: int = 16  # resnet18_slim only (64 = torchvision ResNet-18)
+    width: int = bounded(16, ge=1, le=1024)  # resnet18_slim only (64 = torchvision ResNet-18)
 
 
 def build_resnet(cfg: BackboneConfig, pooled: bool = False) -> nn.Module:
@@ -83,15 +84,15 @@ class RegionEncoder(nn.Module):
 class DetectorConfig:
     """torchvision Faster R-CNN FPN sized for small images (anchors 8..128 px)."""
 
-    min_size: int = 128
-    max_size: int = 128
-    fpn_channels: int = 64  # 256 for full-width backbones
-    representation: int = 256  # box head MLP
-    anchor_sizes: list[int] | None = None  # one per FPN level; default 8, 16, 32, 64, 128
-    rpn_batch: int = 128
-    box_batch: int = 128
-    detections: int = 100
-    score_thresh: float = 0.05
+    min_size: int = bounded(128, ge=16, le=4096)
+    max_size: int = bounded(128, ge=16, le=8192)
+    fpn_channels: int = bounded(64, ge=1, le=1024)  # 256 for full-width backbones
+    representation: int = bounded(256, ge=1, le=16384)  # box head MLP
+    anchor_sizes: list[int] | None = bounded(None, ge=1, le=4096, min_len=5, max_len=5)  # one per FPN level; default 8, 16, 32, 64, 128
+    rpn_batch: int = bounded(128, ge=1, le=100_000)
+    box_batch: int = bounded(128, ge=1, le=100_000)
+    detections: int = bounded(100, ge=1, le=10_000)
+    score_thresh: float = bounded(0.05, ge=0.0, le=1.0)
 
 
 def build_detector(backbone: nn.Module, num_classes: int, cfg: DetectorConfig) -> nn.Module:

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from shared.config import bounded
 from shared.engine import TrainConfig, Trainer, TrainTask
 from shared.engine.distributed import is_main_process
 from shared.errors import CvsuiteError, UsageError
@@ -43,13 +44,13 @@ class PretrainConfig:
 
     data: str = ""  # image folder (recursive) or COCO json whose images are used (labels ignored)
     method: str = "scrl"  # scrl | byol (image-level baseline)
-    max_side: int = 160  # images are resized so their longer side is at most this (kept in memory)
+    max_side: int = bounded(160, ge=16, le=4096)  # images are resized so their longer side is at most this (kept in memory)
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     views: ViewConfig = field(default_factory=ViewConfig)
-    proj_hidden: int = 512
-    proj_dim: int = 128
-    pred_hidden: int = 512
-    base_momentum: float = 0.99
+    proj_hidden: int = bounded(512, ge=1, le=16384)
+    proj_dim: int = bounded(128, ge=1, le=16384)
+    pred_hidden: int = bounded(512, ge=1, le=16384)
+    base_momentum: float = bounded(0.99, ge=0.0, le=1.0)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
         out_dir="runs/scrl_pretrain", max_steps=300, batch_size=32, lr=2e-3, weight_decay=1e-4,
         warmup_steps=20, log_every=20, ckpt_every=100))

@@ -9,6 +9,8 @@ as in the paper).
 """
 from __future__ import annotations
 
+from shared.config import bounded
+
 import math
 from dataclasses import dataclass
 
@@ -24,16 +26,16 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 class ViewConfig:
     """Augmentations (SCRL/BYOL recipe, at CPU size)."""
 
-    size: int = 96  # output side of each view
-    min_scale: float = 0.2
-    max_scale: float = 1.0
-    flip: float = 0.5
-    jitter: float = 0.8  # probability of colour jitter (brightness/contrast/saturation 0.4, hue 0.1)
-    grey: float = 0.2
-    boxes: int = 10  # K boxes per image
-    max_iou: float = 0.5  # between sampled boxes
-    min_box: float = 16.0  # minimum box side in view pixels (in both views)
-    tries: int = 50
+    size: int = bounded(96, ge=16, le=1024)  # output side of each view
+    min_scale: float = bounded(0.2, gt=0.0, le=1.0)
+    max_scale: float = bounded(1.0, gt=0.0, le=1.0)
+    flip: float = bounded(0.5, ge=0.0, le=1.0)
+    jitter: float = bounded(0.8, ge=0.0, le=1.0)  # probability of colour jitter (brightness/contrast/saturation 0.4, hue 0.1)
+    grey: float = bounded(0.2, ge=0.0, le=1.0)
+    boxes: int = bounded(10, ge=1, le=1000)  # K boxes per image
+    max_iou: float = bounded(0.5, ge=0.0, le=1.0)  # between sampled boxes
+    min_box: float = bounded(16.0, gt=0.0, le=4096.0)  # minimum box side in view pixels (in both views)
+    tries: int = bounded(50, ge=1, le=10_000)
 
 
 @dataclass

@@ -16,6 +16,7 @@ SHIPPED = {"crl": "sr_crl_x4", "ablation": "sr_ablation_x4"}
 KIND_CHOICES = ("bicubic", "mild", "blind", "spatially-variant")
 TILE_RANGE = (16, 4096)  # LR pixels; 0 = whole image
 OVERLAP_MAX = 512
+COLOUR_LOCK_MAX = 64.0  # HR px (σ of the colour lock's Gaussian)
 
 
 def check_tiling(tile: int, overlap: int | None) -> None:
@@ -40,16 +41,21 @@ def resolve_overlap(model, tile: int, overlap: int | None) -> int:
     return overlap
 
 
-def _load(weights: str | None, scale: int):
+def _load(weights: str | None, scale: int, colour_lock: float | None = None):
     from shared.weights import shipped_weight
 
-    from .model import load_model
+    from .model import COLOUR_LOCK_SIGMA, load_model
+
+    if colour_lock is None:
+        colour_lock = COLOUR_LOCK_SIGMA
+    if not 0 <= colour_lock <= COLOUR_LOCK_MAX:
+        raise UsageError(f"--colour-lock must be between 0 (off) and {COLOUR_LOCK_MAX:g} HR pixels, got {colour_lock:g}")
 
     if weights in (None, "", "crl", "ablation"):
         if scale != 4:
             raise UsageError(f"shipped weights are x4; pass --weights for x{scale}")
         weights = str(shipped_weight(SHIPPED[weights or "crl"]))
-    return load_model(weights, scale)
+    return load_model(weights, scale, colour_lock)
 
 
 def cmd_degrade(args: argparse.Namespace) -> int:
@@ -67,6 +73,12 @@ def cmd_degrade(args: argparse.Namespace) -> int:
     files = list_images(hr_dir)
     if not files:
         raise CvsuiteError(f"{hr_dir}: no images")
+    by_stem: dict[str, Path] = {}
+    for path in files:  # a.png and a.jpg would both write HR/a.png: refuse before any work
+        if path.stem in by_stem:
+            raise UsageError(f"{by_stem[path.stem]} and {path} would both write {hr_out / (path.stem + '.png')}; "
+                             "rename one of them")
+        by_stem[path.stem] = path
     for path in files:  # claim every output before any work
         guard.file(hr_out / f"{path.stem}.png")
         guard.file(lr_out / f"{path.stem}x{args.scale}.png")
@@ -104,8 +116,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg.data.hr = list(args.hr)
     from shared.guard import OutputGuard
 
-    guard = OutputGuard(inputs=[h for h in cfg.data.hr if not h.startswith("photo:")] + [cfg.data.lr or None,
-                                getattr(args, "config", None)],
+    guard = OutputGuard(inputs=[h for h in cfg.data.hr if not h.startswith(("photo:", "wallpaper:"))]
+                        + [cfg.data.lr or None, getattr(args, "config", None)],
                         force=args.force)
     out = guard.directory(cfg.train.out_dir)
     claimed = [out / "sr_model.safetensors"]
@@ -127,11 +139,11 @@ def cmd_infer(args: argparse.Namespace) -> int:
     check_tiling(args.tile, args.overlap)
     guard = OutputGuard(inputs=[*args.inputs, args.weights if args.weights not in SHIPPED else None],
                         force=args.force)
-    model = _load(args.weights, args.scale)
+    model = _load(args.weights, args.scale, args.colour_lock)
     overlap = resolve_overlap(model, args.tile, args.overlap)
     label = "ablation" if args.weights == "ablation" else "CRL-SR"
     return run_inference(model, args.inputs, args.out, args.scale, args.tile, overlap, args.compare,
-                         guard=guard, model_label=label)
+                         guard=guard, model_label=label, hr=args.hr, progress=True)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -146,18 +158,38 @@ def cmd_eval(args: argparse.Namespace) -> int:
     guard = OutputGuard(inputs=[args.hr, args.lr, args.weights if args.weights not in SHIPPED else None],
                         force=args.force)
     json_out = guard.file(args.json) if args.json else None
+    image_dir = guard.directory(args.save_images) if args.save_images else None
     if args.lr:
         pairs = pairs_from_folders(args.hr, args.lr, args.scale)
     else:
         pairs = pairs_from_degradation(hr_folder_images(args.hr), args.scale, args.degradation, args.seed)
-    model = _load(args.weights, args.scale)
+    if image_dir is not None:
+        for pair in pairs:  # claim every picture before any work
+            guard.file(image_dir / f"{pair.name}.png")
+            guard.file(image_dir / f"{pair.name}_compare.png")
+    model = _load(args.weights, args.scale, args.colour_lock)
     overlap = resolve_overlap(model, args.tile, args.overlap)
+    label = "ablation" if args.weights == "ablation" else "CRL-SR"
 
     def run_model(lr: np.ndarray) -> np.ndarray:
         return upscale_rgb(model, lr.astype(np.float32) / 255.0, args.scale, args.tile, overlap)
 
+    def save_pictures(pair, outputs: dict[str, np.ndarray]) -> None:
+        from .data import write_image
+        from .degradations import describe_degradation
+        from .infer import ground_truth_panel
+
+        title = f"{pair.name}: " + (describe_degradation(pair.info, args.scale) if pair.info
+                                    else f"x{args.scale}, LR from {args.lr}")
+        write_image(image_dir / f"{pair.name}.png", outputs["model"])
+        picture, _ = ground_truth_panel(outputs["bicubic"], outputs["model"], pair.hr, args.scale, label, title)
+        write_image(image_dir / f"{pair.name}_compare.png", picture)
+
     result = evaluate_pairs(pairs, args.scale, {"bicubic": lambda lr: bicubic_upscale(lr, args.scale),
-                                                "model": run_model}, niqe=args.niqe)
+                                                "model": run_model}, niqe=args.niqe, progress=True,
+                            on_outputs=save_pictures if image_dir is not None else None)
+    if image_dir is not None:
+        guard.record()
     result["weights"] = args.weights or SHIPPED["crl"]
     for row in result["per_image"]:
         print(f"{row['image']:<24} bicubic {row['bicubic_psnr']:.2f} dB / {row['bicubic_ssim']:.4f}   "
@@ -185,11 +217,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_force_arg(p)
     p.set_defaults(func=cmd_degrade)
 
-    p = sub.add_parser("train", help="train CRL-SR (or the --no-contrastive ablation)")
+    p = sub.add_parser("train", help="train CRL-SR (or the --no-contrastive ablation)",
+                       description="train CRL-SR (or the --no-contrastive ablation); --data/--out as in every app")
     add_config_args(p)
     p.add_argument("--no-contrastive", action="store_true", help="ablation: L1 only, same network")
-    p.add_argument("--hr", nargs="+", help="HR folders or photo:NAME (overrides data.hr)")
-    p.add_argument("--out-dir", help="run folder (= train.out_dir)")
+    p.add_argument("--data", "--hr", dest="hr", nargs="+",
+                   help="HR folders (DIV2K/Flickr2K/DF2K layouts or plain), photo:NAME or wallpaper:NAME "
+                        "(overrides data.hr; --hr is the old spelling)")
+    p.add_argument("--out", "--out-dir", dest="out_dir", help="run folder (= train.out_dir; --out-dir is the old spelling)")
     p.add_argument("--steps", type=int, help="optimizer steps (= train.max_steps)")
     p.add_argument("--resume", action="store_true", help="continue from OUT_DIR/checkpoints/last.pt (= train.resume=true)")
     add_force_arg(p)
@@ -197,6 +232,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     tile_help = (f"LR tile size, 0 = whole image, else {TILE_RANGE[0]}..{TILE_RANGE[1]} (default 256; bounds "
                  "the memory of large images)")
+    colour_help = (f"sigma (HR px) of the colour lock: the output keeps bicubic's low frequencies above it, so "
+                   f"flat colours do not shift; 0 = off, max {COLOUR_LOCK_MAX:g} (default 16)")
     overlap_help = (f"LR context per tile side, 0..{OVERLAP_MAX} (default 2 x the receptive radius: tiled = whole "
                     "image; smaller values warn about seams)")
     p = sub.add_parser("infer", help="upscale images or folders (tiled)")
@@ -207,7 +244,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--tile", type=int, default=256, help=tile_help)
     p.add_argument("--overlap", type=int, help=overlap_help)
     p.add_argument("--compare", action="store_true",
-                   help="also write <stem>_compare.png: bicubic | CRL-SR side by side, captioned")
+                   help="also write <stem>_compare.png: bicubic | CRL-SR (| ground truth with --hr), captioned")
+    p.add_argument("--hr", help="ground truth (file, or folder with <stem>.png for input <stem>[x4].png): scores "
+                                "each output (Y-PSNR/SSIM) and adds a ground-truth panel to --compare")
+    p.add_argument("--colour-lock", type=float, help=colour_help)
     add_force_arg(p)
     p.set_defaults(func=cmd_infer)
 
@@ -220,20 +260,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--weights", help="weight file (default: shipped CRL-SR x4; 'ablation' for the ablation)")
     p.add_argument("--tile", type=int, default=256, help=tile_help)
     p.add_argument("--overlap", type=int, help=overlap_help)
+    p.add_argument("--colour-lock", type=float, help=colour_help)
     p.add_argument("--niqe", action="store_true", help="also report NIQE (basicsr)")
     p.add_argument("--json", help="write the full result here")
+    p.add_argument("--save-images", metavar="DIR",
+                   help="write DIR/<name>.png (model output) and DIR/<name>_compare.png (bicubic | model | ground "
+                        "truth, captioned with Y-PSNR/SSIM and the degradation)")
     add_force_arg(p)
     p.set_defaults(func=cmd_eval)
     parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
 
 
 def demo(out_dir: Path, force: bool = False) -> dict[str, Any]:
-    """x4 SR of a held-out photo (blind degradation) with the shipped weights; bicubic | ours PNG."""
+    """x4 SR of a held-out photo (blind degradation) with the shipped weights; bicubic | ours | ground
+    truth PNG captioned with Y-PSNR/SSIM and the degradation."""
     from shared.guard import OutputGuard
 
     from .data import bundled_photo, write_image
+    from .degradations import describe_degradation
     from .evaluate import bicubic_upscale, pairs_from_degradation, psnr_y, ssim_y
-    from .infer import side_by_side, upscale_rgb
+    from .infer import ground_truth_panel, upscale_rgb
 
     started = time.perf_counter()
     out_dir = Path(out_dir)
@@ -244,7 +290,9 @@ def demo(out_dir: Path, force: bool = False) -> dict[str, Any]:
     pair = pairs_from_degradation([("chelsea", bundled_photo("chelsea"))], 4, "blind", seed=0)[0]
     ours = upscale_rgb(model, pair.lr.astype(np.float32) / 255.0, 4, tile=0)
     bicubic = bicubic_upscale(pair.lr, 4)
-    write_image(side, side_by_side(bicubic, ours, labels=("bicubic", "CRL-SR")))
+    picture, _ = ground_truth_panel(bicubic, ours, pair.hr, 4, "CRL-SR",
+                                    "chelsea (held out): " + describe_degradation(pair.info or {}, 4))
+    write_image(side, picture)
     write_image(low, pair.lr)
     guard.record()
     return {"image": "chelsea (held out), blind x4",

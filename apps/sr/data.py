@@ -19,7 +19,9 @@ from shared.data.images import IMAGE_EXTENSIONS as IMAGE_EXTS  # noqa: F401  (re
 from shared.data.images import ImageData, bundled_photo, list_images, read_image, write_image  # noqa: F401
 from shared.errors import CvsuiteError, UsageError
 
-from .degradations import DegradationConfig, degrade, quantize
+from .degradations import DegradationConfig, check_degradation_config, degrade, quantize
+from .photos import SOURCE_PREFIX as WALLPAPER_PREFIX
+from .photos import WALLPAPERS, load_wallpaper
 
 # scikit-image's / matplotlib's / scikit-learn's bundled photographs (no download), split three ways: training;
 # validation (every tuned choice is scored here); held-out test (only the final table).
@@ -27,6 +29,9 @@ TRAIN_PHOTOS = ("stereo_motorcycle", "immunohistochemistry", "retina", "hubble_d
                 "grass", "gravel", "stereo_motorcycle_right", "coins", "china", "flower")
 VALIDATION_PHOTOS = ("astronaut", "rocket")
 HELDOUT_PHOTOS = ("chelsea", "coffee", "camera", "grace_hopper")
+# the eight real photos of Debian's plasma-workspace-wallpapers (``wallpaper:NAME``, fetched by
+# tools/fetch_sr_photos.py, apps/sr/photos.py): training only, for the shipped-weights recipe
+TRAIN_WALLPAPERS = tuple(WALLPAPERS)
 
 
 def load_image(path: str | Path) -> ImageData:
@@ -164,6 +169,7 @@ class SRTrainDataset(Dataset):
         self.kinds, self.kind_probs = list(kinds), np.asarray(kind_probs, np.float64) / sum(kind_probs)
         self.length, self.channel_shuffle = length, channel_shuffle
         self.degradation = degradation or DegradationConfig()
+        check_degradation_config(self.degradation)
         self.margin = scale * int(np.ceil(12 / scale))  # ≥ half the 21-px kernel, multiple of scale
 
     def __len__(self) -> int:
@@ -202,12 +208,16 @@ class SRTrainDataset(Dataset):
 
 
 def load_hr_images(sources: Sequence[str], min_size: int = 1) -> list[np.ndarray]:
-    """HR uint8 images from folders (any supported layout) and/or ``photo:NAME`` bundled photos;
-    an image smaller than ``min_size`` on a side is refused (one error naming it)."""
+    """HR uint8 images from folders (any supported layout), ``photo:NAME`` bundled photos and/or
+    ``wallpaper:NAME`` fetched photos; an image smaller than ``min_size`` on a side is refused (one
+    error naming it)."""
     images = []
     for source in sources:
         if source.startswith("photo:"):
             images.append(check_min_size(bundled_photo(source[len("photo:"):]), min_size, source))
+            continue
+        if source.startswith(WALLPAPER_PREFIX):
+            images.append(check_min_size(load_wallpaper(source[len(WALLPAPER_PREFIX):]), min_size, source))
             continue
         for folder in resolve_hr_dirs(source):
             images.extend(check_min_size(read_rgb_uint8(p), min_size, str(p)) for p in list_images(folder))

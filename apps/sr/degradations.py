@@ -53,6 +53,7 @@ class DegradationConfig:
     kernel_prob: list[float] = field(default_factory=lambda: [0.45, 0.25, 0.12, 0.03, 0.12, 0.03])
     sinc_prob: float = 0.1
     blur_sigma: tuple[float, float] = (0.2, 3.0)
+    kernel_sizes: list[int] = field(default_factory=lambda: [7, 9, 11, 13, 15, 17, 19, 21])  # odd, ≤ 21; one drawn per image
     betag_range: tuple[float, float] = (0.5, 4.0)
     betap_range: tuple[float, float] = (1.0, 2.0)
     resize_modes: list[str] = field(default_factory=lambda: ["area", "bilinear", "bicubic"])
@@ -98,11 +99,20 @@ def image_seed(seed: int, name: str) -> int:
 
 # -- kernels --------------------------------------------------------------------------------------
 
+def check_degradation_config(cfg: DegradationConfig) -> None:
+    """Refuse ranges the pipeline cannot draw from (a usage error before any data is touched)."""
+    bad = [k for k in cfg.kernel_sizes if k % 2 == 0 or not 3 <= k <= KERNEL_SIZE]
+    if not cfg.kernel_sizes or bad:
+        raise UsageError(f"data.degradation.kernel_sizes must be odd sizes between 3 and {KERNEL_SIZE}, got {cfg.kernel_sizes}")
+    if len(cfg.kernel_list) != len(cfg.kernel_prob):
+        raise UsageError("data.degradation.kernel_list and kernel_prob must have the same length")
+
+
 def random_kernel(cfg: DegradationConfig, allow_sinc: bool = True,
                   sigma_range: tuple[float, float] | None = None) -> tuple[np.ndarray, str]:
     """One random blur kernel (``KERNEL_SIZE``², sums to 1) and its type name, via basicsr."""
     sigma_range = sigma_range or cfg.blur_sigma
-    size = random.choice([7, 9, 11, 13, 15, 17, 19, 21])
+    size = random.choice(cfg.kernel_sizes)
     if allow_sinc and np.random.uniform() < cfg.sinc_prob:
         cutoff = np.random.uniform(np.pi / 3, np.pi) if size < 13 else np.random.uniform(np.pi / 5, np.pi)
         kernel = bsr_deg.circular_lowpass_kernel(cutoff, size, pad_to=False)
@@ -360,3 +370,29 @@ def degrade(hr: np.ndarray, scale: int, kind: str, seed: int | None = None,
 def quantize(img: np.ndarray) -> np.ndarray:
     """float [0, 1] → uint8 with rounding (what is written to PNG and what the model sees)."""
     return np.clip(np.round(img * 255.0), 0, 255).astype(np.uint8)
+
+
+def describe_degradation(info: dict, scale: int) -> str:
+    """One caption line for what ``degrade`` drew (its ``meta["info"]``), e.g.
+    ``x4 mild: blur σ 0.8→2.2, noise σ 5.0, JPEG 90``."""
+    kind = info.get("kind", "unknown")
+    jpeg = f", JPEG {info['jpeg_quality']:.0f}" if info.get("jpeg_quality") is not None else ", no JPEG"
+    if kind == "bicubic":
+        return f"x{scale} bicubic (clean)"
+    if kind == "mild":
+        return (f"x{scale} mild: blur σ {info['sigma_start']:.1f}→{info['sigma_end']:.1f}, "
+                f"noise σ {info['noise_level']:.1f}{jpeg}")
+    if kind == "blind":
+        noise = info.get("noise", "none")
+        if noise == "gaussian":
+            noise = f"Gaussian noise σ {info['noise_level']:.1f}"
+        elif noise == "poisson":
+            noise = f"Poisson noise ×{info['noise_level']:.2f}"
+        else:
+            noise = "no noise"
+        return f"x{scale} blind: {info['kernel']} kernel, {info['resize']} resize, {noise}{jpeg}"
+    if kind == "spatially-variant":
+        lo, hi = info.get("noise_range", (0.0, 0.0))
+        return (f"x{scale} spatially-variant: {len(info['kernels'])} kernels ({info['blend']}), "
+                f"noise σ {lo:.0f}–{hi:.0f}{jpeg}")
+    return f"x{scale} {kind}"

@@ -47,6 +47,9 @@ def ssim_y(img: np.ndarray, ref: np.ndarray, crop_border: int) -> float:
     return float(calculate_ssim(_as_basicsr(img), _as_basicsr(ref), crop_border, test_y_channel=True))
 
 
+NIQE_MIN_SIDE = 192  # basicsr's NIQE: 96-pixel blocks; one block per side gives a singular covariance
+
+
 def niqe_y(img: np.ndarray, crop_border: int) -> float:
     """basicsr's NIQE (lower is better) of an RGB uint8 image."""
     import shared  # noqa: F401
@@ -69,19 +72,26 @@ class EvalPair:
     name: str
     hr: np.ndarray  # uint8 RGB, size = LR size × scale
     lr: np.ndarray  # uint8 RGB
+    info: dict | None = None  # what degraded it (``degrade``'s meta["info"]), when known
 
 
 def pairs_from_folders(hr: str | Path, lr: str | Path, scale: int) -> list[EvalPair]:
     """HR + LR folders (benchmark layout ``Set5/HR`` + ``Set5/LR_bicubic/X4`` or any ``<stem>x4`` naming)."""
     hr_dir = resolve_hr_dirs(hr)[0]
     out = []
-    for hr_path, lr_path in paired_files(hr_dir, resolve_lr_dir(lr, scale), scale):
+    lr_dir = resolve_lr_dir(lr, scale)
+    try:  # sr degrade records what it drew per image
+        recorded = json.loads((lr_dir / "degradations.json").read_text())["images"]
+    except (OSError, ValueError, KeyError, TypeError):
+        recorded = {}
+    for hr_path, lr_path in paired_files(hr_dir, lr_dir, scale):
         hr_img, lr_img = read_rgb_uint8(hr_path), read_rgb_uint8(lr_path)
         h, w = lr_img.shape[0] * scale, lr_img.shape[1] * scale
         if hr_img.shape[0] < h or hr_img.shape[1] < w:
             raise CvsuiteError(f"{lr_path}: LR {lr_img.shape[1]}x{lr_img.shape[0]} x{scale} is larger than HR "
                                f"{hr_img.shape[1]}x{hr_img.shape[0]}")
-        out.append(EvalPair(hr_path.stem, hr_img[:h, :w], lr_img))
+        info = recorded.get(hr_path.stem) if isinstance(recorded, dict) else None
+        out.append(EvalPair(hr_path.stem, hr_img[:h, :w], lr_img, info if isinstance(info, dict) else None))
     return out
 
 
@@ -91,8 +101,8 @@ def pairs_from_degradation(hr_images: list[tuple[str, np.ndarray]], scale: int, 
     out = []
     for name, img in hr_images:
         hr_img = mod_crop(img, scale)
-        lr, _ = degrade(hr_img.astype(np.float32) / 255.0, scale, kind, seed=image_seed(seed, name), cfg=cfg)
-        out.append(EvalPair(name, hr_img, quantize(lr)))
+        lr, meta = degrade(hr_img.astype(np.float32) / 255.0, scale, kind, seed=image_seed(seed, name), cfg=cfg)
+        out.append(EvalPair(name, hr_img, quantize(lr), meta["info"]))
     return out
 
 
@@ -102,17 +112,37 @@ def hr_folder_images(hr: str | Path) -> list[tuple[str, np.ndarray]]:
 
 
 def evaluate_pairs(pairs: list[EvalPair], scale: int, upscalers: dict[str, Callable[[np.ndarray], np.ndarray]],
-                   niqe: bool = False) -> dict[str, Any]:
-    """Per-image and mean PSNR/SSIM (Y, ``scale`` border) of each upscaler (e.g. bicubic, model)."""
+                   niqe: bool = False, progress: bool = False,
+                   on_outputs: Callable[[EvalPair, dict[str, np.ndarray]], None] | None = None) -> dict[str, Any]:
+    """Per-image and mean PSNR/SSIM (Y, ``scale`` border) of each upscaler (e.g. bicubic, model).
+
+    ``progress`` shows a bar on stderr (terminals only); ``on_outputs(pair, {method: image})`` sees
+    every pair's outputs (``sr eval --save-images``)."""
+    import sys
+
+    from tqdm import tqdm
+
+    if niqe:  # refuse before any work: basicsr's NIQE fits a Gaussian over 96x96 blocks (2+ per side)
+        for pair in pairs:
+            h, w = pair.hr.shape[:2]
+            if min(h, w) - 2 * scale < NIQE_MIN_SIDE:
+                raise CvsuiteError(f"{pair.name}: --niqe needs images of at least {NIQE_MIN_SIDE + 2 * scale} x "
+                                   f"{NIQE_MIN_SIDE + 2 * scale} pixels (two 96-pixel blocks per side after the "
+                                   f"{scale}-pixel border crop); this one is {w} x {h}")
     per_image = []
-    for pair in pairs:
+    for pair in tqdm(pairs, desc="sr eval", unit="image", file=sys.stderr, leave=False,
+                     disable=None if progress else True):
         row: dict[str, Any] = {"image": pair.name}
+        outputs = {}
         for method, fn in upscalers.items():
             sr = fn(pair.lr)
+            outputs[method] = sr
             row[f"{method}_psnr"] = psnr_y(sr, pair.hr, scale)
             row[f"{method}_ssim"] = ssim_y(sr, pair.hr, scale)
             if niqe:
                 row[f"{method}_niqe"] = niqe_y(sr, scale)
+        if on_outputs is not None:
+            on_outputs(pair, outputs)
         per_image.append(row)
     keys = [k for k in per_image[0] if k != "image"] if per_image else []
     mean = {k: float(np.mean([r[k] for r in per_image])) for k in keys}

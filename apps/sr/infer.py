@@ -117,29 +117,96 @@ def bicubic_image(image: ImageData, scale: int) -> np.ndarray:
     return rgb
 
 
-def side_by_side(left: np.ndarray, right: np.ndarray, gap: int = 8,
-                 labels: tuple[str, str] | None = None) -> np.ndarray:
-    """left | gap | right (white gap), same dtype and channels; with ``labels`` each half gets its
-    caption (e.g. "bicubic" | "CRL-SR") drawn in a white band above it."""
-    peak = np.iinfo(left.dtype).max
-    gap_shape = (left.shape[0], gap) + left.shape[2:]
-    body = np.concatenate([left, np.full(gap_shape, peak, left.dtype), right], axis=1)
-    if not labels:
+def _caption_font(size: int):
+    """DejaVu Sans (ships with matplotlib; has σ, →, ×) at ``size`` px, else Pillow's default font."""
+    from PIL import ImageFont
+
+    try:
+        import matplotlib
+
+        return ImageFont.truetype(str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"), size)
+    except (ImportError, OSError):
+        return ImageFont.load_default(size)
+
+
+def _fitted_font(draw, text: str, size: int, width: int):
+    """The largest font ≤ ``size`` px whose rendering of ``text`` fits ``width`` pixels (≥ 7 px)."""
+    while True:
+        font = _caption_font(size)
+        if size <= 7 or draw.textlength(text, font=font) <= width:
+            return font
+        size -= 1
+
+
+def compare_panels(panels: list[np.ndarray], labels: list[str] | None = None, title: str | None = None,
+                   gap: int = 8) -> np.ndarray:
+    """Panels (same shape and dtype) left to right with white ``gap`` columns; with ``labels`` each
+    panel gets its caption (e.g. "CRL-SR 28.10 dB / 0.759") in a white band above it, and ``title``
+    (e.g. the degradation) adds a line across the whole width above the labels. Black text; grey,
+    RGB, RGBA (opaque band) and 16-bit stay as they are."""
+    from PIL import Image, ImageDraw
+
+    first = panels[0]
+    peak = np.iinfo(first.dtype).max
+    gap_block = np.full((first.shape[0], gap) + first.shape[2:], peak, first.dtype)
+    parts: list[np.ndarray] = []
+    for i, panel in enumerate(panels):
+        parts += [gap_block, panel] if i else [panel]
+    body = np.concatenate(parts, axis=1)
+    if not labels and not title:
         return body
-    band_h = max(14, min(48, left.shape[0] // 8))
-    ink = np.full((band_h, body.shape[1]), 255, np.uint8)  # OpenCV draws text on 8-bit only
-    font_scale = band_h / 30.0
-    thickness = max(1, band_h // 14)
-    for text, x0, width in ((labels[0], 0, left.shape[1]), (labels[1], left.shape[1] + gap, right.shape[1])):
-        (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font_scale, thickness)
-        org = (x0 + max(2, (width - tw) // 2), (band_h + th) // 2)
-        cv2.putText(ink, text, org, cv2.FONT_HERSHEY_SIMPLEX, font_scale, 0, thickness, cv2.LINE_AA)
+    line_h = max(14, min(40, first.shape[0] // 10))
+    lines = ([title] if title else []) + ([None] if labels else [])
+    canvas = Image.new("L", (body.shape[1], line_h * len(lines)), 255)
+    draw = ImageDraw.Draw(canvas)
+    font_px = max(7, int(line_h * 0.7))
+    for row, text in enumerate(lines):
+        spans = [(text, 0, body.shape[1])] if text is not None else [
+            (label, i * (first.shape[1] + gap), first.shape[1]) for i, label in enumerate(labels or [])]
+        for caption, x0, width in spans:
+            font = _fitted_font(draw, caption, font_px, width - 4)
+            tw = draw.textlength(caption, font=font)
+            draw.text((x0 + max(2, (width - tw) / 2), row * line_h + line_h / 2), caption, fill=0, font=font,
+                      anchor="lm")
+    ink = np.asarray(canvas)
     band = np.round(ink.astype(np.float64) * (peak / 255.0)).astype(body.dtype)
-    if body.ndim == 3:  # black text on white for every colour channel; alpha (4th channel) opaque
+    if body.ndim == 3:  # the same grey for every colour channel; alpha (4th channel) opaque
         band = np.repeat(band[..., None], body.shape[2], axis=2)
         if body.shape[2] == 4:
             band[..., 3] = peak
     return np.concatenate([band, body], axis=0)
+
+
+def side_by_side(left: np.ndarray, right: np.ndarray, gap: int = 8,
+                 labels: tuple[str, str] | None = None) -> np.ndarray:
+    """left | gap | right (white gap); with ``labels`` each half is captioned (:func:`compare_panels`)."""
+    return compare_panels([left, right], list(labels) if labels else None, gap=gap)
+
+
+def to_rgb8(img: np.ndarray) -> np.ndarray:
+    """Any decoded/SR image (grey, RGB, RGBA; 8- or 16-bit) as uint8 RGB, for metrics and 3-panel pictures."""
+    if img.dtype == np.uint16:
+        img = np.round(img.astype(np.float64) / 257.0).astype(np.uint8)
+    if img.ndim == 2:
+        img = np.repeat(img[..., None], 3, axis=2)
+    return np.ascontiguousarray(img[..., :3])
+
+
+def metric_label(name: str, img: np.ndarray, hr: np.ndarray, scale: int) -> tuple[str, float, float]:
+    """``"<name> 28.10 dB / 0.7593"`` (Y-PSNR / SSIM, ``scale``-px border) and the two numbers."""
+    from .evaluate import psnr_y, ssim_y
+
+    p, s = psnr_y(img, hr, scale), ssim_y(img, hr, scale)
+    return f"{name} {p:.2f} dB / {s:.4f}", p, s
+
+
+def ground_truth_panel(bicubic: np.ndarray, sr: np.ndarray, hr: np.ndarray, scale: int, model_label: str,
+                       title: str) -> tuple[np.ndarray, dict[str, float]]:
+    """bicubic | model | ground truth (uint8 RGB, same size), captioned with Y-PSNR/SSIM and ``title``."""
+    bic_text, bic_psnr, bic_ssim = metric_label("bicubic", bicubic, hr, scale)
+    sr_text, sr_psnr, sr_ssim = metric_label(model_label, sr, hr, scale)
+    picture = compare_panels([bicubic, sr, hr], [bic_text, sr_text, "ground truth"], title=title)
+    return picture, {"bicubic_psnr": bic_psnr, "bicubic_ssim": bic_ssim, "model_psnr": sr_psnr, "model_ssim": sr_ssim}
 
 
 def collect_inputs(inputs: list[str]) -> tuple[list[Path], list[str]]:
@@ -165,16 +232,59 @@ def output_paths(files: list[Path], out_dir: Path, compare: bool) -> dict[Path, 
             for path in files}
 
 
+def degradation_title(lr_path: Path, scale: int) -> str:
+    """What degraded this LR file, from the ``degradations.json`` that ``sr degrade`` writes beside it."""
+    import json
+
+    from .degradations import describe_degradation
+
+    record = lr_path.parent / "degradations.json"
+    stem = lr_path.stem[: -len(f"x{scale}")] if lr_path.stem.endswith(f"x{scale}") else lr_path.stem
+    try:
+        info = json.loads(record.read_text())["images"][stem]
+        return f"{lr_path.name}: {describe_degradation(info, scale)}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return f"{lr_path.name}: x{scale}, degradation not recorded (no degradations.json entry beside it)"
+
+
+def ground_truth_files(files: list[Path], hr: str | Path, scale: int) -> dict[Path, Path]:
+    """Each input's ground truth: ``--hr FILE`` for a single input, or ``HR_DIR/<stem>.*`` where the
+    input is ``<stem>.*`` or ``<stem>x<scale>.*`` (the ``sr degrade`` / DIV2K naming)."""
+    hr = Path(hr)
+    if hr.is_file():
+        if len(files) != 1:
+            raise UsageError(f"--hr {hr} is one file but {len(files)} inputs were given; pass the HR folder")
+        return {files[0]: hr}
+    if not hr.is_dir():
+        raise UsageError(f"--hr {hr}: no such file or folder")
+    from .data import resolve_hr_dirs
+
+    folder = resolve_hr_dirs(hr)[0]
+    found = {}
+    for path in files:
+        stem = path.stem[: -len(f"x{scale}")] if path.stem.endswith(f"x{scale}") else path.stem
+        match = next((folder / f"{stem}{ext}" for ext in (path.suffix, *IMAGE_EXTS)
+                      if (folder / f"{stem}{ext}").is_file()), None)
+        if match is not None:
+            found[path] = match
+    return found
+
+
 def run_inference(model: nn.Module, inputs: list[str], out_dir: str | Path, scale: int, tile: int = 256,
                   overlap: int = 32, compare: bool = False, log=print, guard=None,
-                  model_label: str = "CRL-SR") -> int:
+                  model_label: str = "CRL-SR", hr: str | None = None, progress: bool = False) -> int:
     """Upscale every input into ``out_dir/<stem>.png`` (+ labelled ``<stem>_compare.png``); returns the exit code.
 
+    With ``hr`` (a ground-truth file or folder) each output is scored (Y-PSNR/SSIM, ``scale``-px
+    border, bicubic beside it) and the compare picture is bicubic | model | ground truth in 8-bit
+    RGB, captioned with the numbers and the degradation (from ``degradations.json`` beside the input).
     Every output is claimed through ``guard`` (a :class:`shared.guard.OutputGuard`; one is made with
     the inputs when none is given) *before* any image is processed: an output that is an input, or
     lies in an input folder, or is a foreign existing file (without ``--force``) stops the command
     (exit 2). A bad input image prints one ``cvsuite: error:`` line, the batch goes on, exit code 1.
     """
+    from tqdm import tqdm
+
     from shared.guard import OutputGuard
 
     out_dir = Path(out_dir)
@@ -182,6 +292,10 @@ def run_inference(model: nn.Module, inputs: list[str], out_dir: str | Path, scal
     if guard is None:
         guard = OutputGuard(inputs=inputs)
     guard.add_inputs(*files)
+    truth: dict[Path, Path] = {}
+    if hr is not None:
+        guard.add_inputs(hr)
+        truth = ground_truth_files(files, hr, scale)
     guard.directory(out_dir)
     targets_of = output_paths(files, out_dir, compare)
     claimed: dict[Path, Path] = {}
@@ -197,21 +311,45 @@ def run_inference(model: nn.Module, inputs: list[str], out_dir: str | Path, scal
     for message in errors:
         print(f"cvsuite: error: {message}", file=sys.stderr)
     failures = len(errors)
-    for path in files:
+    for path in tqdm(files, desc="sr infer", unit="image", file=sys.stderr, leave=False,
+                     disable=None if progress and len(files) > 1 else True):
         targets = targets_of[path]
         try:
             if path in duplicates:
                 raise CvsuiteError(f"{path}: output {targets[0]} is also the output of {duplicates[path]} "
                                    f"in this batch; rename one of them")
+            if hr is not None and path not in truth:
+                raise CvsuiteError(f"{path}: no ground truth for it in {hr} (expected <stem>.png there)")
             image = load_image(path)
             result = upscale_image(model, image, scale, tile, overlap)
             write_image(targets[0], result)
-            if compare:
+            scores = ""
+            if hr is not None:
+                sr8, bic8 = to_rgb8(result), to_rgb8(bicubic_image(image, scale))
+                gt = _as_uint8(load_image(truth[path]))
+                if gt.shape[0] < sr8.shape[0] or gt.shape[1] < sr8.shape[1]:
+                    raise CvsuiteError(f"{truth[path]}: ground truth {gt.shape[1]}x{gt.shape[0]} is smaller than the "
+                                       f"x{scale} output {sr8.shape[1]}x{sr8.shape[0]}")
+                gt = gt[:sr8.shape[0], :sr8.shape[1]]
+                picture, numbers = ground_truth_panel(bic8, sr8, gt, scale, model_label, degradation_title(path, scale))
+                scores = (f"; vs {truth[path].name}: bicubic {numbers['bicubic_psnr']:.2f} dB / "
+                          f"{numbers['bicubic_ssim']:.4f}, {model_label} {numbers['model_psnr']:.2f} dB / "
+                          f"{numbers['model_ssim']:.4f} (Y, {scale}-px border)")
+                if compare:
+                    write_image(targets[1], picture)
+            elif compare:
                 write_image(targets[1], side_by_side(bicubic_image(image, scale), result,
                                                      labels=("bicubic", model_label)))
-            log(f"{path} -> {targets[0]} ({result.shape[1]}x{result.shape[0]})")
+            log(f"{path} -> {targets[0]} ({result.shape[1]}x{result.shape[0]}){scores}")
         except CvsuiteError as exc:
             failures += 1
             print(f"cvsuite: error: {exc}", file=sys.stderr)
     guard.record()
     return 1 if failures else 0
+
+
+def _as_uint8(image: ImageData) -> np.ndarray:
+    """A decoded image's RGB as uint8 (16-bit rounded)."""
+    from .degradations import quantize
+
+    return quantize(image.rgb)

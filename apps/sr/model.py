@@ -10,6 +10,7 @@ least ``sr``.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +72,30 @@ class DegradationFiLM(nn.Module):
         return g * (1 + gamma) + beta
 
 
+def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur (σ in pixels, support ±⌈3σ⌉, replicated borders), per channel."""
+    radius = int(math.ceil(3 * sigma))
+    t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
+    kernel = torch.exp(-t ** 2 / (2 * sigma ** 2))
+    kernel = kernel / kernel.sum()
+    c = x.shape[1]
+    x = F.pad(x, (radius, radius, radius, radius), mode="replicate")
+    x = F.conv2d(x, kernel.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    return F.conv2d(x, kernel.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+
+
+def lock_low_frequencies(sr: torch.Tensor, base: torch.Tensor, sigma: float) -> torch.Tensor:
+    """``sr − G_σ * (sr − base)``: the output keeps the low frequencies (σ HR px Gaussian) of the
+    bicubic ``base`` and the learned correction only adds detail above them.
+
+    Why: blur, noise and JPEG barely change an image's local mean, so the correction a restorer
+    should add has ~zero local mean; a network trained on a few photos instead learns small
+    colour-specific offsets (up to 1 level on a saturated flat patch). On a flat patch the
+    locked output's mean equals the input's exactly.
+    """
+    return sr - gaussian_blur(sr - base, sigma)
+
+
 @SR_ARCHS.register("crlsr")
 class CRLSR(nn.Module):
     """Decoupling encoder, degradation-conditioned restorer, feature refinement stage.
@@ -83,6 +108,10 @@ class CRLSR(nn.Module):
     ``y = y0 + H1(FiLM_1(g + Φ(g), d))``. The heads H0, H1 are zero-initialised, so the untrained
     network *is* bicubic interpolation (a global residual over bicubic); everything is local
     (receptive radius ``receptive_radius``), so tiled inference equals whole-image inference.
+
+    ``colour_lock`` (σ in HR pixels, 0 = off; an inference setting, not stored in weight files) makes
+    the output keep bicubic's low frequencies (:func:`lock_low_frequencies`); it widens the
+    receptive radius by ⌈⌈3σ⌉ / s⌉ LR pixels.
     """
 
     def __init__(self, scale: int = 4, width: int = 32, invariant: int = 24, enc_blocks: int = 2,
@@ -109,8 +138,15 @@ class CRLSR(nn.Module):
             self.film_refine = DegradationFiLM(cond_dim, width)
             cond_radius = 0  # D adds 1 px, but runs beside body_in (also 1 px): the longest path is unchanged
         # 3x3 convs on the longest input→output path, +2 for the bicubic skip's support
-        self.receptive_radius = (1 + 2 * enc_blocks + 1 + 2 * body_blocks + 1 + 2 * refine_blocks + 1 + 1 + 2
-                                 + cond_radius)
+        self.network_radius = (1 + 2 * enc_blocks + 1 + 2 * body_blocks + 1 + 2 * refine_blocks + 1 + 1 + 2
+                               + cond_radius)
+        self.colour_lock = 0.0
+
+    @property
+    def receptive_radius(self) -> int:
+        """LR pixels of context that fix one output pixel (network + the colour lock's Gaussian)."""
+        lock = math.ceil(math.ceil(3 * self.colour_lock) / self.scale) if self.colour_lock > 0 else 0
+        return self.network_radius + lock
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         feats = self.encoder(self.head(x - 0.5))
@@ -129,6 +165,8 @@ class CRLSR(nn.Module):
         if d is not None:
             refined = self.film_refine(refined, d)
         sr = coarse + self.up1(refined)
+        if self.colour_lock > 0:
+            sr = lock_low_frequencies(sr, base, self.colour_lock)
         if return_all:
             return {"sr": sr, "coarse": coarse, "base": base, "invariant": invariant, "variant": variant,
                     "degradation": d}
@@ -155,8 +193,12 @@ def model_metadata(arch: str, kwargs: dict[str, Any]) -> dict[str, str]:
     return {META_KEY: json.dumps({"arch": arch, "model_kwargs": kwargs}, sort_keys=True)}
 
 
-def load_model(path: str | Path, scale: int | None = None) -> nn.Module:
-    """Build the arch recorded in a weight file's metadata (or the run's ``config.yaml``) and load it."""
+COLOUR_LOCK_SIGMA = 16.0  # HR px; chosen on the validation photos (apps/sr/README.md)
+
+
+def load_model(path: str | Path, scale: int | None = None, colour_lock: float = COLOUR_LOCK_SIGMA) -> nn.Module:
+    """Build the arch recorded in a weight file's metadata (or the run's ``config.yaml``) and load it,
+    for inference: ``colour_lock`` (σ, HR px; 0 = off) is set on archs that have it."""
     from safetensors import safe_open
 
     from shared.weights import load_into, load_state_dict
@@ -187,4 +229,6 @@ def load_model(path: str | Path, scale: int | None = None) -> nn.Module:
         raise CvsuiteError(f"{path} holds x{kwargs.get('scale')} weights, but --scale {scale} was requested")
     model = build_model(arch, **kwargs)
     load_into(model, state, path)
+    if hasattr(model, "colour_lock"):
+        model.colour_lock = float(colour_lock)
     return model.eval()

@@ -7,12 +7,14 @@ from typing import Any
 
 import torch
 
+from shared.config import bounded
 from shared.engine import TrainConfig, Trainer, TrainTask
 from shared.engine.seed import seed_everything
 from shared.errors import UsageError
 from shared.guard import OutputGuard
 from shared.weights import save_safetensors
 
+from .degradations import DegradationConfig
 from .data import TRAIN_PHOTOS, SRTrainDataset, check_min_size, load_hr_images, paired_files, read_rgb_uint8, resolve_lr_dir
 from .losses import CRLObjective
 from .model import build_model, count_parameters, model_metadata
@@ -21,37 +23,39 @@ from .model import build_model, count_parameters, model_metadata
 @dataclass
 class ModelConfig:
     arch: str = "crlsr"
-    scale: int = 4
-    width: int = 32
-    invariant: int = 24
-    enc_blocks: int = 2
-    body_blocks: int = 5
-    refine_blocks: int = 2
+    scale: int = bounded(4, ge=2, le=8)
+    width: int = bounded(32, ge=1, le=1024)
+    invariant: int = bounded(24, ge=1, le=1024)
+    enc_blocks: int = bounded(2, ge=1, le=64)
+    body_blocks: int = bounded(5, ge=1, le=64)
+    refine_blocks: int = bounded(2, ge=1, le=64)
     condition: bool = True  # degradation embedding from the variant features modulates the restorer (FiLM)
-    cond_dim: int = 16
+    cond_dim: int = bounded(16, ge=1, le=1024)
 
 
 @dataclass
 class DataConfig:
-    # HR sources: folders (plain, DIV2K/DF2K/Flickr2K, Set5/HR) or bundled photos "photo:NAME"
-    hr: list[str] = field(default_factory=lambda: [f"photo:{name}" for name in TRAIN_PHOTOS])
+    # HR sources: folders (plain, DIV2K/DF2K/Flickr2K, Set5/HR), bundled photos "photo:NAME" or fetched
+    # photos "wallpaper:NAME" (tools/fetch_sr_photos.py)
+    hr: list[str] = bounded(default_factory=lambda: [f"photo:{name}" for name in TRAIN_PHOTOS], min_len=1)
     lr: str = ""  # paired LR folder (e.g. DIV2K_train_LR_bicubic/X4); empty = degrade HR on the fly
-    patch_size: int = 96  # HR patch side
-    kinds: list[str] = field(default_factory=lambda: ["bicubic", "mild", "blind", "spatially-variant"])
-    kind_probs: list[float] = field(default_factory=lambda: [0.35, 0.25, 0.2, 0.2])
-    length: int = 100_000  # samples per (virtual) epoch
+    patch_size: int = bounded(96, ge=8, le=1024)  # HR patch side
+    kinds: list[str] = bounded(default_factory=lambda: ["bicubic", "mild", "blind", "spatially-variant"], min_len=1)
+    kind_probs: list[float] = bounded(default_factory=lambda: [0.35, 0.25, 0.2, 0.2], ge=0.0, le=1.0, min_len=1)
+    length: int = bounded(100_000, ge=1, le=10_000_000)  # samples per (virtual) epoch
     channel_shuffle: bool = True  # random RGB permutation per patch (colour augmentation; see data.augment)
+    degradation: DegradationConfig = field(default_factory=DegradationConfig)  # ranges of the on-the-fly degradation
 
 
 @dataclass
 class LossConfig:
     contrastive: bool = True  # false = the ablation (same network, L1 only)
-    bidirectional_weight: float = 0.05
-    conditional_weight: float = 0.02
-    temperature: float = 0.1
-    embed_dim: int = 64
-    grid: int = 2  # contrastive patches per training crop: grid x grid cells
-    warmup_steps: int = 0  # contrastive-only steps before joint training (DASR-style)
+    bidirectional_weight: float = bounded(0.05, ge=0.0, le=1000.0)
+    conditional_weight: float = bounded(0.02, ge=0.0, le=1000.0)
+    temperature: float = bounded(0.1, gt=0.0, le=100.0)
+    embed_dim: int = bounded(64, ge=1, le=4096)
+    grid: int = bounded(2, ge=1, le=16)  # contrastive patches per training crop: grid x grid cells
+    warmup_steps: int = bounded(0, ge=0)  # contrastive-only steps before joint training (DASR-style)
     weight_schedule: str = "constant"  # "linear": λ_bi, λ_cond decay linearly to 0 at train.max_steps
     gather_distributed: bool = True  # DDP: contrastive negatives from every rank (gather_with_grad)
 
@@ -111,7 +115,7 @@ class SRTask(TrainTask):
 def build_dataset(cfg: SRConfig) -> SRTrainDataset:
     d = cfg.data
     if d.lr:
-        if len(d.hr) != 1 or d.hr[0].startswith("photo:"):
+        if len(d.hr) != 1 or d.hr[0].startswith(("photo:", "wallpaper:")):
             raise UsageError("data.lr (paired training) needs exactly one HR folder in data.hr")
         lr_dir = resolve_lr_dir(d.lr, cfg.model.scale)
         from .data import resolve_hr_dirs
@@ -122,7 +126,7 @@ def build_dataset(cfg: SRConfig) -> SRTrainDataset:
         return SRTrainDataset(hr, cfg.model.scale, d.patch_size, d.kinds, d.kind_probs, d.length, lr_images=lr,
                               channel_shuffle=d.channel_shuffle)
     return SRTrainDataset(load_hr_images(d.hr, d.patch_size), cfg.model.scale, d.patch_size, d.kinds, d.kind_probs,
-                          d.length, channel_shuffle=d.channel_shuffle)
+                          d.length, degradation=d.degradation, channel_shuffle=d.channel_shuffle)
 
 
 def run_training(cfg: SRConfig, guard: OutputGuard | None = None) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pickle
+import re
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,13 @@ def remove_orphaned_tmp(path: str | Path) -> list[Path]:
     return removed
 
 
+def _what_it_needs(message: str) -> str:
+    """The class or function the pickle asked for (torch names it in a line of its error), never
+    torch's advice on how to load the file anyway."""
+    match = re.search(r"(?:unsupported GLOBAL|Unsupported global: GLOBAL) ([\w.]+)", message)
+    return f" (it asks for {match.group(1)})" if match else ""
+
+
 def load_checkpoint(path: str | Path) -> Any:
     """``torch.load(weights_only=True)`` with one clear error for missing, truncated or unsafe files."""
     path = Path(path)
@@ -48,9 +56,8 @@ def load_checkpoint(path: str | Path) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsafe pickle"
-        raise CvsuiteError(
-            f"refusing to load {path}: it needs code to unpickle, which cvsuite never runs ({first[:160]})") from None
+        raise CvsuiteError(f"refusing to load {path}: it needs code to unpickle, which cvsuite never runs"
+                           f"{_what_it_needs(str(exc))}") from None
     except (zipfile.BadZipFile, EOFError, RuntimeError) as exc:
         raise CvsuiteError(f"cannot read checkpoint {path}: truncated or corrupt file ({str(exc).splitlines()[0][:160]})") from None
     except Exception as exc:  # the weights-only unpickler fails in many ways on files that are no checkpoint

@@ -123,8 +123,11 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UsageError(f"device {name!r} requested but CUDA is not available")
-    return torch.device(name)
+        raise UsageError(f"device {name!r} requested but this machine has no usable CUDA GPU; use cpu")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise UsageError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
 
 
 def build_optimizer(cfg: TrainConfig, task: TrainTask) -> torch.optim.Optimizer:

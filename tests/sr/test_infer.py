@@ -76,3 +76,19 @@ def test_wrong_scale_for_weights_is_one_line(run_cli, tiny_weights, tmp_path):
     code, _, err = run_cli(["sr", "infer", tmp_path / "a.png", "--scale", "4", "--out", tmp_path / "o",
                             "--weights", tiny_weights])
     assert code == 1 and "x2 weights" in err and err.count("\n") == 1
+
+
+def test_tiled_equals_whole_image_with_the_colour_lock(tiny_model):
+    """The lock's Gaussian widens the receptive radius; tiles with the default overlap still match."""
+    rgb = bundled_photo("chelsea")[100:196, 150:246].astype(np.float32) / 255.0  # 96 x 96
+    tiny_model.colour_lock = 8.0
+    try:
+        radius = tiny_model.receptive_radius
+        assert radius == tiny_model.network_radius + 12  # ceil(ceil(3 * 8) / 2)
+        whole = upscale_rgb(tiny_model, rgb, 2, tile=0).astype(np.int64)
+        tiled = upscale_rgb(tiny_model, rgb, 2, tile=32, overlap=2 * radius).astype(np.int64)
+        short = upscale_rgb(tiny_model, rgb, 2, tile=32, overlap=2 * tiny_model.network_radius).astype(np.int64)
+    finally:
+        tiny_model.colour_lock = 0.0
+    assert np.abs(whole - tiled).max() <= 1
+    assert np.abs(whole - short).max() > 1  # the network's own radius alone is not enough with the lock

@@ -1,0 +1,48 @@
+"""Speed cost of the SR colour lock: the shipped CRL-SR with the lock off (σ 0) and on (σ 16), tiled
+(tile 256, default overlap = 2 × receptive radius), 2 threads, 1024² output, repeats interleaved in
+one process on the same input; prints the medians and their ratio.
+
+    PYTHONPATH=. python evaluation/sr_lock_speed.py [--repeats 5]
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from apps.sr.data import bundled_photo  # noqa: E402
+from apps.sr.infer import upscale_rgb  # noqa: E402
+from apps.sr.model import COLOUR_LOCK_SIGMA, load_model  # noqa: E402
+from shared.weights import shipped_weight  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs per setting (median)")
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    lr = bundled_photo("astronaut")[:256, :256].astype(np.float32) / 255.0
+    models = {sigma: load_model(shipped_weight("sr_crl_x4"), 4, sigma) for sigma in (0.0, COLOUR_LOCK_SIGMA)}
+    times: dict[float, list[float]] = {sigma: [] for sigma in models}
+    for model in models.values():  # warm-up
+        upscale_rgb(model, lr[:64, :64], 4, tile=256, overlap=2 * model.receptive_radius)
+    for _ in range(args.repeats):
+        for sigma, model in models.items():  # interleaved: both settings see the same machine load
+            start = time.perf_counter()
+            upscale_rgb(model, lr, 4, tile=256, overlap=2 * model.receptive_radius)
+            times[sigma].append(time.perf_counter() - start)
+    medians = {sigma: statistics.median(t) for sigma, t in times.items()}
+    for sigma, median in medians.items():
+        print(f"colour lock {sigma:g}: median {median:.3f} s, {(1024 * 1024 / 1e6) / median:.3f} output MP/s")
+    print(f"lock on / off time ratio: {medians[COLOUR_LOCK_SIGMA] / medians[0.0]:.3f}")
+
+
+if __name__ == "__main__":
+    main()
