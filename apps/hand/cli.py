@@ -303,7 +303,7 @@ def demo(out_dir: Path, force: bool = False) -> dict[str, Any]:
     write_atomic(out_dir / "scores.json", json.dumps(scores, indent=2))
     guard.record()
     return {"images": metrics["images"], "pa_mpjpe_mm": metrics["pa_mpjpe_mm"], "pa_auc": metrics["pa_auc"],
-            "err2d_px_of_128": metrics["err2d_px"], "freihand_frames": n, "xyz_mean3d_cm": scores["xyz_mean3d"],
+            f"err2d_px_of_{size}": metrics["err2d_px"], "freihand_frames": n, "xyz_mean3d_cm": scores["xyz_mean3d"],
             "xyz_al_mean3d_cm": scores["xyz_al_mean3d"], "xyz_al_auc3d": scores["xyz_al_auc3d"],
             "overlay": str(out_dir / "skeletons.png"), "seconds": time.perf_counter() - started}
 
