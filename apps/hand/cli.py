@@ -34,6 +34,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = sub.add_parser("pretrain", help="MoCo v2 pretraining with positives a/b/c/d (augment, background swap, view, time)")
     add_run_args(p, data_help="HanCo root (data=)")
     p.add_argument("--positives", help="e.g. a, a+b, a+b+c, a+b+c+d (positives=)")
+    p.add_argument("--backgrounds", help="folder of background photos for the swap (b), e.g. HanCo_rnd_backgrounds "
+                                         "(backgrounds_dir=); default: photos bundled with scikit-image/matplotlib")
     p.set_defaults(func=cmd_pretrain)
 
     p = sub.add_parser("train", help="fine-tune the keypoint regressor (few labels) from random init or a pretrained encoder")
@@ -41,11 +43,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--init", help="'random' or a pretrained encoder .safetensors (init=)")
     p.add_argument("--labels", type=float, help="fraction of labelled images used, e.g. 0.01 (label_fraction=)")
     p.add_argument("--mano", help="your MANO_RIGHT.pkl: also train a MANO head (778 vertices) (mano=)")
+    p.add_argument("--backgrounds", help="folder of background photos the hands are composited over (backgrounds_dir=)")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("infer", help="keypoints of hand crops: OUT/<stem>.json + OUT/<stem>_skeleton.png")
-    p.add_argument("images", nargs="+", help="image files or folders of hand crops")
+    p = sub.add_parser("infer", help="hand keypoints in photos of any size: OUT/<stem>.json + OUT/<stem>_skeleton.png")
+    p.add_argument("images", nargs="+", help="image files or folders (hand crops, or photos with --box)")
     p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--box", help="x,y,w,h: the hand's box in input pixels (same for every image); default: "
+                                 "the whole image, padded to a square (aspect kept)")
+    p.add_argument("--min-confidence", type=float, default=0.5,
+                   help="warn when the hand score is below this (default 0.5)")
     p.add_argument("--weights", help="keypoint regressor (.safetensors); default: the shipped one")
     p.add_argument("--mano", help="MANO_RIGHT.pkl for a regressor trained with --mano (adds 778 vertices)")
     add_force_arg(p)
@@ -65,6 +72,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--pred", required=True, help="pred.json: [xyz_list, verts_list]")
     p.add_argument("--json", help="write all scores here (default: print only)")
     p.add_argument("--plot", help="PCK curve PNG (default: next to --json as <name>_pck.png)")
+    p.add_argument("--txt", help="also write scores.txt exactly as the official eval.py does")
     p.add_argument("--split", default="evaluation", choices=("evaluation", "training"))
     add_force_arg(p)
     p.set_defaults(func=cmd_eval)
@@ -115,8 +123,8 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 
     from .train import PretrainConfig, pretrain
 
-    cfg = config_from_args(PretrainConfig, args, {**RUN_FLAGS, "positives": "positives"})
-    guard = OutputGuard(inputs=[cfg.data, getattr(args, "config", None)], force=args.force)
+    cfg = config_from_args(PretrainConfig, args, {**RUN_FLAGS, "positives": "positives", "backgrounds": "backgrounds_dir"})
+    guard = OutputGuard(inputs=[cfg.data, cfg.backgrounds_dir or None, getattr(args, "config", None)], force=args.force)
     _run_outputs(guard, cfg.train.out_dir, cfg.train.resume)
     summary = pretrain(cfg, guard=guard)
     guard.record()
@@ -129,11 +137,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from .train import FinetuneConfig, finetune
 
-    cfg = config_from_args(FinetuneConfig, args, {**RUN_FLAGS, "init": "init", "labels": "label_fraction", "mano": "mano"})
+    cfg = config_from_args(FinetuneConfig, args, {**RUN_FLAGS, "init": "init", "labels": "label_fraction", "mano": "mano",
+                                                  "backgrounds": "backgrounds_dir"})
     init = None if cfg.init in ("", "random") else cfg.init
     if init and not Path(init).is_file():
         raise CvsuiteError(f"{init}: pretrained encoder file not found")
-    guard = OutputGuard(inputs=[cfg.data, init, cfg.mano or None, getattr(args, "config", None)], force=args.force)
+    guard = OutputGuard(inputs=[cfg.data, init, cfg.mano or None, cfg.backgrounds_dir or None, getattr(args, "config", None)],
+                        force=args.force)
     _run_outputs(guard, cfg.train.out_dir, cfg.train.resume)
     summary = finetune(cfg, guard=guard)
     guard.record()
@@ -186,12 +196,20 @@ def cmd_infer(args: argparse.Namespace) -> int:
 
     from .infer import infer_images
 
+    import sys
+
+    from .infer import parse_box
+
+    box = parse_box(args.box) if args.box else None
+    if not 0 <= args.min_confidence <= 1:
+        raise UsageError(f"--min-confidence must be within 0..1, got {args.min_confidence}")
     paths = _image_paths(args.images)
     guard = OutputGuard(inputs=[*args.images, args.weights, args.mano], force=args.force)
     guard.add_inputs(*paths)
     out = guard.directory(args.out)
     net, size = load_regressor(args.weights, args.mano)
-    records = infer_images(net, size, paths, out, guard)
+    records = infer_images(net, size, paths, out, guard, box, args.min_confidence,
+                           warn=lambda line: print(line, file=sys.stderr))
     guard.record()
     print(f"{len(records)} images -> {out} (<stem>.json, <stem>_skeleton.png)")
     return 0
@@ -217,10 +235,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from shared.guard import OutputGuard
 
-    from .evaluate import evaluate, format_scores, load_ground_truth, load_prediction, plot_pck, write_json
+    from .evaluate import (evaluate, format_scores, load_ground_truth, load_prediction, plot_pck, write_json,
+                           write_scores_txt)
 
     guard = OutputGuard(inputs=[args.gt, args.pred], force=args.force)
     out_json = guard.file(args.json) if args.json else None
+    out_txt = guard.file(args.txt) if args.txt else None
     plot = args.plot or (str(Path(args.json).with_name(Path(args.json).stem + "_pck.png")) if args.json else None)
     if plot and args.json and os.path.realpath(plot) == os.path.realpath(args.json):
         raise UsageError(f"--plot and --json are the same file {args.json}; give two paths")
@@ -233,6 +253,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     print(format_scores(scores))
     if out_json:
         write_json(scores, out_json)
+    if out_txt:
+        write_scores_txt(scores, out_txt)
     if out_plot:
         plot_pck(scores, out_plot)
     guard.record()
@@ -248,7 +270,7 @@ def demo(out_dir: Path, force: bool = False) -> dict[str, Any]:
 
     from .data import HanCo
     from .evaluate import evaluate, plot_pck
-    from .infer import draw_skeleton, evaluate_hanco, predict, predict_freihand, write_freihand_eval
+    from .infer import crop_to_input, draw_skeleton, evaluate_hanco, predict, predict_freihand, write_freihand_eval
     from .synth import SynthConfig, generate
     from .train import HanCoImages
 
@@ -265,7 +287,8 @@ def demo(out_dir: Path, force: bool = False) -> dict[str, Any]:
     images = HanCoImages(ds, ds.sequences, size)
     metrics = evaluate_hanco(net, images)
     uv, _ = predict(net, images.images[::4])
-    tiles = [draw_skeleton(ds.read_image(*s, "rgb_merged"), u * 128) for s, u in zip(images.samples[::4], uv)]
+    tiles = [draw_skeleton(ds.read_image(*s, "rgb_merged"), crop_to_input(u, (0.0, 0.0, 128.0), size))
+             for s, u in zip(images.samples[::4], uv)]
     write_image(out_dir / "skeletons.png", np.concatenate([np.concatenate(tiles[i:i + 4], 1)
                                                            for i in range(0, len(tiles) - 3, 4)], 0))
     n = write_freihand_eval(out_dir / "freihand", ds, ds.sequences, guard)
@@ -280,7 +303,7 @@ def demo(out_dir: Path, force: bool = False) -> dict[str, Any]:
     write_atomic(out_dir / "scores.json", json.dumps(scores, indent=2))
     guard.record()
     return {"images": metrics["images"], "pa_mpjpe_mm": metrics["pa_mpjpe_mm"], "pa_auc": metrics["pa_auc"],
-            "err2d_px_of_128": metrics["err2d_px"], "freihand_frames": n, "xyz_mean3d_cm": scores["xyz_mean3d"],
+            f"err2d_px_of_{size}": metrics["err2d_px"], "freihand_frames": n, "xyz_mean3d_cm": scores["xyz_mean3d"],
             "xyz_al_mean3d_cm": scores["xyz_al_mean3d"], "xyz_al_auc3d": scores["xyz_al_auc3d"],
             "overlay": str(out_dir / "skeletons.png"), "seconds": time.perf_counter() - started}
 

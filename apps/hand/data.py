@@ -3,12 +3,18 @@
 HanCo (``ROOT/``)::
 
     rgb/SSSS/camC/FFFFFFFF.jpg            green-screen recordings (8 cameras)
-    rgb_homogeneous/ rgb_color_auto/ rgb_color_sample/ rgb_merged/   background variants (optional)
+    rgb_merged/ rgb_homo/ rgb_color_auto/ rgb_color_sample/   background variants, only for sequences
+                                          recorded on the green screen (older name rgb_homogeneous/ read too)
     mask_hand/SSSS/camC/FFFFFFFF.jpg      hand segmentation
     calib/SSSS/FFFFFFFF.json              {"K": [C x 3x3], "M": [C x 4x4]} (M: world -> camera, metres)
     xyz/SSSS/FFFFFFFF.json                21 x 3 world keypoints (metres)
     shape/SSSS/FFFFFFFF.json              hand-model parameters (MANO in HanCo; our synthetic hand in synth)
-    meta.json                             per-sequence lists (is_train, is_valid, has_fit, subject_id)
+    meta.json                             per sequence, per frame: is_train, is_valid, has_fit, subject_id
+
+A root may mix green-screen sequences (all folders) with sequences that have only ``rgb/``: a
+variant missing for a sequence falls back to ``rgb/``. ``meta.json`` drives use: labels are only the
+frames with a valid fit (``has_fit`` and ``is_valid``), split by ``is_train``; pretraining uses every
+image that exists.
 
 FreiHAND (``ROOT/``)::
 
@@ -38,7 +44,8 @@ KEYPOINT_NAMES = ["wrist"] + [f"{f}_{j}" for f in ("thumb", "index", "middle", "
 PARENTS = np.array([-1, 0, 1, 2, 3, 0, 5, 6, 7, 0, 9, 10, 11, 0, 13, 14, 15, 0, 17, 18, 19])
 BONES = [(int(PARENTS[i]), i) for i in range(1, NUM_KP)]
 ROOT, REF_BONE = 0, (9, 10)  # FreiHAND's scale = length of the middle finger's MCP->PIP bone
-BACKGROUND_VARIANTS = ("rgb_merged", "rgb_homogeneous", "rgb_color_auto", "rgb_color_sample")
+BACKGROUND_VARIANTS = ("rgb_merged", "rgb_homo", "rgb_homogeneous", "rgb_color_auto", "rgb_color_sample")
+META_FLAGS = ("is_train", "is_valid", "has_fit")
 NUM_MESH_VERTS = 778
 
 
@@ -141,6 +148,7 @@ class HanCo:
         if not self.variants:
             raise CvsuiteError(f"{self.root}: no rgb/ (or rgb_merged/ ...) folder; not a HanCo root")
         base = self.root / self.variants[0]
+        self._has: dict[tuple[str, str], bool] = {}
         self.sequences: list[str] = sorted(p.name for p in base.iterdir() if p.is_dir() and _NUM.match(p.name))
         if not self.sequences:
             raise CvsuiteError(f"{base}: no sequence folders (SSSS)")
@@ -158,13 +166,52 @@ class HanCo:
         self.meta: dict[str, Any] = read_json(meta, "meta.json") if meta.is_file() else {}
         if not isinstance(self.meta, dict):
             raise CvsuiteError(f"{meta}: meta.json must be a JSON object")
+        for key in META_FLAGS:
+            if key in self.meta and not isinstance(self.meta[key], list):
+                raise CvsuiteError(f"{meta}: '{key}' must be a list with one list of per-frame flags per sequence")
 
-    def samples(self, sequences: list[str] | None = None) -> list[tuple[str, int, int]]:
-        """Every (sequence, camera, frame) of ``sequences`` (default all)."""
-        return [(s, c, f) for s in (sequences or self.sequences) for f in self.frames[s] for c in self.cameras[s]]
+    def flag(self, key: str, seq: str, frame: int, default: bool = True) -> bool:
+        """``meta.json``'s ``key`` (is_train / is_valid / has_fit) for one frame; ``default`` when absent."""
+        table = self.meta.get(key)
+        if table is None:
+            return default
+        i = int(seq)
+        if i >= len(table) or not isinstance(table[i], list) or frame >= len(table[i]):
+            raise CvsuiteError(f"{self.root / 'meta.json'}: '{key}' has no entry for sequence {seq} frame {frame}")
+        return bool(table[i][frame])
+
+    def samples(self, sequences: list[str] | None = None, labelled: bool = False,
+                split: str = "all") -> list[tuple[str, int, int]]:
+        """Every (sequence, camera, frame) of ``sequences`` (default all). ``labelled``: only frames with
+        a valid fit (``has_fit`` and ``is_valid`` in meta.json); ``split`` "train" / "eval": only frames
+        with ``is_train`` true / false ("all": both)."""
+        if split not in ("all", "train", "eval"):
+            raise CvsuiteError(f"HanCo split must be all, train or eval, got {split!r}")
+        out = []
+        for s in sequences or self.sequences:
+            for f in self.frames[s]:
+                if labelled and not (self.flag("has_fit", s, f) and self.flag("is_valid", s, f)):
+                    continue
+                if split != "all" and self.flag("is_train", s, f) != (split == "train"):
+                    continue
+                out += [(s, c, f) for c in self.cameras[s]]
+        return out
+
+    def has_variant(self, seq: str, variant: str) -> bool:
+        """Whether ``variant/`` holds this sequence (sequences without green screen only have ``rgb/``)."""
+        key = (seq, variant)
+        if key not in self._has:
+            self._has[key] = (self.root / variant / seq).is_dir()
+        return self._has[key]
 
     def image_path(self, seq: str, cam: int, frame: int, variant: str = "rgb") -> Path:
+        """The image of ``variant``; ``rgb/`` for a sequence that has no such variant."""
+        if variant != "rgb" and not self.has_variant(seq, variant):
+            variant = "rgb" if self.has_variant(seq, "rgb") else self.variants[0]
         return self.root / variant / seq / f"cam{cam}" / f"{frame:08d}.jpg"
+
+    def has_mask(self, seq: str) -> bool:
+        return self.has_variant(seq, "mask_hand") and self.has_variant(seq, "rgb")
 
     def mask_path(self, seq: str, cam: int, frame: int) -> Path:
         return self.root / "mask_hand" / seq / f"cam{cam}" / f"{frame:08d}.jpg"

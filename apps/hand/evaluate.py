@@ -74,6 +74,55 @@ class KeypointStats:
                 "pck": pck.mean(0), "thresholds": thresholds, "per_keypoint": means}
 
 
+def procrustes_mean(poses: np.ndarray, iterations: int = 10) -> np.ndarray:
+    """Generalised Procrustes mean (21, 3) of root-relative poses (N, 21, 3): every pose is aligned by
+    similarity (:func:`align_w_scale`) onto the current mean, the aligned poses are averaged and the mean
+    rescaled to the poses' mean size; a pose-only average that random hand orientations cannot blur."""
+    poses = np.asarray(poses, np.float64)
+    centred = poses - poses.mean(1, keepdims=True)
+    size = np.mean(np.linalg.norm(centred, axis=(1, 2)))
+    mean = centred[0]
+    for _ in range(iterations):
+        aligned = np.stack([align_w_scale(mean, p) for p in centred])
+        new = aligned.mean(0)
+        new = (new - new.mean(0)) * size / (np.linalg.norm(new - new.mean(0)) + 1e-12)
+        if np.allclose(new, mean, atol=1e-9):
+            break
+        mean = new
+    return mean
+
+
+def pose_scores(gt_rel: np.ndarray, pred_rel: np.ndarray, gt_uv: np.ndarray | None = None,
+                pred_uv: np.ndarray | None = None, pck_px: float = 3.2) -> dict[str, float]:
+    """Benchmark scores of N predictions: PA-MPJPE (mm, official similarity alignment per frame), its
+    AUC over 0-50 mm, and with 2-D keypoints the mean 2-D error and PCK at ``pck_px`` (input pixels)."""
+    pa = KeypointStats()
+    for g, p in zip(gt_rel, pred_rel):
+        pa.feed(g, align_w_scale(g, p))
+    m = pa.measures()
+    out = {"pa_mpjpe_mm": 1000 * m["mean"], "pa_auc": m["auc"]}
+    if gt_uv is not None and pred_uv is not None:
+        err = np.linalg.norm(np.asarray(pred_uv) - np.asarray(gt_uv), axis=-1)
+        out.update(err2d_px=float(err.mean()), pck2d=float((err <= pck_px).mean()))
+    return out
+
+
+def shuffled_scores(gt_rel: np.ndarray, pred_rel: np.ndarray, gt_uv: np.ndarray | None = None,
+                    pred_uv: np.ndarray | None = None, seed: int = 0, pck_px: float = 3.2) -> dict[str, float]:
+    """The shuffled-image control: image i's prediction scored against the ground truth of image
+    ``perm[i]`` (a seeded permutation without fixed points). A model that reads the image scores much
+    worse here than matched; one that ignores it scores the same."""
+    n = len(gt_rel)
+    rng = np.random.default_rng(seed)
+    perm = rng.permutation(n)
+    while n > 1 and (perm == np.arange(n)).any():  # a derangement: no image keeps its own label
+        fixed = np.nonzero(perm == np.arange(n))[0]
+        other = rng.integers(0, n, len(fixed))
+        perm[fixed], perm[other] = perm[other], perm[fixed].copy()
+    return pose_scores(np.asarray(gt_rel)[perm], pred_rel, None if gt_uv is None else np.asarray(gt_uv)[perm],
+                       pred_uv, pck_px)
+
+
 def fscore(gt: np.ndarray, pred: np.ndarray, threshold: float) -> float:
     """F-score of two point sets at ``threshold`` metres (open3d nearest-point distances)."""
     import open3d as o3d
@@ -121,7 +170,8 @@ def evaluate(xyz_gt: np.ndarray, verts_gt: np.ndarray, xyz_pred: list, verts_pre
                       mesh_al_mean3d=100 * me_al["mean"], mesh_al_auc3d=me_al["auc"])
         curves.update(mesh=me, mesh_al=me_al)
     else:
-        scores.update(mesh_mean3d=-1.0, mesh_auc3d=-1.0, mesh_al_mean3d=-1.0, mesh_al_auc3d=-1.0)
+        # the official eval.py sets -1.0 and then writes the means x 100 to scores.txt: -100 placeholders
+        scores.update(mesh_mean3d=-100.0, mesh_auc3d=-1.0, mesh_al_mean3d=-100.0, mesh_al_auc3d=-1.0)
     f_raw_m, f_al_m = np.mean(f_raw, 0), np.mean(f_al, 0)
     for j, t in enumerate(F_THRESHOLDS):
         scores[f"f_score_{round(t * 1000)}"] = float(f_raw_m[j])
@@ -222,6 +272,17 @@ def format_scores(scores: dict[str, Any]) -> str:
     keys = ["xyz_mean3d", "xyz_auc3d", "xyz_al_mean3d", "xyz_al_auc3d", "mesh_mean3d", "mesh_auc3d",
             "mesh_al_mean3d", "mesh_al_auc3d", "f_score_5", "f_al_score_5", "f_score_15", "f_al_score_15"]
     return "\n".join(f"{k}: {scores[k]:.6f}" for k in keys)
+
+
+SCORES_TXT_ORDER = ("xyz_mean3d", "xyz_auc3d", "xyz_al_mean3d", "xyz_al_auc3d", "mesh_mean3d", "mesh_auc3d",
+                    "mesh_al_mean3d", "mesh_al_auc3d", "f_score_5", "f_al_score_5", "f_score_15", "f_al_score_15")
+
+
+def write_scores_txt(scores: dict[str, Any], path: str | Path) -> None:
+    """``scores.txt`` line for line as the official ``eval.py`` writes it (``name: %f``, means in cm)."""
+    from shared.guard import write_atomic
+
+    write_atomic(path, "".join(f"{k}: {scores[k]:f}\n" for k in SCORES_TXT_ORDER))
 
 
 def write_json(scores: dict[str, Any], path: str | Path) -> None:

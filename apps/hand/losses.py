@@ -10,6 +10,9 @@ import torch
 import torch.nn.functional as F
 
 from shared.losses import InfoNCE
+from shared.losses.heatmap import GaussianHeatmapCE
+
+_HEATMAP_CE = GaussianHeatmapCE(sigma=1.0)
 
 
 def moco_loss(temperature: float) -> InfoNCE:
@@ -23,10 +26,26 @@ def symmetric_moco(loss_fn: InfoNCE, q: tuple[torch.Tensor, torch.Tensor], k: tu
 
 
 def keypoint_loss(pred: dict[str, torch.Tensor], uv: torch.Tensor, xyz: torch.Tensor,
-                  w2d: float = 1.0, w3d: float = 1.0) -> dict[str, torch.Tensor]:
-    l2d = F.l1_loss(pred["uv"], uv)
-    l3d = F.l1_loss(pred["xyz"], xyz)
-    return {"loss": w2d * l2d + w3d * l3d, "loss_2d": l2d, "loss_3d": l3d}
+                  w2d: float = 1.0, w3d: float = 1.0, has_hand: torch.Tensor | None = None,
+                  wpresence: float = 0.1, wheat: float = 1.0) -> dict[str, torch.Tensor]:
+    """L1 on keypoints of the crops that hold a hand (``has_hand``, default all); with a ``heatmap``
+    prediction also ``wheat`` x the Gaussian-target heatmap cross-entropy (dense supervision: the
+    soft-argmax head learns far faster), with a ``presence`` prediction binary cross-entropy of hand
+    presence (hand-free crops teach "no hand here")."""
+    if has_hand is None:
+        has_hand = torch.ones(len(uv), dtype=uv.dtype, device=uv.device)
+    w = has_hand.to(uv.dtype)
+    n = w.sum().clamp_min(1.0)
+    l2d = ((pred["uv"] - uv).abs().mean((1, 2)) * w).sum() / n
+    l3d = ((pred["xyz"] - xyz).abs().mean((1, 2)) * w).sum() / n
+    out = {"loss": w2d * l2d + w3d * l3d, "loss_2d": l2d, "loss_3d": l3d}
+    if "heatmap" in pred and wheat > 0:
+        out["loss_heatmap"] = _HEATMAP_CE(pred["heatmap"], uv.clamp(0, 1), w)
+        out["loss"] = out["loss"] + wheat * out["loss_heatmap"]
+    if "presence" in pred:
+        out["loss_presence"] = F.binary_cross_entropy_with_logits(pred["presence"], w)
+        out["loss"] = out["loss"] + wpresence * out["loss_presence"]
+    return out
 
 
 def mano_joint_loss(joints: torch.Tensor, xyz: torch.Tensor) -> torch.Tensor:

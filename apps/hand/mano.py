@@ -3,8 +3,10 @@
 The official model file is a Python 2 pickle whose arrays are chumpy objects and whose
 ``J_regressor`` is a scipy sparse matrix. Unpickling it normally would import chumpy and could
 run any code a tampered file carries. :class:`RestrictedMANOUnpickler` resolves only numpy's array
-and dtype reconstructors; chumpy arrays and scipy sparse matrices resolve to inert placeholder
-classes that just store their pickled state, and are rebuilt as numpy arrays afterwards. Every
+and dtype reconstructors; chumpy arrays (``Ch``) and ``Select`` reorderings and scipy sparse matrices resolve to inert
+placeholder classes that just store their pickled state (sets, as every chumpy state holds one, are
+allowed as plain containers), and are rebuilt as numpy arrays afterwards (a ``Select`` from its
+``a`` and ``idxs``). Every
 other global (``os.system``, ``builtins.eval``, ...) is refused before anything is called.
 
 :class:`MANOLayer` is linear blend skinning from the file's ``v_template``, ``shapedirs``,
@@ -48,6 +50,12 @@ class _ChumpyArray(_Inert):
     kind = "chumpy"
 
 
+class _ChumpySelect(_Inert):
+    """``chumpy.reordering.Select`` (MANO's ``shapedirs``): ``a.x.ravel()[idxs].reshape(preferred_shape)``."""
+
+    kind = "chumpy select"
+
+
 class _SparseMatrix(_Inert):
     kind = "sparse"
 
@@ -64,11 +72,16 @@ class RestrictedMANOUnpickler(ArrayUnpickler):
 
     table = {**numpy_globals(),
              ("copy_reg", "_reconstructor"): _safe_reconstructor, ("copyreg", "_reconstructor"): _safe_reconstructor,
-             ("__builtin__", "object"): object, ("builtins", "object"): object}
+             ("__builtin__", "object"): object, ("builtins", "object"): object,
+             # every chumpy object's state carries a set (``_dirty_vars``): sets are inert containers
+             ("__builtin__", "set"): set, ("builtins", "set"): set,
+             ("__builtin__", "frozenset"): frozenset, ("builtins", "frozenset"): frozenset}
     refusal = "refused global"
 
     def find_class(self, module: str, name: str) -> Any:
-        if module.split(".")[0] == "chumpy" and name in ("Ch", "Select", "array"):
+        if module.split(".")[0] == "chumpy" and name == "Select":
+            return _ChumpySelect
+        if module.split(".")[0] == "chumpy" and name in ("Ch", "array"):
             return _ChumpyArray
         if module.startswith("scipy.sparse") and name in ("csc_matrix", "csr_matrix"):
             return _SparseMatrix
@@ -95,6 +108,21 @@ def _dense_sparse(obj: _SparseMatrix, key: str, path: Path) -> np.ndarray:
 
 
 def _as_plain(value: Any, key: str, path: Path) -> Any:
+    if isinstance(value, _ChumpySelect):
+        state = value.state if isinstance(value.state, dict) else {}
+        if "a" not in state or "idxs" not in state:
+            raise CvsuiteError(f"{path}: {key} is a chumpy Select without 'a' and 'idxs'")
+        base = np.asarray(_as_plain(state["a"], f"{key}.a", path), np.float64).ravel()
+        idxs = np.asarray(state["idxs"]).ravel()
+        if idxs.dtype.kind not in "iu" or (len(idxs) and (idxs.min() < 0 or idxs.max() >= len(base))):
+            raise CvsuiteError(f"{path}: {key}.idxs are not indices into its {len(base)} values")
+        out = base[idxs]
+        if state.get("preferred_shape") is not None:
+            shape = tuple(int(v) for v in np.asarray(state["preferred_shape"]).ravel())
+            if int(np.prod(shape)) != out.size:
+                raise CvsuiteError(f"{path}: {key}.preferred_shape {shape} does not hold {out.size} values")
+            out = out.reshape(shape)
+        return out
     if isinstance(value, _ChumpyArray):
         state = value.state if isinstance(value.state, dict) else {}
         if "x" not in state:

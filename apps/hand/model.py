@@ -50,6 +50,15 @@ class SmallResNet(nn.Module):
         x = self.layers(self.stem(x))
         return torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1) if self.pooled else x
 
+    def pyramid(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Feature maps after every stage (strides 2, 4, 8, 16 of the input)."""
+        x = self.stem(x)
+        maps = []
+        for layer in self.layers:
+            x = layer(x)
+            maps.append(x)
+        return maps
+
 
 if "resnet10_small" not in BACKBONES:
     @BACKBONES.register("resnet10_small")
@@ -97,19 +106,80 @@ class SpatialHead(nn.Module):
         return self.mlp(torch.flatten(self.pool(self.reduce(fmap)), 1))
 
 
+def _conv_bn(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+class HeatmapHead(nn.Module):
+    """Integral keypoint head on a :class:`SmallResNet` pyramid (stride 16 -> 4, skips from strides 8, 4).
+
+    Per joint a heatmap and three location maps at stride 4; ``softmax(heatmap)`` is the joint's
+    position distribution: ``uv`` = its expectation over pixel centres (soft-argmax, differentiable,
+    sub-pixel), root-relative 3-D = the location maps averaged under it (each joint's 3-D is read
+    where the joint is seen). A hand-presence logit from the pooled deepest features says whether a
+    hand is in the crop at all.
+    """
+
+    def __init__(self, widths: tuple[int, int, int, int], mid: int = 48) -> None:
+        super().__init__()
+        w1, w2, w3, w4 = widths
+        self.up8 = _conv_bn(w4 + w3, mid)
+        self.up4 = _conv_bn(mid + w2, mid)
+        self.refine = _conv_bn(mid, mid)
+        self.heat = nn.Conv2d(mid, NUM_KP, 1)
+        self.loc = nn.Conv2d(mid, NUM_KP * 3, 1)
+        self.presence = nn.Linear(w4, 1)
+
+    def forward(self, maps: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+        _, f4, f8, f16 = maps
+        up = nn.functional.interpolate
+        x = self.up8(torch.cat([up(f16, size=f8.shape[-2:], mode="bilinear", align_corners=False), f8], 1))
+        x = self.up4(torch.cat([up(x, size=f4.shape[-2:], mode="bilinear", align_corners=False), f4], 1))
+        x = self.refine(x)
+        logits = self.heat(x)                                        # (B, 21, h, w)
+        b, k, h, w = logits.shape
+        prob = torch.softmax(logits.flatten(2), -1)                  # (B, 21, h*w)
+        ys = (torch.arange(h, dtype=prob.dtype, device=prob.device) + 0.5) / h
+        xs = (torch.arange(w, dtype=prob.dtype, device=prob.device) + 0.5) / w
+        gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+        uv = torch.stack([(prob * gx.flatten()).sum(-1), (prob * gy.flatten()).sum(-1)], -1)
+        loc = self.loc(x).reshape(b, k, 3, h * w)
+        xyz = (loc * prob[:, :, None]).sum(-1)
+        presence = self.presence(torch.flatten(nn.functional.adaptive_avg_pool2d(f16, 1), 1))[:, 0]
+        return {"uv": uv, "xyz": xyz, "heatmap": prob.reshape(b, k, h, w), "presence": presence}
+
+
+def joint_confidence(heatmap: torch.Tensor, uv: torch.Tensor, radius: float = 1.5) -> torch.Tensor:
+    """Per joint the probability mass of its heatmap within ``radius`` cells of the predicted position
+    (B, 21): near 1 for a sharp single peak, low for a spread or multi-modal map."""
+    b, k, h, w = heatmap.shape
+    ys = torch.arange(h, dtype=heatmap.dtype) + 0.5
+    xs = torch.arange(w, dtype=heatmap.dtype) + 0.5
+    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+    du = gx[None, None] - uv[..., 0, None, None] * w
+    dv = gy[None, None] - uv[..., 1, None, None] * h
+    near = (du * du + dv * dv) <= radius * radius
+    return (heatmap * near).sum((-2, -1))
+
+
 class KeypointNet(nn.Module):
     """Encoder -> head -> ``uv`` (B, 21, 2) in crop units and ``xyz`` (B, 21, 3) root-relative / ref bone.
     ``head``: ``pooled`` (default, MLP on globally pooled features) or ``spatial`` (:class:`SpatialHead` on
-    the 4x4 map; it did not generalise better on the synthetic benchmark)."""
+    the 4x4 map; it did not generalise better on the synthetic benchmark) or ``heatmap`` (default;
+    :class:`HeatmapHead`, soft-argmax + location maps + hand presence; ``resnet10_small`` only)."""
 
     def __init__(self, backbone: str = "resnet10_small", width: int = 16, hidden: int = 256,
-                 mano_model: dict[str, np.ndarray] | None = None, head: str = "pooled") -> None:
+                 mano_model: dict[str, np.ndarray] | None = None, head: str = "heatmap") -> None:
         super().__init__()
-        if head not in ("spatial", "pooled"):
-            raise CvsuiteError(f"keypoint head must be spatial or pooled, got {head!r}")
+        if head not in ("spatial", "pooled", "heatmap"):
+            raise CvsuiteError(f"keypoint head must be heatmap, spatial or pooled, got {head!r}")
+        if head == "heatmap" and backbone != "resnet10_small":
+            raise CvsuiteError(f"the heatmap head needs backbone resnet10_small, got {backbone!r}")
         self.encoder = make_backbone(backbone, width, pooled=head == "pooled")
         d = int(self.encoder.out_dim)
-        if head == "spatial":
+        if head == "heatmap":
+            self.head = HeatmapHead((width, 2 * width, 4 * width, 8 * width), max(32, 3 * width))
+        elif head == "spatial":
             self.head = SpatialHead(d, NUM_KP * 5, hidden, 4)
         else:
             self.head = nn.Sequential(nn.Linear(d, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, NUM_KP * 5))
@@ -123,6 +193,13 @@ class KeypointNet(nn.Module):
             self.arch["mano"] = "1"
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        if self.head_kind == "heatmap":
+            maps = self.encoder.pyramid(x)
+            result = self.head(maps)
+            result["xyz"] = result["xyz"] - result["xyz"][:, :1]  # root-relative by construction
+            if self.mano_head is not None:
+                result.update(self.mano_head(maps[-1].mean((2, 3))))
+            return result
         fmap = self.encoder(x)
         out = self.head(fmap)
         features = fmap if fmap.dim() == 2 else fmap.mean((2, 3))
@@ -153,7 +230,7 @@ class KeypointNet(nn.Module):
         if mano_model is not None and not has_mano:
             raise CvsuiteError(f"{path}: these weights have no MANO head; train with `cvsuite hand train --mano FILE`")
         net = cls(meta.get("backbone", "resnet10_small"), int(meta.get("width", 16)), int(meta.get("hidden", 256)),
-                  mano_model if has_mano else None, meta.get("head", "pooled"))
+                  mano_model if has_mano else None, meta.get("head", "pooled" if "head.0.weight" in state else "heatmap"))
         if has_mano and mano_model is None:
             state = {k: v for k, v in state.items() if not k.startswith("mano_head.")}
         own = net.state_dict()

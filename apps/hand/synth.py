@@ -10,7 +10,7 @@
 * **Cameras** = 8 at the corners of a cube around the hand looking at its centre (neighbours share
   a cube edge), ``K`` and world->camera ``M`` written to ``calib/`` exactly as HanCo stores them.
 * Images: ``rgb/`` on a green screen, ``mask_hand/``, ``rgb_merged/`` composited over real photos
-  (scikit-image / matplotlib samples) and ``rgb_homogeneous/`` over a flat colour.
+  (scikit-image / matplotlib samples) and ``rgb_homo/`` over a flat colour (HanCo's folder names).
 """
 from __future__ import annotations
 
@@ -36,9 +36,13 @@ RADII = np.array([[0.013, 0.011, 0.0095, 0.0085, 0.0075],    # at wrist/base, jo
                   [0.013, 0.0098, 0.0088, 0.0080, 0.0070],
                   [0.013, 0.0092, 0.0084, 0.0076, 0.0066],
                   [0.013, 0.0082, 0.0074, 0.0068, 0.0060]])
-# limits (degrees) of [abduction, flexion 1, flexion 2, flexion 3] (thumb: CMC/MCP/IP)
-LIMITS_LO = np.array([[-20, -15, 0, 0]] + [[-15, -10, 0, 0]] * 4, dtype=np.float64)
-LIMITS_HI = np.array([[20, 45, 50, 70]] + [[15, 85, 100, 70]] * 4, dtype=np.float64)
+# limits (degrees) of [abduction, flexion 1, flexion 2, flexion 3] (thumb: CMC/MCP/IP): the anatomical
+# range including slight hyper-extension, so poses span open hands, fists, pointing and pinching
+LIMITS_LO = np.array([[-25, -20, -10, -15]] + [[-20, -25, -5, -10]] * 4, dtype=np.float64)
+LIMITS_HI = np.array([[30, 60, 70, 85]] + [[20, 95, 110, 85]] * 4, dtype=np.float64)
+# skin tones (RGB, linear-ish 0..1) from dark to light; a subject's tone is a random blend of two neighbours
+SKIN_TONES = np.array([[0.30, 0.18, 0.12], [0.45, 0.29, 0.20], [0.62, 0.42, 0.30], [0.78, 0.57, 0.44],
+                       [0.90, 0.70, 0.58], [0.97, 0.82, 0.72]])
 GREEN = np.array([0.08, 0.70, 0.22])
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "stereo_motorcycle", "hubble_deep_field", "retina",
           "immunohistochemistry", "grace_hopper", "brick", "grass", "gravel", "camera")
@@ -51,7 +55,7 @@ class SynthConfig:
     cameras: int = 8
     distance: float = 0.55     # camera distance from the hand centre (metres)
     focal: float = 2.8         # focal length in image sides
-    key_every: int = 6         # frames between key poses
+    key_every: int = 3         # frames between key poses (a new random pose every 3 frames)
     spheres_per_bone: int = 7
 
 
@@ -86,22 +90,36 @@ def axis_angle_matrix(rotvec: np.ndarray) -> np.ndarray:
 
 def sample_shape(rng: np.random.Generator) -> np.ndarray:
     """Bone lengths (5, 4): a global hand size times a per-bone jitter."""
-    return BONE_LENGTHS * rng.normal(1.0, 0.07) * rng.normal(1.0, 0.04, BONE_LENGTHS.shape)
+    return BONE_LENGTHS * rng.normal(1.0, 0.09) * rng.normal(1.0, 0.06, BONE_LENGTHS.shape)
+
+
+def sample_key_poses(rng: np.random.Generator, count: int) -> np.ndarray:
+    """``count`` joint-angle sets (count, 5, 4) radians covering each finger's anatomical range.
+
+    Per finger a curl level drives its three flexions together (how hands move: fists, hooks, points),
+    with independent noise per joint; a third of the fingers get fully independent angles, so unusual
+    combinations are seen too. Abduction is independent.
+    """
+    lo, hi = np.radians(LIMITS_LO), np.radians(LIMITS_HI)
+    curl = rng.beta(0.6, 0.6, (count, 5, 1))
+    flex = np.clip(curl + rng.normal(0, 0.15, (count, 5, 3)), 0, 1)
+    independent = rng.random((count, 5, 1)) < 0.33
+    flex = np.where(independent, rng.beta(0.8, 0.8, (count, 5, 3)), flex)
+    unit = np.concatenate([rng.beta(1.2, 1.2, (count, 5, 1)), flex], axis=2)
+    return lo + (hi - lo) * unit
 
 
 def sample_motion(rng: np.random.Generator, frames: int, key_every: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Joint angles (F, 5, 4) radians, global rotations (F, 3, 3), centre offsets (F, 3); all smooth."""
     keys = (frames - 1) // key_every + 2
-    lo, hi = np.radians(LIMITS_LO), np.radians(LIMITS_HI)
-    key_angles = lo + (hi - lo) * rng.beta(1.3, 1.3, (keys, 5, 4))
-    key_angles[:, 1:, 3] = np.clip(key_angles[:, 1:, 2] * rng.uniform(0.5, 0.8, (keys, 4)), lo[1:, 3], hi[1:, 3])
+    key_angles = sample_key_poses(rng, keys)
     t = np.arange(frames) / key_every
     i0 = np.floor(t).astype(int)
     w = (1 - np.cos(np.pi * (t - i0))) / 2  # cosine ease between key poses
     angles = key_angles[i0] * (1 - w)[:, None, None] + key_angles[i0 + 1] * w[:, None, None]
     base = axis_angle_matrix(rng.normal(size=3) * np.pi)
     spin = rng.normal(size=3)
-    spin *= rng.uniform(0.02, 0.06) / np.linalg.norm(spin)  # radians per frame
+    spin *= rng.uniform(0.02, 0.08) / np.linalg.norm(spin)  # radians per frame
     rotations = axis_angle_matrix(np.arange(frames)[:, None] * spin) @ base
     drift = rng.normal(0, 0.0015, (frames, 3)).cumsum(0)
     return angles, rotations, drift
@@ -130,8 +148,11 @@ def forward_kinematics(lengths: np.ndarray, angles: np.ndarray) -> np.ndarray:
     return joints
 
 
-def hand_spheres(joints: np.ndarray, per_bone: int = 5) -> tuple[np.ndarray, np.ndarray]:
-    """Sphere centres (F, S, 3) and radii (S,) sweeping every bone, filling the palm, capping the wrist."""
+def hand_spheres(joints: np.ndarray, per_bone: int = 5, thickness: float = 1.0,
+                 forearm: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Sphere centres (F, S, 3) and radii (S,) sweeping every bone, filling the palm, capping the wrist;
+    radii times ``thickness``; with ``forearm`` (F, 3) elbow-side end points, a tapered forearm from
+    the wrist to there (its spheres come last: :func:`forearm_sphere_count` of them)."""
     ts = np.linspace(0.0, 1.0, per_bone)
     centres, radii = [], []
     for f in range(5):
@@ -151,7 +172,16 @@ def hand_spheres(joints: np.ndarray, per_bone: int = 5) -> tuple[np.ndarray, np.
         radii += [np.full(4, 0.0125), np.full(3, 0.0125)]
     centres.append(wrist + 0.015 * (joints[:, 9:10] - wrist) / np.linalg.norm(joints[:, 9:10] - wrist, axis=-1, keepdims=True))
     radii.append(np.array([0.02]))
+    radii = [r * thickness for r in radii]
+    if forearm is not None:
+        ts = np.linspace(0.0, 1.0, forearm_sphere_count())
+        centres.append(wrist + ts[None, :, None] * (forearm[:, None] - wrist))
+        radii.append(thickness * (0.019 + 0.012 * ts))
     return np.concatenate(centres, axis=1), np.concatenate(radii)
+
+
+def forearm_sphere_count() -> int:
+    return 14
 
 
 def camera_rig(cfg: SynthConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -176,11 +206,14 @@ def camera_rig(cfg: SynthConfig) -> tuple[np.ndarray, np.ndarray]:
 
 
 def render(centres: np.ndarray, radii: np.ndarray, K: np.ndarray, M: np.ndarray, size: int,
-           skin: np.ndarray, light: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+           skin: np.ndarray, light: np.ndarray | None = None, ambient: float = 0.35,
+           specular: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Render spheres (world ``centres`` (S, 3)) from one camera: rgb (H, W, 3) float on green, mask, depth.
 
     Each pixel's ray is intersected with every sphere near the hand's bounding box; the nearest hit
-    wins (z-buffer); shading is ambient + Lambert with a light from the upper left of the camera.
+    wins (z-buffer); shading is ``ambient`` + Lambert (+ a Blinn-Phong highlight of weight ``specular``)
+    with a light from ``light`` (camera frame; default the upper left). ``skin`` is one colour (3,) or
+    one per sphere (S, 3).
     """
     cam = centres @ M[:3, :3].T + M[:3, 3]
     fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
@@ -206,10 +239,17 @@ def render(centres: np.ndarray, radii: np.ndarray, K: np.ndarray, M: np.ndarray,
     hit = np.isfinite(near)
     point = d * np.where(hit, near, 0.0)[:, None]
     normal = (point - cam[idx]) / radii[idx, None]
-    light = np.array([0.35, -0.55, -1.0]) if light is None else light
+    light = np.array([0.35, -0.55, -1.0]) if light is None else np.asarray(light, np.float64)
     light = light / np.linalg.norm(light)
-    shade = 0.35 + 0.65 * np.clip(normal @ light, 0, 1)
-    colour = np.clip(skin[None] * shade[:, None], 0, 1)
+    shade = ambient + (1 - ambient) * np.clip(normal @ light, 0, 1)
+    colours = np.broadcast_to(np.asarray(skin, np.float64), (len(radii), 3))[idx]
+    colour = colours * shade[:, None]
+    if specular > 0:
+        view = -point / np.maximum(np.linalg.norm(point, axis=1, keepdims=True), 1e-9)
+        half = light + view
+        half /= np.maximum(np.linalg.norm(half, axis=1, keepdims=True), 1e-9)
+        colour = colour + specular * np.clip((normal * half).sum(1), 0, 1)[:, None] ** 20
+    colour = np.clip(colour, 0, 1)
     h, w = vv.shape
     region = rgb[v0:v1 + 1, u0:u1 + 1]
     region[hit.reshape(h, w)] = colour[hit]
@@ -221,16 +261,21 @@ def render(centres: np.ndarray, radii: np.ndarray, K: np.ndarray, M: np.ndarray,
 _PHOTO_CACHE: dict[str, np.ndarray] = {}
 
 
-def background_crop(rng: np.random.Generator, size: int, photos: tuple[str, ...] = PHOTOS) -> np.ndarray:
-    """A random square crop (random photo, position, scale) of a bundled real photo, float (size, size, 3)."""
+def background_crop(rng: np.random.Generator, size: int, photos: tuple[str, ...] = PHOTOS,
+                    backgrounds: list[np.ndarray] | None = None) -> np.ndarray:
+    """A random square crop (random photo, position, scale) of a bundled real photo (or of one of
+    ``backgrounds``, uint8 RGB images), float (size, size, 3)."""
     import cv2
 
     from shared.data.images import bundled_photo
 
-    name = photos[int(rng.integers(len(photos)))]
-    if name not in _PHOTO_CACHE:
-        _PHOTO_CACHE[name] = bundled_photo(name)
-    photo = _PHOTO_CACHE[name]
+    if backgrounds:
+        photo = backgrounds[int(rng.integers(len(backgrounds)))]
+    else:
+        name = photos[int(rng.integers(len(photos)))]
+        if name not in _PHOTO_CACHE:
+            _PHOTO_CACHE[name] = bundled_photo(name)
+        photo = _PHOTO_CACHE[name]
     h, w = photo.shape[:2]
     side = int(rng.uniform(0.3, 0.9) * min(h, w))
     y, x = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
@@ -248,8 +293,35 @@ def _to_u8(img: np.ndarray) -> np.ndarray:
     return np.clip(np.round(img * 255), 0, 255).astype(np.uint8)
 
 
-def write_sequence(root: Path, seq_index: int, seed: int, cfg: SynthConfig, is_train: bool = True) -> dict:
-    """Render one sequence into ``root`` in the HanCo layout; return its meta entries."""
+def sample_skin(rng: np.random.Generator) -> np.ndarray:
+    """A skin colour: a random blend of two neighbouring tones of :data:`SKIN_TONES` with a small tint."""
+    k = rng.uniform(0, len(SKIN_TONES) - 1)
+    i = int(np.floor(k))
+    j = min(i + 1, len(SKIN_TONES) - 1)
+    tone = SKIN_TONES[i] * (1 - (k - i)) + SKIN_TONES[j] * (k - i)
+    return np.clip(tone * rng.normal(1.0, 0.05, 3), 0, 1)
+
+
+def skin_texture(rng: np.random.Generator, size: int, strength: float) -> np.ndarray:
+    """A smooth multiplicative texture (size, size, 1) around 1 (blotches, creases, uneven light)."""
+    import cv2
+
+    coarse = rng.normal(0, 1, (6, 6)).astype(np.float32)
+    fine = rng.normal(0, 1, (size // 3 + 1, size // 3 + 1)).astype(np.float32)
+    field = (cv2.resize(coarse, (size, size), interpolation=cv2.INTER_CUBIC)
+             + 0.5 * cv2.resize(fine, (size, size), interpolation=cv2.INTER_LINEAR))
+    return (1 + strength * field / 1.5)[..., None].astype(np.float64)
+
+
+def write_sequence(root: Path, seq_index: int, seed: int, cfg: SynthConfig, is_train: bool = True,
+                   backgrounds: list[np.ndarray] | None = None) -> dict:
+    """Render one sequence into ``root`` in the HanCo layout; return its meta entries.
+
+    Domain randomisation per sequence: right or (mirrored) left hand, bone lengths and finger
+    thickness, skin tone, a forearm that is bare or in a sleeve of random colour, light direction /
+    colour / ambient / highlight; per image a smooth skin texture and sensor noise. ``rgb_merged``
+    goes over random crops of ``backgrounds`` (default: the photos bundled with scikit-image/matplotlib).
+    """
     from shared.data.images import write_image
 
     rng = np.random.default_rng([seed, seq_index])
@@ -257,10 +329,27 @@ def write_sequence(root: Path, seq_index: int, seed: int, cfg: SynthConfig, is_t
     lengths = sample_shape(rng)
     angles, rotations, drift = sample_motion(rng, cfg.frames, cfg.key_every)
     local = forward_kinematics(lengths, angles)
+    left = bool(rng.random() < 0.5)
+    if left:  # a left hand is the mirror image of a right one
+        local = local * np.array([-1.0, 1.0, 1.0])
+    # forearm: from the wrist away from the fingers, bent by up to ~35 degrees
+    away = -local[:, 9] / np.linalg.norm(local[:, 9], axis=-1, keepdims=True)
+    bend = axis_angle_matrix(rng.normal(0, 0.35, 3))
+    elbow_local = np.einsum("ij,fj->fi", bend, away) * rng.uniform(0.14, 0.22)
     centre = local.mean(1, keepdims=True)
     world = np.einsum("fij,fkj->fki", rotations, local - centre) + drift[:, None]
-    centres, radii = hand_spheres(world, cfg.spheres_per_bone)
-    skin = np.array([0.85, 0.62, 0.50]) * rng.uniform(0.6, 1.1) + rng.normal(0, 0.04, 3)
+    elbow = np.einsum("fij,fj->fi", rotations, elbow_local - centre[:, 0]) + drift
+    thickness = rng.uniform(0.85, 1.2)
+    centres, radii = hand_spheres(world, cfg.spheres_per_bone, thickness, elbow)
+    skin = sample_skin(rng)
+    colours = np.tile(skin, (len(radii), 1))
+    if rng.random() < 0.6:  # a sleeve from some way up the forearm
+        n_arm = forearm_sphere_count()
+        start = int(rng.integers(2, n_arm))
+        colours[len(radii) - n_arm + start:] = rng.uniform(0, 1, 3)
+    light_dir = np.array([rng.uniform(-1, 1), rng.uniform(-1, 1), -rng.uniform(0.3, 1.5)])
+    ambient, specular = rng.uniform(0.2, 0.55), rng.uniform(0.0, 0.25)
+    tint = rng.normal(1.0, 0.06, 3)
     K, M = camera_rig(cfg)
     for f in range(cfg.frames):
         name = f"{f:08d}"
@@ -268,15 +357,18 @@ def write_sequence(root: Path, seq_index: int, seed: int, cfg: SynthConfig, is_t
                          ("shape", {"model": "cvsuite sphere-swept hand (not MANO)", "bone_lengths": lengths.tolist(),
                                     "angles": angles[f].tolist(), "global_rot": rotations[f].tolist(),
                                     "global_t": (drift[f] - (rotations[f] @ centre[f, 0])).tolist(),
-                                    "skin": skin.tolist()})):
+                                    "side": "left" if left else "right", "skin": skin.tolist()})):
             path = root / sub / seq / f"{name}.json"
             write_atomic(path, json.dumps(obj))
         for c in range(len(K)):
-            rgb, mask, _ = render(centres[f], radii, K[c], M[c], cfg.size, skin)
+            light = light_dir + rng.normal(0, 0.2, 3)
+            rgb, mask, _ = render(centres[f], radii, K[c], M[c], cfg.size, colours, light, ambient, specular)
+            texture = skin_texture(rng, cfg.size, rng.uniform(0.03, 0.12))
+            rgb = np.where(mask[..., None], np.clip(rgb * texture * tint, 0, 1), rgb)
             rgb = np.clip(rgb + rng.normal(0, 0.01, rgb.shape), 0, 1)
             flat = np.broadcast_to(rng.uniform(0, 1, 3), rgb.shape)
-            for variant, img in (("rgb", rgb), ("rgb_merged", composite(rgb, mask, background_crop(rng, cfg.size))),
-                                 ("rgb_homogeneous", composite(rgb, mask, flat))):
+            for variant, img in (("rgb", rgb), ("rgb_merged", composite(rgb, mask, background_crop(rng, cfg.size, backgrounds=backgrounds))),
+                                 ("rgb_homo", composite(rgb, mask, flat))):
                 write_image(root / variant / seq / f"cam{c}" / f"{name}.jpg", _to_u8(img))
             write_image(root / "mask_hand" / seq / f"cam{c}" / f"{name}.jpg", mask.astype(np.uint8) * 255)
     return {"is_train": [is_train] * cfg.frames, "is_valid": [True] * cfg.frames,
@@ -287,7 +379,7 @@ def sequence_files(root: Path, seq_index: int, cfg: SynthConfig) -> list[Path]:
     """Every file :func:`write_sequence` writes for one sequence (for the output guard)."""
     seq = f"{seq_index:04d}"
     files = [root / sub / seq / f"{f:08d}.json" for sub in ("calib", "xyz", "shape") for f in range(cfg.frames)]
-    files += [root / v / seq / f"cam{c}" / f"{f:08d}.jpg" for v in ("rgb", "rgb_merged", "rgb_homogeneous", "mask_hand")
+    files += [root / v / seq / f"cam{c}" / f"{f:08d}.jpg" for v in ("rgb", "rgb_merged", "rgb_homo", "mask_hand")
               for c in range(cfg.cameras) for f in range(cfg.frames)]
     return files
 

@@ -38,13 +38,23 @@ PARTNERS = ("same", "view", "time")
 
 
 def parse_positives(spec: str) -> tuple[dict[str, float], float]:
-    """``"a+b+c"`` -> ({same: 1, view: 1, time: 0}, bg_swap=1.0). ``a`` is implied (augmentation)."""
+    """``"a+b+c"`` -> ({same: 0.25, view: 0.75, time: 0}, bg_swap=1.0). ``a`` is implied (augmentation).
+
+    As contra-hand mixes pairs: with another view (c) and/or frame (d) in play, 25 % of the pairs are
+    two augmentations of the same image and 75 % use the other view / frame (split evenly between c
+    and d); without them every pair is ``same``."""
     letters = [p.strip().lower() for p in spec.split("+") if p.strip()]
     bad = [p for p in letters if p not in ("a", "b", "c", "d")]
     if bad or not letters:
         raise UsageError(f"positives must be letters a, b, c, d joined by '+', got {spec!r}")
-    weights = {"same": 1.0 if ("a" in letters or "b" in letters) else 0.0,
-               "view": 1.0 if "c" in letters else 0.0, "time": 1.0 if "d" in letters else 0.0}
+    others = [k for k, letter in (("view", "c"), ("time", "d")) if letter in letters]
+    weights = {"same": 0.0, "view": 0.0, "time": 0.0}
+    if others:
+        for k in others:
+            weights[k] = 0.75 / len(others)
+        weights["same"] = 0.25 if ("a" in letters or "b" in letters) else 0.0
+    else:
+        weights["same"] = 1.0
     return weights, 1.0 if "b" in letters else 0.0
 
 
@@ -88,26 +98,43 @@ def resize_u8(img: np.ndarray, size: int) -> np.ndarray:
     return cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
 
 
+def soft_mask(mask: np.ndarray, size: int) -> np.ndarray:
+    """A hand mask eroded by one pixel and smoothed at its own resolution, then resized: float (size, size).
+    Erosion drops the green-screen fringe JPEG leaves at the edge before the hand is composited."""
+    import cv2
+
+    m = cv2.erode(mask.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(np.float32)
+    m = cv2.GaussianBlur(m, (3, 3), 0.8)
+    return cv2.resize(m, (size, size), interpolation=cv2.INTER_AREA)
+
+
 class HanCoImages:
     """All images of some HanCo sequences in memory at ``size`` px (uint8), with masks and green-screen
-    foregrounds when ``with_foreground``; index = position in ``samples``."""
+    foregrounds when ``with_foreground`` (for the sequences that have ``mask_hand/``; ``has_fg`` says
+    which); index = position in ``samples``. ``labelled`` / ``split``: see :meth:`HanCo.samples`."""
 
     def __init__(self, ds: HanCo, sequences: list[str], size: int, variant: str = "rgb_merged",
-                 with_foreground: bool = False) -> None:
+                 with_foreground: bool = False, labelled: bool = False, split: str = "all") -> None:
         self.ds, self.size = ds, size
         self.variant = variant if variant in ds.variants else ds.variants[0]
-        self.samples = ds.samples(sequences)
+        self.samples = ds.samples(sequences, labelled=labelled, split=split) if isinstance(ds, HanCo) else ds.samples(sequences)
         if not self.samples:
-            raise CvsuiteError(f"{ds.root}: no images in sequences {sequences}")
+            what = "labelled frames (has_fit and is_valid in meta.json)" if labelled else "images"
+            raise CvsuiteError(f"{ds.root}: no {what} in sequences {sequences[0]}..{sequences[-1]} (split {split})")
         self.index = {s: i for i, s in enumerate(self.samples)}
         self.images = np.stack([resize_u8(ds.read_image(*s, self.variant), size) for s in self.samples])
-        self.foreground = self.masks = None
+        self.foreground = self.masks = self.alpha = None
+        self.has_fg = np.zeros(len(self.samples), bool)
         if with_foreground:
-            if "rgb" not in ds.variants or not (ds.root / "mask_hand").is_dir():
-                raise CvsuiteError(f"{ds.root}: background swap (b) needs rgb/ and mask_hand/")
-            self.foreground = np.stack([resize_u8(ds.read_image(*s, "rgb"), size) for s in self.samples])
-            masks = [resize_u8(ds.read_mask(*s).astype(np.uint8) * 255, size) for s in self.samples]
-            self.masks = np.stack(masks) > 127
+            self.has_fg = np.array([isinstance(ds, HanCo) and ds.has_mask(s[0]) for s in self.samples])
+            if not self.has_fg.any():
+                raise CvsuiteError(f"{ds.root}: background swap (b) needs rgb/ and mask_hand/ (no sequence has them)")
+            self.foreground = self.images.copy()
+            self.alpha = np.zeros(self.images.shape[:3], np.float32)
+            for i in np.nonzero(self.has_fg)[0]:
+                self.foreground[i] = resize_u8(ds.read_image(*self.samples[i], "rgb"), size)
+                self.alpha[i] = soft_mask(ds.read_mask(*self.samples[i]), size)
+            self.masks = self.alpha > 0.5
         self.neighbours = ({seq: neighbour_cameras(ds.calib(seq, ds.frames[seq][0]).M) for seq in sequences}
                            if isinstance(ds, HanCo) else {})
 
@@ -139,15 +166,20 @@ class FreiHANDSource:
         return self.fh.view(index)
 
 
-def open_labelled(root: str | Path, size: int, sequences: str = "") -> "HanCoImages":
-    """HanCo root (``sequences`` as in :func:`select_sequences`), or a FreiHAND root
-    (``training_xyz.json`` present: its training split)."""
+def open_labelled(root: str | Path, size: int, sequences: str = "", with_foreground: bool = False,
+                  split: str = "train") -> "HanCoImages":
+    """HanCo root (``sequences`` as in :func:`select_sequences`; only frames with a valid fit, of
+    ``split`` by meta.json's ``is_train``), or a FreiHAND root (``training_xyz.json`` present: its
+    training split). ``with_foreground``: also the green-screen hands and masks of the sequences that
+    have ``rgb/`` and ``mask_hand/`` (for re-compositing)."""
     root = Path(root)
     if (root / "training_xyz.json").is_file():
         source = FreiHANDSource(root, "training")
         return HanCoImages(source, source.sequences, size)  # type: ignore[arg-type]
     ds = HanCo(root)
-    return HanCoImages(ds, select_sequences(ds.sequences, sequences), size)
+    chosen = select_sequences(ds.sequences, sequences)
+    fg = with_foreground and any(ds.has_mask(s) for s in chosen)
+    return HanCoImages(ds, chosen, size, with_foreground=fg, labelled=True, split=split)
 
 
 class PairSampler:
@@ -180,38 +212,67 @@ class PairSampler:
 
     def image(self, index: int, rng: np.random.Generator) -> np.ndarray:
         """The image (uint8 HWC); with probability ``bg_swap`` its hand over a random real background."""
-        if self.bg_swap > 0 and rng.random() < self.bg_swap:
+        if self.bg_swap > 0 and rng.random() < self.bg_swap and self.images.has_fg[index]:
             bg = self.backgrounds[int(rng.integers(len(self.backgrounds)))]
-            m = self.images.masks[index][..., None]
-            return np.where(m, self.images.foreground[index], bg)
+            a = self.images.alpha[index][..., None]  # eroded + smoothed mask: no green fringe
+            return np.round(self.images.foreground[index] * a + bg * (1 - a)).astype(np.uint8)
         return self.images.images[index]
 
 
-def background_pool(size: int, count: int, seed: int) -> np.ndarray:
+def read_background_folder(folder: str | Path) -> list[np.ndarray]:
+    """Every image of a user's background folder (e.g. HanCo's ``HanCo_rnd_backgrounds``) as uint8 RGB;
+    one error line when the folder is missing or holds no image (unreadable files are errors too)."""
+    from shared.data.images import list_images
+
+    from .infer import read_rgb_u8
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise CvsuiteError(f"{folder}: background folder not found")
+    paths = list_images(folder, recursive=True)
+    if not paths:
+        raise CvsuiteError(f"{folder}: no images in this background folder")
+    return [read_rgb_u8(p) for p in paths]
+
+
+def background_pool(size: int, count: int, seed: int, folder: str | Path | None = None) -> np.ndarray:
+    """``count`` random square crops (uint8, ``size`` px) of the photos in ``folder``, or by default of the
+    real photos bundled with scikit-image / matplotlib."""
     rng = np.random.default_rng(seed)
-    return np.stack([np.round(background_crop(rng, size, PHOTOS) * 255).astype(np.uint8) for _ in range(count)])
+    photos = read_background_folder(folder) if folder else None
+    return np.stack([np.round(background_crop(rng, size, PHOTOS, photos) * 255).astype(np.uint8) for _ in range(count)])
 
 
 def augment(img: np.ndarray, strength: float = 1.0) -> torch.Tensor:
-    """MoCo v2-style augmentation of a uint8 HWC image -> float CHW in [0, 1] (global RNGs, seeded per
-    sample): random resized crop (area 50-100 %), colour jitter (p 0.8), grey (p 0.2), blur (p 0.5)."""
+    """The paper's pretraining augmentation of a uint8 HWC image -> float CHW in [0, 1] (global RNGs,
+    seeded per sample): random resized crop (area 20-100 %, aspect 3/4-4/3), rotation (+-10 degrees),
+    horizontal flip (p 0.5), colour jitter (p 0.8: brightness, contrast, saturation 0.4, hue 0.1),
+    grey (p 0.2), Gaussian blur (p 0.5). ``strength`` < 1 narrows crop area, jitter and blur."""
     import cv2
 
     size = img.shape[0]
-    scale = np.random.uniform(1 - 0.5 * strength, 1.0)
+    scale = np.random.uniform(1 - 0.8 * strength, 1.0)
     ratio = np.exp(np.random.uniform(np.log(3 / 4), np.log(4 / 3)))
     h = int(round(min(size, size * np.sqrt(scale / ratio))))
     w = int(round(min(size, size * np.sqrt(scale * ratio))))
     y0, x0 = np.random.randint(0, size - h + 1), np.random.randint(0, size - w + 1)
-    x = cv2.resize(np.ascontiguousarray(img[y0:y0 + h, x0:x0 + w]), (size, size),
-                   interpolation=cv2.INTER_LINEAR).astype(np.float32) / 255.0
+    x = cv2.resize(np.ascontiguousarray(img[y0:y0 + h, x0:x0 + w]), (size, size), interpolation=cv2.INTER_LINEAR)
+    angle = np.random.uniform(-10, 10)
+    rot = cv2.getRotationMatrix2D(((size - 1) / 2, (size - 1) / 2), angle, 1.0)
+    x = cv2.warpAffine(x, rot, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+    if np.random.rand() < 0.5:
+        x = x[:, ::-1]
+    x = np.ascontiguousarray(x).astype(np.float32) / 255.0
     if np.random.rand() < 0.8:
         b, c, s = 1 + strength * 0.4 * np.random.uniform(-1, 1, 3)
-        x = x * b
+        x = np.clip(x * b, 0, 1)
         mean = x.mean()
-        x = (x - mean) * c + mean
+        x = np.clip((x - mean) * c + mean, 0, 1)
         grey = x @ np.array([0.299, 0.587, 0.114], np.float32)
-        x = (x - grey[..., None]) * s + grey[..., None]
+        x = np.clip((x - grey[..., None]) * s + grey[..., None], 0, 1)
+        hsv = cv2.cvtColor(np.ascontiguousarray(x, np.float32), cv2.COLOR_RGB2HSV)  # float: hue in degrees
+        hsv[..., 0] = (hsv[..., 0] + 360 * strength * 0.1 * np.random.uniform(-1, 1)) % 360
+        x = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
     if np.random.rand() < 0.2:
         x = np.repeat((x @ np.array([0.299, 0.587, 0.114], np.float32))[..., None], 3, axis=2)
     if np.random.rand() < 0.5 * strength:
@@ -247,18 +308,35 @@ class PretrainConfig:
     backbone: str = "resnet10_small"
     width: int = bounded(16, ge=1, le=1024)
     proj_dim: int = bounded(128, ge=1, le=4096)
-    queue_size: int = bounded(1024, ge=1, le=1_000_000)
-    momentum: float = bounded(0.99, ge=0.0, le=1.0)
+    queue_size: int = bounded(65536, ge=1, le=1_000_000)   # MoCo's K (the paper's setting); CPU recipes use 4096
+    momentum: float = bounded(0.999, ge=0.0, le=1.0)       # MoCo's m (the paper's setting); CPU recipes use 0.99
     temperature: float = bounded(0.2, gt=0.0, le=100.0)
+    bn_groups: int = bounded(4, ge=1, le=1024)             # shuffle-BN: batch-norm groups (MoCo: one per GPU), keys shuffled across them
     backgrounds: int = bounded(96, ge=0, le=100_000)           # pool of real-photo crops for the background swap
+    backgrounds_dir: str = ""       # folder of background photos (HanCo_rnd_backgrounds); "" = bundled photos
     num_threads: int = bounded(0, ge=0, le=1024)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
         out_dir="runs/hand_pretrain", max_steps=300, batch_size=64, lr=2e-3, weight_decay=1e-4,
         warmup_steps=20, log_every=25, ckpt_every=100, tensorboard=False))
 
 
+def grouped_forward(net: torch.nn.Module, x: torch.Tensor, groups: int,
+                    perm: torch.Tensor | None = None) -> torch.Tensor:
+    """``net`` over ``x`` in ``groups`` separate chunks (batch-norm statistics per chunk, as on separate
+    GPUs); with ``perm`` the samples are shuffled across the chunks first and the outputs put back in the
+    original order - MoCo's shuffle-BN on one device."""
+    if perm is not None:
+        x = x[perm]
+    groups = max(1, min(groups, len(x) // 2))  # batch norm needs >= 2 samples per chunk
+    out = torch.cat([net(chunk) for chunk in x.chunk(groups)])
+    if perm is not None:
+        out = out[torch.argsort(perm)]
+    return out
+
+
 class MoCoTask(TrainTask):
-    """MoCo v2: query encoder + projector, momentum key copy, shared key queue, symmetrised InfoNCE."""
+    """MoCo: query encoder + projector, momentum key copy, shared key queue (both views' keys enqueued),
+    symmetrised InfoNCE, shuffle-BN (query and key batch norm over different sample groups)."""
 
     def __init__(self, cfg: PretrainConfig) -> None:
         super().__init__()
@@ -267,6 +345,7 @@ class MoCoTask(TrainTask):
         self.queue = MoCoQueue(cfg.proj_dim, cfg.queue_size)
         self.loss_fn = moco_loss(cfg.temperature)
         self.momentum = cfg.momentum
+        self.bn_groups = cfg.bn_groups
         self._keys: torch.Tensor | None = None
 
     def param_groups(self) -> list[dict[str, Any]]:
@@ -274,13 +353,13 @@ class MoCoTask(TrainTask):
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         x = normalise(torch.cat([batch["view1"], batch["view2"]]))
-        q = self.net(x)
+        q = grouped_forward(self.net, x, self.bn_groups)
         with torch.no_grad():
-            k = self.key_net(x)
+            k = grouped_forward(self.key_net, x, self.bn_groups, torch.randperm(len(x)))
         q0, q1 = q.chunk(2)
         k0, k1 = k.chunk(2)
         loss = symmetric_moco(self.loss_fn, (q0, q1), (k0, k1), self.queue.negatives())
-        self._keys = k1.detach()
+        self._keys = torch.cat([k0, k1]).detach()
         with torch.no_grad():
             pos = (F.normalize(q0, dim=1) * F.normalize(k1, dim=1)).sum(1).mean()
         return {"loss": loss, "pos_cos": pos}
@@ -306,7 +385,7 @@ def build_pair_sampler(cfg: PretrainConfig, ds: HanCo | None = None) -> PairSamp
     if cfg.bg_swap >= 0:
         bg = cfg.bg_swap
     images = HanCoImages(ds, select_sequences(ds.sequences, cfg.sequences), cfg.image_size, with_foreground=bg > 0)
-    pool = background_pool(cfg.image_size, cfg.backgrounds, cfg.train.seed) if bg > 0 else None
+    pool = background_pool(cfg.image_size, cfg.backgrounds, cfg.train.seed, cfg.backgrounds_dir or None) if bg > 0 else None
     return PairSampler(images, weights, bg, pool)
 
 
@@ -335,11 +414,14 @@ def _stamp(path: str | Path, metadata: dict[str, str]) -> None:
 # ---- fine-tuning ------------------------------------------------------------------------------------
 
 class LabelledHands(torch.utils.data.Dataset):
-    """Labelled images: uv (crop units), root-relative 3-D (ref-bone units); repeated to ``min_length``."""
+    """Labelled images: uv (crop units), root-relative 3-D (ref-bone units), ``has_hand``; repeated to
+    ``min_length``. With ``augment`` each item is a fresh :func:`apps.hand.augment.augment_sample`
+    (re-framed, mirrored, new background when masks exist, occluded, blurred, JPEG) and a fraction
+    ``negative_rate`` of items are hand-free background crops (``has_hand = 0``)."""
 
-    def __init__(self, images: HanCoImages, indices: np.ndarray, augment_colour: bool = True,
-                 min_length: int = 0) -> None:
-        self.images, self.indices, self.augment_colour = images, np.asarray(indices), augment_colour
+    def __init__(self, images: HanCoImages, indices: np.ndarray, augment: bool = True,
+                 min_length: int = 0, backgrounds: np.ndarray | None = None, negative_rate: float = 0.1) -> None:
+        self.images, self.indices, self.augment = images, np.asarray(indices), augment
         ds = images.ds
         self.uv = np.zeros((len(images.samples), 21, 2), np.float32)
         self.xyz = np.zeros((len(images.samples), 21, 3), np.float32)
@@ -350,25 +432,36 @@ class LabelledHands(torch.utils.data.Dataset):
         for i in self.indices:
             view = ds.camera_view(*images.samples[i])
             s = reference_scale(view["xyz_cam"])
-            self.uv[i] = view["uv"] / side
+            # crop units of the stored (resized) image, pixel centres at integers: (uv + .5) * size / side - .5
+            self.uv[i] = ((view["uv"] + 0.5) * images.size / side - 0.5) / images.size
             self.xyz[i] = (view["xyz_cam"] - view["xyz_cam"][0]) / s
             self.scale[i], self.xyz_cam[i], self.K[i] = s, view["xyz_cam"], view["K"]
         self.side = side
         self.length = max(len(self.indices), min_length)
+        self.backgrounds = backgrounds if backgrounds is not None else background_pool(images.size, 64, 0)
+        self.negative_rate = negative_rate if augment else 0.0
 
     def __len__(self) -> int:
         return self.length
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        from .augment import appearance, augment_sample
+
         idx = int(self.indices[i % len(self.indices)])
-        img = self.images.images[idx]
-        if self.augment_colour:
-            x = torch.from_numpy(img).permute(2, 0, 1).float() / 255.0
-            b, c = 1 + 0.3 * np.random.uniform(-1, 1), 1 + 0.3 * np.random.uniform(-1, 1)
-            x = ((x * b - (x * b).mean()) * c + (x * b).mean()).clamp(0, 1)
-        else:
-            x = torch.from_numpy(img).permute(2, 0, 1).float() / 255.0
-        return {"image": x, "uv": torch.from_numpy(self.uv[idx]), "xyz": torch.from_numpy(self.xyz[idx])}
+        img, uv, xyz, has_hand = self.images.images[idx], self.uv[idx], self.xyz[idx], 1.0
+        if self.augment:
+            rng = np.random.default_rng(np.random.randint(2**31))
+            bg = self.backgrounds[int(rng.integers(len(self.backgrounds)))]
+            patch = self.backgrounds[int(rng.integers(len(self.backgrounds)))]
+            if rng.random() < self.negative_rate:
+                img, has_hand = appearance(bg, rng.uniform(0, img.shape[0], (21, 2)), rng, patch), 0.0
+            else:
+                fg = self.images.foreground[idx] if self.images.has_fg[idx] else None
+                mask = self.images.alpha[idx] if self.images.has_fg[idx] else None
+                img, uv, xyz = augment_sample(img, uv, xyz, rng, bg, patch, fg, mask)
+        x = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float() / 255.0
+        return {"image": x, "uv": torch.from_numpy(np.asarray(uv, np.float32)),
+                "xyz": torch.from_numpy(np.asarray(xyz, np.float32)), "has_hand": torch.tensor(has_hand)}
 
 
 @dataclass
@@ -384,7 +477,10 @@ class FinetuneConfig:
     backbone: str = "resnet10_small"
     width: int = bounded(16, ge=1, le=1024)
     hidden: int = bounded(256, ge=1, le=16384)
-    head: str = "pooled"            # pooled (global average pool) | spatial (1x1 conv + flattened 4x4 map)
+    head: str = "heatmap"           # heatmap (soft-argmax + location maps) | pooled (global pool + MLP) | spatial
+    augment: bool = True            # re-framing, mirroring, new backgrounds, occluders, blur, JPEG (apps/hand/augment.py)
+    negative_rate: float = bounded(0.1, ge=0.0, lt=1.0)   # fraction of hand-free background crops (teach the presence score)
+    backgrounds_dir: str = ""       # folder of background photos for re-compositing; "" = bundled photos
     w2d: float = bounded(1.0, ge=0.0, le=1000.0)
     w3d: float = bounded(1.0, ge=0.0, le=1000.0)
     mano: str = ""                  # MANO_RIGHT.pkl: add a MANO head (pose/shape -> 778 vertices)
@@ -403,7 +499,7 @@ class KeypointTask(TrainTask):
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         pred = self.net(normalise(batch["image"]))
-        out = keypoint_loss(pred, batch["uv"], batch["xyz"], self.w2d, self.w3d)
+        out = keypoint_loss(pred, batch["uv"], batch["xyz"], self.w2d, self.w3d, batch.get("has_hand"))
         if "joints" in pred:  # MANO joints, root-relative, in units of their own reference bone
             out["loss_mano"] = mano_joint_loss(pred["joints"], batch["xyz"])
             out["loss"] = out["loss"] + self.wmano * out["loss_mano"]
@@ -443,9 +539,11 @@ def finetune(cfg: FinetuneConfig, images: HanCoImages | None = None,
 
         mano_model = load_mano(cfg.mano)  # a bad MANO file fails before any data is read
     if images is None:
-        images = open_labelled(cfg.data, cfg.image_size, cfg.sequences)
+        images = open_labelled(cfg.data, cfg.image_size, cfg.sequences, with_foreground=cfg.augment)
     idx = labelled_subset(len(images.samples), cfg.label_fraction, cfg.label_seed)
-    dataset = LabelledHands(images, idx, min_length=cfg.train.batch_size * 8)
+    dataset = LabelledHands(images, idx, cfg.augment, min_length=cfg.train.batch_size * 8,
+                            backgrounds=background_pool(cfg.image_size, 96, cfg.label_seed, cfg.backgrounds_dir or None),
+                            negative_rate=cfg.negative_rate)
     torch.manual_seed(cfg.train.seed)
     net = KeypointNet(cfg.backbone, cfg.width, cfg.hidden, mano_model, cfg.head)
     if cfg.init not in ("", "random"):

@@ -122,7 +122,75 @@ def _predict_missing_k(t: Path) -> list:
     return ["hand", "predict", "--data", fh, "--out", t / "out" / "pred.json", "--weights", _some_weights(t)]
 
 
+def _mixed_folder(t: Path, with_broken: bool) -> list:
+    """A folder of hand crops mixed with non-image files (and, optionally, a broken JPEG)."""
+    folder = t / "in" / "crops"
+    good_image(folder / "a.png", (64, 64))
+    good_image(folder / "wide.jpg", (40, 120), seed=1)
+    garbage(folder / "notes.txt")
+    (folder / "sub").mkdir(parents=True, exist_ok=True)
+    if with_broken:
+        garbage(folder / "broken.jpg")
+    return ["hand", "infer", folder, "--out", t / "out", "--weights", _some_weights(t)]
+
+
+def _check_mixed_folder(t: Path) -> None:
+    outs = sorted(p.name for p in (t / "out").iterdir() if not p.name.startswith("."))
+    assert outs == ["a.json", "a_skeleton.png", "wide.json", "wide_skeleton.png"], outs
+    rec = json.loads((t / "out" / "wide.json").read_text())
+    assert (rec["width"], rec["height"]) == (120, 40)  # non-square: keypoints in its own pixels
+
+
+def _missing_calib_sequence(t: Path) -> list:
+    import shutil
+
+    from apps.hand.synth import SynthConfig, generate
+
+    root = t / "in" / "hanco"
+    generate(root, 2, seed=0, cfg=SynthConfig(size=32, frames=2))
+    shutil.rmtree(root / "calib" / "0001")
+    return _train(t, root)
+
+
+def _mano_chumpy_payload(t: Path) -> list:
+    """A MANO pickle with the real chumpy structure whose Ch state carries a code-running payload."""
+    import sys
+    import types
+
+    mod = types.ModuleType("chumpy.ch")
+
+    class Ch:
+        pass
+
+    Ch.__module__, Ch.__qualname__ = "chumpy.ch", "Ch"
+    mod.Ch = Ch
+    saved = {k: sys.modules.get(k) for k in ("chumpy", "chumpy.ch")}
+    sys.modules["chumpy"], sys.modules["chumpy.ch"] = types.ModuleType("chumpy"), mod
+    try:
+        leaf = Ch()
+        leaf.__dict__.update({"x": np.zeros((778, 3)), "_dirty_vars": {"x"}, "_itr": None,
+                              "_depends_on_deps": {"r": _Payload()}})
+        payload = pickle.dumps({"v_template": leaf, "shapedirs": np.zeros((778, 3, 10))}, protocol=2)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                sys.modules.pop(k, None)
+            else:
+                sys.modules[k] = v
+    return _mano(t, payload)
+
+
 CASES = [
+    BadCase("hand-infer-box-outside", lambda t: ["hand", "infer", good_image(t / "in" / "a.png", (300, 400)), "--out", t / "out",
+                                                 "--weights", _some_weights(t), "--box", "500,10,50,50"],
+            exit_code=1, match="a.png: --box 500,10,50,50 lies outside the image (400x300)"),
+    BadCase("hand-infer-box-malformed", lambda t: ["hand", "infer", good_image(t / "in" / "a.png"), "--out", t / "out",
+                                                   "--weights", _some_weights(t), "--box", "1,2,3"],
+            exit_code=2, match="--box must be x,y,w,h"),
+    BadCase("hand-infer-folder-mixed", lambda t: _mixed_folder(t, False), exit_code=0, check=_check_mixed_folder),
+    BadCase("hand-infer-folder-broken-image", lambda t: _mixed_folder(t, True), exit_code=1, match="broken.jpg"),
+    BadCase("hand-train-sequence-without-calib", _missing_calib_sequence, exit_code=1, match="calib file not found"),
+    BadCase("hand-train-mano-chumpy-payload", _mano_chumpy_payload, exit_code=1, match="refused global"),
     BadCase("hand-train-missing-calib", missing_calib, exit_code=1, match="00000001.json: calib file not found"),
     BadCase("hand-train-calib-without-K", calib_without_k, exit_code=1, match="calib has no 'K'"),
     BadCase("hand-train-xyz-wrong-shape", xyz_wrong_shape, exit_code=1, match="xyz has shape 20x3"),

@@ -51,15 +51,17 @@ def test_cli_pipeline(tiny_hanco, tmp_path, run_cli):
     pred = json.loads((tmp_path / "pred.json").read_text())
     assert len(pred) == 2 and len(pred[0]) == 16 and np.array(pred[0][0]).shape == (21, 3)
     code, out, err = run_cli(["hand", "eval", "--gt", tmp_path / "fh", "--pred", tmp_path / "pred.json",
-                              "--json", tmp_path / "scores.json"])
+                              "--json", tmp_path / "scores.json", "--txt", tmp_path / "scores.txt"])
     assert code == 0, err
     scores = json.loads((tmp_path / "scores.json").read_text())
+    txt = (tmp_path / "scores.txt").read_text().splitlines()
+    assert len(txt) == 12 and txt[0].startswith("xyz_mean3d: ") and txt[-1].startswith("f_al_score_15: ")
     for key in ("xyz_mean3d", "xyz_auc3d", "xyz_al_mean3d", "xyz_al_auc3d", "mesh_mean3d", "f_score_5", "f_al_score_15"):
         assert key in scores and f"{key}:" in out
     assert (tmp_path / "scores_pck.png").stat().st_size > 1000
 
 
-@pytest.mark.parametrize("head", ["pooled", "spatial"])
+@pytest.mark.parametrize("head", ["heatmap", "pooled", "spatial"])
 def test_regressor_round_trip(tmp_path, head):
     """Weights + metadata written by training load back into the same architecture and outputs."""
     import torch
@@ -90,3 +92,4 @@ def test_train_on_freihand_layout(tmp_path, run_cli):
                               "image_size=32", "train.batch_size=4", "train.progress=false", "num_threads=1"])
     assert code == 0, err
     assert json.loads(out.strip().splitlines()[-1])["labelled_images"] == 16
+

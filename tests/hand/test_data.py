@@ -15,7 +15,7 @@ def test_hanco_reader_round_trip(tiny_hanco):
     ds = HanCo(tiny_hanco)
     assert ds.sequences == ["0000", "0001"]
     assert ds.cameras["0000"] == list(range(8)) and ds.frames["0001"] == [0, 1, 2, 3]
-    assert set(ds.variants) == {"rgb", "rgb_merged", "rgb_homogeneous"}
+    assert set(ds.variants) == {"rgb", "rgb_merged", "rgb_homo"}
     assert len(ds.samples()) == 2 * 4 * 8
     calib = ds.calib("0000", 1)
     assert calib.K.shape == (8, 3, 3) and calib.M.shape == (8, 4, 4)
@@ -99,3 +99,43 @@ def test_freihand_reader(tmp_path):
     _write(tmp_path / "evaluation_xyz.json", np.zeros((3, 21, 2)).tolist())
     with pytest.raises(CvsuiteError, match="evaluation_xyz.json: xyz has shape 3x21x2"):
         FreiHAND(tmp_path, "evaluation").xyz()
+
+
+def test_mixed_hanco_root_meta_drives_use(tiny_hanco, tmp_path):
+    """A root as HanCo ships it: one green-screen sequence (all folders) and one recorded without green
+    screen (rgb/ only); meta.json says which frames have a valid fit and which are training frames."""
+    import shutil
+
+    import numpy as np
+
+    from apps.hand.train import HanCoImages, PairSampler, background_pool, open_labelled
+
+    root = tmp_path / "hanco"
+    shutil.copytree(tiny_hanco, root)
+    for variant in ("rgb_merged", "rgb_homo", "mask_hand"):
+        shutil.rmtree(root / variant / "0001")
+    (root / "rgb_homo").rename(root / "rgb_homogeneous")       # the older folder name is read too
+    meta = json.loads((root / "meta.json").read_text())
+    meta["has_fit"][0][1] = False                                  # no valid fit: not a label
+    meta["is_valid"][1][0] = False
+    meta["is_train"][1] = [True, True, False, False]              # frames 2, 3 of 0001: evaluation split
+    (root / "meta.json").write_text(json.dumps(meta))
+    ds = HanCo(root)
+    assert ds.sequences == ["0000", "0001"] and "rgb_homogeneous" in ds.variants
+    # a missing variant falls back to rgb/ for the sequence without green screen
+    assert ds.image_path("0001", 0, 0, "rgb_merged") == root / "rgb" / "0001" / "cam0" / "00000000.jpg"
+    assert ds.image_path("0000", 0, 0, "rgb_homogeneous").parent.parent.parent.name == "rgb_homogeneous"
+    assert ds.has_mask("0000") and not ds.has_mask("0001")
+    train = open_labelled(root, 32)
+    frames = {(s, f) for s, _, f in train.samples}
+    assert frames == {("0000", 0), ("0000", 2), ("0000", 3), ("0001", 1)}
+    evaluation = open_labelled(root, 32, split="eval")
+    assert {(s, f) for s, _, f in evaluation.samples} == {("0001", 2), ("0001", 3)}
+    # pretraining uses every image that exists; background swap only where there is a mask
+    images = HanCoImages(ds, ds.sequences, 32, with_foreground=True)
+    assert len(images.samples) == 2 * 4 * 8
+    assert images.has_fg.sum() == 4 * 8 and not images.has_fg[[i for i, s in enumerate(images.samples) if s[0] == "0001"]].any()
+    sampler = PairSampler(images, {"same": 1}, 1.0, background_pool(32, 4, 0))
+    rng = np.random.default_rng(0)
+    plain = images.samples.index(("0001", 3, 2))
+    assert np.array_equal(sampler.image(plain, rng), images.images[plain])   # nothing to composite: unchanged

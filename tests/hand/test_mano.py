@@ -53,6 +53,65 @@ def chumpy_pickle(tmp_path, monkeypatch):
     return paths, model
 
 
+@pytest.fixture
+def structured_pickle(tmp_path, monkeypatch):
+    """The real MANO_RIGHT.pkl's structure with random arrays: ``chumpy.ch.Ch`` objects whose state is
+    {x, _dirty_vars (a set), _itr, _depends_on_deps}, ``shapedirs`` a ``chumpy.reordering.Select`` of a
+    Ch ({a, idxs, preferred_shape, _dirty_vars, ...}), ``J_regressor`` a scipy csc matrix, protocol 2.
+    Returns a writer (payload=None | object placed inside a chumpy state) and the plain model."""
+    ch_mod, re_mod = types.ModuleType("chumpy.ch"), types.ModuleType("chumpy.reordering")
+
+    class Ch:
+        pass
+
+    class Select:
+        pass
+
+    Ch.__module__, Ch.__qualname__ = "chumpy.ch", "Ch"
+    Select.__module__, Select.__qualname__ = "chumpy.reordering", "Select"
+    ch_mod.Ch, re_mod.Select = Ch, Select
+    monkeypatch.setitem(sys.modules, "chumpy", types.ModuleType("chumpy"))
+    monkeypatch.setitem(sys.modules, "chumpy.ch", ch_mod)
+    monkeypatch.setitem(sys.modules, "chumpy.reordering", re_mod)
+    model = fake_model(np.random.default_rng(5))
+
+    def ch(x, extra=None):
+        obj = Ch()
+        obj.__dict__.update({"x": x, "_dirty_vars": {"x"}, "_itr": None, "_depends_on_deps": extra or {}})
+        return obj
+
+    def write(payload=None) -> "Path":
+        flat = np.random.default_rng(6).normal(size=model["shapedirs"].size + 50)
+        idxs = np.random.default_rng(7).permutation(len(flat))[:model["shapedirs"].size]
+        flat[idxs] = model["shapedirs"].ravel()
+        select = Select()
+        select.__dict__.update({"a": ch(flat, {"r": payload} if payload is not None else None),
+                                "idxs": idxs.astype(np.int64), "preferred_shape": (778, 3, 10),
+                                "_dirty_vars": set(), "_itr": None, "_depends_on_deps": {}})
+        stored = dict(model, v_template=ch(model["v_template"]), posedirs=ch(model["posedirs"]),
+                      shapedirs=select, J_regressor=scipy.sparse.csc_matrix(model["J_regressor"]),
+                      weights=ch(model["weights"]), bs_style="lbs", bs_type="lrotmin")
+        path = tmp_path / ("MANO_RIGHT.pkl" if payload is None else "MANO_payload.pkl")
+        path.write_bytes(pickle.dumps(stored, protocol=2))
+        return path
+
+    return write, model
+
+
+def test_structured_mano_pickle_loads_and_payload_is_refused(structured_pickle, tmp_path):
+    write, model = structured_pickle
+    path = write()
+    assert b"chumpy.reordering" in path.read_bytes() and b"set" in path.read_bytes()
+    loaded = load_mano(path)
+    for key in ("v_template", "shapedirs", "posedirs", "J_regressor", "weights", "kintree_table"):
+        assert np.allclose(loaded[key], model[key]), key
+    marker = tmp_path / "pwned"
+    evil = write(_Payload(marker))
+    with pytest.raises(CvsuiteError, match=r"MANO_payload.pkl: not loaded: the pickle refused global (posix|os)\.system"):
+        load_mano(evil)
+    assert not marker.exists()
+
+
 def test_restricted_unpickler_rebuilds_arrays(chumpy_pickle):
     paths, model = chumpy_pickle
     for path in paths:
