@@ -84,6 +84,17 @@ def question_type(question: str) -> str:
 
 # ---- small parsing helpers -----------------------------------------------------------------------
 
+def _read_json(path: Path, kind: type, what: str) -> Any:
+    """A JSON file whose top level must be ``kind`` (list or dict); one error line naming the file otherwise."""
+    try:
+        data = json.loads(_read_text(path))
+    except json.JSONDecodeError as exc:
+        raise CvsuiteError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+    if not isinstance(data, kind):
+        raise CvsuiteError(f"{path}: {what}")
+    return data
+
+
 def _read_text(path: Path) -> str:
     """File text as UTF-8, else ISO-8859-1 (what the official TVQA loader opens the .srt files with)."""
     try:
@@ -218,12 +229,7 @@ def read_tvqa_jsonl(path: str | Path, labelled: bool | None = None, bad_ts: str 
 def read_tvqa_plus(path: str | Path, labelled: bool | None = None, bad_ts: str = "error") -> list[QAItem]:
     """All questions of a TVQA+ annotation file (a JSON list; ``ts`` as [start, end], ``bbox`` per frame)."""
     path = Path(path)
-    try:
-        data = json.loads(_read_text(path))
-    except json.JSONDecodeError as exc:
-        raise CvsuiteError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
-    if not isinstance(data, list):
-        raise CvsuiteError(f"{path}: a TVQA+ file holds a JSON list of questions")
+    data = _read_json(path, list, "a TVQA+ file holds a JSON list of questions")
     items = [tvqa_item(record, f"{path} item {i}", labelled, bad_ts) for i, record in enumerate(data)]
     if not items:
         raise CvsuiteError(f"{path}: holds no questions")
@@ -326,12 +332,7 @@ def read_tvqa_plus_subtitles(path: str | Path) -> dict[str, list[Sentence]]:
     """TVQA+ ``tvqa_plus_subtitles.json``: ``{vid_name: {"sub_text": "s1 <eos> s2 ...", "sub_time": [start, ...]}}``.
     Only start times are given: a sentence ends where the next one starts (the last one 2 s later)."""
     path = Path(path)
-    try:
-        data = json.loads(_read_text(path))
-    except json.JSONDecodeError as exc:
-        raise CvsuiteError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
-    if not isinstance(data, dict):
-        raise CvsuiteError(f"{path}: a TVQA+ subtitle file holds a JSON object keyed by vid_name")
+    data = _read_json(path, dict, "a TVQA+ subtitle file holds a JSON object keyed by vid_name")
     out: dict[str, list[Sentence]] = {}
     for vid, entry in data.items():
         where = f"{path} vid {vid}"
@@ -362,12 +363,7 @@ def show_folder(vid_name: str) -> str:
 def read_dramaqa(path: str | Path, labelled: bool | None = None) -> list[QAItem]:
     """Questions of ``AnotherMissOhQA_<split>_set.json`` (qid, que, answers[5], correct_idx, vid, levels)."""
     path = Path(path)
-    try:
-        data = json.loads(_read_text(path))
-    except json.JSONDecodeError as exc:
-        raise CvsuiteError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
-    if not isinstance(data, list):
-        raise CvsuiteError(f"{path}: a DramaQA QA file holds a JSON list of questions")
+    data = _read_json(path, list, "a DramaQA QA file holds a JSON list of questions")
     items = []
     for i, record in enumerate(data):
         where = f"{path} item {i}"
@@ -398,12 +394,7 @@ def read_dramaqa(path: str | Path, labelled: bool | None = None) -> list[QAItem]
 def read_dramaqa_script(path: str | Path) -> dict[str, list[Sentence]]:
     """``AnotherMissOh_script.json``: ``{vid: {"contained_subs": [{st, et, speaker, utter}]}}`` -> cues."""
     path = Path(path)
-    try:
-        data = json.loads(_read_text(path))
-    except json.JSONDecodeError as exc:
-        raise CvsuiteError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
-    if not isinstance(data, dict):
-        raise CvsuiteError(f"{path}: a DramaQA script file holds a JSON object keyed by vid")
+    data = _read_json(path, dict, "a DramaQA script file holds a JSON object keyed by vid")
     out: dict[str, list[Sentence]] = {}
     for vid, entry in data.items():
         where = f"{path} vid {vid}"
