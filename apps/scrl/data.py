@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -69,15 +70,20 @@ class DetectionSet:
         return {"images": images, "annotations": annotations, "categories": categories}
 
 
-def _load_json(path: Path) -> dict:
+def read_json_file(path: Path, expected: str) -> Any:
+    """Parsed JSON of ``path``; one error line naming the file (``expected`` says what it should be)."""
     if not path.is_file():
         raise CvsuiteError(f"{path}: no such file")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError:
-        raise CvsuiteError(f"{path}: not a UTF-8 text file (expected COCO json)") from None
+        raise CvsuiteError(f"{path}: not a UTF-8 text file (expected {expected})") from None
     except json.JSONDecodeError as exc:
         raise CvsuiteError(f"{path}: invalid json at line {exc.lineno}: {exc.msg}") from None
+
+
+def _load_json(path: Path) -> dict:
+    data = read_json_file(path, "COCO json")
     if not isinstance(data, dict) or not isinstance(data.get("images"), list):
         raise CvsuiteError(f"{path}: not a COCO json (needs an 'images' list)")
     return data

@@ -19,7 +19,7 @@ from torch import nn
 from shared.errors import CvsuiteError
 from shared.guard import write_atomic
 
-from .data import DetectionSet, load_rgb
+from .data import DetectionSet, load_rgb, read_json_file
 
 
 @torch.no_grad()
@@ -53,14 +53,7 @@ def read_results(path: str | Path, gt) -> list[dict]:
     """A COCO results json (list of ``image_id``, ``category_id``, ``bbox`` [x, y, w, h], ``score``),
     validated against the ground truth ``gt``; errors name the file and the entry index."""
     path = Path(path)
-    if not path.is_file():
-        raise CvsuiteError(f"{path}: no such file")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError:
-        raise CvsuiteError(f"{path}: not a UTF-8 text file (expected a COCO results json)") from None
-    except json.JSONDecodeError as exc:
-        raise CvsuiteError(f"{path}: invalid json at line {exc.lineno}: {exc.msg}") from None
+    data = read_json_file(path, "a COCO results json")
     if not isinstance(data, list):
         raise CvsuiteError(f"{path}: not a COCO results json (expected a list of detections)")
     image_ids, category_ids = set(gt.getImgIds()), set(gt.getCatIds())
