@@ -84,6 +84,18 @@ def question_type(question: str) -> str:
 
 # ---- small parsing helpers -----------------------------------------------------------------------
 
+def _jsonl_records(path: Path) -> Iterable[tuple[str, Any]]:
+    """``(file:line, parsed object)`` for every non-blank line of a JSON-lines file; one error line otherwise."""
+    for number, line in enumerate(_read_text(path).splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{number}"
+        try:
+            yield where, json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise CvsuiteError(f"{where}: not valid JSON ({exc.msg})") from None
+
+
 def _read_json(path: Path, kind: type, what: str) -> Any:
     """A JSON file whose top level must be ``kind`` (list or dict); one error line naming the file otherwise."""
     try:
@@ -212,14 +224,7 @@ def read_tvqa_jsonl(path: str | Path, labelled: bool | None = None, bad_ts: str 
     """All questions of a TVQA ``tvqa_<split>.jsonl`` file (one JSON object per line)."""
     path = Path(path)
     items: list[QAItem] = []
-    for number, line in enumerate(_read_text(path).splitlines(), start=1):
-        if not line.strip():
-            continue
-        where = f"{path}:{number}"
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise CvsuiteError(f"{where}: not valid JSON ({exc.msg})") from None
+    for where, record in _jsonl_records(path):
         items.append(tvqa_item(record, where, labelled, bad_ts))
     if not items:
         raise CvsuiteError(f"{path}: holds no questions")
@@ -305,14 +310,7 @@ def read_subtitle_jsonl(path: str | Path) -> dict[str, list[Sentence]]:
     """The preprocessed subtitle file: one ``{"vid_name": str, "sub": [{"text","start","end"}]}`` per line."""
     path = Path(path)
     out: dict[str, list[Sentence]] = {}
-    for number, line in enumerate(_read_text(path).splitlines(), start=1):
-        if not line.strip():
-            continue
-        where = f"{path}:{number}"
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise CvsuiteError(f"{where}: not valid JSON ({exc.msg})") from None
+    for where, record in _jsonl_records(path):
         if not isinstance(record, dict) or "vid_name" not in record or not isinstance(record.get("sub"), list):
             raise CvsuiteError(f"{where}: needs 'vid_name' and a 'sub' list")
         sentences = []
