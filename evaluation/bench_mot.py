@@ -328,6 +328,22 @@ def stress_speed(methods: dict[str, Callable[[Clip], tuple[MOTTable, float]]], r
 
 
 # ---------------------------------------------------------------- main
+PERCENT_KEYS = ("IDF1", "HOTA", "MOTA", "AssA", "IDF1_std", "HOTA_std")
+UNITS = {"IDF1, HOTA, MOTA, AssA (and their _std)": "percent, as TrackEval and the MOTChallenge devkit print them",
+         "IDSW, FP, FN": "counts", "fps, *_fps": "frames per second (association only)"}
+
+
+def in_percent(node: object) -> object:
+    """The report with every MOT score in percent (the suite's unit for the MOT family; see the README's
+    Units table). Scores are computed and tuned as TrackEval's fractions; only the written JSON changes."""
+    if isinstance(node, dict):
+        return {k: (100.0 * v if k in PERCENT_KEYS and isinstance(v, (int, float)) else in_percent(v))
+                for k, v in node.items()}
+    if isinstance(node, list):
+        return [in_percent(v) for v in node]
+    return node
+
+
 def mean_std(values: list[float]) -> tuple[float, float]:
     return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
 
@@ -395,7 +411,7 @@ def main() -> int:
     for set_name, clips in (("synthetic_test", test), ("tud", tud)):
         for name in list(PEER_GRIDS) + ["ours motion-only"]:
             report[set_name][name] = evaluate_method(clips, runners[name](tuned[name]))
-            print(json.dumps({"case": set_name, "tracker": name, **report[set_name][name]}), flush=True)
+            print(json.dumps(in_percent({"case": set_name, "tracker": name, **report[set_name][name]})), flush=True)
         for name in PEER_GRIDS if max_gap > 0 else []:
             run = runners[name](tuned[name])
 
@@ -404,7 +420,7 @@ def main() -> int:
                 return interpolate_gaps(table, max_gap), seconds  # association time only, as the others
             key = f"{name} + gap interpolation ({max_gap})"
             report[set_name][key] = evaluate_method(clips, interpolated)
-            print(json.dumps({"case": set_name, "tracker": key, **report[set_name][key]}), flush=True)
+            print(json.dumps(in_percent({"case": set_name, "tracker": key, **report[set_name][key]})), flush=True)
 
     # --- appearance: every arm x seed, appearance threshold tuned on validation with its own embedding
     crops_per_s = []
@@ -423,7 +439,7 @@ def main() -> int:
             report["validation"][f"ours + {arm} seed {seed}"] = val_scores
             s = evaluate_method(test, with_app(params, test_embs))
             per_seed.append(s)
-            print(json.dumps({"case": "synthetic_test", "tracker": f"ours + {arm}", "seed": seed, **s}), flush=True)
+            print(json.dumps(in_percent({"case": "synthetic_test", "tracker": f"ours + {arm}", "seed": seed, **s})), flush=True)
         row = {k: float(np.mean([s[k] for s in per_seed])) for k in per_seed[0]}
         row["IDF1_std"] = mean_std([s["IDF1"] for s in per_seed])[1]
         row["HOTA_std"] = mean_std([s["HOTA"] for s in per_seed])[1]
@@ -437,7 +453,7 @@ def main() -> int:
     stress["ours motion-only"] = lambda clip, embs: run_ours(TrackerConfig(appearance=False, **motion), clip)
     stress["ours + appearance"] = lambda clip, embs: run_ours(TrackerConfig(appearance=True, **motion), clip, embs)
     report["stress_fps"] = stress_speed(stress, args.repeats)
-    print(json.dumps({"case": "stress_fps", **report["stress_fps"]}), flush=True)
+    print(json.dumps(in_percent({"case": "stress_fps", **report["stress_fps"]})), flush=True)
 
     # --- targets
     syn, tud_rows = report["synthetic_test"], report["tud"]
@@ -468,7 +484,7 @@ def main() -> int:
     report["load_avg_1min"] = round(os.getloadavg()[0], 2)
     report["machine"] = "2-core CPU shared with other jobs; one thread per tracker"
     Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json_out).write_text(json.dumps(report, indent=1, default=float))
+    Path(args.json_out).write_text(json.dumps({"units": UNITS, **in_percent(report)}, indent=1, default=float))
     if args.markdown:
         print(markdown(report))
     log(f"done in {report['wall_seconds']:.0f} s (load average {report['load_avg_1min']})")

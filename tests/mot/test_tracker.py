@@ -217,3 +217,18 @@ def test_bench_gap_interpolation_matches_tracker_gap_fill():
     np.testing.assert_array_equal(filled.frame[new], late[0].frames)
     np.testing.assert_allclose(filled.boxes[new], late[0].boxes)
     assert len(interpolate_gaps(online, 2)) == len(online)
+
+
+def test_benchmark_json_writes_mot_scores_in_percent() -> None:
+    """The suite's unit for MOTA/IDF1/HOTA/AssA is percent (README, Units); counts and speeds are untouched."""
+    from evaluation.bench_mot import in_percent
+
+    report = {"test": {"SORT": {"IDF1": 0.5, "HOTA": 0.25, "MOTA": -0.1, "AssA": 1.0, "IDSW": 3, "fps": 10.0,
+                                "seeds": {"0": {"IDF1": 0.4, "FN": 7}}, "IDF1_std": 0.01}},
+              "tuned": {"SORT": {"high_thresh": 0.6}}}
+    out = in_percent(report)
+    row = out["test"]["SORT"]
+    assert (row["IDF1"], row["HOTA"], row["MOTA"], row["AssA"]) == (50.0, 25.0, -10.0, 100.0)
+    assert row["IDF1_std"] == 1.0 and row["seeds"]["0"] == {"IDF1": 40.0, "FN": 7}
+    assert (row["IDSW"], row["fps"]) == (3, 10.0) and out["tuned"] == report["tuned"]
+    assert report["test"]["SORT"]["IDF1"] == 0.5  # the input report is not modified
