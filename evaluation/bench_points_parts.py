@@ -241,18 +241,30 @@ def control_parts(points: np.ndarray, normals: np.ndarray, k: int, seed: int) ->
     return connected_ward(np.random.default_rng(seed).normal(size=(len(points), 8)), graph, k)
 
 
-def grid() -> dict[str, PartsConfig]:
-    """The variants tried on the validation meshes."""
+def grid(which: str = "coarse") -> dict[str, PartsConfig]:
+    """The variants tried on the validation meshes: ``coarse`` (crease weighting on/off, K or 2K
+    spectral dimensions, local descriptors on/off, encoder features on/off), then ``fine`` around the
+    coarse winner (no encoder features: they did not help in the coarse round)."""
     out = {}
-    for crease, dims, desc, enc in itertools.product((0.0, 0.3), (1, 2), (0.0, 1.0), (0.0, 1.0)):
-        name = f"crease {crease}, spectral {dims}K, descriptors {desc}, encoder {enc}"
-        out[name] = PartsConfig(crease=crease, spectral_dims=-dims, descriptor_weight=desc, encoder_weight=enc)
+    if which == "coarse":
+        for crease, dims, desc, enc in itertools.product((0.0, 0.3), (1, 2), (0.0, 1.0), (0.0, 1.0)):
+            name = f"crease {crease}, spectral {dims}K, descriptors {desc}, encoder {enc}"
+            out[name] = PartsConfig(crease=crease, spectral_per_part=dims, descriptor_weight=desc, encoder_weight=enc)
+    else:
+        for crease, desc, nb in itertools.product((0.1, 0.3, 1.0), (0.5, 1.0, 2.0), (10, 20)):
+            name = f"crease {crease}, spectral 1K, descriptors {desc}, encoder 0.0, neighbours {nb}"
+            out[name] = PartsConfig(neighbours=nb, crease=crease, spectral_per_part=1, descriptor_weight=desc)
     return out
 
 
+def variant(name: str) -> PartsConfig:
+    for which in ("coarse", "fine"):
+        if name in grid(which):
+            return grid(which)[name]
+    raise SystemExit(f"unknown variant {name!r}")
+
+
 def run_surface(cfg: PartsConfig, points, normals, k, seed, enc_fn) -> np.ndarray:
-    cfg = PartsConfig(**{**cfg.__dict__, "spectral_dims": (-cfg.spectral_dims * k if cfg.spectral_dims < 0
-                                                           else cfg.spectral_dims)})
     return surface_parts(points, normals, k, cfg, enc_fn if cfg.encoder_weight > 0 else None, seed)
 
 
@@ -270,7 +282,7 @@ def main() -> int:
     ap.add_argument("--points", type=int, default=2048)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--min-share", type=float, default=0.02)
-    ap.add_argument("--select", action="store_true", help="score the variant grid on the validation meshes")
+    ap.add_argument("--select", choices=("coarse", "fine"), help="score this variant grid on the validation meshes")
     ap.add_argument("--variant", default="", help="the chosen variant's name (default: the shipped PartsConfig)")
     ap.add_argument("--png", type=Path, help="folder for PNGs of the test meshes' parts (seed 0)")
     ap.add_argument("--out", type=Path, default=ROOT / "evaluation" / "results" / "bench_points_parts.json")
@@ -319,15 +331,18 @@ def main() -> int:
         test = [n for n in data if data[n][4] == "test"]
         if args.select:
             variants = {name: (lambda cfg: (lambda p, n, k, s: run_surface(cfg, p, n, k, s, enc_fn[s])))(cfg)
-                        for name, cfg in grid().items()}
+                        for name, cfg in grid(args.select).items()}
             scores = evaluate(validation, {**baselines, **variants})
             table = {label: float(np.mean([np.mean(v) for v in per_mesh.values()])) for label, per_mesh in scores.items()}
             for label, value in sorted(table.items(), key=lambda kv: -kv[1]):
                 print(f"{100 * value:6.1f}  {label}", flush=True)
-            result["validation"] = {"scores": scores, "mean": table}
+            result.setdefault("validation", {})[args.select] = {"scores": scores, "mean": table}
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps(result, indent=2) + "\n")
+            return 0   # selection looks at the validation meshes only
         chosen = PartsConfig()
         if args.variant:
-            chosen = grid()[args.variant]
+            chosen = variant(args.variant)
         methods = {**baselines,
                    "--parts (surface graph, spectral + connected Ward)": lambda p, n, k, s: run_surface(chosen, p, n, k, s, enc_fn[s])}
         scores = evaluate(test + validation, methods)

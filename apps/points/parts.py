@@ -12,8 +12,8 @@ Pipeline on one cloud (a mesh is surface-sampled first):
    joined by thin necks — legs, handles, antennae — end up far apart) and multi-scale local shape
    descriptors (linearity, planarity, scattering of the kNN covariance). Optionally the SCL
    encoder's per-point features computed on a *canonical* pose (PCA axes with third-moment signs,
-   :func:`canonical_rotation`) — an ablation: it lost on the validation meshes
-   (``evaluation/bench_points_parts.py``).
+   :func:`canonical_rotation`) — an option (``infer --parts K --weights encoder``): it did not improve
+   the validation meshes (``evaluation/bench_points_parts.py``), so it is off by default.
 3. **Clustering** (:func:`connected_ward`): Ward agglomerative clustering restricted to the surface
    graph's edges, so every part is a connected piece of the graph.
 
@@ -32,10 +32,10 @@ import scipy.sparse as sp
 class PartsConfig:
     """Settings of :func:`surface_parts` (the defaults were chosen on the validation meshes)."""
 
-    neighbours: int = 10          # kNN of the surface graph
-    crease: float = 0.0           # crease factor scale (0 = off: a pure distance graph)
-    spectral_dims: int = 0        # Laplacian eigenvectors (0 = 2 K)
-    descriptor_weight: float = 0.0  # weight of the local shape descriptors next to the spectral block
+    neighbours: int = 20          # kNN of the surface graph
+    crease: float = 0.1           # crease factor scale (0 = off: a pure distance graph)
+    spectral_per_part: int = 1    # Laplacian eigenvectors per requested part (K of them for K parts)
+    descriptor_weight: float = 1.0  # weight of the local shape descriptors next to the spectral block
     encoder_weight: float = 0.0   # weight of the canonical-pose encoder features (needs an encoder)
     max_points: int = 4096        # points clustered directly; the rest take their nearest one's part
 
@@ -175,7 +175,7 @@ def surface_parts(points: np.ndarray, normals: np.ndarray, k: int, cfg: PartsCon
         labels = np.arange(len(pts))
     else:
         graph = surface_graph(pts, nrm, cfg.neighbours, cfg.crease)
-        blocks = [spectral_features(graph, cfg.spectral_dims or 2 * k, seed)]
+        blocks = [spectral_features(graph, cfg.spectral_per_part * k, seed)]
         if cfg.descriptor_weight > 0:
             desc = local_descriptors(pts)
             blocks.append(cfg.descriptor_weight * desc / np.sqrt(desc.shape[1]))
