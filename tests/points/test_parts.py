@@ -148,3 +148,22 @@ def test_sample_parts_and_kept_parts() -> None:
     assert abs(np.mean(parts == 1) - 0.01 / 1.01) < 0.01                 # area-weighted
     np.testing.assert_allclose(np.abs(nrm[:, 2]), 1.0)
     np.testing.assert_array_equal(kept_parts(vertices, faces, face_part, 0.02), [0])
+
+
+def test_cli_parts_without_weights_same_parts_for_a_rotated_mesh(tmp_path, run_cli) -> None:
+    """`infer --parts` needs no network; an OBJ mesh and its rotated copy get the same vertex parts."""
+    pts, _, part = dumbbell(seed=8)
+    from scipy.spatial import ConvexHull
+
+    rot = Rotation.from_euler("xyz", [90, 0, 40], degrees=True).as_matrix()
+    faces = ConvexHull(pts).simplices   # any triangulation: the parts come from the surface samples
+    for name, verts in (("a.obj", pts), ("b.obj", pts @ rot.T)):
+        (tmp_path / name).write_text("".join(f"v {x} {y} {z}\n" for x, y, z in verts)
+                                     + "".join(f"f {a + 1} {b + 1} {c + 1}\n" for a, b, c in faces))
+    code, _, err = run_cli(["points", "infer", tmp_path / "a.obj", tmp_path / "b.obj", "--parts", "3",
+                            "--out", tmp_path / "out", "--render", "matplotlib"])
+    assert code == 0, err
+    a = np.loadtxt(tmp_path / "out" / "a_vertex_labels.txt", dtype=int)
+    b = np.loadtxt(tmp_path / "out" / "b_vertex_labels.txt", dtype=int)
+    assert len(a) == len(pts) and set(a) == {0, 1, 2}
+    assert same_partition(a, b)
