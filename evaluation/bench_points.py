@@ -51,6 +51,7 @@ METHODS = {  # name -> pretraining overrides (None = from scratch)
     "ablation: instance contrast": {"contrast": "instance"},
 }
 SIAMESE_STEPS = 60   # mode=siamese steps per seed (batch 8, 24 anchors, 20-point patches as the pretraining)
+EVENTS: list[dict] = []  # Siamese / pretraining records of the running seed (saved with its rows)
 ENCODER = EncoderConfig(k=16, width=16, global_dim=64)
 
 
@@ -69,8 +70,9 @@ def train_siamese(work: Path, data: dict, seed: int) -> str:
     started = time.perf_counter()
     summary = train(_cfg(work, f"siamese_s{seed}", seed, SIAMESE_STEPS, mode="siamese"),
                     data["train"])
-    print(json.dumps({"case": "siamese", "seed": seed, "pair_acc": summary["metrics"].get("pair_acc"),
-                      "seconds": round(time.perf_counter() - started, 1)}), flush=True)
+    EVENTS.append({"case": "siamese", "seed": seed, "pair_acc": summary["metrics"].get("pair_acc"),
+                   "seconds": round(time.perf_counter() - started, 1)})
+    print(json.dumps(EVENTS[-1]), flush=True)
     return summary["weights_file"]
 
 
@@ -88,8 +90,9 @@ def seed_sweep(work: Path, data: dict, seeds: list[int], fractions: list[float],
                 summary = train(_cfg(work, tag, seed, pre_steps, mode="pretrain", **pre), data["train"])
                 init = summary["weights_file"]
                 encoders[(method, seed)] = init
-                print(json.dumps({"case": "pretrain", "method": method, "seed": seed,
-                                  "seconds": round(time.perf_counter() - started, 1)}), flush=True)
+                EVENTS.append({"case": "pretrain", "method": method, "seed": seed,
+                               "seconds": round(time.perf_counter() - started, 1)})
+                print(json.dumps(EVENTS[-1]), flush=True)
             for frac in fractions:
                 tag = f"ft_{len(rows)}"
                 summary = train(_cfg(work, tag, seed, ft_steps, mode="finetune", init=init, label_fraction=frac,
@@ -302,11 +305,12 @@ def main() -> int:
             seed_started = time.perf_counter()
             rows, encoders = seed_sweep(work, data, [seed], args.fractions, args.pre_steps, args.ft_steps)
             parts = parts_bench(data, encoders, [seed])
-            records = rows + [{"case": "parts", "method": name, "seed": seed, "matched_miou": float(v[0])}
+            records = EVENTS + rows + [{"case": "parts", "method": name, "seed": seed, "matched_miou": float(v[0])}
                               for name, v in parts.items()]
             records.append({"case": "run", "seed": seed, "minutes": round((time.perf_counter() - seed_started) / 60, 2),
                             "train_shapes": len(data["train"]), "test_shapes": len(data["test"]),
                             "pre_steps": args.pre_steps, "ft_steps": args.ft_steps, "siamese_steps": SIAMESE_STEPS})
+            EVENTS.clear()
             if not args.quick:
                 rows_file.parent.mkdir(parents=True, exist_ok=True)
                 with rows_file.open("a") as fh:
