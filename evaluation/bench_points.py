@@ -9,11 +9,11 @@ gets the same data, steps and seeds; the label subset of a seed is the same for 
 Settings were fixed before the run (no tuning on the test split). One JSON line per case, then a
 markdown table; everything is also written to ``evaluation/results/bench_points.json``.
 
-    PYTHONPATH=. .venv/bin/python evaluation/bench_points.py [--seeds 0 1 2] [--speed] [--quick]
+    PYTHONPATH=. .venv/bin/python evaluation/bench_points.py [--seeds 0 1 2] [--no-speed] [--quick]
 
-Resumable: each finished seed is appended to ``evaluation/results/bench_points_rows.jsonl`` and skipped
-on the next run (run one seed per call: ``--seeds 0``, then ``--seeds 1`` ...); the table is rebuilt
-from every recorded seed.
+Resumable with ``--rows FILE``: each finished seed is appended to FILE and skipped on the next run (one
+seed per call: ``--seeds 0 --rows R``, then ``--seeds 1 --rows R`` ...); the table is rebuilt from
+every seed in FILE. The recorded run: ``--rows evaluation/results/bench_points_rows.jsonl --no-speed``.
 """
 from __future__ import annotations
 
@@ -283,16 +283,18 @@ def main() -> int:
     parser.add_argument("--pre-steps", type=int, default=60)
     parser.add_argument("--ft-steps", type=int, default=40)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--speed", action="store_true", help="also the DGCNN speed, kNN and infer-RSS cases")
-    parser.add_argument("--rss-weights", help="segmenter for the RSS run (default: this run's first SCL segmenter)")
+    parser.add_argument("--no-speed", action="store_true", help="skip the DGCNN speed, kNN and infer-RSS cases")
+    parser.add_argument("--rss-weights", help="segmenter for the RSS run (default: the shipped one)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 1 seed, few steps")
-    parser.add_argument("--rows", default=str(ROOT / "evaluation" / "results" / "bench_points_rows.jsonl"),
-                        help="JSON lines of finished seeds: a seed already there is skipped (resumable)")
+    parser.add_argument("--rows", help="JSON lines of finished seeds: a seed already there is skipped, each new "
+                        "one appended (resumable; the recorded run: evaluation/results/bench_points_rows.jsonl); "
+                        "default: a fresh temporary file (measure every seed)")
     parser.add_argument("--out", default=str(ROOT / "evaluation" / "results" / "bench_points.json"))
     args = parser.parse_args()
     if args.quick:
         args.seeds, args.pre_steps, args.ft_steps, args.repeats, args.shapes = [0], 3, 3, 1, 100
-    rows_file = Path(args.rows)
+    scratch_rows = tempfile.NamedTemporaryFile(suffix=".jsonl", delete=False) if not args.rows else None
+    rows_file = Path(args.rows or scratch_rows.name)
     done = {r["seed"] for r in read_rows(rows_file) if r["case"] == "run"}
     todo = [seed for seed in args.seeds if seed not in done]
     torch.set_num_threads(1)
@@ -315,12 +317,14 @@ def main() -> int:
                 rows_file.parent.mkdir(parents=True, exist_ok=True)
                 with rows_file.open("a") as fh:
                     fh.writelines(json.dumps(r) + "\n" for r in records)
-        if args.speed:
+        if not args.no_speed:
             speed = speed_bench(args.repeats)
             rss = rss_bench(work, args.rss_weights or str(ROOT / "weights" / "points_segmenter_synth.safetensors"))
             print(speed_markdown(speed, rss))
     if not args.quick:
         print(report(rows_file, Path(args.out), args.fractions))
+    if scratch_rows is not None:
+        rows_file.unlink(missing_ok=True)
     print(f"\ntotal {(time.perf_counter() - started) / 60:.1f} min")
     return 0
 
