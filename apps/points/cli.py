@@ -108,7 +108,7 @@ def cmd_infer(args: argparse.Namespace) -> int:
             names = part_names(labels, None)
             colours = label_colours(labels)
             what = f"{len(names)} unsupervised parts (--parts {args.parts})"
-            header = [f"unsupervised parts (--parts {args.parts}): surface-graph spectral features"
+            header = [f"unsupervised parts (--parts {args.parts}): surface-graph spectral features + local shape descriptors"
                       + (f" + encoder {args.weights} on the canonical pose" if args.weights else "")
                       + ", connected Ward clustering; pose-invariant (--up only orients the PNG)"]
         else:

@@ -11,7 +11,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import torch
@@ -20,6 +20,9 @@ from shared.errors import CvsuiteError, UsageError
 from shared.guard import atomic_output, write_atomic
 
 from .data import CATEGORIES, CATEGORY_INDEX, NUM_CATEGORIES, PART_NAMES, LoadedCloud, category_parts, shape_features
+
+if TYPE_CHECKING:
+    from .parts import PartsConfig
 
 _RENDER_BACKEND: str | None = None
 
@@ -144,7 +147,7 @@ def segment(net: torch.nn.Module, cloud: LoadedCloud, categories: list[int], n_p
 
 
 def discover_parts(cloud: LoadedCloud, k: int, seed: int = 0, encoder: torch.nn.Module | None = None,
-                   n_points: int = 2048, max_chunks: int = 64, cfg=None) -> np.ndarray:
+                   n_points: int = 2048, max_chunks: int = 64, cfg: PartsConfig | None = None) -> np.ndarray:
     """Unsupervised parts (labels 0..k-1, largest first) of every point of ``cloud``, the same for any
     pose of the cloud: :func:`apps.points.parts.surface_parts` (spectral features of the surface kNN
     graph, Ward clustering along its edges: every part is connected). With ``encoder``, its per-point
