@@ -9,7 +9,11 @@ gets the same data, steps and seeds; the label subset of a seed is the same for 
 Settings were fixed before the run (no tuning on the test split). One JSON line per case, then a
 markdown table; everything is also written to ``evaluation/results/bench_points.json``.
 
-    PYTHONPATH=. .venv/bin/python evaluation/bench_points.py [--seeds 0 1 2] [--quick]
+    PYTHONPATH=. .venv/bin/python evaluation/bench_points.py [--seeds 0 1 2] [--no-speed] [--quick]
+
+Resumable with ``--rows FILE``: each finished seed is appended to FILE and skipped on the next run (one
+seed per call: ``--seeds 0 --rows R``, then ``--seeds 1 --rows R`` ...); the table is rebuilt from
+every seed in FILE. The recorded run: ``--rows evaluation/results/bench_points_rows.jsonl --no-speed``.
 """
 from __future__ import annotations
 
@@ -29,9 +33,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import shared  # noqa: E402,F401  (compat fixes before open3d)
-from apps.points.data import LoadedCloud, read_shapenetpart  # noqa: E402
+from apps.points.data import read_shapenetpart, shape_features  # noqa: E402
 from apps.points.evaluate import evaluate_segmenter, matched_miou  # noqa: E402
-from apps.points.infer import discover_parts  # noqa: E402
 from apps.points.model import EncoderConfig, load_model  # noqa: E402
 from apps.points.synth import make_shape, write_dataset  # noqa: E402
 from apps.points.train import PointsConfig, train  # noqa: E402
@@ -40,14 +43,15 @@ from shared.pointnets import build_dgcnn, knn  # noqa: E402
 
 METHODS = {  # name -> pretraining overrides (None = from scratch)
     "scratch": None,
-    # the descriptor variant of SCL (similarity=descriptor, positive=self_similar): what this table
-    # measured; the official Siamese variant is not in this sweep (see apps/points/README.md)
-    "scl (hard negatives)": {"contrast": "self", "negatives": "hard", "similarity": "descriptor",
-                             "positive": "self_similar"},
-    "ablation: random negatives": {"contrast": "self", "negatives": "random", "similarity": "descriptor",
-                                   "positive": "self_similar"},
+    # official SCL: Siamese self-similarity, absolute band on the official schedule, dilated positive
+    "scl (hard negatives)": {"contrast": "self", "negatives": "hard", "similarity": "siamese",
+                             "positive": "dilated"},
+    "ablation: random negatives": {"contrast": "self", "negatives": "random", "similarity": "siamese",
+                                   "positive": "dilated"},
     "ablation: instance contrast": {"contrast": "instance"},
 }
+SIAMESE_STEPS = 60   # mode=siamese steps per seed (batch 8, 24 anchors, 20-point patches as the pretraining)
+EVENTS: list[dict] = []  # Siamese / pretraining records of the running seed (saved with its rows)
 ENCODER = EncoderConfig(k=16, width=16, global_dim=64)
 
 
@@ -61,19 +65,34 @@ def _cfg(work: Path, name: str, seed: int, steps: int, **fields) -> PointsConfig
     return cfg
 
 
+def train_siamese(work: Path, data: dict, seed: int) -> str:
+    """SCL step 1 for a seed: the Siamese patch net whose cosine picks the hard negatives."""
+    started = time.perf_counter()
+    summary = train(_cfg(work, f"siamese_s{seed}", seed, SIAMESE_STEPS, mode="siamese"),
+                    data["train"])
+    EVENTS.append({"case": "siamese", "seed": seed, "pair_acc": summary["metrics"].get("pair_acc"),
+                   "seconds": round(time.perf_counter() - started, 1)})
+    print(json.dumps(EVENTS[-1]), flush=True)
+    return summary["weights_file"]
+
+
 def seed_sweep(work: Path, data: dict, seeds: list[int], fractions: list[float], pre_steps: int, ft_steps: int) -> tuple[list[dict], dict]:
     rows, encoders = [], {}
     for seed in seeds:
+        siamese = train_siamese(work, data, seed)
         for method, pre in METHODS.items():
             init = ""
             if pre is not None:
+                if pre.get("similarity") == "siamese":
+                    pre = dict(pre, siamese_weights=siamese)
                 tag = f"pre_{method.split()[0]}_{pre.get('negatives', 'x')}_{pre['contrast']}_s{seed}"
                 started = time.perf_counter()
                 summary = train(_cfg(work, tag, seed, pre_steps, mode="pretrain", **pre), data["train"])
                 init = summary["weights_file"]
                 encoders[(method, seed)] = init
-                print(json.dumps({"case": "pretrain", "method": method, "seed": seed,
-                                  "seconds": round(time.perf_counter() - started, 1)}), flush=True)
+                EVENTS.append({"case": "pretrain", "method": method, "seed": seed,
+                               "seconds": round(time.perf_counter() - started, 1)})
+                print(json.dumps(EVENTS[-1]), flush=True)
             for frac in fractions:
                 tag = f"ft_{len(rows)}"
                 summary = train(_cfg(work, tag, seed, ft_steps, mode="finetune", init=init, label_fraction=frac,
@@ -89,37 +108,43 @@ def seed_sweep(work: Path, data: dict, seeds: list[int], fractions: list[float],
     return rows, encoders
 
 
-def parts_bench(data: dict, encoders: dict, seeds: list[int]) -> dict:
-    """--parts (k-means on SCL per-point features) vs k-means on xyz; K = the shape's number of gt parts."""
+def feature_kmeans(encoder: torch.nn.Module, shape, seed: int) -> np.ndarray:
+    """k-means (K = the shape's number of gt parts, 4 inits) on L2-normalised per-point encoder features:
+    a probe of how well an encoder's features separate parts (the earlier ``--parts``)."""
     from sklearn.cluster import KMeans
+
+    with torch.no_grad():
+        feats, _ = encoder(torch.from_numpy(shape_features(shape.points, shape.normals)).unsqueeze(0))
+    feats = torch.nn.functional.normalize(feats[0].t(), dim=1).numpy()
+    return KMeans(len(np.unique(shape.parts)), n_init=4, random_state=seed).fit_predict(feats)
+
+
+def parts_bench(data: dict, encoders: dict, seeds: list[int]) -> dict:
+    """k-means on each encoder's per-point features vs k-means on xyz; K = the shape's number of gt parts."""
+    from sklearn.cluster import KMeans
+
+    from apps.points.model import PointEncoder
 
     shapes = data["test"]
     out: dict = {}
-    xyz = [np.mean([matched_miou(KMeans(len(np.unique(s.parts)), n_init=4, random_state=seed).fit_predict(s.points), s.parts)
-                    for s in shapes]) for seed in seeds]
-    out["kmeans on xyz"] = xyz
-    out["--parts, random-init encoder features (control)"] = [random_init_parts(shapes, seed) for seed in seeds]
+    out["kmeans on xyz"] = [np.mean([matched_miou(KMeans(len(np.unique(s.parts)), n_init=4, random_state=seed)
+                                                  .fit_predict(s.points), s.parts) for s in shapes]) for seed in seeds]
+    control = []
+    for seed in seeds:
+        torch.manual_seed(seed)
+        encoder = PointEncoder(ENCODER).eval()
+        control.append(np.mean([matched_miou(feature_kmeans(encoder, s, seed), s.parts) for s in shapes]))
+    out["k-means on random-init encoder features (control)"] = control
     for method in ("scl (hard negatives)", "ablation: random negatives", "ablation: instance contrast"):
         scores = []
         for seed in seeds:
             encoder, _, _ = load_model(encoders[(method, seed)], want="encoder")
-            scores.append(np.mean([matched_miou(discover_parts(encoder, LoadedCloud(s.points, s.normals, False),
-                                                               len(np.unique(s.parts)), 256, 1, seed), s.parts)
-                                   for s in shapes]))
-        out[f"--parts, {method} features"] = scores
+            scores.append(np.mean([matched_miou(feature_kmeans(encoder.eval(), s, seed), s.parts) for s in shapes]))
+        out[f"k-means on {method} features"] = scores
     for name, scores in out.items():
-        print(json.dumps({"case": "parts", "method": name, "matched_miou": [round(float(v), 4) for v in scores]}), flush=True)
+        print(json.dumps({"case": "parts", "method": name, "seeds": seeds,
+                          "matched_miou": [round(float(v), 4) for v in scores]}), flush=True)
     return out
-
-
-def random_init_parts(shapes: list, seed: int) -> float:
-    """Control for --parts: the same k-means on the features of an untrained encoder of the same size."""
-    from apps.points.model import PointEncoder
-
-    torch.manual_seed(seed)
-    encoder = PointEncoder(ENCODER).eval()
-    return float(np.mean([matched_miou(discover_parts(encoder, LoadedCloud(s.points, s.normals, False),
-                                                      len(np.unique(s.parts)), 256, 1, seed), s.parts) for s in shapes]))
 
 
 def _median_time(fn, repeats: int, warmup: bool = True) -> float:
@@ -201,18 +226,24 @@ def _ms(values: list[float]) -> str:
     return f"{100 * np.mean(values):.1f} ± {100 * np.std(values):.1f}"
 
 
-def markdown(rows: list[dict], parts: dict, speed: list[dict], rss: dict, fractions: list[float]) -> str:
-    lines = ["| pretraining | " + " | ".join(f"{100 * f:g} % labels: inst. / class mIoU" for f in fractions) + " |",
+def markdown(rows: list[dict], parts: dict, fractions: list[float]) -> str:
+    seeds = sorted({r["seed"] for r in rows})
+    lines = [f"seeds {seeds}; mean ± std over seeds (mIoU in %)", "",
+             "| pretraining | " + " | ".join(f"{100 * f:g} % labels: inst. / class mIoU" for f in fractions) + " |",
              "|---|" + "---|" * len(fractions)]
     for method in METHODS:
         cells = []
         for frac in fractions:
             sel = [r for r in rows if r["method"] == method and r["label_fraction"] == frac]
-            cells.append(f"{_ms([r['instance_miou'] for r in sel])} / {_ms([r['class_miou'] for r in sel])}")
+            cells.append(f"{_ms([r['instance_miou'] for r in sel])} / {_ms([r['class_miou'] for r in sel])}" if sel else "—")
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     lines += ["", "| unsupervised parts (held-out test shapes) | Hungarian-matched mIoU |", "|---|---|"]
     lines += [f"| {name} | {_ms(list(v))} |" for name, v in parts.items()]
-    lines += ["", "| speed / memory | value |", "|---|---|"]
+    return "\n".join(lines)
+
+
+def speed_markdown(speed: list[dict], rss: dict) -> str:
+    lines = ["| speed / memory | value |", "|---|---|"]
     for r in speed:
         if r["case"] == "dgcnn fwd+bwd":
             lines.append(f"| DGCNN fwd+bwd, {r['model']}, batch 16 x 2048 pts, {r['threads']} thread(s) | "
@@ -225,6 +256,25 @@ def markdown(rows: list[dict], parts: dict, speed: list[dict], rss: dict, fracti
     return "\n".join(lines)
 
 
+def read_rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
+def report(rows_file: Path, out: Path, fractions: list[float]) -> str:
+    """The table over every seed recorded in ``rows_file`` (one JSON object per line)."""
+    records = read_rows(rows_file)
+    rows = [r for r in records if r["case"] == "finetune"]
+    parts: dict[str, list[float]] = {}
+    for r in sorted((r for r in records if r["case"] == "parts"), key=lambda r: r["seed"]):
+        parts.setdefault(r["method"], []).append(r["matched_miou"])
+    table = markdown(rows, parts, fractions)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"finetune": rows, "parts": parts, "seeds": sorted({r["seed"] for r in rows}),
+                               "runs": [r for r in records if r["case"] in ("run", "siamese", "pretrain")],
+                               "markdown": table}, indent=2) + "\n")
+    return table
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -233,33 +283,49 @@ def main() -> int:
     parser.add_argument("--pre-steps", type=int, default=60)
     parser.add_argument("--ft-steps", type=int, default=40)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--rss-weights", help="segmenter for the RSS run (default: this run's first SCL segmenter)")
+    parser.add_argument("--no-speed", action="store_true", help="skip the DGCNN speed, kNN and infer-RSS cases")
+    parser.add_argument("--rss-weights", help="segmenter for the RSS run (default: the shipped one)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 1 seed, few steps")
+    parser.add_argument("--rows", help="JSON lines of finished seeds: a seed already there is skipped, each new "
+                        "one appended (resumable; the recorded run: evaluation/results/bench_points_rows.jsonl); "
+                        "default: a fresh temporary file (measure every seed)")
     parser.add_argument("--out", default=str(ROOT / "evaluation" / "results" / "bench_points.json"))
     args = parser.parse_args()
     if args.quick:
         args.seeds, args.pre_steps, args.ft_steps, args.repeats, args.shapes = [0], 3, 3, 1, 100
+    scratch_rows = tempfile.NamedTemporaryFile(suffix=".jsonl", delete=False) if not args.rows else None
+    rows_file = Path(args.rows or scratch_rows.name)
+    done = {r["seed"] for r in read_rows(rows_file) if r["case"] == "run"}
+    todo = [seed for seed in args.seeds if seed not in done]
     torch.set_num_threads(1)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench_points_") as tmp:
         work = Path(tmp)
         write_dataset(work / "data", "h5", args.shapes, seed=7, n_points=256)
         data = {s: read_shapenetpart(work / "data", s) for s in ("train", "test")}
-        rows, encoders = seed_sweep(work, data, args.seeds, args.fractions, args.pre_steps, args.ft_steps)
-        parts = parts_bench(data, encoders, args.seeds)
-        speed = speed_bench(args.repeats)
-        rss_weights = args.rss_weights or encoders[("segmenter", "scl (hard negatives)", args.seeds[0], args.fractions[-1])]
-        rss = rss_bench(work, rss_weights)
-        torch.set_num_threads(1)
-    table = markdown(rows, parts, speed, rss, args.fractions)
-    total = time.perf_counter() - started
-    print(table)
-    print(f"\ntotal {total / 60:.1f} min")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"finetune": rows, "parts": {k: [float(x) for x in v] for k, v in parts.items()},
-                                          "speed": speed, "rss": rss, "minutes": round(total / 60, 2),
-                                          "train_shapes": len(data["train"]), "test_shapes": len(data["test"]),
-                                          "markdown": table, "args": vars(args)}, indent=2) + "\n")
+        for seed in todo:   # one seed at a time, appended when complete: an interrupted run loses one seed
+            seed_started = time.perf_counter()
+            rows, encoders = seed_sweep(work, data, [seed], args.fractions, args.pre_steps, args.ft_steps)
+            parts = parts_bench(data, encoders, [seed])
+            records = EVENTS + rows + [{"case": "parts", "method": name, "seed": seed, "matched_miou": float(v[0])}
+                              for name, v in parts.items()]
+            records.append({"case": "run", "seed": seed, "minutes": round((time.perf_counter() - seed_started) / 60, 2),
+                            "train_shapes": len(data["train"]), "test_shapes": len(data["test"]),
+                            "pre_steps": args.pre_steps, "ft_steps": args.ft_steps, "siamese_steps": SIAMESE_STEPS})
+            EVENTS.clear()
+            if not args.quick:
+                rows_file.parent.mkdir(parents=True, exist_ok=True)
+                with rows_file.open("a") as fh:
+                    fh.writelines(json.dumps(r) + "\n" for r in records)
+        if not args.no_speed:
+            speed = speed_bench(args.repeats)
+            rss = rss_bench(work, args.rss_weights or str(ROOT / "weights" / "points_segmenter_synth.safetensors"))
+            print(speed_markdown(speed, rss))
+    if not args.quick:
+        print(report(rows_file, Path(args.out), args.fractions))
+    if scratch_rows is not None:
+        rows_file.unlink(missing_ok=True)
+    print(f"\ntotal {(time.perf_counter() - started) / 60:.1f} min")
     return 0
 
 

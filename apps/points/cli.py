@@ -91,8 +91,9 @@ def cmd_infer(args: argparse.Namespace) -> int:
     mesh_points = args.points or 2048
     clouds = {f: read_cloud_file(f, mesh_points=mesh_points, seed=args.seed) for f in files}  # bad files fail first
     targets = {f: {k: guard.file(p) for k, p in _infer_outputs(out, f, clouds[f].from_mesh).items()} for f in files}
-    if args.parts is not None:
-        model, _, meta = load_model(_weights(args.weights, SHIPPED_ENCODER), want="encoder")
+    if args.parts is not None:  # surface-graph parts; an encoder only when --weights names one
+        model, meta = (load_model(_weights(args.weights, SHIPPED_ENCODER), want="encoder")[::2] if args.weights
+                       else (None, {}))
     else:
         model, _, meta = load_model(_weights(args.weights, SHIPPED_SEGMENTER), want="segmenter")
     trained = json.loads(meta.get("categories", "null")) or list(range(16))
@@ -103,11 +104,13 @@ def cmd_infer(args: argparse.Namespace) -> int:
         record: dict[str, Any] = {"input": str(f), "points": int(len(cloud.points)), "points_per_pass": n_points, "up": args.up,
                                   "sampled_from_mesh": cloud.from_mesh}
         if args.parts is not None:
-            labels = discover_parts(model, cloud, args.parts, n_points, args.max_chunks, args.seed, args.up)
+            labels = discover_parts(cloud, args.parts, args.seed, model, n_points, args.max_chunks)
             names = part_names(labels, None)
             colours = label_colours(labels)
             what = f"{len(names)} unsupervised parts (--parts {args.parts})"
-            header = [f"unsupervised parts (--parts {args.parts}), up axis {args.up}"]
+            header = [f"unsupervised parts (--parts {args.parts}): surface-graph spectral features + local shape descriptors"
+                      + (f" + encoder {args.weights} on the canonical pose" if args.weights else "")
+                      + ", connected Ward clustering; pose-invariant (--up only orients the PNG)"]
         else:
             seg = segment(model, cloud, trained, n_points, args.max_chunks, category, args.up, args.seed)
             labels, cat = seg.labels, seg.category
@@ -222,7 +225,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("inputs", nargs="+", help=".ply .pcd .xyz .pts .txt clouds, .obj .off .stl .ply .glb meshes, folders")
     p.add_argument("--out", required=True, help="output folder: <stem>_labels.txt, <stem>.ply, <stem>.png, <stem>.json "
                    "(+ <stem>_vertex_labels.txt, <stem>_mesh.ply for meshes)")
-    p.add_argument("--weights", help="segmenter (or, with --parts, encoder) weights; default: shipped")
+    p.add_argument("--weights", help="segmenter weights (default: shipped); with --parts: an optional SCL "
+                   "encoder whose features (on the cloud's canonical pose) join the geometric ones")
     p.add_argument("--points", type=int, help="points per network pass (default: the weights' training cloud size, "
                    "else 2048); a mesh is sampled with this many points (default 2048)")
     p.add_argument("--max-chunks", type=int, default=8, help="network passes per large cloud; the rest by nearest neighbour")
@@ -231,7 +235,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="the input's up axis (default y, as ShapeNetPart; z for most scans and CAD exports)")
     p.add_argument("--min-probability", type=float, default=0.5,
                    help="warn when the category's probability is below this (default 0.5)")
-    p.add_argument("--parts", type=int, help="unsupervised part discovery into K parts (no labels needed)")
+    p.add_argument("--parts", type=int, help="unsupervised parts: K connected surface regions from pose-invariant "
+                   "geometry (spectral features of the kNN surface graph, Ward clustering along it); no labels")
     p.add_argument("--render", choices=("auto", "open3d", "matplotlib"), default="auto", help="PNG renderer")
     p.add_argument("--seed", type=int, default=0)
     add_force_arg(p)
@@ -274,7 +279,6 @@ def demo(out_dir: Path, force: bool = False) -> dict[str, Any]:
     guard = OutputGuard(force=force)
     guard.directory(out_dir)
     seg, _, meta = load_model(_weights(None, SHIPPED_SEGMENTER), want="segmenter")
-    enc, _, _ = load_model(_weights(None, SHIPPED_ENCODER), want="encoder")
     trained = json.loads(meta.get("categories", "null")) or list(range(16))
     result: dict[str, Any] = {}
     rng = np.random.default_rng(20261130)
@@ -294,7 +298,7 @@ def demo(out_dir: Path, force: bool = False) -> dict[str, Any]:
         model_points, _ = cloud.model_input()
         render_png(guard.file(out_dir / f"{name.lower()}_parts.png"), model_points, colours,
                    f"{name}: predicted parts", labels=labels, legend=names)
-        found = discover_parts(enc, cloud, len(np.unique(parts)), n_points, 8)
+        found = discover_parts(cloud, len(np.unique(parts)))
         render_png(guard.file(out_dir / f"{name.lower()}_unsupervised.png"), model_points, label_colours(found),
                    f"{name}: unsupervised parts (--parts)", labels=found, legend=part_names(found, None))
         result[f"{name.lower()}_category"] = CATEGORIES[cat][0]

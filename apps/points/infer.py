@@ -11,7 +11,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import torch
@@ -20,6 +20,9 @@ from shared.errors import CvsuiteError, UsageError
 from shared.guard import atomic_output, write_atomic
 
 from .data import CATEGORIES, CATEGORY_INDEX, NUM_CATEGORIES, PART_NAMES, LoadedCloud, category_parts, shape_features
+
+if TYPE_CHECKING:
+    from .parts import PartsConfig
 
 _RENDER_BACKEND: str | None = None
 
@@ -143,26 +146,25 @@ def segment(net: torch.nn.Module, cloud: LoadedCloud, categories: list[int], n_p
     return Segmentation(propagate(pts, covered, labels), cat, probs[cat], source, probs)
 
 
-def discover_parts(encoder: torch.nn.Module, cloud: LoadedCloud, k: int, n_points: int, max_chunks: int,
-                   seed: int = 0, up: str = "y") -> np.ndarray:
-    """Unsupervised parts: k-means (k clusters) on L2-normalised self-supervised per-point features."""
-    from sklearn.cluster import KMeans
+def discover_parts(cloud: LoadedCloud, k: int, seed: int = 0, encoder: torch.nn.Module | None = None,
+                   n_points: int = 2048, max_chunks: int = 64, cfg: PartsConfig | None = None) -> np.ndarray:
+    """Unsupervised parts (labels 0..k-1, largest first) of every point of ``cloud``, the same for any
+    pose of the cloud: :func:`apps.points.parts.surface_parts` (spectral features of the surface kNN
+    graph, Ward clustering along its edges: every part is connected). With ``encoder``, its per-point
+    features on the cloud's canonical (PCA) pose are added (``cfg.encoder_weight``, 1 when not set)."""
+    from .data import model_frame
+    from .parts import PartsConfig, surface_parts
 
-    encoder.eval()
+    cfg = cfg or PartsConfig(encoder_weight=1.0 if encoder is not None else 0.0)
+    encoder_features = None
+    if encoder is not None:
+        encoder.eval()
 
-    def fn(x: torch.Tensor) -> np.ndarray:
-        feats, _ = encoder(x)
-        return torch.nn.functional.normalize(feats[0].t(), dim=1).numpy()
+        def encoder_features(points: np.ndarray, normals: np.ndarray) -> np.ndarray:
+            pts, nrm = model_frame(points.astype(np.float32), normals.astype(np.float32), "y")
+            return run_chunks(lambda x: encoder(x)[0][0].t().numpy(), pts, nrm, n_points, max_chunks, seed)[0]
 
-    pts, nrm = cloud.model_input(up)
-    feats, covered = run_chunks(fn, pts, nrm, n_points, max_chunks, seed, fill=False)
-    own = np.flatnonzero(covered)
-    k = min(k, len(own))
-    sample = np.random.default_rng(seed).choice(own, min(len(own), 20000), replace=False)
-    km = KMeans(n_clusters=k, n_init=4, random_state=seed).fit(feats[sample])
-    clusters = np.zeros(len(feats), np.int64)
-    clusters[own] = km.predict(feats[own])
-    return propagate(pts, covered, clusters)
+    return surface_parts(cloud.points, cloud.normals, k, cfg, encoder_features, seed)
 
 
 def parse_category(name: str | None) -> int | None:
