@@ -214,13 +214,15 @@ class AdCoTask(MomentumKeyTask):
         if int(self.bank.filled) < self.bank.size:  # warm-up: fill the bank with key features
             self.bank.init_from_keys(k.float())
         loss = 0.5 * (self.loss_fn(q0, k1, self.bank) + self.loss_fn(q1, k0, self.bank))
-        self._cache = {"q": torch.cat([q0, q1]).detach().float(), "k": torch.cat([k1, k0]).float()}
+        self._cache = {"q0": q0.detach().float(), "k1": k1.float(), "q1": q1.detach().float(), "k0": k0.float()}
         return {"loss": loss}
 
     def on_step_end(self, step: int, outputs: dict[str, torch.Tensor]) -> None:
         super().on_step_end(step, outputs)
         cache, self._cache = self._cache, {}
-        outputs["bank_loss"] = self.bank.ascent_step(cache["q"], cache["k"])
+        # one ascent step on the mean of the two directions' losses (official --sym 1 update); each
+        # query's softmax holds only its own direction's keys, never its own view's key
+        outputs["bank_loss"] = self.bank.ascent_step_pairs([(cache["q0"], cache["k1"]), (cache["q1"], cache["k0"])])
 
 
 class BYOLTask(PretrainTask):

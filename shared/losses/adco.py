@@ -13,8 +13,12 @@ Under DDP the keys are all-gathered (every query sees every rank's keys in its s
 offset by rank·B, as in the official code) and the bank gradient is averaged over ranks, so every
 rank's bank stays identical and equals the single-process update on the concatenated batch.
 The bank is a buffer, not a parameter, so the encoder's optimizer never touches it.
+A symmetrised loss ½[L(q₀, k₁) + L(q₁, k₀)] steps the bank with
+``ascent_step_pairs([(q0, k1), (q1, k0)])`` (the official ``--sym 1`` update, g = ½(g₁ + g₂)).
 """
 from __future__ import annotations
+
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -35,6 +39,7 @@ class AdCoBank(nn.Module):
         loss = AdCoLoss(0.12)(q, k, bank)            # encoder step
         ...  # after optimizer.step():
         bank.ascent_step(q.detach(), k.detach())
+        # symmetrised: bank.ascent_step_pairs([(q0.detach(), k1), (q1.detach(), k0)])
     """
 
     def __init__(self, dim: int, size: int, temperature: float = 0.02, lr: float = 3.0,
@@ -112,14 +117,33 @@ class AdCoBank(nn.Module):
 
         ``q``/``k`` are this rank's queries and their keys; keys are gathered over ranks (official AdCo).
         """
-        check_2d("q", "AdCoBank.ascent_step", q_detached, dim=self.dim)
-        check_2d("k", "AdCoBank.ascent_step", k_detached, rows=q_detached.shape[0], dim=self.dim)
-        q = q_detached.detach().to(self.bank.dtype)
-        keys = gather_no_grad(k_detached.detach().to(self.bank.dtype))
-        offset = get_rank() * q.shape[0] if get_world_size() > 1 else 0
+        return self.ascent_step_pairs([(q_detached, k_detached)], include_batch_keys)
+
+    @full_precision
+    def ascent_step_pairs(self, pairs: Sequence[tuple[torch.Tensor, torch.Tensor]],
+                          include_batch_keys: bool = True) -> torch.Tensor:
+        """One SGD-momentum ascent step on the MEAN of the bank losses of several (queries, keys) pairs.
+
+        The symmetrised loss ``½[L(q₀, k₁) + L(q₁, k₀)]`` needs
+        ``ascent_step_pairs([(q0, k1), (q1, k0)])``: each query's softmax holds only the keys of its
+        own direction, so the step is the official symmetric-mode update ``g = ½(g₁ + g₂)``
+        (``--sym 1``). Passing ``cat([q0, q1])`` with ``cat([k1, k0])`` to :meth:`ascent_step` instead
+        would put every query's own-view key (a near-copy of the query) into its softmax.
+        """
+        if not pairs:
+            raise LossInputError("AdCoBank.ascent_step_pairs: needs at least one (queries, keys) pair")
+        prepared = []
+        for q_detached, k_detached in pairs:
+            check_2d("q", "AdCoBank.ascent_step", q_detached, dim=self.dim)
+            check_2d("k", "AdCoBank.ascent_step", k_detached, rows=q_detached.shape[0], dim=self.dim)
+            q = q_detached.detach().to(self.bank.dtype)
+            keys = gather_no_grad(k_detached.detach().to(self.bank.dtype))
+            offset = get_rank() * q.shape[0] if get_world_size() > 1 else 0
+            prepared.append((q, keys, offset))
         with torch.enable_grad():
             w = self.bank.detach().clone().requires_grad_(True)
-            loss = self.bank_loss(w, q, keys, offset, include_batch_keys)
+            loss = sum(self.bank_loss(w, q, keys, offset, include_batch_keys)
+                       for q, keys, offset in prepared) / len(prepared)
             (grad,) = torch.autograd.grad(loss, w)
         grad = all_reduce_mean(grad)
         with torch.no_grad():
