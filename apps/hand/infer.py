@@ -134,10 +134,11 @@ def read_rgb_u8(path: Path) -> np.ndarray:
 
 
 def crop_square(img: np.ndarray, box: tuple[float, float, float, float] | None, size: int,
-                margin: float = 1.8) -> tuple[np.ndarray, tuple[float, float, float]]:
+                margin: float = 1.3) -> tuple[np.ndarray, tuple[float, float, float]]:
     """A ``size`` x ``size`` crop of ``img`` (any size) and its frame ``(x0, y0, side)`` in input pixels.
 
-    ``box`` = (x, y, w, h): a square of side ``margin * max(w, h)`` centred on it; None: the whole image
+    ``box`` = (x, y, w, h): a square of side ``margin * max(w, h)`` centred on it (1.3: the hand fills the
+    crop about as the training crops do, 75-110 % of the rendered hand's size); None: the whole image
     (its longer side). The aspect ratio is kept: what lies outside the image is padded grey, never
     squashed. Large images are first reduced with area averaging (no aliasing). Input pixel centres
     are at integers; crop pixel ``j`` covers input ``x0 + [j, j + 1) * side / size``.

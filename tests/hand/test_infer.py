@@ -28,7 +28,7 @@ def test_crop_maps_back_to_input_pixels(shape, box):
     if box is None:
         assert side == max(shape)                           # the whole image, padded: aspect kept
     else:
-        assert side == pytest.approx(1.8 * max(box[2], box[3]))
+        assert side == pytest.approx(1.3 * max(box[2], box[3]))
     js, is_ = np.mgrid[0:size, 0:size]
     uv = np.stack([is_.ravel() / size, js.ravel() / size], 1)
     back = crop_to_input(uv, frame, size)
