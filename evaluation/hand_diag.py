@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from apps.hand.data import HanCo  # noqa: E402
 from apps.hand.evaluate import pose_scores, procrustes_mean, shuffled_scores  # noqa: E402
-from apps.hand.infer import hanco_targets  # noqa: E402
+from apps.hand.infer import hanco_targets, right_handed_view  # noqa: E402
 from apps.hand.losses import keypoint_loss  # noqa: E402
 from apps.hand.model import KeypointNet, normalise  # noqa: E402
 from apps.hand.train import HanCoImages, LabelledHands, background_pool, labelled_subset, open_labelled  # noqa: E402
@@ -115,11 +115,14 @@ def cmd_fit(args: argparse.Namespace) -> dict:
     val_ds = HanCo(DATA / "val")
     val = HanCoImages(val_ds, val_ds.sequences, 64)
     idx = labelled_subset(len(pool.samples), min(1.0, args.labels / len(pool.samples)), args.seed)
+    right = args.hands == "right"
     data = LabelledHands(pool, idx, bool(args.augment), min_length=args.batch,
-                         backgrounds=background_pool(64, 96, args.seed), negative_rate=args.negatives)
-    net = KeypointNet("resnet10_small", args.width, 256, None, args.head, lifter=bool(args.lifter))
-    if args.lifter:
-        net.lifter.load_state_dict(torch.load(args.lifter, weights_only=True))
+                         backgrounds=background_pool(64, 96, args.seed), negative_rate=args.negatives, right_hands=right)
+    net = KeypointNet("resnet10_small", args.width, 256, None, args.head, lifter=args.lifter_steps > 0, hands=args.hands)
+    if args.lifter_steps > 0:
+        from apps.hand.lifting import train_lifter
+
+        net.lifter.load_state_dict(train_lifter(args.lifter_steps, seed=args.seed, left=0.0 if right else 0.5).state_dict())
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, args.lr, total_steps=args.steps, pct_start=0.05)
     loader = torch.utils.data.DataLoader(data, args.batch, shuffle=True, drop_last=True)
@@ -147,9 +150,12 @@ def cmd_fit(args: argparse.Namespace) -> dict:
     sub.images = pool.images[idx[:512]]
     for name, images in (("train", sub), ("val", val)):
         net.eval()
-        with torch.no_grad():
-            out = net(normalise(torch.from_numpy(images.images).permute(0, 3, 1, 2)))
         gt = hanco_targets(images)
+        pixels = images.images
+        if right:
+            pixels, gt = right_handed_view(images, gt)
+        with torch.no_grad():
+            out = net(normalise(torch.from_numpy(np.ascontiguousarray(pixels)).permute(0, 3, 1, 2)))
         uv = out["uv"].numpy().astype(np.float64) * 64
         result[name] = detail(gt, uv, out["xyz"].numpy() * gt["scale"][:, None, None])
         if "xyz_maps" in out:
@@ -179,7 +185,8 @@ def main() -> None:
     ap.add_argument("--noise", type=float, default=0.02)
     ap.add_argument("--left", type=float, default=0.5, help="lifter: fraction of left hands in its training")
     ap.add_argument("--save", default="")
-    ap.add_argument("--lifter", default="", help="state dict of a lifter (from `lifter --save`): 3-D from 2-D")
+    ap.add_argument("--lifter-steps", type=int, default=0, help="fit: > 0 adds the kinematic-prior lifter (3-D from 2-D)")
+    ap.add_argument("--hands", default="both", choices=("both", "right"))
     args = ap.parse_args()
     torch.set_num_threads(1)
     result = {"what": args.what, "tag": args.tag, **{"lift": cmd_lift, "lifter": cmd_lifter, "fit": cmd_fit}[args.what](args)}

@@ -6,7 +6,7 @@ labelled sample is therefore re-framed and degraded on the fly, keypoints transf
 * **framing**: random scale (hand filling 75-110 % of its rendered size), in-plane rotation
   (+-35 degrees) and off-centre shift (+-12 % of the side); the 2-D keypoints follow the affine
   map, the root-relative 3-D keypoints rotate about the camera axis by the same angle;
-* **mirroring** (p 0.5): image flipped left-right, ``u -> 1 - u``, ``x -> -x`` (a right hand becomes a
+* **mirroring** (p 0.5; off for a right-hand estimator): image flipped left-right, ``u -> 1 - u``, ``x -> -x`` (a right hand becomes a
   correctly labelled left hand);
 * **background**: with a hand mask, the warped hand goes over a random background crop; without
   one, pixels the warp leaves empty are filled from a background crop;
@@ -105,13 +105,22 @@ def appearance(img: np.ndarray, uv_px: np.ndarray, rng: np.random.Generator, pat
     return np.ascontiguousarray(out)
 
 
+def mirror_sample(img: np.ndarray, uv: np.ndarray, xyz: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Left-right mirror image of a labelled crop (a left hand becomes a right one): ``u -> (S-1)/S - u``
+    in crop units (pixel centres at integers), ``x -> -x``."""
+    size = img.shape[1]
+    return (np.ascontiguousarray(img[:, ::-1]), np.stack([(size - 1) / size - uv[:, 0], uv[:, 1]], 1),
+            xyz * np.array([-1.0, 1.0, 1.0]))
+
+
 def augment_sample(img: np.ndarray, uv: np.ndarray, xyz: np.ndarray, rng: np.random.Generator,
                    background: np.ndarray, patch: np.ndarray, foreground: np.ndarray | None = None,
-                   mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                   mask: np.ndarray | None = None, mirror: float = 0.5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One augmented copy of a labelled crop: uint8 image, ``uv`` (21, 2) crop units, root-relative ``xyz``.
 
     ``background``/``patch``: uint8 crops of the same size (new background, occluder texture);
-    ``foreground``/``mask``: the hand on its own and its mask (then the hand is composited anew).
+    ``foreground``/``mask``: the hand on its own and its mask (then the hand is composited anew);
+    ``mirror``: probability of a left-right flip (0 for a right-hand estimator: a flip makes a left hand).
     """
     import cv2
 
@@ -136,9 +145,7 @@ def augment_sample(img: np.ndarray, uv: np.ndarray, xyz: np.ndarray, rng: np.ran
     rot = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
     new_xyz = xyz @ rot.T
     new_uv = moved / size
-    if rng.random() < 0.5:
-        out = out[:, ::-1]
-        new_uv = np.stack([(size - 1 - new_uv[:, 0] * size) / size, new_uv[:, 1]], 1)  # pixel centres at integers
-        new_xyz = new_xyz * np.array([-1.0, 1.0, 1.0])
+    if rng.random() < mirror:
+        out, new_uv, new_xyz = mirror_sample(out, new_uv, new_xyz)
     out = appearance(np.ascontiguousarray(out), new_uv * size, rng, patch)
     return out, new_uv.astype(np.float32), new_xyz.astype(np.float32)

@@ -68,14 +68,32 @@ def hanco_targets(images: HanCoImages) -> dict[str, np.ndarray]:
     return {"rel": np.stack(rel), "uv": np.stack(uv), "scale": np.array(scale), "side": side}
 
 
+def right_handed_view(images: HanCoImages, gt: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The held images and their truth with every left hand mirrored to a right one (what a user of a
+    right-hand estimator does with ``hand infer --left``): images flipped, ``u -> S-1-u``, ``x -> -x``."""
+    from .train import left_flags
+
+    left = left_flags(images)
+    imgs = images.images.copy()
+    imgs[left] = imgs[left][:, :, ::-1]
+    gt = {**gt, "uv": gt["uv"].copy(), "rel": gt["rel"].copy()}
+    gt["uv"][left, :, 0] = images.size - 1 - gt["uv"][left, :, 0]
+    gt["rel"][left, :, 0] *= -1
+    return imgs, gt
+
+
 def evaluate_hanco(net: KeypointNet, images: HanCoImages, shuffled: bool = False) -> dict[str, float]:
     """PA keypoint error (mm; official similarity alignment) and its AUC over 0-50 mm, raw root-relative
     error (mm, metric scale from the ground truth), 2-D error and PCK@3.2 px (pixels of the network's
-    input, ``images.size``); with ``shuffled`` also the shuffled-image control (``shuffled_*``)."""
+    input, ``images.size``); with ``shuffled`` also the shuffled-image control (``shuffled_*``). A
+    right-hand estimator sees left hands mirrored (:func:`right_handed_view`)."""
     from .evaluate import pose_scores, shuffled_scores
 
-    uv, xyz = predict(net, images.images)
     gt = hanco_targets(images)
+    pixels = images.images
+    if getattr(net, "hands", "both") == "right":
+        pixels, gt = right_handed_view(images, gt)
+    uv, xyz = predict(net, pixels)
     pred_rel = xyz * gt["scale"][:, None, None]
     pred_uv = uv * images.size
     out = pose_scores(gt["rel"], pred_rel, gt["uv"], pred_uv)
@@ -89,16 +107,20 @@ def evaluate_hanco(net: KeypointNet, images: HanCoImages, shuffled: bool = False
     return out
 
 
-def evaluate_controls(train: HanCoImages, indices: np.ndarray, test: HanCoImages) -> dict[str, dict[str, float]]:
+def evaluate_controls(train: HanCoImages, indices: np.ndarray, test: HanCoImages,
+                      right_hands: bool = False) -> dict[str, dict[str, float]]:
     """Image-blind references on ``test``: ``aligned_mean`` (the labelled poses' Procrustes mean for every
     image, with the labelled mean 2-D layout), ``fixed_pose`` (one open hand, the synthetic model's rest
-    pose, for every image) and ``camera_mean`` (the old, weaker camera-frame average)."""
+    pose, for every image) and ``camera_mean`` (the old, weaker camera-frame average). ``right_hands``:
+    left hands of both sets mirrored first, as a right-hand estimator is scored."""
     from .evaluate import pose_scores, procrustes_mean
     from .synth import BONE_LENGTHS, forward_kinematics
 
     tr = hanco_targets(train)
     idx = np.asarray(indices)
     te = hanco_targets(test)
+    if right_hands:
+        tr, te = right_handed_view(train, tr)[1], right_handed_view(test, te)[1]
     n = len(te["rel"])
     mean_uv = np.broadcast_to(tr["uv"][idx].mean(0), te["uv"].shape)
     rest = forward_kinematics(BONE_LENGTHS, np.zeros((1, 5, 4)))[0]

@@ -171,7 +171,8 @@ class KeypointNet(nn.Module):
     the predicted 2-D keypoints (the location maps' 3-D stays available as ``xyz_maps``)."""
 
     def __init__(self, backbone: str = "resnet10_small", width: int = 16, hidden: int = 256,
-                 mano_model: dict[str, np.ndarray] | None = None, head: str = "heatmap", lifter: bool = False) -> None:
+                 mano_model: dict[str, np.ndarray] | None = None, head: str = "heatmap", lifter: bool = False,
+                 hands: str = "both") -> None:
         super().__init__()
         if head not in ("spatial", "pooled", "heatmap"):
             raise CvsuiteError(f"keypoint head must be heatmap, spatial or pooled, got {head!r}")
@@ -185,8 +186,11 @@ class KeypointNet(nn.Module):
             self.head = SpatialHead(d, NUM_KP * 5, hidden, 4)
         else:
             self.head = nn.Sequential(nn.Linear(d, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, NUM_KP * 5))
+        if hands not in ("both", "right"):
+            raise CvsuiteError(f"hands must be both or right, got {hands!r}")
         self.head_kind = head
-        self.arch = {"backbone": backbone, "width": str(width), "hidden": str(hidden), "head": head}
+        self.hands = hands  # "right": trained on right hands only (left ones mirrored), as FreiHAND
+        self.arch = {"backbone": backbone, "width": str(width), "hidden": str(hidden), "head": head, "hands": hands}
         self.lifter = None
         if lifter:  # 3-D from the predicted 2-D through the kinematic-prior lifter (apps/hand/lifting.py)
             from .lifting import Lifter
@@ -242,7 +246,7 @@ class KeypointNet(nn.Module):
             raise CvsuiteError(f"{path}: these weights have no MANO head; train with `cvsuite hand train --mano FILE`")
         net = cls(meta.get("backbone", "resnet10_small"), int(meta.get("width", 16)), int(meta.get("hidden", 256)),
                   mano_model if has_mano else None, meta.get("head", "pooled" if "head.0.weight" in state else "heatmap"),
-                  any(k.startswith("lifter.") for k in state))
+                  any(k.startswith("lifter.") for k in state), meta.get("hands", "both"))
         if has_mano and mano_model is None:
             state = {k: v for k, v in state.items() if not k.startswith("mano_head.")}
         own = net.state_dict()

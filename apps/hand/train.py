@@ -418,6 +418,15 @@ def _stamp(path: str | Path, metadata: dict[str, str]) -> None:
 
 # ---- fine-tuning ------------------------------------------------------------------------------------
 
+def left_flags(images: HanCoImages) -> np.ndarray:
+    """Per held image: is it a left hand (:meth:`HanCo.is_left`; FreiHAND holds right hands only)."""
+    ds = images.ds
+    if not isinstance(ds, HanCo):
+        return np.zeros(len(images.samples), bool)
+    side = {(s, f): ds.is_left(s, f) for s, _, f in images.samples}
+    return np.array([side[(s, f)] for s, _, f in images.samples])
+
+
 class LabelledHands(torch.utils.data.Dataset):
     """Labelled images: uv (crop units), root-relative 3-D (ref-bone units), ``has_hand``; repeated to
     ``min_length``. With ``augment`` each item is a fresh :func:`apps.hand.augment.augment_sample`
@@ -425,8 +434,11 @@ class LabelledHands(torch.utils.data.Dataset):
     ``negative_rate`` of items are hand-free background crops (``has_hand = 0``)."""
 
     def __init__(self, images: HanCoImages, indices: np.ndarray, augment: bool = True,
-                 min_length: int = 0, backgrounds: np.ndarray | None = None, negative_rate: float = 0.1) -> None:
+                 min_length: int = 0, backgrounds: np.ndarray | None = None, negative_rate: float = 0.1,
+                 right_hands: bool = False) -> None:
         self.images, self.indices, self.augment = images, np.asarray(indices), augment
+        self.right_hands = right_hands
+        self.left = left_flags(images)
         ds = images.ds
         self.uv = np.zeros((len(images.samples), 21, 2), np.float32)
         self.xyz = np.zeros((len(images.samples), 21, 3), np.float32)
@@ -450,10 +462,16 @@ class LabelledHands(torch.utils.data.Dataset):
         return self.length
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        from .augment import appearance, augment_sample
+        from .augment import appearance, augment_sample, mirror_sample
 
         idx = int(self.indices[i % len(self.indices)])
         img, uv, xyz, has_hand = self.images.images[idx], self.uv[idx], self.xyz[idx], 1.0
+        fg = self.images.foreground[idx] if self.images.has_fg[idx] else None
+        mask = self.images.alpha[idx] if self.images.has_fg[idx] else None
+        if self.right_hands and self.left[idx]:  # a left hand is shown to a right-hand estimator mirrored
+            img, uv, xyz = mirror_sample(img, uv, xyz)
+            fg = None if fg is None else np.ascontiguousarray(fg[:, ::-1])
+            mask = None if mask is None else np.ascontiguousarray(mask[:, ::-1])
         if self.augment:
             rng = np.random.default_rng(np.random.randint(2**31))
             bg = self.backgrounds[int(rng.integers(len(self.backgrounds)))]
@@ -461,9 +479,8 @@ class LabelledHands(torch.utils.data.Dataset):
             if rng.random() < self.negative_rate:
                 img, has_hand = appearance(bg, rng.uniform(0, img.shape[0], (21, 2)), rng, patch), 0.0
             else:
-                fg = self.images.foreground[idx] if self.images.has_fg[idx] else None
-                mask = self.images.alpha[idx] if self.images.has_fg[idx] else None
-                img, uv, xyz = augment_sample(img, uv, xyz, rng, bg, patch, fg, mask)
+                img, uv, xyz = augment_sample(img, uv, xyz, rng, bg, patch, fg, mask,
+                                              mirror=0.0 if self.right_hands else 0.5)
         x = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float() / 255.0
         return {"image": x, "uv": torch.from_numpy(np.asarray(uv, np.float32)),
                 "xyz": torch.from_numpy(np.asarray(xyz, np.float32)), "has_hand": torch.tensor(has_hand)}
@@ -483,6 +500,9 @@ class FinetuneConfig:
     width: int = bounded(16, ge=1, le=1024)
     hidden: int = bounded(256, ge=1, le=16384)
     head: str = "heatmap"           # heatmap (soft-argmax + location maps) | pooled (global pool + MLP) | spatial
+    hands: str = "right"            # right: left hands are mirrored to right ones (FreiHAND's convention; infer --left) | both
+    lifter: bool = True             # heatmap head: 3-D from the predicted 2-D through the kinematic-prior lifter
+    lifter_steps: int = bounded(3000, ge=0, le=1_000_000)   # lifter pretraining on sampled hands (no images)
     augment: bool = True            # re-framing, mirroring, new backgrounds, occluders, blur, JPEG (apps/hand/augment.py)
     negative_rate: float = bounded(0.1, ge=0.0, lt=1.0)   # fraction of hand-free background crops (teach the presence score)
     backgrounds_dir: str = ""       # folder of background photos for re-compositing; "" = bundled photos
@@ -546,11 +566,19 @@ def finetune(cfg: FinetuneConfig, images: HanCoImages | None = None,
     if images is None:
         images = open_labelled(cfg.data, cfg.image_size, cfg.sequences, with_foreground=cfg.augment)
     idx = labelled_subset(len(images.samples), cfg.label_fraction, cfg.label_seed)
+    if cfg.hands not in ("right", "both"):
+        raise UsageError(f"hands must be right or both, got {cfg.hands!r}")
     dataset = LabelledHands(images, idx, cfg.augment, min_length=cfg.train.batch_size * 8,
                             backgrounds=background_pool(cfg.image_size, 96, cfg.label_seed, cfg.backgrounds_dir or None),
-                            negative_rate=cfg.negative_rate)
+                            negative_rate=cfg.negative_rate, right_hands=cfg.hands == "right")
     torch.manual_seed(cfg.train.seed)
-    net = KeypointNet(cfg.backbone, cfg.width, cfg.hidden, mano_model, cfg.head)
+    lifter = cfg.lifter and cfg.head == "heatmap"
+    net = KeypointNet(cfg.backbone, cfg.width, cfg.hidden, mano_model, cfg.head, lifter, cfg.hands)
+    if lifter and cfg.lifter_steps > 0:
+        from .lifting import train_lifter
+
+        net.lifter.load_state_dict(train_lifter(cfg.lifter_steps, seed=cfg.train.seed,
+                                                left=0.0 if cfg.hands == "right" else 0.5).state_dict())
     if cfg.init not in ("", "random"):
         load_pretrained_encoder(net, cfg.init)
     task = KeypointTask(net, cfg.w2d, cfg.w3d)
