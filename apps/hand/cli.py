@@ -57,6 +57,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="warn when the hand score is below this (default 0.5)")
     p.add_argument("--weights", help="keypoint regressor (.safetensors); default: the shipped one")
     p.add_argument("--mano", help="MANO_RIGHT.pkl for a regressor trained with --mano (adds 778 vertices)")
+    p.add_argument("--left", action="store_true", help="the hands are left hands (a right-hand estimator then sees "
+                                                       "the crop mirrored; keypoints are mapped back)")
     add_force_arg(p)
     p.set_defaults(func=cmd_infer)
 
@@ -211,7 +213,7 @@ def cmd_infer(args: argparse.Namespace) -> int:
     out = guard.directory(args.out)
     net, size = load_regressor(args.weights, args.mano)
     records = infer_images(net, size, paths, out, guard, box, args.min_confidence,
-                           warn=lambda line: print(line, file=sys.stderr))
+                           warn=lambda line: print(line, file=sys.stderr), left=args.left)
     guard.record()
     print(f"{len(records)} images -> {out} (<stem>.json, <stem>_skeleton.png)")
     return 0

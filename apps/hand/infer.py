@@ -233,12 +233,14 @@ def render_overlay(img: np.ndarray, uv_px: np.ndarray, frame: tuple[float, float
 
 def infer_images(net: KeypointNet, size: int, paths: list[Path], out_dir: Path, guard,
                  box: tuple[float, float, float, float] | None = None, min_confidence: float = 0.5,
-                 warn=print) -> list[dict[str, Any]]:
+                 warn=print, left: bool = False) -> list[dict[str, Any]]:
     """Keypoints of hands in photos of any size: ``OUT/<stem>.json`` (uv in input pixels, root-relative
     3-D in ref-bone units, confidences) and ``OUT/<stem>_skeleton.png``; returns the records.
 
     The hand crop is ``box`` (x, y, w, h; enlarged to a square) or the whole image (padded square);
     ``warn`` gets one line per image whose hand score or keypoint confidence is below ``min_confidence``.
+    ``left``: the hands are left hands; a right-hand estimator sees the crops mirrored and its keypoints
+    are mirrored back (2-D ``u -> (S-1)/S - u`` in crop units, 3-D ``x -> -x``).
     """
     from shared.data.images import write_image
 
@@ -251,8 +253,13 @@ def infer_images(net: KeypointNet, size: int, paths: list[Path], out_dir: Path, 
         targets.append((guard.file(out_dir / f"{p.stem}.json"), guard.file(out_dir / f"{p.stem}_skeleton.png")))
     crops, frames = zip(*(crop_square(img, box, size) for img in images))
     mesh = net.mano_head is not None
-    pred = predict(net, np.stack(crops), with_mesh=mesh, with_confidence=True)
+    mirrored = left and getattr(net, "hands", "both") == "right"
+    batch = np.stack(crops)
+    pred = predict(net, np.ascontiguousarray(batch[:, :, ::-1]) if mirrored else batch, with_mesh=mesh, with_confidence=True)
     uv, xyz, conf = pred[0], pred[1], pred[-1]
+    if mirrored:
+        uv = np.stack([(size - 1) / size - uv[..., 0], uv[..., 1]], -1)
+        xyz = xyz * np.array([-1.0, 1.0, 1.0])
     records = []
     for k, (img, p, (j, png), u, x, frame) in enumerate(zip(images, paths, targets, uv, xyz, frames)):
         uv_px = crop_to_input(u, frame, size)
@@ -303,14 +310,26 @@ def predict_freihand(net: KeypointNet, size: int, root: Path, split: str = "eval
 
 def write_freihand_eval(root: Path, hanco: HanCo, sequences: list[str], guard) -> int:
     """Re-package HanCo images (rgb_merged) as a FreiHAND ``evaluation`` split (rgb + xyz/K/scale/verts;
-    ``verts`` = the 21 keypoints since the synthetic hand has no MANO mesh). Returns the frame count."""
+    ``verts`` = the 21 keypoints since the synthetic hand has no MANO mesh; left hands mirrored to right
+    ones as FreiHAND stores them). Returns the frame count."""
+
+    from shared.data.images import write_image
 
     variant = "rgb_merged" if "rgb_merged" in hanco.variants else hanco.variants[0]
     xyz, K, scale = [], [], []
     samples = hanco.samples(sequences)
     for i, s in enumerate(samples):
         view = hanco.camera_view(*s)
-        write_atomic(guard.file(root / "evaluation" / "rgb" / f"{i:08d}.jpg"), Path(hanco.image_path(*s, variant)).read_bytes())
+        target = guard.file(root / "evaluation" / "rgb" / f"{i:08d}.jpg")
+        if hanco.is_left(s[0], s[2]):  # FreiHAND holds right hands only: a left hand is stored mirrored
+            img = read_rgb_u8(hanco.image_path(*s, variant))[:, ::-1]
+            width = img.shape[1]
+            view["xyz_cam"] = view["xyz_cam"] * np.array([-1.0, 1.0, 1.0])
+            view["K"] = view["K"].copy()
+            view["K"][0, 2] = width - 1 - view["K"][0, 2]
+            write_image(target, np.ascontiguousarray(img))
+        else:
+            write_atomic(target, Path(hanco.image_path(*s, variant)).read_bytes())
         xyz.append(view["xyz_cam"].tolist())
         K.append(view["K"].tolist())
         scale.append(reference_scale(view["xyz_cam"]))

@@ -418,6 +418,18 @@ def _stamp(path: str | Path, metadata: dict[str, str]) -> None:
 
 # ---- fine-tuning ------------------------------------------------------------------------------------
 
+def whole_photo_views(size: int, folder: str | Path | None = None) -> np.ndarray:
+    """Every background photo (bundled, or ``folder``'s) as ``hand infer`` sees a whole image without
+    ``--box``: the longer side scaled to ``size``, the rest padded grey (uint8 (N, size, size, 3)).
+    Hand-free negatives of this kind teach the presence score that a whole photo is not a hand."""
+    from shared.data.images import bundled_photo
+
+    from .infer import crop_square
+
+    photos = read_background_folder(folder) if folder else [bundled_photo(name) for name in PHOTOS]
+    return np.stack([crop_square(photo, None, size)[0] for photo in photos])
+
+
 def left_flags(images: HanCoImages) -> np.ndarray:
     """Per held image: is it a left hand (:meth:`HanCo.is_left`; FreiHAND holds right hands only)."""
     ds = images.ds
@@ -457,6 +469,7 @@ class LabelledHands(torch.utils.data.Dataset):
         self.length = max(len(self.indices), min_length)
         self.backgrounds = backgrounds if backgrounds is not None else background_pool(images.size, 64, 0)
         self.negative_rate = negative_rate if augment else 0.0
+        self.whole_photos = whole_photo_views(images.size) if self.negative_rate > 0 else None
 
     def __len__(self) -> int:
         return self.length
@@ -476,7 +489,10 @@ class LabelledHands(torch.utils.data.Dataset):
             rng = np.random.default_rng(np.random.randint(2**31))
             bg = self.backgrounds[int(rng.integers(len(self.backgrounds)))]
             patch = self.backgrounds[int(rng.integers(len(self.backgrounds)))]
-            if rng.random() < self.negative_rate:
+            if rng.random() < self.negative_rate:  # a hand-free crop: part of a photo, or a whole photo padded
+                if self.whole_photos is not None and rng.random() < 0.4:
+                    bg = self.whole_photos[int(rng.integers(len(self.whole_photos)))]
+                    bg = bg[:, ::-1] if rng.random() < 0.5 else bg
                 img, has_hand = appearance(bg, rng.uniform(0, img.shape[0], (21, 2)), rng, patch), 0.0
             else:
                 img, uv, xyz = augment_sample(img, uv, xyz, rng, bg, patch, fg, mask,
@@ -504,7 +520,7 @@ class FinetuneConfig:
     lifter: bool = True             # heatmap head: 3-D from the predicted 2-D through the kinematic-prior lifter
     lifter_steps: int = bounded(3000, ge=0, le=1_000_000)   # lifter pretraining on sampled hands (no images)
     augment: bool = True            # re-framing, mirroring, new backgrounds, occluders, blur, JPEG (apps/hand/augment.py)
-    negative_rate: float = bounded(0.1, ge=0.0, lt=1.0)   # fraction of hand-free background crops (teach the presence score)
+    negative_rate: float = bounded(0.2, ge=0.0, lt=1.0)   # fraction of hand-free crops (photo parts, whole photos padded): the presence score
     backgrounds_dir: str = ""       # folder of background photos for re-compositing; "" = bundled photos
     w2d: float = bounded(1.0, ge=0.0, le=1000.0)
     w3d: float = bounded(1.0, ge=0.0, le=1000.0)

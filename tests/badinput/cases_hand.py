@@ -10,7 +10,8 @@ import numpy as np
 
 from .harness import BadCase, garbage, good_image, huge_header_png, zero_byte
 
-TRAIN_FAST = ["--steps", "1", "image_size=32", "train.batch_size=4", "train.progress=false", "num_threads=1"]
+TRAIN_FAST = ["--steps", "1", "image_size=32", "train.batch_size=4", "train.progress=false", "num_threads=1",
+              "lifter_steps=5"]
 
 
 def _hanco(t: Path) -> Path:
