@@ -123,8 +123,12 @@ def cmd_fit(args: argparse.Namespace) -> dict:
         from apps.hand.lifting import train_lifter
 
         net.lifter.load_state_dict(train_lifter(args.lifter_steps, seed=args.seed, left=0.0 if right else 0.5).state_dict())
-    opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, args.lr, total_steps=args.steps, pct_start=0.05)
+    lifter_ids = {id(p) for p in net.lifter.parameters()} if net.lifter is not None else set()
+    groups = [{"params": [p for p in net.parameters() if id(p) not in lifter_ids], "lr": args.lr}]
+    if lifter_ids:
+        groups.append({"params": list(net.lifter.parameters()), "lr": 0.1 * args.lr})  # as KeypointTask
+    opt = torch.optim.AdamW(groups, lr=args.lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, [g["lr"] for g in groups], total_steps=args.steps, pct_start=0.05)
     loader = torch.utils.data.DataLoader(data, args.batch, shuffle=True, drop_last=True)
     step, started, logs = 0, time.time(), []
     while step < args.steps:

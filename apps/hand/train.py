@@ -533,10 +533,20 @@ class FinetuneConfig:
 
 
 class KeypointTask(TrainTask):
-    def __init__(self, net: KeypointNet, w2d: float, w3d: float) -> None:
+    def __init__(self, net: KeypointNet, w2d: float, w3d: float, lifter_lr: float | None = None) -> None:
         super().__init__()
         self.net, self.w2d, self.w3d = net, w2d, w3d
         self.wmano = 1.0
+        self.lifter_lr = lifter_lr
+
+    def param_groups(self) -> list[dict[str, Any]] | None:
+        """A lifter pretrained on the kinematic prior is fine-tuned gently (``lifter_lr``): a few labelled
+        poses must not overwrite what millions of sampled hands taught it."""
+        if self.net.lifter is None or self.lifter_lr is None:
+            return None
+        lifter = {id(p) for p in self.net.lifter.parameters()}
+        rest = [p for p in self.parameters() if p.requires_grad and id(p) not in lifter]
+        return [{"params": rest}, {"params": list(self.net.lifter.parameters()), "lr": self.lifter_lr}]
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         pred = self.net(normalise(batch["image"]))
@@ -597,7 +607,7 @@ def finetune(cfg: FinetuneConfig, images: HanCoImages | None = None,
                                                 left=0.0 if cfg.hands == "right" else 0.5).state_dict())
     if cfg.init not in ("", "random"):
         load_pretrained_encoder(net, cfg.init)
-    task = KeypointTask(net, cfg.w2d, cfg.w3d)
+    task = KeypointTask(net, cfg.w2d, cfg.w3d, 0.1 * cfg.train.lr if lifter and cfg.lifter_steps > 0 else None)
     task.wmano = cfg.wmano
     summary = Trainer(cfg.train, task, dataset, full_config=cfg, guard=guard).fit()
     _stamp(summary["weights"], {"kind": "hand_keypoints", **net.arch, "image_size": str(cfg.image_size),
