@@ -95,7 +95,7 @@ def train_lifter(steps: int = 3000, batch: int = 256, seed: int = 0, lr: float =
     torch.manual_seed(seed)
     net = Lifter(width)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps, pct_start=0.05)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, steps))
     for step in range(steps):
         uv, rel = sample_views(rng, batch, noise=noise, left=left)
         loss = (net(torch.from_numpy(uv)) - torch.from_numpy(rel)).abs().mean()
