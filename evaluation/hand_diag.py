@@ -164,7 +164,7 @@ def cmd_fit(args: argparse.Namespace) -> dict:
         result[name] = detail(gt, uv, out["xyz"].numpy() * gt["scale"][:, None, None])
         if "xyz_maps" in out:
             result[name + "_maps"] = detail(gt, uv, out["xyz_maps"].numpy() * gt["scale"][:, None, None])
-            mean = 0.5 * (out["xyz"] + out["xyz_maps"]).numpy()
+            mean = 0.5 * (out["xyz_lifter"] + out["xyz_maps"]).numpy()
             result[name + "_blend"] = detail(gt, uv, mean * gt["scale"][:, None, None])
     if args.save:
         torch.save(net.state_dict(), args.save)

@@ -172,7 +172,7 @@ class KeypointNet(nn.Module):
 
     def __init__(self, backbone: str = "resnet10_small", width: int = 16, hidden: int = 256,
                  mano_model: dict[str, np.ndarray] | None = None, head: str = "heatmap", lifter: bool = False,
-                 hands: str = "both") -> None:
+                 hands: str = "both", lifter_weight: float = 1.0) -> None:
         super().__init__()
         if head not in ("spatial", "pooled", "heatmap"):
             raise CvsuiteError(f"keypoint head must be heatmap, spatial or pooled, got {head!r}")
@@ -196,7 +196,9 @@ class KeypointNet(nn.Module):
             from .lifting import Lifter
 
             self.lifter = Lifter()
+            self.lifter_weight = float(lifter_weight)  # 3-D = w * lifter + (1 - w) * location maps
             self.arch["lifter"] = "1"
+            self.arch["lifter_weight"] = str(self.lifter_weight)
         self.mano_head = None
         if mano_model is not None:
             from .mano import MANOHead
@@ -211,7 +213,9 @@ class KeypointNet(nn.Module):
             result["xyz"] = result["xyz"] - result["xyz"][:, :1]  # root-relative by construction
             if self.lifter is not None:  # the 2-D keypoints carry the pose; the lifter adds the anatomy prior
                 result["xyz_maps"] = result["xyz"]
-                result["xyz"] = self.lifter(result["uv"].detach())
+                result["xyz_lifter"] = self.lifter(result["uv"].detach())
+                w = self.lifter_weight
+                result["xyz"] = result["xyz_lifter"] if w == 1.0 else w * result["xyz_lifter"] + (1 - w) * result["xyz_maps"]
             if self.mano_head is not None:
                 result.update(self.mano_head(maps[-1].mean((2, 3))))
             return result
@@ -246,7 +250,8 @@ class KeypointNet(nn.Module):
             raise CvsuiteError(f"{path}: these weights have no MANO head; train with `cvsuite hand train --mano FILE`")
         net = cls(meta.get("backbone", "resnet10_small"), int(meta.get("width", 16)), int(meta.get("hidden", 256)),
                   mano_model if has_mano else None, meta.get("head", "pooled" if "head.0.weight" in state else "heatmap"),
-                  any(k.startswith("lifter.") for k in state), meta.get("hands", "both"))
+                  any(k.startswith("lifter.") for k in state), meta.get("hands", "both"),
+                  float(meta.get("lifter_weight", 1.0)))
         if has_mano and mano_model is None:
             state = {k: v for k, v in state.items() if not k.startswith("mano_head.")}
         own = net.state_dict()

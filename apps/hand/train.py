@@ -519,6 +519,7 @@ class FinetuneConfig:
     hands: str = "right"            # right: left hands are mirrored to right ones (FreiHAND's convention; infer --left) | both
     lifter: bool = True             # heatmap head: 3-D from the predicted 2-D through the kinematic-prior lifter
     lifter_steps: int = bounded(3000, ge=0, le=1_000_000)   # lifter pretraining on sampled hands (no images)
+    lifter_weight: float = bounded(1.0, ge=0.0, le=1.0)      # 3-D = w * lifter + (1 - w) * location maps (chosen on validation)
     augment: bool = True            # re-framing, mirroring, new backgrounds, occluders, blur, JPEG (apps/hand/augment.py)
     negative_rate: float = bounded(0.2, ge=0.0, lt=1.0)   # fraction of hand-free crops (photo parts, whole photos padded): the presence score
     backgrounds_dir: str = ""       # folder of background photos for re-compositing; "" = bundled photos
@@ -599,7 +600,7 @@ def finetune(cfg: FinetuneConfig, images: HanCoImages | None = None,
                             negative_rate=cfg.negative_rate, right_hands=cfg.hands == "right")
     torch.manual_seed(cfg.train.seed)
     lifter = cfg.lifter and cfg.head == "heatmap"
-    net = KeypointNet(cfg.backbone, cfg.width, cfg.hidden, mano_model, cfg.head, lifter, cfg.hands)
+    net = KeypointNet(cfg.backbone, cfg.width, cfg.hidden, mano_model, cfg.head, lifter, cfg.hands, cfg.lifter_weight)
     if lifter and cfg.lifter_steps > 0:
         from .lifting import train_lifter
 
