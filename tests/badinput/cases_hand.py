@@ -10,8 +10,7 @@ import numpy as np
 
 from .harness import BadCase, garbage, good_image, huge_header_png, zero_byte
 
-TRAIN_FAST = ["--steps", "1", "image_size=32", "train.batch_size=4", "train.progress=false", "num_threads=1",
-              "lifter_steps=5"]
+TRAIN_FAST = ["--steps", "1", "image_size=32", "train.batch_size=4", "train.progress=false", "num_threads=1"]
 
 
 def _hanco(t: Path) -> Path:
@@ -24,7 +23,7 @@ def _hanco(t: Path) -> Path:
 
 
 def _train(t: Path, root: Path, *extra) -> list:
-    return ["hand", "train", "--data", root, "--out", t / "out" / "run", *extra, *TRAIN_FAST]
+    return ["hand", "train", "--data", root, "--out", t / "out" / "run", *extra, *TRAIN_FAST, "lifter_steps=5"]
 
 
 def missing_calib(t: Path) -> list:
