@@ -15,9 +15,7 @@ def test_sampled_views_are_consistent_projections():
     uv, rel = sample_views(rng, 64, noise=0.0)
     assert uv.shape == (64, 21, 2) and rel.shape == (64, 21, 3)
     assert np.allclose(rel[:, 0], 0) and np.allclose(np.linalg.norm(rel[:, REF_BONE[1]] - rel[:, REF_BONE[0]], axis=-1), 1, atol=1e-5)
-    # perspective: the 2-D offsets from the root scale like x / z -> ratios of 2-D to 3-D spans agree in u and v
-    # for a fronto-parallel bone; weaker but exact check: the layout is in front of the camera and mostly in the crop
-    assert (uv > -0.3).all() and (uv < 1.3).all()
+    assert (uv > -0.3).all() and (uv < 1.3).all()                     # hands land in (or near) the crop
     R = random_rotations(rng, 100)
     assert np.allclose(R @ R.transpose(0, 2, 1), np.eye(3), atol=1e-9) and np.allclose(np.linalg.det(R), 1)
 
