@@ -276,7 +276,7 @@ def demo(out_dir: Path, force: bool = False) -> dict[str, Any]:
     from .evaluate import evaluate, plot_pck
     from .infer import crop_to_input, draw_skeleton, evaluate_hanco, predict, predict_freihand, write_freihand_eval
     from .synth import SynthConfig, generate
-    from .train import HanCoImages
+    from .train import HanCoImages, left_flags
 
     from shared.guard import OutputGuard
 
@@ -290,7 +290,11 @@ def demo(out_dir: Path, force: bool = False) -> dict[str, Any]:
     ds = HanCo(out_dir / "hanco")
     images = HanCoImages(ds, ds.sequences, size)
     metrics = evaluate_hanco(net, images)
-    uv, _ = predict(net, images.images[::4])
+    crops = images.images[::4].copy()
+    left = left_flags(images)[::4] & (net.hands == "right")  # a right-hand estimator sees left hands mirrored
+    crops[left] = crops[left][:, :, ::-1]
+    uv, _ = predict(net, crops)
+    uv[left, :, 0] = (size - 1) / size - uv[left, :, 0]
     tiles = [draw_skeleton(ds.read_image(*s, "rgb_merged"), crop_to_input(u, (0.0, 0.0, 128.0), size))
              for s, u in zip(images.samples[::4], uv)]
     write_image(out_dir / "skeletons.png", np.concatenate([np.concatenate(tiles[i:i + 4], 1)
