@@ -271,7 +271,8 @@ def main() -> None:
             key = f"controls/{frac}/{seed}"
             if time_left() and cache.claim(key):
                 idx = labelled_subset(len(held("finetune", True).samples), frac, seed)
-                cache.put(key, {"labelled_images": len(idx), **evaluate_controls(held("finetune", True), idx, held("test"))})
+                cache.put(key, {"labelled_images": len(idx), **evaluate_controls(held("finetune", True), idx, held("test"),
+                                                                                  right_hands=FinetuneConfig().hands == "right")})
     for group in (ENCODERS[::3], ENCODERS[1:3]):          # (random, a+b+c), then (a, a+b)
         for _, positives in group:
             if positives:

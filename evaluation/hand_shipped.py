@@ -4,7 +4,10 @@ the whole labelled pool, and the FreiHAND protocol on a FreiHAND-layout syntheti
 ``--install`` the recipe outputs (``runs/hand_pretrain_abc``, ``runs/hand_keypoints_full``) are copied into
 ``weights/`` and recorded in ``weights/MANIFEST.json``.
 
-    python -m evaluation.hand_shipped [--install]      # after the two recipe commands of the README
+    python -m evaluation.hand_shipped [--install]      # after the recipe commands of the README
+
+With ``--install`` the lifter/location-map blend of the new estimator is first chosen on the validation
+split (:func:`choose_lifter_weight`) and written into its metadata.
 """
 from __future__ import annotations
 
@@ -30,7 +33,37 @@ from shared.weights import add_manifest_entry  # noqa: E402
 ENCODER = ROOT / "runs/hand_pretrain_abc/model.safetensors"
 REGRESSOR = ROOT / "runs/hand_keypoints_full/model.safetensors"
 DATA = ROOT / "runs/hand_bench/data"
+POOL = DATA / "finetune_k1"          # the recipe's labelled pool (apps/hand/configs/keypoints_full.yaml)
 FH_SPLIT = ROOT / "runs/hand_ship/fh_test"
+
+
+HELD_OUT_PHOTOS = ("coins", "page", "text", "moon", "clock", "colorwheel", "cell")  # never used as backgrounds
+
+
+def presence(net: KeypointNet, test: HanCoImages) -> dict:
+    """Hand score (presence head) on the test hands, on the bundled photos the negatives are cut from (whole
+    image, padded as ``hand infer`` does), and on scikit-image photos never seen in training."""
+    import skimage.data
+
+    from apps.hand.infer import crop_square, predict
+    from apps.hand.synth import PHOTOS
+    from shared.data.images import bundled_photo
+
+    def rgb(img: np.ndarray) -> np.ndarray:
+        img = np.asarray(img)
+        img = (img * 255).astype(np.uint8) if img.dtype != np.uint8 else img
+        return np.repeat(img[..., None], 3, 2) if img.ndim == 2 else np.ascontiguousarray(img[..., :3])
+
+    def scores_of(photos: list) -> list[float]:
+        crops = np.stack([crop_square(rgb(p), None, 64)[0] for p in photos])
+        return [round(float(v), 3) for v in predict(net, crops, with_confidence=True)[-1]["hand_score"]]
+
+    hands = predict(net, test.images, with_confidence=True)[-1]["hand_score"]
+    seen = scores_of([bundled_photo(n) for n in PHOTOS])
+    unseen = scores_of([getattr(skimage.data, n)() for n in HELD_OUT_PHOTOS])
+    return {"test_hands_mean": float(hands.mean()), "test_hands_frac_ge_0.5": float((hands >= 0.5).mean()),
+            "training_photos": dict(zip(PHOTOS, seen)), "held_out_photos": dict(zip(HELD_OUT_PHOTOS, unseen)),
+            "held_out_photos_frac_ge_0.5": float(np.mean(np.array(unseen) >= 0.5))}
 
 
 def scores(weights: Path) -> dict:
@@ -38,55 +71,88 @@ def scores(weights: Path) -> dict:
     test = HanCoImages(ds, ds.sequences, 64)
     net, _ = KeypointNet.from_file(weights)
     matched = evaluate_hanco(net, test, shuffled=True)
-    pool = open_labelled(DATA / "finetune", 64)
-    controls = evaluate_controls(pool, np.arange(len(pool.samples)), test)
+    pool = open_labelled(POOL, 64)
+    controls = evaluate_controls(pool, np.arange(len(pool.samples)), test, right_hands=net.hands == "right")
     if not (FH_SPLIT / "evaluation_xyz.json").is_file():
         subprocess.run([sys.executable, "-m", "shared.cli", "hand", "synth", "--out", str(FH_SPLIT), "--sequences", "4",
                         "--seed", "13", "--frames", "12", "--size", "64", "--layout", "freihand"], check=True, cwd=ROOT)
     xyz, verts = predict_freihand(net, 64, FH_SPLIT)
     fh = FreiHAND(FH_SPLIT)
     official = evaluate(fh.xyz(), fh.verts(), xyz, verts)
-    return {"test": matched, "controls": controls,
+    return {"test": matched, "controls": controls, "presence": presence(net, test),
             "freihand": {k: official[k] for k in ("xyz_mean3d", "xyz_al_mean3d", "xyz_al_auc3d")}}
 
 
 def install(result: dict) -> None:
     m, ctrl, fh = result["test"], result["controls"], result["freihand"]
-    shutil.copyfile(ENCODER, ROOT / "weights/hand_moco_bgswap_multiview.safetensors")
     shutil.copyfile(REGRESSOR, ROOT / "weights/hand_keypoints.safetensors")
-    pre = [json.loads(line) for line in open(ENCODER.parent / "metrics.jsonl")][-1]
-    add_manifest_entry(
-        "hand_moco_bgswap_multiview", ROOT / "weights/hand_moco_bgswap_multiview.safetensors",
-        "cvsuite hand synth --out runs/hand_bench/data/pretrain --sequences 30 --seed 11 --frames 16 --size 64; "
-        "OMP_NUM_THREADS=1 cvsuite hand pretrain --config apps/hand/configs/pretrain_abc.yaml (MoCo, positives a+b+c, "
-        "shuffle-BN 4 groups, queue 4096 of both views' keys, m 0.99, 400 steps x 32 pairs, 64 px)",
-        {"final_infonce_loss": round(pre["loss"], 3), "final_pos_cos": round(pre["pos_cos"], 3)},
-        {"app": "hand", "arch": "resnet10_small width 16 + MLP projector 128-d (encoder.*, projector.*)",
-         "train_data": "synthetic HanCo, cvsuite hand synth --sequences 30 --seed 11 --frames 16 --size 64 (3840 images)"})
+    if ENCODER.is_file():  # the MoCo encoder is shipped on its own (the estimator's recipe starts from random init)
+        shutil.copyfile(ENCODER, ROOT / "weights/hand_moco_bgswap_multiview.safetensors")
+        pre = [json.loads(line) for line in open(ENCODER.parent / "metrics.jsonl")][-1]
+        add_manifest_entry(
+            "hand_moco_bgswap_multiview", ROOT / "weights/hand_moco_bgswap_multiview.safetensors",
+            "cvsuite hand synth --out runs/hand_bench/data/pretrain --sequences 30 --seed 11 --frames 16 --size 64; "
+            "OMP_NUM_THREADS=1 cvsuite hand pretrain --config apps/hand/configs/pretrain_abc.yaml (MoCo, positives a+b+c, "
+            "shuffle-BN 4 groups, queue 4096 of both views' keys, m 0.99, 400 steps x 32 pairs, 64 px)",
+            {"final_infonce_loss": round(pre["loss"], 3), "final_pos_cos": round(pre["pos_cos"], 3)},
+            {"app": "hand", "arch": "resnet10_small width 16 + MLP projector 128-d (encoder.*, projector.*)",
+             "train_data": "synthetic HanCo, cvsuite hand synth --sequences 30 --seed 11 --frames 16 --size 64 (3840 images)"})
     add_manifest_entry(
         "hand_keypoints", ROOT / "weights/hand_keypoints.safetensors",
-        "cvsuite hand synth --out runs/hand_bench/data/pretrain --sequences 30 --seed 11 --frames 16 --size 64; "
-        "cvsuite hand synth --out runs/hand_bench/data/finetune --sequences 30 --seed 12 --frames 16 --size 64; "
-        "OMP_NUM_THREADS=1 cvsuite hand pretrain --config apps/hand/configs/pretrain_abc.yaml; "
-        "OMP_NUM_THREADS=1 cvsuite hand train --config apps/hand/configs/keypoints_full.yaml",
+        "cvsuite hand synth --out runs/hand_bench/data/finetune_k1 --sequences 100 --seed 12 --frames 16 --size 64 "
+        "--key-every 1; cvsuite hand synth --out runs/hand_bench/data/test --sequences 8 --seed 13 --frames 16 --size 64; "
+        "cvsuite hand synth --out runs/hand_bench/data/val --sequences 4 --seed 14 --frames 16 --size 64; "
+        "OMP_NUM_THREADS=1 cvsuite hand train --config apps/hand/configs/keypoints_full.yaml (in resumable pieces: "
+        "repeat with --resume until done); python -m evaluation.hand_shipped --install (chooses lifter_weight on the "
+        "validation split, then scores the test split)",
         {"test_pa_mpjpe_mm": round(m["pa_mpjpe_mm"], 2), "test_pa_auc_0_50mm": round(m["pa_auc"], 4),
          "test_err2d_px_of_64": round(m["err2d_px"], 2), "test_pck2d_3.2px": round(m["pck2d"], 4),
          "test_shuffled_pa_mpjpe_mm": round(m["shuffled_pa_mpjpe_mm"], 2),
          "test_shuffled_err2d_px": round(m["shuffled_err2d_px"], 2),
+         "lifter_weight": result["lifter_weight_choice"].get("chosen"),
          "aligned_mean_pose_pa_mpjpe_mm": round(ctrl["aligned_mean"]["pa_mpjpe_mm"], 2),
+         "aligned_mean_pose_err2d_px": round(ctrl["aligned_mean"]["err2d_px"], 2),
+         "fixed_pose_pa_mpjpe_mm": round(ctrl["fixed_pose"]["pa_mpjpe_mm"], 2),
+         "hand_score_held_out_photos_frac_ge_0.5": round(result["presence"]["held_out_photos_frac_ge_0.5"], 3),
          "freihand_xyz_mean3d_cm": round(fh["xyz_mean3d"], 3), "freihand_xyz_al_mean3d_cm": round(fh["xyz_al_mean3d"], 3),
          "freihand_xyz_al_auc3d": round(fh["xyz_al_auc3d"], 4)},
-        {"app": "hand", "arch": "resnet10_small width 16 + heatmap head (soft-argmax 2-D, location-map 3-D root-relative "
-                                "/ ref bone, presence), 64 px",
-         "train_data": "synthetic HanCo seed 12 (30 sequences x 16 frames x 8 cameras, 3840 images) with apps/hand/augment.py",
-         "eval_data": "held-out synthetic seed 13 (8 sequences, 1024 images: runs/hand_bench/data/test) and a FreiHAND-layout "
+        {"app": "hand", "arch": "resnet10_small width 16 + heatmap head (soft-argmax 2-D, presence) + kinematic-prior "
+                                "lifter (2-D -> root-relative 3-D / ref bone), right hands (left ones mirrored), 64 px",
+         "train_data": "synthetic HanCo seed 12 (100 sequences x 16 frames x 8 cameras, 12800 images, a new pose every "
+                       "frame: 1600 distinct poses) with apps/hand/augment.py; lifter: 3000 x 256 hands sampled from "
+                       "the kinematic model",
+         "eval_data": "held-out synthetic seed 13 (8 sequences, 1024 images: runs/hand_bench/data/test; left hands mirrored "
+                      "for the right-hand estimator) and a FreiHAND-layout "
                       "split: cvsuite hand synth --out runs/hand_ship/fh_test --sequences 4 --seed 13 --frames 12 --size 64 "
                       "--layout freihand; cvsuite hand predict; cvsuite hand eval"})
 
 
+def choose_lifter_weight(weights: Path) -> dict:
+    """The recipe's last step, on the validation split only (seed 14, 512 images): the weight of the
+    lifter's 3-D against the location maps' (both heads are trained) with the lowest PA-MPJPE is written
+    into the weights' metadata (``lifter_weight``)."""
+    from apps.hand.model import read_metadata
+    from shared.weights import load_state_dict, save_safetensors
+
+    ds = HanCo(DATA / "val")
+    val = HanCoImages(ds, ds.sequences, 64)
+    net, meta = KeypointNet.from_file(weights)
+    if net.lifter is None:
+        return {}
+    scores_by_w = {}
+    for w in (0.0, 0.25, 0.5, 0.75, 1.0):
+        net.lifter_weight = w
+        scores_by_w[w] = evaluate_hanco(net, val)["pa_mpjpe_mm"]
+    best = min(scores_by_w, key=scores_by_w.get)
+    save_safetensors(load_state_dict(weights), weights, metadata={**read_metadata(weights), "lifter_weight": str(best)})
+    return {"val_pa_mpjpe_mm_by_lifter_weight": scores_by_w, "chosen": best}
+
+
 def main() -> None:
     torch.set_num_threads(1)
+    choice = choose_lifter_weight(REGRESSOR) if "--install" in sys.argv else {}
     result = scores(REGRESSOR if "--install" in sys.argv else ROOT / "weights/hand_keypoints.safetensors")
+    result["lifter_weight_choice"] = choice
     out = ROOT / "evaluation/results/hand_shipped.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(result, indent=1, default=float) + "\n")

@@ -3,15 +3,16 @@
 The synthetic hand is always rendered centred, at one scale, on a photo; real crops are not. Each
 labelled sample is therefore re-framed and degraded on the fly, keypoints transformed with it:
 
-* **framing**: random scale (hand filling 55-110 % of its rendered size), in-plane rotation
+* **framing**: random scale (hand filling 75-110 % of its rendered size), in-plane rotation
   (+-35 degrees) and off-centre shift (+-12 % of the side); the 2-D keypoints follow the affine
   map, the root-relative 3-D keypoints rotate about the camera axis by the same angle;
-* **mirroring** (p 0.5): image flipped left-right, ``u -> 1 - u``, ``x -> -x`` (a right hand becomes a
+* **mirroring** (p 0.5; off for a right-hand estimator): image flipped left-right, ``u -> 1 - u``, ``x -> -x`` (a right hand becomes a
   correctly labelled left hand);
 * **background**: with a hand mask, the warped hand goes over a random background crop; without
   one, pixels the warp leaves empty are filled from a background crop;
 * **appearance**: brightness / contrast / saturation / hue shift, grey (p 0.1), an occluding
-  object near a random joint (p 0.35; a photo patch or flat colour, ellipse or polygon),
+  object near a random joint (p 0.35; a photo patch or flat colour, ellipse or polygon, 15-40 % of the
+  hand's RMS radius, so it hides some joints but never the whole hand),
   motion blur (p 0.25), Gaussian blur (p 0.15), sensor noise (p 0.3), JPEG re-encoding (p 0.5).
 
 Everything draws from the ``numpy.random.Generator`` passed in (seeded by the caller).
@@ -21,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 
-def random_affine(size: int, rng: np.random.Generator, scale: tuple[float, float] = (0.55, 1.1),
+def random_affine(size: int, rng: np.random.Generator, scale: tuple[float, float] = (0.75, 1.1),
                   max_rot_deg: float = 35.0, max_shift: float = 0.12) -> tuple[np.ndarray, float]:
     """A 2x3 pixel map (output <- input) that scales about the centre, rotates and shifts; + the angle."""
     s = rng.uniform(*scale)
@@ -42,8 +43,11 @@ def _occluder(img: np.ndarray, uv_px: np.ndarray, rng: np.random.Generator, patc
     import cv2
 
     size = img.shape[0]
-    centre = uv_px[int(rng.integers(len(uv_px)))] + rng.normal(0, 0.08 * size, 2)
-    radius = rng.uniform(0.08, 0.22) * size
+    # sized to the hand (RMS distance of the joints from their mean): it hides a few joints, never the
+    # whole hand (occluders as large as the crop left labels on images without a visible hand)
+    extent = float(np.sqrt(((uv_px - uv_px.mean(0)) ** 2).sum(1).mean()))
+    centre = uv_px[int(rng.integers(len(uv_px)))] + rng.normal(0, 0.2 * extent, 2)
+    radius = rng.uniform(0.15, 0.4) * extent
     shape = np.zeros((size, size), np.uint8)
     if rng.random() < 0.5:
         axes = (int(radius), int(radius * rng.uniform(0.3, 1.0)))
@@ -101,13 +105,22 @@ def appearance(img: np.ndarray, uv_px: np.ndarray, rng: np.random.Generator, pat
     return np.ascontiguousarray(out)
 
 
+def mirror_sample(img: np.ndarray, uv: np.ndarray, xyz: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Left-right mirror image of a labelled crop (a left hand becomes a right one): ``u -> (S-1)/S - u``
+    in crop units (pixel centres at integers), ``x -> -x``."""
+    size = img.shape[1]
+    return (np.ascontiguousarray(img[:, ::-1]), np.stack([(size - 1) / size - uv[:, 0], uv[:, 1]], 1),
+            xyz * np.array([-1.0, 1.0, 1.0]))
+
+
 def augment_sample(img: np.ndarray, uv: np.ndarray, xyz: np.ndarray, rng: np.random.Generator,
                    background: np.ndarray, patch: np.ndarray, foreground: np.ndarray | None = None,
-                   mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                   mask: np.ndarray | None = None, mirror: float = 0.5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One augmented copy of a labelled crop: uint8 image, ``uv`` (21, 2) crop units, root-relative ``xyz``.
 
     ``background``/``patch``: uint8 crops of the same size (new background, occluder texture);
-    ``foreground``/``mask``: the hand on its own and its mask (then the hand is composited anew).
+    ``foreground``/``mask``: the hand on its own and its mask (then the hand is composited anew);
+    ``mirror``: probability of a left-right flip (0 for a right-hand estimator: a flip makes a left hand).
     """
     import cv2
 
@@ -132,9 +145,7 @@ def augment_sample(img: np.ndarray, uv: np.ndarray, xyz: np.ndarray, rng: np.ran
     rot = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
     new_xyz = xyz @ rot.T
     new_uv = moved / size
-    if rng.random() < 0.5:
-        out = out[:, ::-1]
-        new_uv = np.stack([(size - 1 - new_uv[:, 0] * size) / size, new_uv[:, 1]], 1)  # pixel centres at integers
-        new_xyz = new_xyz * np.array([-1.0, 1.0, 1.0])
+    if rng.random() < mirror:
+        out, new_uv, new_xyz = mirror_sample(out, new_uv, new_xyz)
     out = appearance(np.ascontiguousarray(out), new_uv * size, rng, patch)
     return out, new_uv.astype(np.float32), new_xyz.astype(np.float32)

@@ -26,6 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--frames", type=int, default=16, help="frames per sequence (default 16)")
     p.add_argument("--size", type=int, default=128, help="image side in pixels (default 128)")
+    p.add_argument("--key-every", type=int, default=3,
+                   help="frames between random key poses (default 3; 1 = a new pose every frame: most distinct poses)")
     p.add_argument("--layout", choices=("hanco", "freihand"), default="hanco",
                    help="freihand: write the frames as a FreiHAND evaluation split (evaluation/rgb + evaluation_*.json)")
     add_force_arg(p)
@@ -55,6 +57,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="warn when the hand score is below this (default 0.5)")
     p.add_argument("--weights", help="keypoint regressor (.safetensors); default: the shipped one")
     p.add_argument("--mano", help="MANO_RIGHT.pkl for a regressor trained with --mano (adds 778 vertices)")
+    p.add_argument("--left", action="store_true", help="the hands are left hands (a right-hand estimator then sees "
+                                                       "the crop mirrored; keypoints are mapped back)")
     add_force_arg(p)
     p.set_defaults(func=cmd_infer)
 
@@ -95,11 +99,11 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
     from .synth import SynthConfig, generate
 
-    if args.sequences < 1 or args.frames < 2 or not 24 <= args.size <= 1024:
-        raise UsageError("--sequences must be >= 1, --frames >= 2 and --size within 24..1024")
+    if args.sequences < 1 or args.frames < 2 or not 24 <= args.size <= 1024 or args.key_every < 1:
+        raise UsageError("--sequences must be >= 1, --frames >= 2, --key-every >= 1 and --size within 24..1024")
     guard = OutputGuard(force=args.force)
     out = guard.directory(args.out)
-    cfg = SynthConfig(size=args.size, frames=args.frames)
+    cfg = SynthConfig(size=args.size, frames=args.frames, key_every=args.key_every)
     started = time.perf_counter()
     if args.layout == "hanco":
         names = generate(out, args.sequences, args.seed, cfg, guard=guard)
@@ -209,7 +213,7 @@ def cmd_infer(args: argparse.Namespace) -> int:
     out = guard.directory(args.out)
     net, size = load_regressor(args.weights, args.mano)
     records = infer_images(net, size, paths, out, guard, box, args.min_confidence,
-                           warn=lambda line: print(line, file=sys.stderr))
+                           warn=lambda line: print(line, file=sys.stderr), left=args.left)
     guard.record()
     print(f"{len(records)} images -> {out} (<stem>.json, <stem>_skeleton.png)")
     return 0
@@ -272,7 +276,7 @@ def demo(out_dir: Path, force: bool = False) -> dict[str, Any]:
     from .evaluate import evaluate, plot_pck
     from .infer import crop_to_input, draw_skeleton, evaluate_hanco, predict, predict_freihand, write_freihand_eval
     from .synth import SynthConfig, generate
-    from .train import HanCoImages
+    from .train import HanCoImages, left_flags
 
     from shared.guard import OutputGuard
 
@@ -286,7 +290,11 @@ def demo(out_dir: Path, force: bool = False) -> dict[str, Any]:
     ds = HanCo(out_dir / "hanco")
     images = HanCoImages(ds, ds.sequences, size)
     metrics = evaluate_hanco(net, images)
-    uv, _ = predict(net, images.images[::4])
+    crops = images.images[::4].copy()
+    left = left_flags(images)[::4] & (net.hands == "right")  # a right-hand estimator sees left hands mirrored
+    crops[left] = crops[left][:, :, ::-1]
+    uv, _ = predict(net, crops)
+    uv[left, :, 0] = (size - 1) / size - uv[left, :, 0]
     tiles = [draw_skeleton(ds.read_image(*s, "rgb_merged"), crop_to_input(u, (0.0, 0.0, 128.0), size))
              for s, u in zip(images.samples[::4], uv)]
     write_image(out_dir / "skeletons.png", np.concatenate([np.concatenate(tiles[i:i + 4], 1)

@@ -242,6 +242,12 @@ class HanCo:
             raise CvsuiteError(f"{path}: shape must be a JSON object")
         return data
 
+    def is_left(self, seq: str, frame: int) -> bool:
+        """True for a left hand: the frame's ``shape/`` file says ``"side": "left"`` (the synthetic data
+        writes it); a frame without that entry counts as a right hand."""
+        path = self.root / "shape" / seq / f"{frame:08d}.json"
+        return path.is_file() and self.shape(seq, frame).get("side") == "left"
+
     def camera_view(self, seq: str, cam: int, frame: int) -> dict[str, np.ndarray]:
         """Keypoints of one image: ``uv`` (21, 2) pixels, ``xyz_cam`` (21, 3) metres, ``K`` (3, 3)."""
         calib = self.calib(seq, frame)

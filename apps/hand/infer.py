@@ -68,14 +68,32 @@ def hanco_targets(images: HanCoImages) -> dict[str, np.ndarray]:
     return {"rel": np.stack(rel), "uv": np.stack(uv), "scale": np.array(scale), "side": side}
 
 
+def right_handed_view(images: HanCoImages, gt: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The held images and their truth with every left hand mirrored to a right one (what a user of a
+    right-hand estimator does with ``hand infer --left``): images flipped, ``u -> S-1-u``, ``x -> -x``."""
+    from .train import left_flags
+
+    left = left_flags(images)
+    imgs = images.images.copy()
+    imgs[left] = imgs[left][:, :, ::-1]
+    gt = {**gt, "uv": gt["uv"].copy(), "rel": gt["rel"].copy()}
+    gt["uv"][left, :, 0] = images.size - 1 - gt["uv"][left, :, 0]
+    gt["rel"][left, :, 0] *= -1
+    return imgs, gt
+
+
 def evaluate_hanco(net: KeypointNet, images: HanCoImages, shuffled: bool = False) -> dict[str, float]:
     """PA keypoint error (mm; official similarity alignment) and its AUC over 0-50 mm, raw root-relative
     error (mm, metric scale from the ground truth), 2-D error and PCK@3.2 px (pixels of the network's
-    input, ``images.size``); with ``shuffled`` also the shuffled-image control (``shuffled_*``)."""
+    input, ``images.size``); with ``shuffled`` also the shuffled-image control (``shuffled_*``). A
+    right-hand estimator sees left hands mirrored (:func:`right_handed_view`)."""
     from .evaluate import pose_scores, shuffled_scores
 
-    uv, xyz = predict(net, images.images)
     gt = hanco_targets(images)
+    pixels = images.images
+    if getattr(net, "hands", "both") == "right":
+        pixels, gt = right_handed_view(images, gt)
+    uv, xyz = predict(net, pixels)
     pred_rel = xyz * gt["scale"][:, None, None]
     pred_uv = uv * images.size
     out = pose_scores(gt["rel"], pred_rel, gt["uv"], pred_uv)
@@ -89,16 +107,20 @@ def evaluate_hanco(net: KeypointNet, images: HanCoImages, shuffled: bool = False
     return out
 
 
-def evaluate_controls(train: HanCoImages, indices: np.ndarray, test: HanCoImages) -> dict[str, dict[str, float]]:
+def evaluate_controls(train: HanCoImages, indices: np.ndarray, test: HanCoImages,
+                      right_hands: bool = False) -> dict[str, dict[str, float]]:
     """Image-blind references on ``test``: ``aligned_mean`` (the labelled poses' Procrustes mean for every
     image, with the labelled mean 2-D layout), ``fixed_pose`` (one open hand, the synthetic model's rest
-    pose, for every image) and ``camera_mean`` (the old, weaker camera-frame average)."""
+    pose, for every image) and ``camera_mean`` (the old, weaker camera-frame average). ``right_hands``:
+    left hands of both sets mirrored first, as a right-hand estimator is scored."""
     from .evaluate import pose_scores, procrustes_mean
     from .synth import BONE_LENGTHS, forward_kinematics
 
     tr = hanco_targets(train)
     idx = np.asarray(indices)
     te = hanco_targets(test)
+    if right_hands:
+        tr, te = right_handed_view(train, tr)[1], right_handed_view(test, te)[1]
     n = len(te["rel"])
     mean_uv = np.broadcast_to(tr["uv"][idx].mean(0), te["uv"].shape)
     rest = forward_kinematics(BONE_LENGTHS, np.zeros((1, 5, 4)))[0]
@@ -134,10 +156,11 @@ def read_rgb_u8(path: Path) -> np.ndarray:
 
 
 def crop_square(img: np.ndarray, box: tuple[float, float, float, float] | None, size: int,
-                margin: float = 1.8) -> tuple[np.ndarray, tuple[float, float, float]]:
+                margin: float = 1.3) -> tuple[np.ndarray, tuple[float, float, float]]:
     """A ``size`` x ``size`` crop of ``img`` (any size) and its frame ``(x0, y0, side)`` in input pixels.
 
-    ``box`` = (x, y, w, h): a square of side ``margin * max(w, h)`` centred on it; None: the whole image
+    ``box`` = (x, y, w, h): a square of side ``margin * max(w, h)`` centred on it (1.3: the hand fills the
+    crop about as the training crops do, 75-110 % of the rendered hand's size); None: the whole image
     (its longer side). The aspect ratio is kept: what lies outside the image is padded grey, never
     squashed. Large images are first reduced with area averaging (no aliasing). Input pixel centres
     are at integers; crop pixel ``j`` covers input ``x0 + [j, j + 1) * side / size``.
@@ -210,12 +233,14 @@ def render_overlay(img: np.ndarray, uv_px: np.ndarray, frame: tuple[float, float
 
 def infer_images(net: KeypointNet, size: int, paths: list[Path], out_dir: Path, guard,
                  box: tuple[float, float, float, float] | None = None, min_confidence: float = 0.5,
-                 warn=print) -> list[dict[str, Any]]:
+                 warn=print, left: bool = False) -> list[dict[str, Any]]:
     """Keypoints of hands in photos of any size: ``OUT/<stem>.json`` (uv in input pixels, root-relative
     3-D in ref-bone units, confidences) and ``OUT/<stem>_skeleton.png``; returns the records.
 
     The hand crop is ``box`` (x, y, w, h; enlarged to a square) or the whole image (padded square);
     ``warn`` gets one line per image whose hand score or keypoint confidence is below ``min_confidence``.
+    ``left``: the hands are left hands; a right-hand estimator sees the crops mirrored and its keypoints
+    are mirrored back (2-D ``u -> (S-1)/S - u`` in crop units, 3-D ``x -> -x``).
     """
     from shared.data.images import write_image
 
@@ -228,8 +253,13 @@ def infer_images(net: KeypointNet, size: int, paths: list[Path], out_dir: Path, 
         targets.append((guard.file(out_dir / f"{p.stem}.json"), guard.file(out_dir / f"{p.stem}_skeleton.png")))
     crops, frames = zip(*(crop_square(img, box, size) for img in images))
     mesh = net.mano_head is not None
-    pred = predict(net, np.stack(crops), with_mesh=mesh, with_confidence=True)
+    mirrored = left and getattr(net, "hands", "both") == "right"
+    batch = np.stack(crops)
+    pred = predict(net, np.ascontiguousarray(batch[:, :, ::-1]) if mirrored else batch, with_mesh=mesh, with_confidence=True)
     uv, xyz, conf = pred[0], pred[1], pred[-1]
+    if mirrored:
+        uv = np.stack([(size - 1) / size - uv[..., 0], uv[..., 1]], -1)
+        xyz = xyz * np.array([-1.0, 1.0, 1.0])
     records = []
     for k, (img, p, (j, png), u, x, frame) in enumerate(zip(images, paths, targets, uv, xyz, frames)):
         uv_px = crop_to_input(u, frame, size)
@@ -280,14 +310,26 @@ def predict_freihand(net: KeypointNet, size: int, root: Path, split: str = "eval
 
 def write_freihand_eval(root: Path, hanco: HanCo, sequences: list[str], guard) -> int:
     """Re-package HanCo images (rgb_merged) as a FreiHAND ``evaluation`` split (rgb + xyz/K/scale/verts;
-    ``verts`` = the 21 keypoints since the synthetic hand has no MANO mesh). Returns the frame count."""
+    ``verts`` = the 21 keypoints since the synthetic hand has no MANO mesh; left hands mirrored to right
+    ones as FreiHAND stores them). Returns the frame count."""
+
+    from shared.data.images import write_image
 
     variant = "rgb_merged" if "rgb_merged" in hanco.variants else hanco.variants[0]
     xyz, K, scale = [], [], []
     samples = hanco.samples(sequences)
     for i, s in enumerate(samples):
         view = hanco.camera_view(*s)
-        write_atomic(guard.file(root / "evaluation" / "rgb" / f"{i:08d}.jpg"), Path(hanco.image_path(*s, variant)).read_bytes())
+        target = guard.file(root / "evaluation" / "rgb" / f"{i:08d}.jpg")
+        if hanco.is_left(s[0], s[2]):  # FreiHAND holds right hands only: a left hand is stored mirrored
+            img = read_rgb_u8(hanco.image_path(*s, variant))[:, ::-1]
+            width = img.shape[1]
+            view["xyz_cam"] = view["xyz_cam"] * np.array([-1.0, 1.0, 1.0])
+            view["K"] = view["K"].copy()
+            view["K"][0, 2] = width - 1 - view["K"][0, 2]
+            write_image(target, np.ascontiguousarray(img))
+        else:
+            write_atomic(target, Path(hanco.image_path(*s, variant)).read_bytes())
         xyz.append(view["xyz_cam"].tolist())
         K.append(view["K"].tolist())
         scale.append(reference_scale(view["xyz_cam"]))

@@ -39,6 +39,10 @@ def keypoint_loss(pred: dict[str, torch.Tensor], uv: torch.Tensor, xyz: torch.Te
     l2d = ((pred["uv"] - uv).abs().mean((1, 2)) * w).sum() / n
     l3d = ((pred["xyz"] - xyz).abs().mean((1, 2)) * w).sum() / n
     out = {"loss": w2d * l2d + w3d * l3d, "loss_2d": l2d, "loss_3d": l3d}
+    for part in ("xyz_maps", "xyz_lifter"):  # with a lifter, each 3-D source is supervised on its own too
+        if part in pred and pred[part] is not pred["xyz"]:
+            out[f"loss_3d_{part[4:]}"] = ((pred[part] - xyz).abs().mean((1, 2)) * w).sum() / n
+            out["loss"] = out["loss"] + w3d * out[f"loss_3d_{part[4:]}"]
     if "heatmap" in pred and wheat > 0:
         out["loss_heatmap"] = _HEATMAP_CE(pred["heatmap"], uv.clamp(0, 1), w)
         out["loss"] = out["loss"] + wheat * out["loss_heatmap"]

@@ -166,10 +166,13 @@ class KeypointNet(nn.Module):
     """Encoder -> head -> ``uv`` (B, 21, 2) in crop units and ``xyz`` (B, 21, 3) root-relative / ref bone.
     ``head``: ``pooled`` (default, MLP on globally pooled features) or ``spatial`` (:class:`SpatialHead` on
     the 4x4 map; it did not generalise better on the synthetic benchmark) or ``heatmap`` (default;
-    :class:`HeatmapHead`, soft-argmax + location maps + hand presence; ``resnet10_small`` only)."""
+    :class:`HeatmapHead`, soft-argmax + location maps + hand presence; ``resnet10_small`` only). With
+    ``lifter`` (heatmap head only) the 3-D output comes from :class:`apps.hand.lifting.Lifter` applied to
+    the predicted 2-D keypoints (the location maps' 3-D stays available as ``xyz_maps``)."""
 
     def __init__(self, backbone: str = "resnet10_small", width: int = 16, hidden: int = 256,
-                 mano_model: dict[str, np.ndarray] | None = None, head: str = "heatmap") -> None:
+                 mano_model: dict[str, np.ndarray] | None = None, head: str = "heatmap", lifter: bool = False,
+                 hands: str = "both", lifter_weight: float = 1.0) -> None:
         super().__init__()
         if head not in ("spatial", "pooled", "heatmap"):
             raise CvsuiteError(f"keypoint head must be heatmap, spatial or pooled, got {head!r}")
@@ -183,8 +186,19 @@ class KeypointNet(nn.Module):
             self.head = SpatialHead(d, NUM_KP * 5, hidden, 4)
         else:
             self.head = nn.Sequential(nn.Linear(d, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, NUM_KP * 5))
+        if hands not in ("both", "right"):
+            raise CvsuiteError(f"hands must be both or right, got {hands!r}")
         self.head_kind = head
-        self.arch = {"backbone": backbone, "width": str(width), "hidden": str(hidden), "head": head}
+        self.hands = hands  # "right": trained on right hands only (left ones mirrored), as FreiHAND
+        self.arch = {"backbone": backbone, "width": str(width), "hidden": str(hidden), "head": head, "hands": hands}
+        self.lifter = None
+        if lifter:  # 3-D from the predicted 2-D through the kinematic-prior lifter (apps/hand/lifting.py)
+            from .lifting import Lifter
+
+            self.lifter = Lifter()
+            self.lifter_weight = float(lifter_weight)  # 3-D = w * lifter + (1 - w) * location maps
+            self.arch["lifter"] = "1"
+            self.arch["lifter_weight"] = str(self.lifter_weight)
         self.mano_head = None
         if mano_model is not None:
             from .mano import MANOHead
@@ -197,6 +211,11 @@ class KeypointNet(nn.Module):
             maps = self.encoder.pyramid(x)
             result = self.head(maps)
             result["xyz"] = result["xyz"] - result["xyz"][:, :1]  # root-relative by construction
+            if self.lifter is not None:  # the 2-D keypoints carry the pose; the lifter adds the anatomy prior
+                result["xyz_maps"] = result["xyz"]
+                result["xyz_lifter"] = self.lifter(result["uv"].detach())
+                w = self.lifter_weight
+                result["xyz"] = result["xyz_lifter"] if w == 1.0 else w * result["xyz_lifter"] + (1 - w) * result["xyz_maps"]
             if self.mano_head is not None:
                 result.update(self.mano_head(maps[-1].mean((2, 3))))
             return result
@@ -230,7 +249,9 @@ class KeypointNet(nn.Module):
         if mano_model is not None and not has_mano:
             raise CvsuiteError(f"{path}: these weights have no MANO head; train with `cvsuite hand train --mano FILE`")
         net = cls(meta.get("backbone", "resnet10_small"), int(meta.get("width", 16)), int(meta.get("hidden", 256)),
-                  mano_model if has_mano else None, meta.get("head", "pooled" if "head.0.weight" in state else "heatmap"))
+                  mano_model if has_mano else None, meta.get("head", "pooled" if "head.0.weight" in state else "heatmap"),
+                  any(k.startswith("lifter.") for k in state), meta.get("hands", "both"),
+                  float(meta.get("lifter_weight", 1.0)))
         if has_mano and mano_model is None:
             state = {k: v for k, v in state.items() if not k.startswith("mano_head.")}
         own = net.state_dict()

@@ -126,8 +126,10 @@ def sample_motion(rng: np.random.Generator, frames: int, key_every: int) -> tupl
 
 
 def forward_kinematics(lengths: np.ndarray, angles: np.ndarray) -> np.ndarray:
-    """Hand-frame joints (F, 21, 3): palm plane x-y, fingers along +y, back of the hand towards +z."""
+    """Hand-frame joints (F, 21, 3): palm plane x-y, fingers along +y, back of the hand towards +z.
+    ``lengths``: one hand's bone lengths (5, 4) or one per frame (F, 5, 4)."""
     frames = angles.shape[0]
+    lengths = np.broadcast_to(lengths, (frames, 5, 4))
     joints = np.zeros((frames, NUM_KP, 3))
     y = np.array([0.0, 1.0, 0.0])
     for f in range(5):
@@ -143,7 +145,7 @@ def forward_kinematics(lengths: np.ndarray, angles: np.ndarray) -> np.ndarray:
                 frame_rot = frame_rot @ _rz(angles[:, f, 0] if f else np.zeros(frames)) @ _rx(-angles[:, f, 1])
             elif j > 1:
                 frame_rot = frame_rot @ _rx(-angles[:, f, j])
-            pos = pos + lengths[f, j] * (frame_rot @ y)
+            pos = pos + lengths[:, f, j, None] * (frame_rot @ y)
             joints[:, 1 + 4 * f + j] = pos
     return joints
 

@@ -100,11 +100,16 @@ def resize_u8(img: np.ndarray, size: int) -> np.ndarray:
 
 def soft_mask(mask: np.ndarray, size: int) -> np.ndarray:
     """A hand mask eroded by one pixel and smoothed at its own resolution, then resized: float (size, size).
-    Erosion drops the green-screen fringe JPEG leaves at the edge before the hand is composited."""
+    Erosion drops the green-screen fringe JPEG leaves at the edge before the hand is composited. It is
+    applied only to masks of >= 128 px: at 64 px a finger is 2-3 px wide and a 3x3 erosion deletes it
+    (the composited hand then had no fingers while its labels still did)."""
     import cv2
 
-    m = cv2.erode(mask.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(np.float32)
-    m = cv2.GaussianBlur(m, (3, 3), 0.8)
+    m = mask.astype(np.float32)
+    if min(mask.shape[:2]) >= 128:
+        m = cv2.GaussianBlur(cv2.erode(m, np.ones((3, 3), np.uint8)), (3, 3), 0.8)
+    else:
+        m = cv2.GaussianBlur(m, (3, 3), 0.5)
     return cv2.resize(m, (size, size), interpolation=cv2.INTER_AREA)
 
 
@@ -413,6 +418,27 @@ def _stamp(path: str | Path, metadata: dict[str, str]) -> None:
 
 # ---- fine-tuning ------------------------------------------------------------------------------------
 
+def whole_photo_views(size: int, folder: str | Path | None = None) -> np.ndarray:
+    """Every background photo (bundled, or ``folder``'s) as ``hand infer`` sees a whole image without
+    ``--box``: the longer side scaled to ``size``, the rest padded grey (uint8 (N, size, size, 3)).
+    Hand-free negatives of this kind teach the presence score that a whole photo is not a hand."""
+    from shared.data.images import bundled_photo
+
+    from .infer import crop_square
+
+    photos = read_background_folder(folder) if folder else [bundled_photo(name) for name in PHOTOS]
+    return np.stack([crop_square(photo, None, size)[0] for photo in photos])
+
+
+def left_flags(images: HanCoImages) -> np.ndarray:
+    """Per held image: is it a left hand (:meth:`HanCo.is_left`; FreiHAND holds right hands only)."""
+    ds = images.ds
+    if not isinstance(ds, HanCo):
+        return np.zeros(len(images.samples), bool)
+    side = {(s, f): ds.is_left(s, f) for s, _, f in images.samples}
+    return np.array([side[(s, f)] for s, _, f in images.samples])
+
+
 class LabelledHands(torch.utils.data.Dataset):
     """Labelled images: uv (crop units), root-relative 3-D (ref-bone units), ``has_hand``; repeated to
     ``min_length``. With ``augment`` each item is a fresh :func:`apps.hand.augment.augment_sample`
@@ -420,8 +446,11 @@ class LabelledHands(torch.utils.data.Dataset):
     ``negative_rate`` of items are hand-free background crops (``has_hand = 0``)."""
 
     def __init__(self, images: HanCoImages, indices: np.ndarray, augment: bool = True,
-                 min_length: int = 0, backgrounds: np.ndarray | None = None, negative_rate: float = 0.1) -> None:
+                 min_length: int = 0, backgrounds: np.ndarray | None = None, negative_rate: float = 0.1,
+                 right_hands: bool = False) -> None:
         self.images, self.indices, self.augment = images, np.asarray(indices), augment
+        self.right_hands = right_hands
+        self.left = left_flags(images)
         ds = images.ds
         self.uv = np.zeros((len(images.samples), 21, 2), np.float32)
         self.xyz = np.zeros((len(images.samples), 21, 3), np.float32)
@@ -440,25 +469,34 @@ class LabelledHands(torch.utils.data.Dataset):
         self.length = max(len(self.indices), min_length)
         self.backgrounds = backgrounds if backgrounds is not None else background_pool(images.size, 64, 0)
         self.negative_rate = negative_rate if augment else 0.0
+        self.whole_photos = whole_photo_views(images.size) if self.negative_rate > 0 else None
 
     def __len__(self) -> int:
         return self.length
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        from .augment import appearance, augment_sample
+        from .augment import appearance, augment_sample, mirror_sample
 
         idx = int(self.indices[i % len(self.indices)])
         img, uv, xyz, has_hand = self.images.images[idx], self.uv[idx], self.xyz[idx], 1.0
+        fg = self.images.foreground[idx] if self.images.has_fg[idx] else None
+        mask = self.images.alpha[idx] if self.images.has_fg[idx] else None
+        if self.right_hands and self.left[idx]:  # a left hand is shown to a right-hand estimator mirrored
+            img, uv, xyz = mirror_sample(img, uv, xyz)
+            fg = None if fg is None else np.ascontiguousarray(fg[:, ::-1])
+            mask = None if mask is None else np.ascontiguousarray(mask[:, ::-1])
         if self.augment:
             rng = np.random.default_rng(np.random.randint(2**31))
             bg = self.backgrounds[int(rng.integers(len(self.backgrounds)))]
             patch = self.backgrounds[int(rng.integers(len(self.backgrounds)))]
-            if rng.random() < self.negative_rate:
+            if rng.random() < self.negative_rate:  # a hand-free crop: part of a photo, or a whole photo padded
+                if self.whole_photos is not None and rng.random() < 0.4:
+                    bg = self.whole_photos[int(rng.integers(len(self.whole_photos)))]
+                    bg = bg[:, ::-1] if rng.random() < 0.5 else bg
                 img, has_hand = appearance(bg, rng.uniform(0, img.shape[0], (21, 2)), rng, patch), 0.0
             else:
-                fg = self.images.foreground[idx] if self.images.has_fg[idx] else None
-                mask = self.images.alpha[idx] if self.images.has_fg[idx] else None
-                img, uv, xyz = augment_sample(img, uv, xyz, rng, bg, patch, fg, mask)
+                img, uv, xyz = augment_sample(img, uv, xyz, rng, bg, patch, fg, mask,
+                                              mirror=0.0 if self.right_hands else 0.5)
         x = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float() / 255.0
         return {"image": x, "uv": torch.from_numpy(np.asarray(uv, np.float32)),
                 "xyz": torch.from_numpy(np.asarray(xyz, np.float32)), "has_hand": torch.tensor(has_hand)}
@@ -478,8 +516,12 @@ class FinetuneConfig:
     width: int = bounded(16, ge=1, le=1024)
     hidden: int = bounded(256, ge=1, le=16384)
     head: str = "heatmap"           # heatmap (soft-argmax + location maps) | pooled (global pool + MLP) | spatial
+    hands: str = "right"            # right: left hands are mirrored to right ones (FreiHAND's convention; infer --left) | both
+    lifter: bool = True             # heatmap head: 3-D from the predicted 2-D through the kinematic-prior lifter
+    lifter_steps: int = bounded(3000, ge=0, le=1_000_000)   # lifter pretraining on sampled hands (no images)
+    lifter_weight: float = bounded(1.0, ge=0.0, le=1.0)      # 3-D = w * lifter + (1 - w) * location maps (chosen on validation)
     augment: bool = True            # re-framing, mirroring, new backgrounds, occluders, blur, JPEG (apps/hand/augment.py)
-    negative_rate: float = bounded(0.1, ge=0.0, lt=1.0)   # fraction of hand-free background crops (teach the presence score)
+    negative_rate: float = bounded(0.2, ge=0.0, lt=1.0)   # fraction of hand-free crops (photo parts, whole photos padded): the presence score
     backgrounds_dir: str = ""       # folder of background photos for re-compositing; "" = bundled photos
     w2d: float = bounded(1.0, ge=0.0, le=1000.0)
     w3d: float = bounded(1.0, ge=0.0, le=1000.0)
@@ -492,10 +534,20 @@ class FinetuneConfig:
 
 
 class KeypointTask(TrainTask):
-    def __init__(self, net: KeypointNet, w2d: float, w3d: float) -> None:
+    def __init__(self, net: KeypointNet, w2d: float, w3d: float, lifter_lr: float | None = None) -> None:
         super().__init__()
         self.net, self.w2d, self.w3d = net, w2d, w3d
         self.wmano = 1.0
+        self.lifter_lr = lifter_lr
+
+    def param_groups(self) -> list[dict[str, Any]] | None:
+        """A lifter pretrained on the kinematic prior is fine-tuned gently (``lifter_lr``): a few labelled
+        poses must not overwrite what millions of sampled hands taught it."""
+        if self.net.lifter is None or self.lifter_lr is None:
+            return None
+        lifter = {id(p) for p in self.net.lifter.parameters()}
+        rest = [p for p in self.parameters() if p.requires_grad and id(p) not in lifter]
+        return [{"params": rest}, {"params": list(self.net.lifter.parameters()), "lr": self.lifter_lr}]
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         pred = self.net(normalise(batch["image"]))
@@ -541,14 +593,22 @@ def finetune(cfg: FinetuneConfig, images: HanCoImages | None = None,
     if images is None:
         images = open_labelled(cfg.data, cfg.image_size, cfg.sequences, with_foreground=cfg.augment)
     idx = labelled_subset(len(images.samples), cfg.label_fraction, cfg.label_seed)
+    if cfg.hands not in ("right", "both"):
+        raise UsageError(f"hands must be right or both, got {cfg.hands!r}")
     dataset = LabelledHands(images, idx, cfg.augment, min_length=cfg.train.batch_size * 8,
                             backgrounds=background_pool(cfg.image_size, 96, cfg.label_seed, cfg.backgrounds_dir or None),
-                            negative_rate=cfg.negative_rate)
+                            negative_rate=cfg.negative_rate, right_hands=cfg.hands == "right")
     torch.manual_seed(cfg.train.seed)
-    net = KeypointNet(cfg.backbone, cfg.width, cfg.hidden, mano_model, cfg.head)
+    lifter = cfg.lifter and cfg.head == "heatmap"
+    net = KeypointNet(cfg.backbone, cfg.width, cfg.hidden, mano_model, cfg.head, lifter, cfg.hands, cfg.lifter_weight)
+    if lifter and cfg.lifter_steps > 0:
+        from .lifting import train_lifter
+
+        net.lifter.load_state_dict(train_lifter(cfg.lifter_steps, seed=cfg.train.seed,
+                                                left=0.0 if cfg.hands == "right" else 0.5).state_dict())
     if cfg.init not in ("", "random"):
         load_pretrained_encoder(net, cfg.init)
-    task = KeypointTask(net, cfg.w2d, cfg.w3d)
+    task = KeypointTask(net, cfg.w2d, cfg.w3d, 0.1 * cfg.train.lr if lifter and cfg.lifter_steps > 0 else None)
     task.wmano = cfg.wmano
     summary = Trainer(cfg.train, task, dataset, full_config=cfg, guard=guard).fit()
     _stamp(summary["weights"], {"kind": "hand_keypoints", **net.arch, "image_size": str(cfg.image_size),

@@ -23,7 +23,7 @@ def _hanco(t: Path) -> Path:
 
 
 def _train(t: Path, root: Path, *extra) -> list:
-    return ["hand", "train", "--data", root, "--out", t / "out" / "run", *extra, *TRAIN_FAST]
+    return ["hand", "train", "--data", root, "--out", t / "out" / "run", *extra, *TRAIN_FAST, "lifter_steps=5"]
 
 
 def missing_calib(t: Path) -> list:

@@ -26,7 +26,7 @@ def test_cli_pipeline(tiny_hanco, tmp_path, run_cli):
                               "queue_size=64", *common])
     assert code == 0, err
     code, out, err = run_cli(["hand", "train", "--data", tiny_hanco, "--init", tmp_path / "pre" / "model.safetensors",
-                              "--labels", "0.2", "--out", tmp_path / "ft", "--steps", "2", *common])
+                              "--labels", "0.2", "--out", tmp_path / "ft", "--steps", "2", "lifter_steps=5", *common])
     assert code == 0, err
     weights = tmp_path / "ft" / "model.safetensors"
     img = tiny_hanco / "rgb_merged" / "0000" / "cam1" / "00000002.jpg"
@@ -89,7 +89,7 @@ def test_train_on_freihand_layout(tmp_path, run_cli):
     for kind in ("xyz", "K", "scale", "verts"):
         shutil.copy(tmp_path / "src" / f"evaluation_{kind}.json", root / f"training_{kind}.json")
     code, out, err = run_cli(["hand", "train", "--data", root, "--out", tmp_path / "run", "--steps", "1",
-                              "image_size=32", "train.batch_size=4", "train.progress=false", "num_threads=1"])
+                              "image_size=32", "train.batch_size=4", "train.progress=false", "num_threads=1", "lifter_steps=5"])
     assert code == 0, err
     assert json.loads(out.strip().splitlines()[-1])["labelled_images"] == 16
 

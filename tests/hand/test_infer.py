@@ -28,7 +28,7 @@ def test_crop_maps_back_to_input_pixels(shape, box):
     if box is None:
         assert side == max(shape)                           # the whole image, padded: aspect kept
     else:
-        assert side == pytest.approx(1.8 * max(box[2], box[3]))
+        assert side == pytest.approx(1.3 * max(box[2], box[3]))
     js, is_ = np.mgrid[0:size, 0:size]
     uv = np.stack([is_.ravel() / size, js.ravel() / size], 1)
     back = crop_to_input(uv, frame, size)
@@ -81,8 +81,9 @@ def _pasted_hand(tmp_path):
 
 def test_shipped_model_finds_a_pasted_hand_where_it_is(tmp_path):
     """Keypoints come back in the input image's pixels, on the pasted hand: with boxes that put the hand
-    off the crop centre (up to 35 % of the box), the predicted hand centre follows the hand (within 15 % of
-    the hand's size; the shifts are 20-28 %), the wrist is found, and an untrained network does not do this."""
+    off the crop centre (up to 15 % of the box; the crop is 1.3 x the box), the predicted hand centre follows
+    the hand (within 15 % of the hand's size; the shifts are 10-13 %), the wrist is found, and an untrained
+    network does not do this."""
     import torch
 
     from apps.hand.cli import load_regressor
@@ -96,7 +97,7 @@ def test_shipped_model_finds_a_pasted_hand_where_it_is(tmp_path):
     untrained = KeypointNet().eval()
     hand_size = np.linalg.norm(truth.max(0) - truth.min(0))
     worse = 0
-    for k, (dx, dy) in enumerate(((0.0, 0.0), (0.35, 0.0), (-0.35, 0.2), (0.2, -0.35))):
+    for k, (dx, dy) in enumerate(((0.0, 0.0), (0.15, 0.0), (-0.15, 0.1), (0.1, -0.15))):
         shifted = (box[0] + dx * box[2], box[1] + dy * box[3], box[2], box[3])
         (rec,) = infer_images(net, size, [path], tmp_path / f"out{k}", OutputGuard(), shifted, warn=lambda line: None)
         (ref,) = infer_images(untrained, size, [path], tmp_path / f"ref{k}", OutputGuard(), shifted, warn=lambda line: None)

@@ -203,7 +203,7 @@ def test_cli_train_and_predict_with_mano(tiny_hanco, tmp_path, run_cli):
     mano.write_bytes(pickle.dumps(fake_model(np.random.default_rng(3)), protocol=2))
     code, _, err = run_cli(["hand", "train", "--data", tiny_hanco, "--mano", mano, "--labels", "0.1", "--out",
                             tmp_path / "ft", "--steps", "1", "image_size=32", "train.batch_size=4",
-                            "train.progress=false", "num_threads=1"])
+                            "train.progress=false", "num_threads=1", "lifter_steps=5"])
     assert code == 0, err
     from shared.weights import load_state_dict
 

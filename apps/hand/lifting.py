@@ -1,0 +1,108 @@
+"""2-D -> 3-D lifting with an anatomical pose prior: an MLP that maps a hand's 2-D keypoint layout to its
+root-relative 3-D pose, trained on hands sampled from the kinematic model (no images, no labels).
+
+Why: finger articulation is a 20-angle space; a few thousand rendered images cover it sparsely, but the
+kinematic model (bone lengths, per-finger joint limits, both hands) can be sampled without rendering, so
+the lifter sees millions of distinct poses under random orientations and perspective. The image network
+only has to find the 2-D keypoints; the lifter turns them into a pose that respects bone lengths and
+joint limits.
+
+* input: the 2-D keypoints (21, 2) in crop units, centred on their mean and divided by their RMS radius
+  (:func:`normalise_layout`), so crop scale and position do not matter; plus that radius and centre
+  (perspective cues);
+* output: root-relative 3-D in camera axes, in units of the reference bone (middle MCP->PIP), the
+  estimator's convention;
+* training data: :func:`sample_views`: shape and pose as :mod:`apps.hand.synth` samples them (both
+  hands), uniform random 3-D orientation, the hand centre at a random depth and image position, the
+  synthetic camera's perspective projection, Gaussian 2-D noise (predicted keypoints are not exact).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from .data import NUM_KP, REF_BONE
+
+LAYOUT_DIM = NUM_KP * 2 + 3
+
+
+def normalise_layout(uv: torch.Tensor) -> torch.Tensor:
+    """(B, 21, 2) crop-unit keypoints -> (B, 45): centred / RMS-radius layout, then radius and centre."""
+    centre = uv.mean(1, keepdim=True)
+    c = uv - centre
+    radius = c.pow(2).sum((1, 2), keepdim=True).div(NUM_KP).sqrt().clamp_min(1e-4)
+    return torch.cat([(c / radius).flatten(1), radius.flatten(1) * 4, (centre[:, 0] - 0.5) * 4], 1)
+
+
+class Lifter(nn.Module):
+    """Residual MLP (Martinez et al. style, no batch norm): layout (B, 45) -> root-relative xyz (B, 21, 3)."""
+
+    def __init__(self, width: int = 512, blocks: int = 2) -> None:
+        super().__init__()
+        self.inp = nn.Linear(LAYOUT_DIM, width)
+        self.blocks = nn.ModuleList(nn.Sequential(nn.ReLU(), nn.Linear(width, width), nn.ReLU(), nn.Linear(width, width))
+                                    for _ in range(blocks))
+        self.out = nn.Sequential(nn.ReLU(), nn.Linear(width, NUM_KP * 3))
+
+    def forward(self, uv: torch.Tensor) -> torch.Tensor:
+        x = self.inp(normalise_layout(uv))
+        for block in self.blocks:
+            x = x + block(x)
+        xyz = self.out(x).view(-1, NUM_KP, 3)
+        return xyz - xyz[:, :1]
+
+
+def random_rotations(rng: np.random.Generator, n: int) -> np.ndarray:
+    """``n`` rotation matrices uniform over SO(3) (normalised Gaussian quaternions)."""
+    q = rng.normal(size=(n, 4))
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    w, x, y, z = q.T
+    return np.stack([np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)], -1),
+                     np.stack([2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)], -1),
+                     np.stack([2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)], -1)], -2)
+
+
+def sample_views(rng: np.random.Generator, n: int, focal: float = 2.8, noise: float = 0.02,
+                 crop_scale: tuple[float, float] = (0.5, 1.15), left: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` random hands seen by a pinhole camera: 2-D (n, 21, 2) in crop units (with Gaussian noise of
+    ``noise`` x the layout's RMS radius) and root-relative 3-D (n, 21, 3) in reference-bone units.
+
+    ``focal`` in crop sides (the synthetic renderer's 2.8); the hand's depth gives it ``crop_scale`` of its
+    rendered size at the renderer's 0.55 m; its centre lands within +-15 % of the crop centre."""
+    from .synth import BONE_LENGTHS, forward_kinematics, sample_key_poses
+
+    lengths = BONE_LENGTHS * rng.normal(1.0, 0.09, (n, 1, 1)) * rng.normal(1.0, 0.06, (n, 5, 4))  # as sample_shape
+    joints = forward_kinematics(lengths, sample_key_poses(rng, n))
+    joints[rng.random(n) < left] *= np.array([-1.0, 1.0, 1.0])                 # left hands (a fraction ``left``)
+    joints = joints - joints.mean(1, keepdims=True)
+    cam = np.einsum("nij,nkj->nki", random_rotations(rng, n), joints)
+    depth = 0.55 / rng.uniform(*crop_scale, n)
+    centre = np.stack([rng.uniform(-0.15, 0.15, n) * depth / focal, rng.uniform(-0.15, 0.15, n) * depth / focal, depth], 1)
+    cam = cam + centre[:, None]
+    uv = focal * cam[..., :2] / cam[..., 2:3] + 0.5
+    rms = np.sqrt(((uv - uv.mean(1, keepdims=True)) ** 2).sum((1, 2)) / NUM_KP)
+    uv = uv + rng.normal(0, 1, uv.shape) * (noise * rms)[:, None, None] * rng.uniform(0, 1.5, (n, 1, 1))
+    rel = cam - cam[:, :1]
+    ref = np.linalg.norm(rel[:, REF_BONE[1]] - rel[:, REF_BONE[0]], axis=-1)
+    return uv.astype(np.float32), (rel / ref[:, None, None]).astype(np.float32)
+
+
+def train_lifter(steps: int = 3000, batch: int = 256, seed: int = 0, lr: float = 1e-3, noise: float = 0.02,
+                 width: int = 512, left: float = 0.5, log=None) -> Lifter:
+    """Fit a :class:`Lifter` on freshly sampled views (L1 on root-relative 3-D); seeded, CPU-cheap."""
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    net = Lifter(width)
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, steps))
+    for step in range(steps):
+        uv, rel = sample_views(rng, batch, noise=noise, left=left)
+        loss = (net(torch.from_numpy(uv)) - torch.from_numpy(rel)).abs().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        if log is not None and (step + 1) % 500 == 0:
+            log(step + 1, float(loss.detach()))
+    return net.eval()

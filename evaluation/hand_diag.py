@@ -1,0 +1,206 @@
+"""Diagnostics of the hand keypoint estimator on the validation split (never the test split).
+
+Why did the shipped estimator not read finger articulation? Cheap, separate questions:
+
+* ``lift``: how much 3-D articulation do the ground-truth 2-D keypoints carry? Nearest-neighbour lifting
+  (2-D layout -> 3-D pose of the closest training image, layouts centred and scaled) with exact and noisy
+  2-D: an upper bound for any 2-D -> 3-D lifting on this data, and how it degrades with 2-D error.
+* ``fit``: train the estimator for a few hundred steps and score the *training* images (no augmentation)
+  beside the validation images: PA-MPJPE, 2-D error per joint group, root-relative depth error, and the
+  same with shuffled images. Options pick the variant (augmentation, loss, steps, label count).
+
+Every result is one JSON line appended to ``--log``; runs are short (minutes on one thread).
+
+    python -m evaluation.hand_diag lift
+    python -m evaluation.hand_diag fit --steps 400 --labels 384 --augment 0 --tag noaug
+"""
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from apps.hand.data import HanCo  # noqa: E402
+from apps.hand.evaluate import pose_scores, procrustes_mean, shuffled_scores  # noqa: E402
+from apps.hand.infer import hanco_targets, right_handed_view  # noqa: E402
+from apps.hand.losses import keypoint_loss  # noqa: E402
+from apps.hand.model import KeypointNet, normalise  # noqa: E402
+from apps.hand.train import HanCoImages, LabelledHands, background_pool, labelled_subset, open_labelled  # noqa: E402
+
+DATA = Path("runs/hand_bench/data")
+GROUPS = {"wrist": [0], "mcp": [1, 5, 9, 13, 17], "pip": [2, 6, 10, 14, 18], "dip": [3, 7, 11, 15, 19],
+          "tip": [4, 8, 12, 16, 20]}
+
+
+def layout(uv: np.ndarray) -> np.ndarray:
+    """2-D keypoints (N, 21, 2) -> centred on their mean, divided by their RMS radius, flattened."""
+    c = uv - uv.mean(1, keepdims=True)
+    return (c / np.sqrt((c ** 2).sum((1, 2), keepdims=True) / 21)).reshape(len(uv), -1)
+
+
+def nn_lift(train_uv: np.ndarray, train_rel: np.ndarray, query_uv: np.ndarray) -> np.ndarray:
+    """3-D pose (root-relative, unit-free) of each query's nearest training 2-D layout."""
+    a, b = layout(train_uv), layout(query_uv)
+    d = (b ** 2).sum(1)[:, None] - 2 * b @ a.T + (a ** 2).sum(1)[None]
+    return train_rel[d.argmin(1)]
+
+
+def detail(gt: dict, uv_px: np.ndarray, rel: np.ndarray) -> dict[str, float]:
+    """Scores + per-group 2-D error (px) + root-relative depth error (mm, metric scale from the truth)."""
+    out = pose_scores(gt["rel"], rel, gt["uv"], uv_px)
+    err = np.linalg.norm(uv_px - gt["uv"], axis=-1)
+    out.update({f"err2d_{k}": float(err[:, v].mean()) for k, v in GROUPS.items()})
+    out["depth_mm"] = float(1000 * np.abs(rel[..., 2] - gt["rel"][..., 2])[:, 1:].mean())
+    sh = shuffled_scores(gt["rel"], rel, gt["uv"], uv_px)
+    out.update(shuffled_pa=sh["pa_mpjpe_mm"], shuffled_2d=sh["err2d_px"])
+    return {k: round(float(v), 3) for k, v in out.items()}
+
+
+def cmd_lift(args: argparse.Namespace) -> dict:
+    pool = open_labelled(DATA / "finetune", 64)
+    val = HanCoImages(HanCo(DATA / "val"), HanCo(DATA / "val").sequences, 64)
+    tr, va = hanco_targets(pool), hanco_targets(val)
+    rel_unit = tr["rel"] / tr["scale"][:, None, None]
+    out = {"aligned_mean": pose_scores(va["rel"], np.broadcast_to(procrustes_mean(tr["rel"]), va["rel"].shape))["pa_mpjpe_mm"]}
+    rng = np.random.default_rng(0)
+    for noise in (0.0, 1.0, 2.0, 4.0):
+        q = va["uv"] + rng.normal(0, noise, va["uv"].shape)
+        pred = nn_lift(tr["uv"], rel_unit, q) * va["scale"][:, None, None]
+        out[f"nn_lift_noise{noise:g}px"] = pose_scores(va["rel"], pred)["pa_mpjpe_mm"]
+    return {k: round(float(v), 3) for k, v in out.items()}
+
+
+def cmd_lifter(args: argparse.Namespace) -> dict:
+    """The kinematic-prior lifter (:mod:`apps.hand.lifting`) on the validation images' true 2-D (+ noise)."""
+    from apps.hand.lifting import train_lifter
+
+    ds = HanCo(DATA / "val")
+    val = HanCoImages(ds, ds.sequences, 64)
+    va = hanco_targets(val)
+    left = np.array([ds.shape(s, f).get("side") == "left" for s, _, f in val.samples])
+    if args.left < 0.5:  # a right-hand lifter: left hands are mirrored to right ones (image and truth)
+        va["uv"][left, :, 0] = 63 - va["uv"][left, :, 0]
+        va["rel"][left, :, 0] *= -1
+    started = time.time()
+    net = train_lifter(args.steps, seed=args.seed, noise=args.noise, width=args.width, left=args.left,
+                       log=lambda s, v: print(s, round(v, 4), flush=True))
+    out = {"seconds": round(time.time() - started, 1)}
+    rng = np.random.default_rng(0)
+    for noise in (0.0, 1.0, 2.0, 4.0):
+        q = (va["uv"] + rng.normal(0, noise, va["uv"].shape)) / 64
+        with torch.no_grad():
+            pred = net(torch.from_numpy(q).float()).numpy() * va["scale"][:, None, None]
+        out[f"lifter_noise{noise:g}px"] = round(pose_scores(va["rel"], pred)["pa_mpjpe_mm"], 3)
+    if args.save:
+        torch.save(net.state_dict(), args.save)
+    return out
+
+
+def cmd_fit(args: argparse.Namespace) -> dict:
+    torch.manual_seed(args.seed)
+    np.random.seed(args.seed)
+    pool = open_labelled(args.data or DATA / "finetune", 64, with_foreground=True)
+    val_ds = HanCo(DATA / "val")
+    val = HanCoImages(val_ds, val_ds.sequences, 64)
+    idx = labelled_subset(len(pool.samples), min(1.0, args.labels / len(pool.samples)), args.seed)
+    right = args.hands == "right"
+    data = LabelledHands(pool, idx, bool(args.augment), min_length=args.batch,
+                         backgrounds=background_pool(64, 96, args.seed), negative_rate=args.negatives, right_hands=right)
+    net = KeypointNet("resnet10_small", args.width, 256, None, args.head, lifter=args.lifter_steps > 0, hands=args.hands)
+    if args.lifter_steps > 0:
+        from apps.hand.lifting import train_lifter
+
+        net.lifter.load_state_dict(train_lifter(args.lifter_steps, seed=args.seed, left=0.0 if right else 0.5).state_dict())
+    lifter_ids = {id(p) for p in net.lifter.parameters()} if net.lifter is not None else set()
+    groups = [{"params": [p for p in net.parameters() if id(p) not in lifter_ids], "lr": args.lr}]
+    if lifter_ids:
+        groups.append({"params": list(net.lifter.parameters()), "lr": 0.1 * args.lr})  # as KeypointTask
+    opt = torch.optim.AdamW(groups, lr=args.lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, [g["lr"] for g in groups], total_steps=args.steps, pct_start=0.05)
+    loader = torch.utils.data.DataLoader(data, args.batch, shuffle=True, drop_last=True)
+    step, started, logs = 0, time.time(), []
+    while step < args.steps:
+        for batch in loader:
+            net.train()
+            out = keypoint_loss(net(normalise(batch["image"])), batch["uv"], batch["xyz"], 1.0, args.w3d,
+                                batch["has_hand"], wheat=args.wheat)
+            opt.zero_grad()
+            out["loss"].backward()
+            opt.step()
+            sched.step()
+            step += 1
+            if step % 100 == 0 or step == args.steps:
+                logs.append({k: round(float(v), 4) for k, v in out.items()} | {"step": step})
+                print(logs[-1], flush=True)
+            if step >= args.steps:
+                break
+    seconds = time.time() - started
+    result = {"steps": args.steps, "seconds": round(seconds, 1), "last": logs[-1]}
+    sub = HanCoImages.__new__(HanCoImages)
+    sub.__dict__.update(pool.__dict__)
+    sub.samples = [pool.samples[i] for i in idx[:512]]
+    sub.images = pool.images[idx[:512]]
+    for name, images in (("train", sub), ("val", val)):
+        net.eval()
+        gt = hanco_targets(images)
+        pixels = images.images
+        if right:
+            pixels, gt = right_handed_view(images, gt)
+        with torch.no_grad():
+            out = net(normalise(torch.from_numpy(np.ascontiguousarray(pixels)).permute(0, 3, 1, 2)))
+        uv = out["uv"].numpy().astype(np.float64) * 64
+        result[name] = detail(gt, uv, out["xyz"].numpy() * gt["scale"][:, None, None])
+        if "xyz_maps" in out:
+            result[name + "_maps"] = detail(gt, uv, out["xyz_maps"].numpy() * gt["scale"][:, None, None])
+            mean = 0.5 * (out["xyz_lifter"] + out["xyz_maps"]).numpy()
+            result[name + "_blend"] = detail(gt, uv, mean * gt["scale"][:, None, None])
+    if args.save:
+        torch.save(net.state_dict(), args.save)
+    return result
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("what", choices=("lift", "lifter", "fit"))
+    ap.add_argument("--tag", default="")
+    ap.add_argument("--log", default="runs/hand_diag/log.jsonl")
+    ap.add_argument("--data", default="")
+    ap.add_argument("--steps", type=int, default=400)
+    ap.add_argument("--labels", type=int, default=384)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--augment", type=int, default=1)
+    ap.add_argument("--negatives", type=float, default=0.0)
+    ap.add_argument("--w3d", type=float, default=1.0)
+    ap.add_argument("--wheat", type=float, default=1.0)
+    ap.add_argument("--width", type=int, default=16)
+    ap.add_argument("--head", default="heatmap")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--noise", type=float, default=0.02)
+    ap.add_argument("--left", type=float, default=0.5, help="lifter: fraction of left hands in its training")
+    ap.add_argument("--save", default="")
+    ap.add_argument("--lifter-steps", type=int, default=0, help="fit: > 0 adds the kinematic-prior lifter (3-D from 2-D)")
+    ap.add_argument("--hands", default="both", choices=("both", "right"))
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    result = {"what": args.what, "tag": args.tag, **{"lift": cmd_lift, "lifter": cmd_lifter, "fit": cmd_fit}[args.what](args)}
+    print(json.dumps(result), flush=True)
+    Path(args.log).parent.mkdir(parents=True, exist_ok=True)
+    with open(args.log, "a") as handle:
+        handle.write(json.dumps({**result, "args": vars(args)}) + "\n")
+
+
+if __name__ == "__main__":
+    main()

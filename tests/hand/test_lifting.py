@@ -1,0 +1,143 @@
+"""The kinematic-prior lifter, the right-hand convention (mirroring) and the fine-tuning compositing fixes."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from apps.hand.augment import _occluder, mirror_sample
+from apps.hand.data import REF_BONE
+from apps.hand.lifting import Lifter, normalise_layout, random_rotations, sample_views, train_lifter
+
+
+def test_sampled_views_are_consistent_projections():
+    rng = np.random.default_rng(0)
+    uv, rel = sample_views(rng, 64, noise=0.0)
+    assert uv.shape == (64, 21, 2) and rel.shape == (64, 21, 3)
+    assert np.allclose(rel[:, 0], 0) and np.allclose(np.linalg.norm(rel[:, REF_BONE[1]] - rel[:, REF_BONE[0]], axis=-1), 1, atol=1e-5)
+    assert (uv > -0.3).all() and (uv < 1.3).all()                     # hands land in (or near) the crop
+    R = random_rotations(rng, 100)
+    assert np.allclose(R @ R.transpose(0, 2, 1), np.eye(3), atol=1e-9) and np.allclose(np.linalg.det(R), 1)
+
+
+def test_layout_ignores_crop_position_and_scale():
+    uv = torch.rand(3, 21, 2)
+    a, b = normalise_layout(uv), normalise_layout(0.5 * uv + 0.2)
+    assert torch.allclose(a[:, :42], b[:, :42], atol=1e-5)          # the shape part is invariant
+    assert not torch.allclose(a[:, 42:], b[:, 42:])                  # size and centre are passed on
+
+
+def test_lifter_learns_and_is_root_relative():
+    torch.manual_seed(0)
+    rng = np.random.default_rng(1)
+    uv, rel = sample_views(rng, 256)
+    before = (Lifter()(torch.from_numpy(uv)) - torch.from_numpy(rel)).abs().mean()
+    net = train_lifter(150, batch=64, seed=0)
+    with torch.no_grad():
+        pred = net(torch.from_numpy(uv))
+    assert torch.allclose(pred[:, 0], torch.zeros(256, 3))
+    assert (pred - torch.from_numpy(rel)).abs().mean() < 0.8 * before
+
+
+def test_mirror_sample_moves_labels_with_the_pixels():
+    img = np.zeros((32, 32, 3), np.uint8)
+    uv = np.array([[3.0, 7.0], [20.0, 11.0]]) / 32  # crop units, pixel centres at integers
+    img[7, 3], img[11, 20] = 255, 128
+    out, uv2, xyz2 = mirror_sample(img, uv, np.array([[0.5, 1.0, 2.0], [-1.0, 0.0, 1.0]]))
+    px = np.round(uv2 * 32).astype(int)
+    assert out[px[0, 1], px[0, 0], 0] == 255 and out[px[1, 1], px[1, 0], 0] == 128
+    assert np.allclose(xyz2, [[-0.5, 1.0, 2.0], [1.0, 0.0, 1.0]])
+    back = mirror_sample(out, uv2, xyz2)
+    assert np.array_equal(back[0], img) and np.allclose(back[1], uv)
+
+
+def test_soft_mask_keeps_thin_fingers_at_small_sizes():
+    from apps.hand.train import soft_mask
+
+    small = np.zeros((64, 64), bool)
+    small[10:50, 30:32] = True                                       # a 2-px finger at 64 px
+    assert soft_mask(small, 64)[30, 30:32].min() > 0.5               # was erased by the 3x3 erosion
+    big = np.zeros((256, 256), bool)
+    big[40:200, 120:128] = True
+    m = soft_mask(big, 256)
+    assert m[100, 121:127].min() > 0.5 and m[100, 120] < 0.5         # >= 128 px: the fringe is eroded
+
+
+def test_occluders_never_hide_the_whole_hand():
+    rng = np.random.default_rng(0)
+    uv_px = np.random.default_rng(1).uniform(20, 44, (21, 2))
+    img = np.zeros((64, 64, 3), np.uint8)
+    patch = np.full((64, 64, 3), 255, np.uint8)
+    for _ in range(200):
+        out = _occluder(img, uv_px, rng, patch)
+        covered = out[np.round(uv_px[:, 1]).astype(int), np.round(uv_px[:, 0]).astype(int)].any(-1)
+        assert covered.mean() < 0.75
+
+
+def test_right_hand_estimator_sees_left_hands_mirrored(tiny_hanco, tmp_path):
+    """Training data and evaluation mirror left hands for a right-hand estimator; a left hand's mirrored
+    image keeps its keypoints on the hand pixels."""
+    from apps.hand.data import HanCo
+    from apps.hand.infer import hanco_targets, right_handed_view
+    from apps.hand.train import HanCoImages, LabelledHands, left_flags
+
+    ds = HanCo(tiny_hanco)
+    images = HanCoImages(ds, ds.sequences, 48, with_foreground=True, labelled=True)
+    left = left_flags(images)
+    assert left.any() or (~left).any()
+    sides = {s: ds.shape(s, 0)["side"] for s in ds.sequences}
+    assert all(left[i] == (sides[s] == "left") for i, (s, _, _) in enumerate(images.samples))
+    pixels, gt = right_handed_view(images, hanco_targets(images))
+    plain = hanco_targets(images)
+    for i in np.nonzero(left)[0][:4]:
+        assert np.array_equal(pixels[i], images.images[i][:, ::-1])
+        assert np.allclose(gt["uv"][i, :, 0], 47 - plain["uv"][i, :, 0]) and np.allclose(gt["rel"][i, :, 0], -plain["rel"][i, :, 0])
+    data = LabelledHands(images, np.arange(len(images.samples)), augment=False, right_hands=True)
+    i = int(np.nonzero(left)[0][0]) if left.any() else 0
+    item = data[i]
+    assert np.allclose(item["uv"].numpy() * 48, gt["uv"][i], atol=1e-4)
+
+
+@pytest.mark.parametrize("hands", ["right", "both"])
+def test_lifter_estimator_round_trip(tmp_path, hands):
+    from apps.hand.model import KeypointNet
+    from shared.weights import save_safetensors
+
+    torch.manual_seed(0)
+    net = KeypointNet(lifter=True, hands=hands).eval()
+    save_safetensors(net.export_state_dict(), tmp_path / "w.safetensors", metadata={**net.arch, "image_size": "64"})
+    loaded, meta = KeypointNet.from_file(tmp_path / "w.safetensors")
+    x = torch.rand(2, 3, 64, 64)
+    assert loaded.lifter is not None and loaded.hands == hands
+    out, ref = loaded(x), net(x)
+    assert torch.allclose(out["xyz"], ref["xyz"]) and "xyz_maps" in out
+    assert torch.allclose(out["xyz"][:, 0], torch.zeros(2, 3))
+
+
+def test_infer_left_mirrors_for_a_right_hand_estimator(tmp_path):
+    """``--left`` on a mirrored photo gives the mirror image of the right-hand result."""
+    from apps.hand.infer import infer_images
+    from apps.hand.model import KeypointNet
+    from shared.data.images import bundled_photo, write_image
+    from shared.guard import OutputGuard
+
+    torch.manual_seed(0)
+    net = KeypointNet(lifter=True, hands="right").eval()
+    photo = bundled_photo("coffee")[:200, :200]
+    write_image(tmp_path / "a.png", photo)
+    write_image(tmp_path / "b.png", np.ascontiguousarray(photo[:, ::-1]))
+    (right,) = infer_images(net, 64, [tmp_path / "a.png"], tmp_path / "o1", OutputGuard(), warn=lambda s: None)
+    (left,) = infer_images(net, 64, [tmp_path / "b.png"], tmp_path / "o2", OutputGuard(), warn=lambda s: None, left=True)
+    a, b = np.array(right["uv_px"]), np.array(left["uv_px"])
+    assert np.allclose(b[:, 0], 199 - a[:, 0], atol=1e-2) and np.allclose(b[:, 1], a[:, 1], atol=1e-2)
+    xa, xb = np.array(right["xyz_root_relative_refbone"]), np.array(left["xyz_root_relative_refbone"])
+    assert np.allclose(xb[:, 0], -xa[:, 0], atol=1e-3) and np.allclose(xb[:, 1:], xa[:, 1:], atol=1e-3)
+
+
+def test_whole_photo_negatives_look_like_infer_crops():
+    from apps.hand.train import whole_photo_views
+
+    views = whole_photo_views(32)
+    assert views.shape[1:] == (32, 32, 3) and views.dtype == np.uint8 and len(views) > 5
+    # a non-square photo is padded grey (114), not squashed
+    assert any((v[0] == 114).all() or (v[:, 0] == 114).all() for v in views)
