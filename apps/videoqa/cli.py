@@ -76,7 +76,7 @@ def cmd_train(args: argparse.Namespace, stage: str = "answer") -> int:
 
 
 def _weights(args: argparse.Namespace) -> Path:
-    """``--weights``; no weights are shipped yet (the synthetic-set training did not beat chance, see README)."""
+    """``--weights``, else the shipped synthetic-set weights (``videoqa_synth_full``, sha256-checked)."""
     if args.weights:
         return Path(args.weights)
     from shared.weights import read_manifest, shipped_weight
@@ -164,6 +164,13 @@ def cmd_infer(args: argparse.Namespace) -> int:
     pictures = Path(args.pictures) if args.pictures else None
     model, dataset, meta, _ = _open(args, weights, need_labels=False)
     _warn_domain(meta, dataset, weights)
+    if pictures is not None:  # a synthetic set ships its test answers: the pictures then mark right / wrong
+        from .infer import hidden_answers
+
+        hidden = hidden_answers(Path(args.data)) or {}
+        for item in dataset.items:
+            if item.answer_idx is None and str(item.qid) in hidden:
+                item.answer_idx = hidden[str(item.qid)]
     result = infer_split(model, dataset, out, guard, pictures, args.max_pictures, args.batch_size)
     print(f"wrote {result['questions']} predictions {{qid: answer_idx}} to {result['out']}"
           + (f"; {len(result['pictures'])} pictures in {pictures}" if pictures else ""))
@@ -186,7 +193,7 @@ def _read_args(p: argparse.ArgumentParser, split_default: str) -> None:
 
     p.add_argument("--data", required=True, help="dataset root (TVQA release layout, a TVQA+ or a DramaQA folder)")
     p.add_argument("--split", default=split_default, help=f"train | val | test_public (default {split_default})")
-    p.add_argument("--weights", help="model .safetensors written by 'videoqa train' (needed: none shipped yet)")
+    p.add_argument("--weights", help="model .safetensors written by 'videoqa train' (default: the shipped videoqa_synth_full, trained on the synthetic set only)")
     p.add_argument("--features", help="HDF5 of per-frame features keyed by vid_name (for feature-based weights)")
     p.add_argument("--no-ts", action="store_true", help="use the whole clip instead of the question's ts window")
     p.add_argument("--bad-ts", default="error", choices=("error", "whole_clip"),

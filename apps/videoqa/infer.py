@@ -58,7 +58,7 @@ def draw_example(path: Path, dataset: VideoQADataset, index: int, scores: list[f
         paths = dataset.frame_lists[item.vid_name]
         idx = window_frames(len(paths), item.ts if dataset.sizes.use_ts else None, dataset.sizes.max_frames)
         frames = [dataset.frames.get(paths[k]) for k in idx]
-    shown = list(range(0, len(frames), max(1, len(frames) // 8)))[:8]
+    shown = sorted(set(np.round(np.linspace(0, len(frames) - 1, min(8, len(frames)))).astype(int).tolist())) if frames else []
     fig = plt.figure(figsize=(11, 5.2))
     if frames:
         weights = frame_attention[: len(frames)] if frame_attention is not None else np.zeros(len(frames))
@@ -86,8 +86,8 @@ def draw_example(path: Path, dataset: VideoQADataset, index: int, scores: list[f
     for i, answer in enumerate(item.answers):
         mark = "->" if i == chosen else "  "
         truth = "  (correct)" if item.answer_idx == i else ""
-        colour = "tab:green" if i == chosen and item.answer_idx in (None, i) else (
-            "tab:red" if i == chosen else "black")
+        colour = "black" if i != chosen else "tab:blue" if item.answer_idx is None else (
+            "tab:green" if item.answer_idx == i else "tab:red")
         fig.text(0.02, 0.33 - 0.06 * i, textwrap.shorten(f"{mark} a{i}: {answer}   score {scores[i]:.2f}{truth}", 130),
                  fontsize=9, color=colour, family="monospace")
     fig.savefig(path, dpi=90)

@@ -1,16 +1,17 @@
 """Multiple-choice video QA model with locally aligned attention (Kim et al., AAAI 2021; no official code).
 
-For each candidate ``[question; answer_i]`` (a text encoder's [CLS] vector ``h_i``):
+For each candidate ``[CLS] question [SEP] answer_i [SEP]`` (token states ``w_k`` of a text encoder):
 
-1. every subtitle sentence ``s_j`` (same text encoder) attends over frame features ``v_t``. **Local**
-   attention lets a sentence see only the frames shown inside its own time span
-   (:func:`local_alignment_mask`); **global** attention (the ablation) lets it see every frame of the window.
-   The sentence becomes ``s'_j = LN(s_j + W_o sum_t a_jt v_t)``;
-2. ``[h_i, q_i]`` (``q_i``/``a_i``: mean states of the question / answer part) attends over the fused
-   sentences (``c_i``) and over the frames (``c^v_i``);
-3. ``u_i = MLP([h_i, a_i, c_i, c^v_i, a_i*c_i, a_i*c^v_i, q_i*c_i])`` is the candidate's joint
-   representation (the one the masked-answer contrast works on) and
-   ``score_i = w . u_i + a_i M_s c_i + a_i M_v c^v_i``; five scores -> softmax.
+1. **locally aligned attention**: every subtitle sentence ``j`` (mean of its word states) attends over
+   the frame vectors ``v_t`` shown inside its own time span (:func:`local_alignment_mask`; **global**
+   attention, the ablation, lets it see every frame of the window); each of its words then carries what
+   was on screen while it was said: ``x_jl = s_jl + W_o sum_t a_jt v_t``;
+2. **context-query attention** (word level, as the TVQA baselines): every question/answer word attends
+   over all subtitle words ``x_jl`` (``r_k``) and over all frames (``f_k``);
+3. ``z_k = FFN([w_k, r_k, w_k*r_k, f_k, w_k*f_k])``, one transformer layer over the candidate's words (so
+   the answer words see what the question words found), max- and mean-pooled into the candidate's
+   joint vector ``u_i`` (the one the masked-answer contrast works on); ``score_i = w . u_i``; five
+   scores -> softmax.
 
 ``streams="text"`` (no frames) and ``streams="video"`` (no subtitles) are the outside baselines.
 Visual input: precomputed per-frame features (a linear projection) or RGB frames through the
@@ -47,13 +48,14 @@ class ModelConfig:
     max_len: int = bounded(64, ge=8, le=512)
     attention: str = "local"        # local | global (ablation)
     streams: str = "both"           # both | text (text-only baseline) | video (video-only baseline)
-    visual: str = "frames"          # frames (RGB through shared small_cnn) | features (precomputed HDF5)
+    visual: str = "frames"          # frames (RGB through shared small_cnn) | colour (fixed colour-blob statistics
+                                    # of the RGB frames, see colour_blob_statistics) | features (precomputed HDF5)
     cnn_width: int = bounded(8, ge=2, le=128)
     feature_dim: int = bounded(2048, ge=1, le=65536)  # input size of precomputed features (visual=features)
 
     def __post_init__(self) -> None:
         choices = {"attention": ("local", "global"), "streams": ("both", "text", "video"),
-                   "visual": ("frames", "features")}
+                   "visual": ("frames", "colour", "features")}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise UsageError(f"config key 'model.{key}' must be one of {', '.join(allowed)}, got {getattr(self, key)!r}")
@@ -112,30 +114,78 @@ class TextEncoder(nn.Module):
         return self.states(ids)[:, 0]
 
 
+HUE_BINS = 12
+BLOB_STATS = 6
+
+
+def colour_blob_statistics(frames: torch.Tensor, bins: int = HUE_BINS, min_chroma: float = 0.3) -> torch.Tensor:
+    """Fixed (parameter-free) per-frame descriptor: for each of ``bins`` hue bins, the strongly coloured
+    pixels (chroma = max - min of RGB above ``min_chroma``, chroma-weighted) summarised by their mass,
+    centroid (x, y), spread (x, y) and vertical skewness - *what colour is where and how big / what shape*.
+
+    (N, H, W, 3) uint8 -> (N, bins * 6) float. It stands in for the ImageNet features a TVQA user has
+    (objects, colours): grey or washed-out pixels (most of a photo background) count for nothing.
+    """
+    x = frames.float() / 255.0
+    n, h, w, _ = x.shape
+    top, channel = x.max(dim=-1)
+    chroma = top - x.min(dim=-1).values
+    safe = chroma.clamp(min=1e-6)
+    r, g, b = x.unbind(-1)
+    hue = torch.where(channel == 0, torch.remainder((g - b) / safe, 6.0),
+                      torch.where(channel == 1, (b - r) / safe + 2.0, (r - g) / safe + 4.0))   # [0, 6)
+    hue_bin = torch.remainder(torch.round(hue / 6.0 * bins).long(), bins)
+    weight = chroma * (chroma > min_chroma)
+    mass_map = F.one_hot(hue_bin, bins).float() * weight[..., None]                           # (N, H, W, K)
+    ys = torch.linspace(0.0, 1.0, h, device=x.device)[None, :, None, None]
+    xs = torch.linspace(0.0, 1.0, w, device=x.device)[None, None, :, None]
+    total = mass_map.sum(dim=(1, 2))                                                            # (N, K)
+    norm = total.clamp(min=1e-6)
+    cx = (mass_map * xs).sum(dim=(1, 2)) / norm
+    cy = (mass_map * ys).sum(dim=(1, 2)) / norm
+    dx, dy = xs - cx[:, None, None, :], ys - cy[:, None, None, :]
+    sx = ((mass_map * dx ** 2).sum(dim=(1, 2)) / norm).sqrt()
+    sy = ((mass_map * dy ** 2).sum(dim=(1, 2)) / norm).sqrt()
+    skew = (mass_map * dy ** 3).sum(dim=(1, 2)) / norm / sy.clamp(min=1e-3) ** 3
+    present = (total > 2.0).float()                                    # at least a couple of coloured pixels
+    stats = torch.stack([100.0 * total / (h * w), cx, cy, 10.0 * sx, 10.0 * sy, skew.clamp(-3, 3) / 3], dim=-1)
+    return (stats * present[..., None]).reshape(n, bins * BLOB_STATS)
+
+
 class VisualEncoder(nn.Module):
-    """Per-frame vectors: RGB frames through ``shared`` small_cnn, or a projection of precomputed features."""
+    """Per-frame vectors: RGB frames through ``shared`` small_cnn (learned) or through the fixed
+    :func:`colour_blob_statistics` and an MLP, or a projection of precomputed features."""
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.kind = cfg.visual
+        self.backbone = None
         if cfg.visual == "frames":
             self.backbone = build_backbone("small_cnn", in_channels=3, width=cfg.cnn_width)
             in_dim = self.backbone.out_dim
+        elif cfg.visual == "colour":
+            in_dim = HUE_BINS * BLOB_STATS
         else:
-            self.backbone = None
             in_dim = cfg.feature_dim
-        self.project = nn.Sequential(nn.Linear(in_dim, cfg.dim), nn.LayerNorm(cfg.dim))
+        if cfg.visual == "colour":  # the statistics need a non-linear read-out (shape = size and spread)
+            self.project = nn.Sequential(nn.Linear(in_dim, cfg.dim), nn.GELU(), nn.Linear(cfg.dim, cfg.dim),
+                                         nn.LayerNorm(cfg.dim))
+        else:
+            self.project = nn.Sequential(nn.Linear(in_dim, cfg.dim), nn.LayerNorm(cfg.dim))
+        self.out_dim = cfg.dim
 
     def forward(self, visual: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         """(B, T, H, W, 3) uint8 frames or (B, T, F) features -> (B, T, D), zeros on padded frames."""
         b, t = valid.shape
-        out = torch.zeros(b, t, self.project[0].out_features, device=valid.device)
+        out = torch.zeros(b, t, self.out_dim, device=valid.device)
         if not valid.any():
             return out
         chosen = visual[valid]
         if self.kind == "frames":
             x = chosen.permute(0, 3, 1, 2).float().div(255.0).sub(0.45).div(0.25)
             chosen = self.backbone(x)
+        elif self.kind == "colour":
+            chosen = colour_blob_statistics(chosen)
         out[valid] = self.project(chosen.float()).to(out.dtype)
         return out
 
@@ -151,76 +201,86 @@ class VideoQAModel(nn.Module):
         self.text = TextEncoder(vocab_size, cfg)
         self.visual = VisualEncoder(cfg) if cfg.streams != "text" else None
         self.align_q, self.align_k, self.align_o = nn.Linear(d, d), nn.Linear(d, d), nn.Linear(d, d)
-        self.align_norm = nn.LayerNorm(d)
-        self.ask_sub, self.ask_frame = nn.Linear(2 * d, d), nn.Linear(2 * d, d)
-        self.match_sub, self.match_frame = nn.Linear(d, d, bias=False), nn.Linear(d, d, bias=False)
-        self.joint = nn.Sequential(nn.Linear(7 * d, d), nn.GELU(), nn.Dropout(cfg.dropout), nn.Linear(d, d))
+        self.fuse = nn.Sequential(nn.Linear(5 * d, d), nn.GELU(), nn.LayerNorm(d))
+        self.modeling = nn.TransformerEncoderLayer(d, cfg.heads, cfg.ff, cfg.dropout, batch_first=True,
+                                                   norm_first=True, activation="gelu")
+        self.joint = nn.Sequential(nn.Linear(2 * d, d), nn.GELU(), nn.Dropout(cfg.dropout), nn.Linear(d, d))
         self.score = nn.Linear(d, 1)
 
-    def _sentences(self, subs: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    def _subtitle_tokens(self, subs: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, S, L) sentence tokens -> token states (B, S, L', D) and their validity (B, S, L')."""
         b, s, _ = subs.shape
-        out = torch.zeros(b, s, self.cfg.dim, device=subs.device)
+        subs = subs[:, :, : self.text.max_len]
+        length = subs.shape[2]
+        states = torch.zeros(b, s, length, self.cfg.dim, device=subs.device)
         if valid.any():
-            out[valid] = self.text(subs[valid]).to(out.dtype)
-        return out
+            states[valid] = self.text.states(subs[valid]).to(states.dtype)
+        return states, (subs != PAD) & valid[:, :, None]
 
     def forward(self, batch: dict[str, torch.Tensor], qa: torch.Tensor | None = None,
                 seg: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """``qa``/``seg`` (B, C, L) default to ``batch['qa']`` / ``batch['seg']`` (seg: answer-part tokens)."""
+        """``qa`` (B, C, L) defaults to ``batch['qa']`` (``seg`` is accepted for the callers' symmetry)."""
         qa = batch["qa"] if qa is None else qa
-        seg = batch.get("seg") if seg is None else seg
-        b, c, length = qa.shape
+        b, c, _ = qa.shape
         d = self.cfg.dim
-        states = self.text.states(qa.reshape(b * c, length))
-        length = states.shape[1]
-        h = states[:, 0].reshape(b, c, d)
-        # mean state of the second part (the answer in stage 2, the answer given in stage 1) and of the first
-        second = seg.reshape(b * c, -1)[:, :length].float() if seg is not None else torch.zeros(b * c, length, device=qa.device)
-        first = ((qa.reshape(b * c, -1)[:, :length] != PAD).float() - second).clamp(min=0)
-        pooled = lambda w: ((states * w[..., None]).sum(1) / w.sum(1, keepdim=True).clamp(min=1)).reshape(b, c, d)
-        answer, question = pooled(second), pooled(first)
-        query = torch.cat([h, question], dim=-1)
+        ids = qa.reshape(b * c, -1)[:, : self.text.max_len]
+        length = ids.shape[1]
+        tokens = self.text.states(ids)                                     # (B*C, L, D)
+        token_valid = ids != PAD
+        query = tokens.reshape(b, c * length, d)
         use_subs = self.cfg.streams != "video" and "subs" in batch
         use_frames = self.cfg.streams != "text" and "visual" in batch
-        zeros = torch.zeros_like(h)
+        out: dict[str, torch.Tensor] = {}
+        zeros = torch.zeros_like(query)
         frames = frame_valid = None
         if use_frames:
             frame_valid = batch["frame_valid"]
-            frames = self.visual(batch["visual"], frame_valid)
-        out: dict[str, torch.Tensor] = {}
+            frames = self.visual(batch["visual"], frame_valid)             # (B, T, D)
         if use_subs:
             sub_valid = batch["sub_valid"]
-            sents = self._sentences(batch["subs"], sub_valid)
+            words, word_valid = self._subtitle_tokens(batch["subs"], sub_valid)   # (B, S, Ls, D)
+            s, ls = words.shape[1], words.shape[2]
             if use_frames:
+                # locally aligned attention: a sentence looks only at the frames shown while it is said;
+                # each of its words then carries what was seen (s'_jl = w_jl + W_o sum_t a_jt v_t)
+                weight = word_valid.float()[..., None]
+                sentence = (words * weight).sum(2) / weight.sum(2).clamp(min=1)          # (B, S, D)
                 if self.cfg.attention == "local":
                     mask = local_alignment_mask(batch["sub_times"], batch["frame_times"], sub_valid, frame_valid)
                 else:
                     mask = global_mask(sub_valid, frame_valid)
-                logits = self.align_q(sents) @ self.align_k(frames).transpose(1, 2) / math.sqrt(d)
-                align = masked_softmax(logits, mask)                                  # (B, S, T)
-                sents = self.align_norm(sents + self.align_o(align @ frames)) * sub_valid[..., None]
+                logits = self.align_q(sentence) @ self.align_k(frames).transpose(1, 2) / math.sqrt(d)
+                align = masked_softmax(logits, mask)                                       # (B, S, T)
+                words = words + self.align_o(align @ frames)[:, :, None, :] * word_valid[..., None]
                 out["align"] = align
-            sub_att = masked_softmax(self.ask_sub(query) @ sents.transpose(1, 2) / math.sqrt(d),
-                                     sub_valid[:, None, :].expand(b, c, -1))          # (B, C, S)
-            context = sub_att @ sents
-            out["sub_attention"] = sub_att
+            flat, flat_valid = words.reshape(b, s * ls, d), word_valid.reshape(b, s * ls)
+            # context-query attention: every question/answer word looks up the subtitle words
+            word_att = masked_softmax(query @ flat.transpose(1, 2) / math.sqrt(d),
+                                      flat_valid[:, None, :].expand(b, c * length, -1))  # (B, C*L, S*Ls)
+            from_subs = word_att @ flat
+            per_sentence = word_att.reshape(b, c, length, s, ls).sum(-1)                 # (B, C, L, S)
+            weight = token_valid.reshape(b, c, length, 1).float()
+            out["sub_attention"] = (per_sentence * weight).sum(2) / weight.sum(2).clamp(min=1)
         else:
-            context = zeros
+            from_subs = zeros
         if use_frames:
-            frame_att = masked_softmax(self.ask_frame(query) @ frames.transpose(1, 2) / math.sqrt(d),
-                                       frame_valid[:, None, :].expand(b, c, -1))      # (B, C, T)
-            visual_context = frame_att @ frames
-            out["frame_attention"] = frame_att
+            frame_att = masked_softmax(query @ frames.transpose(1, 2) / math.sqrt(d),
+                                       frame_valid[:, None, :].expand(b, c * length, -1))  # (B, C*L, T)
+            from_frames = frame_att @ frames
+            weight = token_valid.reshape(b, c, length, 1).float()
+            out["frame_attention"] = (frame_att.reshape(b, c, length, -1) * weight).sum(2) / weight.sum(2).clamp(min=1)
             if "align" in out:  # the frames each candidate reaches through the sentences it attends
                 out["frame_attention_via_subs"] = out["sub_attention"] @ out["align"]
         else:
-            visual_context = zeros
-        joint = self.joint(torch.cat([h, answer, context, visual_context, answer * context,
-                                      answer * visual_context, question * context], dim=-1))
+            from_frames = zeros
+        fused = self.fuse(torch.cat([query, from_subs, query * from_subs, from_frames, query * from_frames], dim=-1))
+        fused = self.modeling(fused.reshape(b * c, length, d), src_key_padding_mask=~token_valid)
+        weight = token_valid[..., None].float()
+        pooled_max = fused.masked_fill(~token_valid[..., None], -1e4).amax(dim=1)
+        pooled_mean = (fused * weight).sum(1) / weight.sum(1).clamp(min=1)
+        joint = self.joint(torch.cat([pooled_max, pooled_mean], dim=-1)).reshape(b, c, d)
         out["joint"] = joint
-        # direct bilinear matches of the answer part with what the candidate attended
-        match = (self.match_sub(answer) * context).sum(-1) + (self.match_frame(answer) * visual_context).sum(-1)
-        out["scores"] = self.score(joint).squeeze(-1) + match / math.sqrt(d)
+        out["scores"] = self.score(joint).squeeze(-1)
         return out
 
 

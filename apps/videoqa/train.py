@@ -56,7 +56,7 @@ class DataConfig:
 
 
 def _train_defaults() -> TrainConfig:
-    return TrainConfig(out_dir="runs/videoqa", max_steps=1500, batch_size=16, lr=2e-3, weight_decay=0.01,
+    return TrainConfig(out_dir="runs/videoqa", max_steps=1000, batch_size=16, lr=1e-3, weight_decay=0.01,
                        warmup_steps=50, log_every=50, ckpt_every=500, grad_clip=1.0)
 
 

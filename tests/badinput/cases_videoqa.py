@@ -137,8 +137,9 @@ CASES = [
     BadCase("videoqa-train-bad-config-value",
             lambda t: ["videoqa", "train", "--data", dataset(t), "--out", t / "out" / "r", "model.attention=diagonal", *QUIET],
             exit_code=2, match="model.attention"),
-    BadCase("videoqa-eval-without-weights", lambda t: ["videoqa", "eval", "--data", dataset(t)],
-            exit_code=2, match="--weights"),
+    BadCase("videoqa-eval-weights-not-found",
+            lambda t: ["videoqa", "eval", "--data", dataset(t), "--weights", t / "in" / "nope.safetensors"],
+            exit_code=1, match="nope.safetensors"),
     BadCase("videoqa-train-no-data", lambda t: ["videoqa", "train", "--out", t / "out" / "r", *QUIET],
             exit_code=2, match="--data"),
 ]

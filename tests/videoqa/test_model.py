@@ -204,3 +204,24 @@ def test_model_init_depends_only_on_seed() -> None:
     torch.manual_seed(3)
     b = VideoQAModel(cfg, 30).state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_colour_blob_statistics_sees_colour_position_and_size() -> None:
+    """The fixed frame descriptor: grey counts for nothing; a red square lands in hue bin 0 with its
+    centroid and size; a green one lands in another bin; a bigger square has more mass."""
+    from apps.videoqa.model import BLOB_STATS, HUE_BINS, colour_blob_statistics
+
+    frames = torch.full((3, 32, 48, 3), 110, dtype=torch.uint8)
+    frames[0, 4:12, 30:38] = torch.tensor([220, 40, 40], dtype=torch.uint8)     # small red square, top right
+    frames[1, 4:12, 30:38] = torch.tensor([40, 170, 60], dtype=torch.uint8)     # same place, green
+    frames[2, 10:26, 4:20] = torch.tensor([220, 40, 40], dtype=torch.uint8)     # big red square, left
+    stats = colour_blob_statistics(frames).reshape(3, HUE_BINS, BLOB_STATS)
+    mass = stats[..., 0]
+    assert mass[0, 0] > 0 and torch.all(mass[0, 1:] == 0)
+    green_bin = int(mass[1].argmax())
+    assert green_bin not in (0, HUE_BINS - 1) and torch.count_nonzero(mass[1]) == 1
+    assert mass[2, 0] == pytest.approx(4 * mass[0, 0].item(), rel=1e-4)
+    cx, cy = stats[0, 0, 1].item(), stats[0, 0, 2].item()
+    assert cx == pytest.approx(33.5 / 47, abs=1e-4) and cy == pytest.approx(7.5 / 31, abs=1e-4)
+    assert stats[2, 0, 1] < 0.5 < stats[0, 0, 1]
+    assert torch.all(colour_blob_statistics(torch.full((1, 8, 8, 3), 110, dtype=torch.uint8)) == 0)
