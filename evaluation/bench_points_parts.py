@@ -47,6 +47,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import shared  # noqa: E402,F401  (compat fixes before open3d)
+from apps.points.data import area_weighted_samples  # noqa: E402
 from apps.points.evaluate import matched_miou  # noqa: E402
 from apps.points.parts import PartsConfig, connected_ward, surface_graph, surface_parts  # noqa: E402
 
@@ -125,17 +126,7 @@ def load_mesh_parts(path: Path, definition: str) -> tuple[np.ndarray, np.ndarray
 def sample_parts(vertices: np.ndarray, faces: np.ndarray, face_part: np.ndarray, n: int,
                  seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Area-weighted surface samples: (points, face normals, part of the face)."""
-    tri = vertices[faces]
-    cross = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-    area = np.linalg.norm(cross, axis=1)
-    rng = np.random.default_rng(seed)
-    face = rng.choice(len(faces), size=n, p=area / area.sum())
-    u, v = rng.random(n), rng.random(n)
-    flip = u + v > 1
-    u[flip], v[flip] = 1 - u[flip], 1 - v[flip]
-    t = tri[face]
-    points = t[:, 0] + u[:, None] * (t[:, 1] - t[:, 0]) + v[:, None] * (t[:, 2] - t[:, 0])
-    normals = cross[face] / np.maximum(area[face, None], 1e-12)
+    points, normals, face = area_weighted_samples(vertices, faces, n, seed)
     return points, normals, face_part[face]
 
 

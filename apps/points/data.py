@@ -499,6 +499,27 @@ def _ply_has_faces(path: Path) -> bool:
     return False
 
 
+def area_weighted_samples(vertices: np.ndarray, faces: np.ndarray, n: int,
+                          seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``n`` seeded points uniform over a triangle mesh's surface: (points, face normals, face index).
+
+    Faces are drawn with probability proportional to their area, then a uniform point inside each
+    (the folded barycentric square). float64 throughout; the mesh must have a positive total area.
+    """
+    tri = vertices[faces].astype(np.float64)
+    cross = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    area = np.linalg.norm(cross, axis=1)
+    rng = np.random.default_rng(seed)
+    face = rng.choice(len(faces), size=n, p=area / area.sum())
+    u, v = rng.random(n), rng.random(n)
+    flip = u + v > 1
+    u[flip], v[flip] = 1 - u[flip], 1 - v[flip]
+    t = tri[face]
+    points = t[:, 0] + u[:, None] * (t[:, 1] - t[:, 0]) + v[:, None] * (t[:, 2] - t[:, 0])
+    normals = cross[face] / np.maximum(area[face, None], 1e-12)
+    return points, normals, face
+
+
 def _sample_mesh(vertices: np.ndarray, faces: np.ndarray, n: int, path: Path, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Area-weighted uniform surface samples with face normals (numpy, seeded)."""
     if len(faces) == 0:
@@ -507,18 +528,9 @@ def _sample_mesh(vertices: np.ndarray, faces: np.ndarray, n: int, path: Path, se
     if faces.min() < 0 or faces.max() >= len(vertices):
         raise CvsuiteError(f"{path}: face indices outside the {len(vertices)} vertices")
     tri = vertices[faces].astype(np.float64)
-    cross = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-    area = np.linalg.norm(cross, axis=1)
-    if area.sum() <= 0:
+    if np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1).sum() <= 0:
         raise CvsuiteError(f"{path}: the mesh has zero surface area")
-    rng = np.random.default_rng(seed)
-    face = rng.choice(len(faces), size=n, p=area / area.sum())
-    u, v = rng.random(n), rng.random(n)
-    flip = u + v > 1
-    u[flip], v[flip] = 1 - u[flip], 1 - v[flip]
-    t = tri[face]
-    pts = t[:, 0] + u[:, None] * (t[:, 1] - t[:, 0]) + v[:, None] * (t[:, 2] - t[:, 0])
-    normals = cross[face] / np.maximum(area[face, None], 1e-12)
+    pts, normals, _ = area_weighted_samples(vertices, faces, n, seed)
     return pts.astype(np.float32), normals.astype(np.float32)
 
 
