@@ -226,9 +226,9 @@ def encoder_feature_fn(seed: int):
 
 def control_parts(points: np.ndarray, normals: np.ndarray, k: int, seed: int) -> np.ndarray:
     """Geometry-blind control: Ward on random features over the same surface graph."""
-    from apps.points.parts import _unit_sphere
+    from apps.points.data import normalize_cloud
 
-    graph = surface_graph(_unit_sphere(points), normals, 10)
+    graph = surface_graph(normalize_cloud(np.asarray(points, np.float64), np.float64)[0], normals, 10)
     return connected_ward(np.random.default_rng(seed).normal(size=(len(points), 8)), graph, k)
 
 

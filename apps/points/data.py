@@ -127,12 +127,12 @@ def estimate_normals(points: np.ndarray, k: int = 20) -> np.ndarray:
     return normals
 
 
-def normalize_cloud(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-    """Centre at the centroid and scale into the unit sphere; returns (points, centre, scale)."""
+def normalize_cloud(points: np.ndarray, dtype: type = np.float32) -> tuple[np.ndarray, np.ndarray, float]:
+    """Centre at the centroid and scale into the unit sphere; returns (points as ``dtype``, centre, scale)."""
     centre = points.mean(0)
     scale = float(np.linalg.norm(points - centre, axis=1).max())
     scale = scale if scale > 1e-12 else 1.0
-    return ((points - centre) / scale).astype(np.float32), centre, scale
+    return ((points - centre) / scale).astype(dtype), centre, scale
 
 
 UP_AXES = ("x", "y", "z")

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from .data import normalize_cloud
+
 
 @dataclass
 class PartsConfig:
@@ -38,11 +40,6 @@ class PartsConfig:
     descriptor_weight: float = 1.0  # weight of the local shape descriptors next to the spectral block
     encoder_weight: float = 0.0   # weight of the canonical-pose encoder features (needs an encoder)
     max_points: int = 4096        # points clustered directly; the rest take their nearest one's part
-
-
-def _unit_sphere(points: np.ndarray) -> np.ndarray:
-    centred = points - points.mean(0)
-    return centred / max(float(np.linalg.norm(centred, axis=1).max()), 1e-12)
 
 
 def knn_table(points: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -169,7 +166,7 @@ def surface_parts(points: np.ndarray, normals: np.ndarray, k: int, cfg: PartsCon
     n = len(points)
     chosen = np.arange(n) if n <= cfg.max_points else np.sort(
         np.random.default_rng(seed).choice(n, cfg.max_points, replace=False))
-    pts = _unit_sphere(points[chosen])
+    pts = normalize_cloud(np.asarray(points[chosen], np.float64), np.float64)[0]
     nrm = normals[chosen] / np.maximum(np.linalg.norm(normals[chosen], axis=1, keepdims=True), 1e-12)
     if len(pts) <= k:
         labels = np.arange(len(pts))

@@ -51,9 +51,9 @@ def test_every_part_is_connected_in_the_surface_graph(cfg: PartsConfig) -> None:
     pts, nrm, _ = dumbbell()
     labels = surface_parts(pts, nrm, 5, cfg)
     assert sorted(np.unique(labels)) == list(range(5))
-    from apps.points.parts import _unit_sphere
+    from apps.points.data import normalize_cloud
 
-    graph = surface_graph(_unit_sphere(pts), nrm, cfg.neighbours, cfg.crease)
+    graph = surface_graph(normalize_cloud(np.asarray(pts, np.float64), np.float64)[0], nrm, cfg.neighbours, cfg.crease)
     for part in range(5):
         members = np.flatnonzero(labels == part)
         assert connected_components(graph[members][:, members], directed=False)[0] == 1
