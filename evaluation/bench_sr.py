@@ -48,6 +48,7 @@ ROWS = ("bicubic", "mild", "blind", "spatially-variant")
 ARMS = {"crl": "CRL-SR", "ablation": "ablation"}
 SCALE = 4
 COLOUR_LOCK = COLOUR_LOCK_SIGMA  # --colour-lock (what sr infer/eval use by default)
+SELF_ENSEMBLE = False  # --self-ensemble (x8 flips/rotations; sr infer/eval --self-ensemble)
 
 RSS_CHILD = r"""
 import resource, sys, time
@@ -106,7 +107,7 @@ def quality(split: str, runs: dict[str, list[Path]], rows: list[str], deg_seeds:
     per_model: dict[str, dict[str, list[dict]]] = {arm: {row: [] for row in rows} for arm in runs}
     for arm, paths in runs.items():
         for path in paths:
-            model = load_model(path, SCALE, COLOUR_LOCK)
+            model = load_model(path, SCALE, COLOUR_LOCK, SELF_ENSEMBLE)
             up = model_upscaler(model)
             for row in rows:
                 s = score(up, pairs[row])
@@ -287,14 +288,16 @@ def main() -> None:
     parser.add_argument("--skip-speed", action="store_true", help="skip throughput and the 4096² memory run")
     parser.add_argument("--colour-lock", type=float, default=COLOUR_LOCK_SIGMA,
                         help="colour lock sigma (HR px) for every model; 0 = off (default: the CLI default)")
+    parser.add_argument("--self-ensemble", action="store_true",
+                        help="quality rows with the x8 flip/rotation ensemble (sr infer/eval --self-ensemble)")
     parser.add_argument("--json", help="write every number here")
     parser.add_argument("--shipped-recipe", choices=tuple(RECIPES), default="colour",
                         help="which recipe the shipped weights come from (for the manifest)")
     parser.add_argument("--update-manifest", action="store_true",
                         help="(test split) write the shipped seed-0 weights' test metrics into weights/MANIFEST.json")
     args = parser.parse_args()
-    global COLOUR_LOCK
-    COLOUR_LOCK = args.colour_lock
+    global COLOUR_LOCK, SELF_ENSEMBLE
+    COLOUR_LOCK, SELF_ENSEMBLE = args.colour_lock, args.self_ensemble
     torch.set_num_threads(2)
     warnings.filterwarnings("ignore", message="Mean of empty slice")  # inside basicsr's NIQE
     shipped = {"crl": Path(args.crl), "ablation": Path(args.ablation)}
@@ -311,6 +314,7 @@ def main() -> None:
     results["shipped_quality"] = quality(args.split, {a: [p] for a, p in shipped.items()}, args.rows, args.deg_seeds)
     shipped_models = {ARMS[a]: load_model(p, SCALE, COLOUR_LOCK) for a, p in shipped.items() if p.is_file()}
     results["colour_lock"] = COLOUR_LOCK
+    results["self_ensemble"] = SELF_ENSEMBLE
     results["shipped"] = {a: str(p) for a, p in shipped.items()}
     results["parameters"] = {k: count_parameters(m) for k, m in shipped_models.items()}
     if not args.skip_niqe:

@@ -41,7 +41,7 @@ def resolve_overlap(model, tile: int, overlap: int | None) -> int:
     return overlap
 
 
-def _load(weights: str | None, scale: int, colour_lock: float | None = None):
+def _load(weights: str | None, scale: int, colour_lock: float | None = None, self_ensemble: bool = False):
     from shared.weights import shipped_weight
 
     from .model import COLOUR_LOCK_SIGMA, load_model
@@ -55,7 +55,7 @@ def _load(weights: str | None, scale: int, colour_lock: float | None = None):
         if scale != 4:
             raise UsageError(f"shipped weights are x4; pass --weights for x{scale}")
         weights = str(shipped_weight(SHIPPED[weights or "crl"]))
-    return load_model(weights, scale, colour_lock)
+    return load_model(weights, scale, colour_lock, self_ensemble)
 
 
 def cmd_degrade(args: argparse.Namespace) -> int:
@@ -139,7 +139,7 @@ def cmd_infer(args: argparse.Namespace) -> int:
     check_tiling(args.tile, args.overlap)
     guard = OutputGuard(inputs=[*args.inputs, args.weights if args.weights not in SHIPPED else None],
                         force=args.force)
-    model = _load(args.weights, args.scale, args.colour_lock)
+    model = _load(args.weights, args.scale, args.colour_lock, args.self_ensemble)
     overlap = resolve_overlap(model, args.tile, args.overlap)
     label = "ablation" if args.weights == "ablation" else "CRL-SR"
     return run_inference(model, args.inputs, args.out, args.scale, args.tile, overlap, args.compare,
@@ -167,7 +167,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         for pair in pairs:  # claim every picture before any work
             guard.file(image_dir / f"{pair.name}.png")
             guard.file(image_dir / f"{pair.name}_compare.png")
-    model = _load(args.weights, args.scale, args.colour_lock)
+    model = _load(args.weights, args.scale, args.colour_lock, args.self_ensemble)
     overlap = resolve_overlap(model, args.tile, args.overlap)
     label = "ablation" if args.weights == "ablation" else "CRL-SR"
 
@@ -234,6 +234,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                  "the memory of large images)")
     colour_help = (f"sigma (HR px) of the colour lock: the output keeps bicubic's low frequencies above it, so "
                    f"flat colours do not shift; 0 = off, max {COLOUR_LOCK_MAX:g} (default 16)")
+    ensemble_help = ("average the outputs for the 8 flips/90-degree rotations of the input (x8 compute; "
+                     "the '+' results of EDSR/RCAN)")
     overlap_help = (f"LR context per tile side, 0..{OVERLAP_MAX} (default 2 x the receptive radius: tiled = whole "
                     "image; smaller values warn about seams)")
     p = sub.add_parser("infer", help="upscale images or folders (tiled)")
@@ -248,6 +250,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--hr", help="ground truth (file, or folder with <stem>.png for input <stem>[x4].png): scores "
                                 "each output (Y-PSNR/SSIM) and adds a ground-truth panel to --compare")
     p.add_argument("--colour-lock", type=float, help=colour_help)
+    p.add_argument("--self-ensemble", action="store_true", help=ensemble_help)
     add_force_arg(p)
     p.set_defaults(func=cmd_infer)
 
@@ -261,6 +264,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--tile", type=int, default=256, help=tile_help)
     p.add_argument("--overlap", type=int, help=overlap_help)
     p.add_argument("--colour-lock", type=float, help=colour_help)
+    p.add_argument("--self-ensemble", action="store_true", help=ensemble_help)
     p.add_argument("--niqe", action="store_true", help="also report NIQE (basicsr)")
     p.add_argument("--json", help="write the full result here")
     p.add_argument("--save-images", metavar="DIR",

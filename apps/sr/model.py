@@ -112,6 +112,10 @@ class CRLSR(nn.Module):
     ``colour_lock`` (σ in HR pixels, 0 = off; an inference setting, not stored in weight files) makes
     the output keep bicubic's low frequencies (:func:`lock_low_frequencies`); it widens the
     receptive radius by ⌈⌈3σ⌉ / s⌉ LR pixels.
+
+    ``self_ensemble`` (inference setting, default off) averages the outputs for the eight flips and
+    90° rotations of the input, each mapped back (the "+" models of EDSR/RCAN): 8× the compute, the
+    same receptive radius (every transform is a symmetry of the pixel grid), so tiling stays exact.
     """
 
     def __init__(self, scale: int = 4, width: int = 32, invariant: int = 24, enc_blocks: int = 2,
@@ -141,6 +145,7 @@ class CRLSR(nn.Module):
         self.network_radius = (1 + 2 * enc_blocks + 1 + 2 * body_blocks + 1 + 2 * refine_blocks + 1 + 1 + 2
                                + cond_radius)
         self.colour_lock = 0.0
+        self.self_ensemble = False
 
     @property
     def receptive_radius(self) -> int:
@@ -153,6 +158,11 @@ class CRLSR(nn.Module):
         return feats[:, :self.invariant], feats[:, self.invariant:]
 
     def forward(self, x: torch.Tensor, return_all: bool = False) -> Any:
+        if self.self_ensemble and not return_all:
+            return dihedral_mean(self._forward, x)
+        return self._forward(x, return_all)
+
+    def _forward(self, x: torch.Tensor, return_all: bool = False) -> Any:
         invariant, variant = self.encode(x)
         g0 = self.body_in(invariant)
         d = self.degradation(variant) if self.condition else None
@@ -171,6 +181,20 @@ class CRLSR(nn.Module):
             return {"sr": sr, "coarse": coarse, "base": base, "invariant": invariant, "variant": variant,
                     "degradation": d}
         return sr
+
+
+def dihedral_mean(fn: Any, x: torch.Tensor) -> torch.Tensor:
+    """Mean of ``T⁻¹(fn(T(x)))`` over the 8 flips/90° rotations ``T`` of the (h, w) grid."""
+    total = None
+    for k in range(4):
+        for flip in (False, True):
+            t = torch.rot90(x, k, dims=(-2, -1))
+            t = torch.flip(t, dims=(-1,)) if flip else t
+            y = fn(t)
+            y = torch.flip(y, dims=(-1,)) if flip else y
+            y = torch.rot90(y, -k, dims=(-2, -1))
+            total = y if total is None else total + y
+    return total / 8
 
 
 def build_model(arch: str = "crlsr", **kwargs: Any) -> nn.Module:
@@ -196,9 +220,11 @@ def model_metadata(arch: str, kwargs: dict[str, Any]) -> dict[str, str]:
 COLOUR_LOCK_SIGMA = 16.0  # HR px; chosen on the validation photos (apps/sr/README.md)
 
 
-def load_model(path: str | Path, scale: int | None = None, colour_lock: float = COLOUR_LOCK_SIGMA) -> nn.Module:
+def load_model(path: str | Path, scale: int | None = None, colour_lock: float = COLOUR_LOCK_SIGMA,
+               self_ensemble: bool = False) -> nn.Module:
     """Build the arch recorded in a weight file's metadata (or the run's ``config.yaml``) and load it,
-    for inference: ``colour_lock`` (σ, HR px; 0 = off) is set on archs that have it."""
+    for inference: ``colour_lock`` (σ, HR px; 0 = off) and ``self_ensemble`` (x8 flips/rotations) are
+    set on archs that have them."""
     from safetensors import safe_open
 
     from shared.weights import load_into, load_state_dict
@@ -231,4 +257,8 @@ def load_model(path: str | Path, scale: int | None = None, colour_lock: float = 
     load_into(model, state, path)
     if hasattr(model, "colour_lock"):
         model.colour_lock = float(colour_lock)
+    if self_ensemble:
+        if not hasattr(model, "self_ensemble"):
+            raise CvsuiteError(f"{path}: arch {arch!r} has no self-ensemble mode")
+        model.self_ensemble = True
     return model.eval()

@@ -92,3 +92,55 @@ def test_tiled_equals_whole_image_with_the_colour_lock(tiny_model):
         tiny_model.colour_lock = 0.0
     assert np.abs(whole - tiled).max() <= 1
     assert np.abs(whole - short).max() > 1  # the network's own radius alone is not enough with the lock
+
+
+def _dihedral(x, k: int, flip: bool):
+    import torch
+
+    t = torch.rot90(x, k, dims=(-2, -1))
+    return torch.flip(t, dims=(-1,)) if flip else t
+
+
+def test_self_ensemble_is_the_mean_of_the_eight_mapped_back_outputs_and_equivariant(tiny_model):
+    import torch
+
+    x = torch.from_numpy(bundled_photo("coffee")[60:84, 80:108].astype(np.float32).transpose(2, 0, 1) / 255.0)[None]
+    with torch.no_grad():
+        plain = tiny_model(x)
+        # explicit reference: undo each transform by its own inverse (rotate back first when flipped)
+        outputs = []
+        for k in range(4):
+            for flip in (False, True):
+                y = tiny_model(_dihedral(x, k, flip))
+                if flip:
+                    y = torch.flip(y, dims=(-1,))
+                outputs.append(torch.rot90(y, -k, dims=(-2, -1)))
+        reference = torch.stack(outputs).mean(0)
+        tiny_model.self_ensemble = True
+        try:
+            ensemble = tiny_model(x)
+            rotated = tiny_model(_dihedral(x, 1, True))
+        finally:
+            tiny_model.self_ensemble = False
+    assert ensemble.shape == plain.shape
+    assert torch.allclose(ensemble, reference, atol=1e-6)
+    assert (ensemble - plain).abs().max() > 1e-3  # the plain model is not equivariant; the ensemble differs
+    # the ensemble is equivariant: transforming the input transforms the output the same way
+    assert torch.allclose(rotated, _dihedral(ensemble, 1, True), atol=1e-5)
+
+
+def test_self_ensemble_tiles_exactly_and_runs_from_the_cli(tiny_model, run_cli, tiny_weights, tmp_path):
+    rgb = bundled_photo("chelsea")[100:164, 150:214].astype(np.float32) / 255.0
+    tiny_model.self_ensemble = True
+    try:
+        radius = tiny_model.receptive_radius
+        whole = upscale_rgb(tiny_model, rgb, 2, tile=0).astype(np.int64)
+        tiled = upscale_rgb(tiny_model, rgb, 2, tile=24, overlap=2 * radius).astype(np.int64)
+    finally:
+        tiny_model.self_ensemble = False
+    assert np.abs(whole - tiled).max() <= 1
+    write_image(tmp_path / "a.png", bundled_photo("chelsea")[:20, :24])
+    code, _, err = run_cli(["sr", "infer", tmp_path / "a.png", "--scale", "2", "--out", tmp_path / "o",
+                            "--weights", tiny_weights, "--self-ensemble"])
+    assert code == 0, err
+    assert read_image(tmp_path / "o" / "a.png").rgb.shape == (40, 48, 3)
