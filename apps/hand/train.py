@@ -30,7 +30,7 @@ from shared.guard import OutputGuard
 from shared.losses import MoCoQueue, make_momentum_copy, momentum_update
 
 from .data import HanCo, reference_scale
-from .losses import keypoint_loss, mano_joint_loss, moco_loss, symmetric_moco
+from .losses import keypoint_loss, mano_fit_loss, mano_joint_loss, moco_loss, symmetric_moco
 from .model import KeypointNet, MoCoNet, normalise
 from .synth import PHOTOS, background_crop
 
@@ -466,6 +466,7 @@ class LabelledHands(torch.utils.data.Dataset):
             self.xyz[i] = (view["xyz_cam"] - view["xyz_cam"][0]) / s
             self.scale[i], self.xyz_cam[i], self.K[i] = s, view["xyz_cam"], view["K"]
         self.side = side
+        self._read_fits()
         self.length = max(len(self.indices), min_length)
         self.backgrounds = backgrounds if backgrounds is not None else background_pool(images.size, 64, 0)
         self.negative_rate = negative_rate if augment else 0.0
@@ -473,6 +474,49 @@ class LabelledHands(torch.utils.data.Dataset):
 
     def __len__(self) -> int:
         return self.length
+
+    def _read_fits(self) -> None:
+        """MANO fits of the held frames (HanCo ``shape/``, world frame) moved into each image's camera:
+        global rotation (3x3), articulation (45), shape (10) and the camera target (u, v of the middle MCP
+        in crop units, crop fraction spanned by 10 cm at its depth). ``has_fit`` marks the images that have
+        one; frames without a fit (or a left hand, which a right-hand MANO cannot express) have none."""
+        n = len(self.images.samples)
+        self.has_fit = np.zeros(n, bool)
+        self.fit_rot = np.tile(np.eye(3, dtype=np.float32), (n, 1, 1))
+        self.fit_pose = np.zeros((n, 45), np.float32)
+        self.fit_shape = np.zeros((n, 10), np.float32)
+        self.fit_size = np.zeros(n, np.float32)
+        self.any_fit = False
+        ds = self.images.ds
+        if not isinstance(ds, HanCo):
+            return
+        from .mano import fit_in_camera
+
+        fits: dict[tuple[str, int], Any] = {}
+        for i in self.indices:
+            seq, cam, frame = self.images.samples[i]
+            if (seq, frame) not in fits:
+                fits[(seq, frame)] = ds.mano_fit(seq, frame)
+            fit = fits[(seq, frame)]
+            if fit is None or self.left[i]:
+                continue
+            moved = fit_in_camera(fit, ds.calib(seq, frame).M[cam])
+            self.has_fit[i] = True
+            self.fit_rot[i], self.fit_pose[i], self.fit_shape[i] = moved["rot"], moved["hand_pose"], moved["shape"]
+            f = 0.5 * (self.K[i][0, 0] + self.K[i][1, 1])
+            self.fit_size[i] = f * 0.1 / max(float(self.xyz_cam[i][9, 2]), 1e-6) / self.side
+        self.any_fit = bool(self.has_fit.any())
+
+    def _fit_item(self, idx: int, uv: np.ndarray, has_hand: float, info: dict) -> dict[str, torch.Tensor]:
+        """The MANO targets of one item after augmentation (rotation and zoom follow the framing; a mirrored
+        crop, a hand-free crop or a frame without a fit gets ``has_fit = 0``)."""
+        linear, zoom = info.get("linear", np.eye(3)), info.get("scale", 1.0)
+        ok = bool(self.has_fit[idx]) and has_hand > 0 and np.linalg.det(linear) > 0
+        rot = linear @ self.fit_rot[idx] if ok else np.eye(3)
+        cam = np.array([uv[9, 0], uv[9, 1], self.fit_size[idx] * zoom]) if ok else np.zeros(3)
+        return {"has_fit": torch.tensor(float(ok)), "fit_rot": torch.from_numpy(np.asarray(rot, np.float32)),
+                "fit_pose": torch.from_numpy(self.fit_pose[idx]), "fit_shape": torch.from_numpy(self.fit_shape[idx]),
+                "fit_cam": torch.from_numpy(cam.astype(np.float32))}
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         from .augment import appearance, augment_sample, mirror_sample
@@ -485,6 +529,7 @@ class LabelledHands(torch.utils.data.Dataset):
             img, uv, xyz = mirror_sample(img, uv, xyz)
             fg = None if fg is None else np.ascontiguousarray(fg[:, ::-1])
             mask = None if mask is None else np.ascontiguousarray(mask[:, ::-1])
+        info: dict[str, Any] = {}
         if self.augment:
             rng = np.random.default_rng(np.random.randint(2**31))
             bg = self.backgrounds[int(rng.integers(len(self.backgrounds)))]
@@ -496,10 +541,13 @@ class LabelledHands(torch.utils.data.Dataset):
                 img, has_hand = appearance(bg, rng.uniform(0, img.shape[0], (21, 2)), rng, patch), 0.0
             else:
                 img, uv, xyz = augment_sample(img, uv, xyz, rng, bg, patch, fg, mask,
-                                              mirror=0.0 if self.right_hands else 0.5)
+                                              mirror=0.0 if self.right_hands else 0.5, info=info)
         x = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float() / 255.0
-        return {"image": x, "uv": torch.from_numpy(np.asarray(uv, np.float32)),
+        item = {"image": x, "uv": torch.from_numpy(np.asarray(uv, np.float32)),
                 "xyz": torch.from_numpy(np.asarray(xyz, np.float32)), "has_hand": torch.tensor(has_hand)}
+        if self.any_fit:
+            item.update(self._fit_item(idx, np.asarray(uv), has_hand, info))
+        return item
 
 
 @dataclass
@@ -526,7 +574,7 @@ class FinetuneConfig:
     w2d: float = bounded(1.0, ge=0.0, le=1000.0)
     w3d: float = bounded(1.0, ge=0.0, le=1000.0)
     mano: str = ""                  # MANO_RIGHT.pkl: add a MANO head (pose/shape -> 778 vertices)
-    wmano: float = bounded(1.0, ge=0.0, le=1000.0)              # weight of the MANO joints' loss
+    wmano: float = bounded(1.0, ge=0.0, le=1000.0)              # weight of the MANO head's loss (fits, else joints)
     num_threads: int = bounded(0, ge=0, le=1024)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
         out_dir="runs/hand_keypoints", max_steps=400, batch_size=32, lr=1e-3, weight_decay=1e-4,
@@ -552,8 +600,13 @@ class KeypointTask(TrainTask):
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         pred = self.net(normalise(batch["image"]))
         out = keypoint_loss(pred, batch["uv"], batch["xyz"], self.w2d, self.w3d, batch.get("has_hand"))
-        if "joints" in pred:  # MANO joints, root-relative, in units of their own reference bone
-            out["loss_mano"] = mano_joint_loss(pred["joints"], batch["xyz"])
+        if "joints" in pred:  # the MANO head: HanCo's MANO fits where a frame has one, else the keypoints
+            has_hand = batch.get("has_hand", torch.ones(len(batch["uv"])))
+            has_fit = batch.get("has_fit", torch.zeros_like(has_hand))
+            out["loss_mano"] = mano_joint_loss(pred["joints"], batch["xyz"], has_hand * (1 - has_fit))
+            if "has_fit" in batch:
+                out.update(mano_fit_loss(pred, batch, self.net.mano_head.mano))
+                out["loss_mano"] = out["loss_mano"] + out["loss_mano_fit"]
             out["loss"] = out["loss"] + self.wmano * out["loss_mano"]
         return out
 
