@@ -556,7 +556,7 @@ class FinetuneConfig:
 
     data: str = "data/hand_synth/finetune"  # HanCo root, or FreiHAND root (its training split)
     sequences: str = ""             # HanCo only: "" = all; "0000,0007" or "0-99"
-    init: str = "random"            # random | path to a pretrained encoder (.safetensors from `hand pretrain`)
+    init: str = "random"            # random | a pretrained encoder (`hand pretrain`) | a `hand train` result (continue it)
     label_fraction: float = bounded(1.0, gt=0.0, le=1.0)     # fraction of labelled images used
     label_seed: int = bounded(0, ge=0)
     image_size: int = bounded(64, ge=16, le=1024)
@@ -621,6 +621,28 @@ def labelled_subset(n: int, fraction: float, seed: int, minimum: int = 4) -> np.
     return np.sort(np.random.default_rng(seed).choice(n, k, replace=False))
 
 
+def is_regressor_file(path: str | Path) -> bool:
+    """Whether ``path`` holds a whole keypoint regressor (``head.*``: a ``hand train`` result), not an encoder."""
+    from shared.weights import load_state_dict
+
+    return any(k.startswith("head.") for k in load_state_dict(path))
+
+
+def load_regressor_weights(net: KeypointNet, path: str | Path) -> int:
+    """Continue from a ``hand train`` result: every tensor of ``path`` (encoder, head, lifter; a MANO head
+    only when both have one) goes into ``net``, which must have the same architecture."""
+    from shared.weights import load_into, load_state_dict
+
+    state = load_state_dict(path)
+    own = net.state_dict()
+    if net.mano_head is not None:  # the MANO arrays are never saved; a MANO head trained before is reused
+        state = {**{k: v for k, v in own.items() if k.startswith("mano_head.")}, **state}
+    else:
+        state = {k: v for k, v in state.items() if not k.startswith("mano_head.")}
+    load_into(net, state, path)
+    return len(state)
+
+
 def load_pretrained_encoder(net: KeypointNet, path: str | Path) -> int:
     """Copy ``encoder.*`` tensors of a pretraining run into ``net``; returns how many were loaded."""
     from shared.weights import load_into, load_state_dict
@@ -654,12 +676,15 @@ def finetune(cfg: FinetuneConfig, images: HanCoImages | None = None,
     torch.manual_seed(cfg.train.seed)
     lifter = cfg.lifter and cfg.head == "heatmap"
     net = KeypointNet(cfg.backbone, cfg.width, cfg.hidden, mano_model, cfg.head, lifter, cfg.hands, cfg.lifter_weight)
-    if lifter and cfg.lifter_steps > 0:
+    whole = cfg.init not in ("", "random") and is_regressor_file(cfg.init)  # continue a `hand train` result
+    if lifter and cfg.lifter_steps > 0 and not whole:
         from .lifting import train_lifter
 
         net.lifter.load_state_dict(train_lifter(cfg.lifter_steps, seed=cfg.train.seed,
                                                 left=0.0 if cfg.hands == "right" else 0.5).state_dict())
-    if cfg.init not in ("", "random"):
+    if whole:
+        load_regressor_weights(net, cfg.init)
+    elif cfg.init not in ("", "random"):
         load_pretrained_encoder(net, cfg.init)
     task = KeypointTask(net, cfg.w2d, cfg.w3d, 0.1 * cfg.train.lr if lifter and cfg.lifter_steps > 0 else None)
     task.wmano = cfg.wmano
