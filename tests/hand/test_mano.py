@@ -379,3 +379,10 @@ def test_cli_mano_train_on_fits_then_mesh_scores_from_the_predicted_mesh(fitted_
     errs = [np.linalg.norm(align_w_scale(g, p) - g, axis=1).mean() for g, p in zip(gt_verts, pred_verts)]
     assert scores["mesh_al_mean3d"] == pytest.approx(100 * np.mean(errs), rel=1e-4)
     assert 0 <= scores["f_al_score_5"] <= 1 and scores["f_al_score_15"] >= scores["f_al_score_5"]
+    # `hand infer --mano` writes the predicted mesh beside the keypoints
+    img = root / "rgb_merged" / "0000" / "cam2" / "00000001.jpg"
+    code, _, err = run_cli(["hand", "infer", img, "--out", tmp_path / "inf", "--weights", tmp_path / "ft" / "model.safetensors",
+                            "--mano", mano])
+    assert code == 0, err
+    record = json.loads((tmp_path / "inf" / "00000001.json").read_text())
+    assert np.array(record["mano_verts_root_relative_refbone"]).shape == (778, 3)
