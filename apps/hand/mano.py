@@ -29,7 +29,10 @@ from shared.safe_pickle import ArrayUnpickler, numpy_globals
 
 REQUIRED = {"v_template": (778, 3), "shapedirs": (778, 3, None), "posedirs": (778, 3, 135),
             "J_regressor": (16, 778), "weights": (778, 16), "kintree_table": (2, 16), "f": (None, 3)}
-TIP_VERTICES = (745, 317, 444, 556, 673)  # thumb, index, middle, ring, pinky fingertips
+# fingertip vertices (thumb, index, middle, ring, pinky): contra-hand's manopth (HanCo) and FreiHAND's
+# utils/mano_utils.py pick neighbouring vertices; the joint order is the same in both
+TIP_VERTICES = (745, 317, 444, 556, 673)
+FREIHAND_TIP_VERTICES = (744, 320, 443, 555, 672)
 # MANO joints: 0 wrist, 1-3 index, 4-6 middle, 7-9 pinky, 10-12 ring, 13-15 thumb; tips appended as 16-20
 TO_FREIHAND = [0, 13, 14, 15, 16, 1, 2, 3, 17, 4, 5, 6, 18, 10, 11, 12, 19, 7, 8, 9, 20]
 
@@ -186,8 +189,10 @@ class MANOLayer(nn.Module):
     """Linear blend skinning: pose (B, 48) axis-angle (global + 15 joints), betas (B, 10), trans (B, 3)
     -> vertices (B, 778, 3) and joints (B, 21, 3) in FreiHAND order (metres)."""
 
-    def __init__(self, model: dict[str, np.ndarray], add_mean_pose: bool = False) -> None:
+    def __init__(self, model: dict[str, np.ndarray], add_mean_pose: bool = False,
+                 tip_vertices: tuple[int, ...] = TIP_VERTICES) -> None:
         super().__init__()
+        self.tip_vertices = list(tip_vertices)
         f32 = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32)  # noqa: E731
         self.register_buffer("v_template", f32(model["v_template"]))
         self.register_buffer("shapedirs", f32(model["shapedirs"]))
@@ -230,7 +235,7 @@ class MANOLayer(nn.Module):
         G_rel[:, :, :3, 3] = G[:, :, :3, 3] - rest
         T = torch.einsum("vj,bjrc->bvrc", self.weights, G_rel)
         verts = torch.einsum("bvrc,bvc->bvr", T[:, :, :3, :3], v_posed) + T[:, :, :3, 3]
-        joints = torch.cat([posed_joints, verts[:, list(TIP_VERTICES)]], 1)[:, TO_FREIHAND]
+        joints = torch.cat([posed_joints, verts[:, self.tip_vertices]], 1)[:, TO_FREIHAND]
         if trans is not None:
             verts, joints = verts + trans[:, None], joints + trans[:, None]
         return verts, joints

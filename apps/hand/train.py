@@ -476,7 +476,8 @@ class LabelledHands(torch.utils.data.Dataset):
         return self.length
 
     def _read_fits(self) -> None:
-        """MANO fits of the held frames (HanCo ``shape/``, world frame) moved into each image's camera:
+        """MANO fits of the held frames (HanCo ``shape/``, world frame, moved into each image's camera; or
+        FreiHAND's ``training_mano.json``, already in the camera frame):
         global rotation (3x3), articulation (45), shape (10) and the camera target (u, v of the middle MCP
         in crop units, crop fraction spanned by 10 cm at its depth). ``has_fit`` marks the images that have
         one; frames without a fit (or a left hand, which a right-hand MANO cannot express) have none."""
@@ -488,10 +489,20 @@ class LabelledHands(torch.utils.data.Dataset):
         self.fit_size = np.zeros(n, np.float32)
         self.any_fit = False
         ds = self.images.ds
-        if not isinstance(ds, HanCo):
-            return
         from .mano import fit_in_camera
 
+        if isinstance(ds, FreiHANDSource):  # training_mano.json: camera-frame fits (FreiHAND's utils/model.py)
+            if not ds.fh.has("mano"):
+                return
+            mano = ds.fh.mano()
+            for i in self.indices:
+                theta = mano[ds.fh.annotation_index(self.images.samples[i][0])]
+                fit = {"poses": theta[:48], "shapes": theta[48:58], "global_t": np.zeros(3)}
+                self._set_fit(int(i), fit_in_camera(fit, np.eye(4)))
+            self.any_fit = bool(self.has_fit.any())
+            return
+        if not isinstance(ds, HanCo):
+            return
         fits: dict[tuple[str, int], Any] = {}
         for i in self.indices:
             seq, cam, frame = self.images.samples[i]
@@ -500,12 +511,14 @@ class LabelledHands(torch.utils.data.Dataset):
             fit = fits[(seq, frame)]
             if fit is None or self.left[i]:
                 continue
-            moved = fit_in_camera(fit, ds.calib(seq, frame).M[cam])
-            self.has_fit[i] = True
-            self.fit_rot[i], self.fit_pose[i], self.fit_shape[i] = moved["rot"], moved["hand_pose"], moved["shape"]
-            f = 0.5 * (self.K[i][0, 0] + self.K[i][1, 1])
-            self.fit_size[i] = f * 0.1 / max(float(self.xyz_cam[i][9, 2]), 1e-6) / self.side
+            self._set_fit(int(i), fit_in_camera(fit, ds.calib(seq, frame).M[cam]))
         self.any_fit = bool(self.has_fit.any())
+
+    def _set_fit(self, i: int, moved: dict[str, np.ndarray]) -> None:
+        self.has_fit[i] = True
+        self.fit_rot[i], self.fit_pose[i], self.fit_shape[i] = moved["rot"], moved["hand_pose"], moved["shape"]
+        f = 0.5 * (self.K[i][0, 0] + self.K[i][1, 1])
+        self.fit_size[i] = f * 0.1 / max(float(self.xyz_cam[i][9, 2]), 1e-6) / self.side
 
     def _fit_item(self, idx: int, uv: np.ndarray, has_hand: float, info: dict) -> dict[str, torch.Tensor]:
         """The MANO targets of one item after augmentation (rotation and zoom follow the framing; a mirrored

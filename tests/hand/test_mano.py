@@ -386,3 +386,53 @@ def test_cli_mano_train_on_fits_then_mesh_scores_from_the_predicted_mesh(fitted_
     assert code == 0, err
     record = json.loads((tmp_path / "inf" / "00000001.json").read_text())
     assert np.array(record["mano_verts_root_relative_refbone"]).shape == (778, 3)
+
+
+def test_freihand_training_mano_are_fit_targets(tmp_path, run_cli):
+    """FreiHAND's training_mano.json (48 pose, 10 shape, uv root + scale; camera frame, mean pose added as in
+    FreiHAND's utils/model.py) are MANO targets: each item's target mesh rebuilds its 3-D keypoint label."""
+    import json
+    import shutil
+
+    from apps.hand.train import LabelledHands, open_labelled
+
+    assert run_cli(["hand", "synth", "--out", tmp_path / "src", "--sequences", "1", "--frames", "2", "--size", "32",
+                    "--layout", "freihand"])[0] == 0
+    root = tmp_path / "fh"
+    shutil.copytree(tmp_path / "src" / "evaluation" / "rgb", root / "training" / "rgb")
+    for kind in ("K", "scale"):
+        shutil.copy(tmp_path / "src" / f"evaluation_{kind}.json", root / f"training_{kind}.json")
+    old = np.array(json.loads((tmp_path / "src" / "evaluation_xyz.json").read_text()))
+    model = fake_model(np.random.default_rng(13))
+    layer = MANOLayer(model, add_mean_pose=True).double()
+    rng = np.random.default_rng(14)
+    thetas, xyz = [], []
+    for wrist in old[:, 0]:
+        poses, shapes = rng.normal(0, 0.3, 48), rng.normal(0, 1, 10)
+        _, j = layer(torch.tensor(poses)[None], torch.tensor(shapes)[None])
+        j = j[0].numpy() - j[0, 0].numpy() + wrist
+        thetas.append([np.concatenate([poses, shapes, [16.0, 16.0, 500.0]]).tolist()])
+        xyz.append(j.tolist())
+    (root / "training_mano.json").write_text(json.dumps(thetas))
+    (root / "training_xyz.json").write_text(json.dumps(xyz))
+    images = open_labelled(root, 32)
+    data = LabelledHands(images, np.arange(len(images.samples)), augment=True, negative_rate=0.0, right_hands=True)
+    assert data.has_fit.all()
+    np.random.seed(2)
+    for i in range(0, len(data), 3):
+        item = data[i]
+        pose = torch.cat([torch.zeros(1, 3), item["fit_pose"][None]], 1)
+        _, j = MANOLayer(model, add_mean_pose=True)(pose, item["fit_shape"][None], global_rot=item["fit_rot"][None])
+        rel = j[0] - j[0, :1]
+        assert torch.allclose(rel / (rel[10] - rel[9]).norm(), item["xyz"], atol=1e-4)
+
+
+def test_fingertip_vertex_conventions():
+    """HanCo's (contra-hand manopth) and FreiHAND's fingertip vertices, in the same keypoint slots."""
+    from apps.hand.mano import FREIHAND_TIP_VERTICES, TIP_VERTICES
+
+    model = fake_model(np.random.default_rng(15))
+    pose = torch.tensor(np.random.default_rng(16).normal(0, 0.3, (1, 48)))
+    for tips in (TIP_VERTICES, FREIHAND_TIP_VERTICES):
+        verts, joints = MANOLayer(model, tip_vertices=tips).double()(pose)
+        assert torch.equal(joints[0, [4, 8, 12, 16, 20]], verts[0, list(tips)])
