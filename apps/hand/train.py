@@ -443,11 +443,12 @@ class LabelledHands(torch.utils.data.Dataset):
     """Labelled images: uv (crop units), root-relative 3-D (ref-bone units), ``has_hand``; repeated to
     ``min_length``. With ``augment`` each item is a fresh :func:`apps.hand.augment.augment_sample`
     (re-framed, mirrored, new background when masks exist, occluded, blurred, JPEG) and a fraction
-    ``negative_rate`` of items are hand-free background crops (``has_hand = 0``)."""
+    ``negative_rate`` of items are hand-free background crops (``has_hand = 0``). With ``with_fits`` (a MANO
+    head is trained) items of frames with a MANO fit also carry its targets (:meth:`_read_fits`)."""
 
     def __init__(self, images: HanCoImages, indices: np.ndarray, augment: bool = True,
                  min_length: int = 0, backgrounds: np.ndarray | None = None, negative_rate: float = 0.1,
-                 right_hands: bool = False) -> None:
+                 right_hands: bool = False, with_fits: bool = True) -> None:
         self.images, self.indices, self.augment = images, np.asarray(indices), augment
         self.right_hands = right_hands
         self.left = left_flags(images)
@@ -466,7 +467,7 @@ class LabelledHands(torch.utils.data.Dataset):
             self.xyz[i] = (view["xyz_cam"] - view["xyz_cam"][0]) / s
             self.scale[i], self.xyz_cam[i], self.K[i] = s, view["xyz_cam"], view["K"]
         self.side = side
-        self._read_fits()
+        self._read_fits(with_fits)
         self.length = max(len(self.indices), min_length)
         self.backgrounds = backgrounds if backgrounds is not None else background_pool(images.size, 64, 0)
         self.negative_rate = negative_rate if augment else 0.0
@@ -475,7 +476,7 @@ class LabelledHands(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return self.length
 
-    def _read_fits(self) -> None:
+    def _read_fits(self, wanted: bool = True) -> None:
         """MANO fits of the held frames (HanCo ``shape/``, world frame, moved into each image's camera; or
         FreiHAND's ``training_mano.json``, already in the camera frame):
         global rotation (3x3), articulation (45), shape (10) and the camera target (u, v of the middle MCP
@@ -488,6 +489,8 @@ class LabelledHands(torch.utils.data.Dataset):
         self.fit_shape = np.zeros((n, 10), np.float32)
         self.fit_size = np.zeros(n, np.float32)
         self.any_fit = False
+        if not wanted:  # only a MANO head uses them (``with_fits``): no shape/ file is read otherwise
+            return
         ds = self.images.ds
         from .mano import fit_in_camera
 
@@ -685,7 +688,7 @@ def finetune(cfg: FinetuneConfig, images: HanCoImages | None = None,
         raise UsageError(f"hands must be right or both, got {cfg.hands!r}")
     dataset = LabelledHands(images, idx, cfg.augment, min_length=cfg.train.batch_size * 8,
                             backgrounds=background_pool(cfg.image_size, 96, cfg.label_seed, cfg.backgrounds_dir or None),
-                            negative_rate=cfg.negative_rate, right_hands=cfg.hands == "right")
+                            negative_rate=cfg.negative_rate, right_hands=cfg.hands == "right", with_fits=bool(cfg.mano))
     torch.manual_seed(cfg.train.seed)
     lifter = cfg.lifter and cfg.head == "heatmap"
     net = KeypointNet(cfg.backbone, cfg.width, cfg.hidden, mano_model, cfg.head, lifter, cfg.hands, cfg.lifter_weight)
