@@ -166,6 +166,40 @@ def infer_throughput(weights: str, photos: list[Path], threads: int, repeats: in
     return len(photos) / statistics.median(times)
 
 
+def speed_photos(folder: Path) -> list[Path]:
+    """32 JPEGs of 4 bundled photos (512x512 to 600x400): what ``hand infer`` reads from disk."""
+    from shared.data.images import bundled_photo, write_image
+
+    photos = []
+    for name in ("astronaut", "coffee", "chelsea", "camera"):
+        img = bundled_photo(name)
+        for k in range(8):
+            path = folder / f"{name}_{k}.jpg"
+            write_image(path, img)
+            photos.append(path)
+    return photos
+
+
+def infer_speed_only(weights: str, out: Path, repeats: int = 5) -> dict:
+    """``--infer-speed WEIGHTS``: only the ``hand infer`` throughput (2 and 1 threads) of a regressor, with the
+    machine's load average, appended to ``evaluation/results/hand_infer_speed.jsonl``."""
+    import json
+    import os
+
+    photos = speed_photos(out / "photos")
+    load_before = os.getloadavg()[0]
+    result = {"weights": weights, "photos": f"{len(photos)} JPEGs of 4 bundled photos (512x512 to 600x400)",
+              "repeats": repeats, "what": "decode + padded square crop + one batched forward pass (model load excluded)",
+              "photos_per_s": {f"{t}_threads": round(infer_throughput(weights, photos, t, repeats), 1) for t in (2, 1)},
+              "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)], "cpu_count": os.cpu_count()}
+    path = Path("evaluation/results/hand_infer_speed.jsonl")
+    path.parent.mkdir(exist_ok=True)
+    with path.open("a") as handle:
+        handle.write(json.dumps(result) + "\n")
+    print(json.dumps(result))
+    return result
+
+
 def finetune_config(data: Path, head: str, init: str | None, frac: float, seed: int, steps: int, out: Path) -> FinetuneConfig:
     cfg = FinetuneConfig(data=str(data), init=init or "random", label_fraction=frac, label_seed=seed,
                          num_threads=1, head=head)
@@ -206,9 +240,13 @@ def main() -> None:
     ap.add_argument("--budget-min", type=float, default=1e9, help="stop starting new units after this many minutes")
     ap.add_argument("--json", default="evaluation/results/bench_hand.json")
     ap.add_argument("--markdown", action="store_true")
+    ap.add_argument("--infer-speed", metavar="WEIGHTS", help="only measure `hand infer` throughput of WEIGHTS, then stop")
     args = ap.parse_args()
     torch.set_num_threads(1)
     root = Path(args.out)
+    if args.infer_speed:
+        infer_speed_only(args.infer_speed, root)
+        return
     t0 = time.perf_counter()
     cache = Cache(root)
     fractions = [float(f) for f in args.fractions.split(",")]
@@ -283,16 +321,7 @@ def main() -> None:
                     finetune_unit(label, positives, frac, seed)
     # 4. speed
     if time_left() and f"ft/{head}/random init/{fractions[-1]}/{seeds[0]}" in cache and cache.claim("speed"):
-        from shared.data.images import bundled_photo, write_image
-
-        photo_dir = root / "photos"
-        photos = []
-        for name in ("astronaut", "coffee", "chelsea", "camera"):
-            img = bundled_photo(name)
-            for k in range(8):
-                path = photo_dir / f"{name}_{k}.jpg"
-                write_image(path, img)
-                photos.append(path)
+        photos = speed_photos(root / "photos")
         weights = str(root / f"ft_random_{fractions[-1]}_{seeds[0]}" / "model.safetensors")
         cache.put("speed", {"pretrain_images_per_s": {f"{t}_threads": pretrain_throughput(data["pretrain"], t, 32, 5)
                                                       for t in (2, 1)},

@@ -115,12 +115,15 @@ def mirror_sample(img: np.ndarray, uv: np.ndarray, xyz: np.ndarray) -> tuple[np.
 
 def augment_sample(img: np.ndarray, uv: np.ndarray, xyz: np.ndarray, rng: np.random.Generator,
                    background: np.ndarray, patch: np.ndarray, foreground: np.ndarray | None = None,
-                   mask: np.ndarray | None = None, mirror: float = 0.5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                   mask: np.ndarray | None = None, mirror: float = 0.5,
+                   info: dict | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One augmented copy of a labelled crop: uint8 image, ``uv`` (21, 2) crop units, root-relative ``xyz``.
 
     ``background``/``patch``: uint8 crops of the same size (new background, occluder texture);
     ``foreground``/``mask``: the hand on its own and its mask (then the hand is composited anew);
-    ``mirror``: probability of a left-right flip (0 for a right-hand estimator: a flip makes a left hand).
+    ``mirror``: probability of a left-right flip (0 for a right-hand estimator: a flip makes a left hand);
+    ``info``: when given, receives ``linear`` (the 3x3 map applied to the 3-D keypoints: roll, and the
+    mirror when flipped) and ``scale`` (the framing's zoom), so other 3-D labels (a MANO fit) can follow.
     """
     import cv2
 
@@ -145,7 +148,11 @@ def augment_sample(img: np.ndarray, uv: np.ndarray, xyz: np.ndarray, rng: np.ran
     rot = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
     new_xyz = xyz @ rot.T
     new_uv = moved / size
+    linear = rot
     if rng.random() < mirror:
         out, new_uv, new_xyz = mirror_sample(out, new_uv, new_xyz)
+        linear = np.diag([-1.0, 1.0, 1.0]) @ rot
+    if info is not None:
+        info.update(linear=linear, scale=float(np.sqrt(abs(np.linalg.det(A[:, :2])))))
     out = appearance(np.ascontiguousarray(out), new_uv * size, rng, patch)
     return out, new_uv.astype(np.float32), new_xyz.astype(np.float32)

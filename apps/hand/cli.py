@@ -42,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("train", help="fine-tune the keypoint regressor (few labels) from random init or a pretrained encoder")
     add_run_args(p, data_help="HanCo root with xyz/ and calib/, or a FreiHAND root (training split) (data=)")
-    p.add_argument("--init", help="'random' or a pretrained encoder .safetensors (init=)")
+    p.add_argument("--init", help="'random', a pretrained encoder .safetensors, or a `hand train` result to continue (init=)")
     p.add_argument("--labels", type=float, help="fraction of labelled images used, e.g. 0.01 (label_fraction=)")
     p.add_argument("--mano", help="your MANO_RIGHT.pkl: also train a MANO head (778 vertices) (mano=)")
     p.add_argument("--backgrounds", help="folder of background photos the hands are composited over (backgrounds_dir=)")
@@ -145,7 +145,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                                                   "backgrounds": "backgrounds_dir"})
     init = None if cfg.init in ("", "random") else cfg.init
     if init and not Path(init).is_file():
-        raise CvsuiteError(f"{init}: pretrained encoder file not found")
+        raise CvsuiteError(f"{init}: --init weights file not found")
     guard = OutputGuard(inputs=[cfg.data, init, cfg.mano or None, cfg.backgrounds_dir or None, getattr(args, "config", None)],
                         force=args.force)
     _run_outputs(guard, cfg.train.out_dir, cfg.train.resume)

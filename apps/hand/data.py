@@ -8,7 +8,8 @@ HanCo (``ROOT/``)::
     mask_hand/SSSS/camC/FFFFFFFF.jpg      hand segmentation
     calib/SSSS/FFFFFFFF.json              {"K": [C x 3x3], "M": [C x 4x4]} (M: world -> camera, metres)
     xyz/SSSS/FFFFFFFF.json                21 x 3 world keypoints (metres)
-    shape/SSSS/FFFFFFFF.json              hand-model parameters (MANO in HanCo; our synthetic hand in synth)
+    shape/SSSS/FFFFFFFF.json              MANO fit {"poses": 48, "shapes": 10, "global_t": 3} in the world
+                                          frame (HanCo; our synthetic hand writes its own parameters here)
     meta.json                             per sequence, per frame: is_train, is_valid, has_fit, subject_id
 
 A root may mix green-screen sequences (all folders) with sequences that have only ``rgb/``: a
@@ -241,6 +242,15 @@ class HanCo:
         if not isinstance(data, dict):
             raise CvsuiteError(f"{path}: shape must be a JSON object")
         return data
+
+    def mano_fit(self, seq: str, frame: int) -> dict[str, np.ndarray] | None:
+        """The frame's MANO fit from ``shape/`` (world frame: ``poses`` 48, ``shapes`` 10, ``global_t`` 3,
+        as HanCo ships them); None without a ``shape/`` file or when it holds no MANO fit (our synthetic
+        hand's files hold bone lengths instead)."""
+        from .mano import read_fit
+
+        path = self.root / "shape" / seq / f"{frame:08d}.json"
+        return read_fit(self.shape(seq, frame), path) if path.is_file() else None
 
     def is_left(self, seq: str, frame: int) -> bool:
         """True for a left hand: the frame's ``shape/`` file says ``"side": "left"`` (the synthetic data

@@ -2,7 +2,9 @@
 
 * pretraining: MoCo v2 = :class:`shared.losses.InfoNCE` of queries vs momentum-encoder keys and a
   :class:`shared.losses.MoCoQueue` of past keys, symmetrised over the two views;
-* fine-tuning: L1 on 2-D keypoints (crop units) + L1 on root-relative 3-D keypoints (ref-bone units).
+* fine-tuning: L1 on 2-D keypoints (crop units) + L1 on root-relative 3-D keypoints (ref-bone units);
+* the MANO head (``--mano``): against HanCo's MANO fits (:func:`mano_fit_loss`) where a frame has one,
+  else against the keypoints (:func:`mano_joint_loss`).
 """
 from __future__ import annotations
 
@@ -52,9 +54,49 @@ def keypoint_loss(pred: dict[str, torch.Tensor], uv: torch.Tensor, xyz: torch.Te
     return out
 
 
-def mano_joint_loss(joints: torch.Tensor, xyz: torch.Tensor) -> torch.Tensor:
+def mano_joint_loss(joints: torch.Tensor, xyz: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
     """L1 between MANO joints (metres, made root-relative and divided by their own middle MCP->PIP
-    length, so scale free) and the root-relative ref-bone-unit targets."""
+    length, so scale free) and the root-relative ref-bone-unit targets; ``weight`` (B,) selects items
+    (default all): the MANO head's objective on keypoint labels without a MANO fit."""
     rel = joints - joints[:, :1]
     bone = (rel[:, 10] - rel[:, 9]).norm(dim=-1).clamp_min(1e-4)
-    return F.l1_loss(rel / bone[:, None, None], xyz)
+    per_item = (rel / bone[:, None, None] - xyz).abs().mean((1, 2))
+    if weight is None:
+        return per_item.mean()
+    return (per_item * weight).sum() / weight.sum().clamp_min(1.0)
+
+
+# weights of the MANO-fit terms (vertex / joint L1 in reference-bone units dominate; parameters regularise)
+MANO_FIT_WEIGHTS = {"verts": 1.0, "joints": 1.0, "pose": 1.0, "rot": 1.0, "shape": 0.1, "cam": 1.0}
+
+
+def mano_fit_loss(pred: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], layer: torch.nn.Module
+                  ) -> dict[str, torch.Tensor]:
+    """The MANO head against a MANO fit (HanCo ``shape/``, moved into the image's camera frame), on the
+    items with ``has_fit``: L1 of root-relative vertices and joints (both divided by the fit's middle
+    MCP->PIP length; the prediction keeps its metric size, so shape errors count), squared error of the 45
+    articulation values and 10 shape values, of the global rotation matrix and L1 of the 3 camera values.
+    The fit's mesh comes from ``layer`` itself (the same MANO file)."""
+    from .mano import rodrigues
+
+    w = batch["has_fit"].to(pred["verts"].dtype)
+    n = w.sum().clamp_min(1.0)
+    b = len(w)
+    with torch.no_grad():
+        pose = torch.cat([batch["fit_pose"].new_zeros(b, 3), batch["fit_pose"]], 1)
+        gt_verts, gt_joints = layer(pose, batch["fit_shape"], global_rot=batch["fit_rot"])
+        bone = (gt_joints[:, 10] - gt_joints[:, 9]).norm(dim=-1).clamp_min(1e-4)[:, None, None]
+        gv, gj = (gt_verts - gt_joints[:, :1]) / bone, (gt_joints - gt_joints[:, :1]) / bone
+    params = pred["mano"]
+    root = pred["joints"][:, :1]
+    terms = {
+        "verts": ((pred["verts"] - root) / bone - gv).abs().mean((1, 2)),
+        "joints": ((pred["joints"] - root) / bone - gj).abs().mean((1, 2)),
+        "pose": ((params[:, 3:48] - batch["fit_pose"]) ** 2).mean(1),
+        "rot": ((rodrigues(params[:, :3]) - batch["fit_rot"]) ** 2).sum((1, 2)),
+        "shape": ((params[:, 48:58] - batch["fit_shape"]) ** 2).mean(1),
+        "cam": (params[:, 58:] - batch["fit_cam"]).abs().mean(1),
+    }
+    out = {f"loss_mano_{k}": (v * w).sum() / n for k, v in terms.items()}
+    out["loss_mano_fit"] = sum(MANO_FIT_WEIGHTS[k] * out[f"loss_mano_{k}"] for k in terms)
+    return out

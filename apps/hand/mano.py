@@ -29,7 +29,10 @@ from shared.safe_pickle import ArrayUnpickler, numpy_globals
 
 REQUIRED = {"v_template": (778, 3), "shapedirs": (778, 3, None), "posedirs": (778, 3, 135),
             "J_regressor": (16, 778), "weights": (778, 16), "kintree_table": (2, 16), "f": (None, 3)}
-TIP_VERTICES = (745, 317, 444, 556, 673)  # thumb, index, middle, ring, pinky fingertips
+# fingertip vertices (thumb, index, middle, ring, pinky): contra-hand's manopth (HanCo) and FreiHAND's
+# utils/mano_utils.py pick neighbouring vertices; the joint order is the same in both
+TIP_VERTICES = (745, 317, 444, 556, 673)
+FREIHAND_TIP_VERTICES = (744, 320, 443, 555, 672)
 # MANO joints: 0 wrist, 1-3 index, 4-6 middle, 7-9 pinky, 10-12 ring, 13-15 thumb; tips appended as 16-20
 TO_FREIHAND = [0, 13, 14, 15, 16, 1, 2, 3, 17, 4, 5, 6, 18, 10, 11, 12, 19, 7, 8, 9, 20]
 
@@ -186,8 +189,10 @@ class MANOLayer(nn.Module):
     """Linear blend skinning: pose (B, 48) axis-angle (global + 15 joints), betas (B, 10), trans (B, 3)
     -> vertices (B, 778, 3) and joints (B, 21, 3) in FreiHAND order (metres)."""
 
-    def __init__(self, model: dict[str, np.ndarray], add_mean_pose: bool = False) -> None:
+    def __init__(self, model: dict[str, np.ndarray], add_mean_pose: bool = False,
+                 tip_vertices: tuple[int, ...] = TIP_VERTICES) -> None:
         super().__init__()
+        self.tip_vertices = list(tip_vertices)
         f32 = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32)  # noqa: E731
         self.register_buffer("v_template", f32(model["v_template"]))
         self.register_buffer("shapedirs", f32(model["shapedirs"]))
@@ -202,13 +207,18 @@ class MANOLayer(nn.Module):
         self.num_betas = int(model["shapedirs"].shape[2])
 
     def forward(self, pose: torch.Tensor, betas: torch.Tensor | None = None,
-                trans: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                trans: torch.Tensor | None = None,
+                global_rot: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``global_rot`` (B, 3, 3), when given, replaces the rotation of ``pose[:, :3]`` (a fit moved into
+        a camera frame keeps its global rotation as a matrix; no axis-angle round trip)."""
         b = pose.shape[0]
         betas = pose.new_zeros(b, self.num_betas) if betas is None else betas
         v_shaped = self.v_template + torch.einsum("vck,bk->bvc", self.shapedirs, betas)
         J = torch.einsum("jv,bvc->bjc", self.J_regressor, v_shaped)
         full = torch.cat([pose[:, :3], pose[:, 3:] + self.mean_pose], 1)
         R = rodrigues(full.reshape(b, 16, 3))
+        if global_rot is not None:
+            R = torch.cat([global_rot.to(R.dtype)[:, None], R[:, 1:]], 1)
         eye = torch.eye(3, dtype=pose.dtype, device=pose.device)
         v_posed = v_shaped + ((R[:, 1:] - eye).reshape(b, 135) @ self.posedirs).reshape(b, 778, 3)
         world: list[torch.Tensor] = []
@@ -225,23 +235,58 @@ class MANOLayer(nn.Module):
         G_rel[:, :, :3, 3] = G[:, :, :3, 3] - rest
         T = torch.einsum("vj,bjrc->bvrc", self.weights, G_rel)
         verts = torch.einsum("bvrc,bvc->bvr", T[:, :, :3, :3], v_posed) + T[:, :, :3, 3]
-        joints = torch.cat([posed_joints, verts[:, list(TIP_VERTICES)]], 1)[:, TO_FREIHAND]
+        joints = torch.cat([posed_joints, verts[:, self.tip_vertices]], 1)[:, TO_FREIHAND]
         if trans is not None:
             verts, joints = verts + trans[:, None], joints + trans[:, None]
         return verts, joints
 
 
 class MANOHead(nn.Module):
-    """Features -> 61 values (48 pose, 10 shape, 3 translation) -> MANO vertices and joints."""
+    """Features -> 61 values -> MANO vertices and joints, as contra-hand's MANO regressor: 48 pose
+    (global axis-angle + 15 joints, added to the file's ``hands_mean`` like manopth's
+    ``flat_hand_mean=False``, the parameterisation of HanCo's ``shape/`` fits), 10 shape, and 3 camera
+    values (u, v of the middle MCP in crop units, and the crop fraction that 10 cm spans at its depth:
+    contra-hand's uv + scale ``f / z``, made independent of the crop size). Vertices and joints come
+    out root-free (the translation is not added), in metres."""
 
     def __init__(self, in_dim: int, model: dict[str, np.ndarray]) -> None:
         super().__init__()
         self.fc = nn.Sequential(nn.Linear(in_dim, 256), nn.ReLU(inplace=True), nn.Linear(256, 61))
         nn.init.zeros_(self.fc[-1].weight)
         nn.init.zeros_(self.fc[-1].bias)
-        self.mano = MANOLayer(model)
+        with torch.no_grad():  # start at the image centre and a typical apparent size
+            self.fc[-1].bias[58:] = torch.tensor([0.5, 0.5, 0.5])
+        self.mano = MANOLayer(model, add_mean_pose=True)
 
     def forward(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
         params = self.fc(features)
-        verts, joints = self.mano(params[:, :48], params[:, 48:58], params[:, 58:])
+        verts, joints = self.mano(params[:, :48], params[:, 48:58])
         return {"mano": params, "verts": verts, "joints": joints}
+
+
+def read_fit(data: Any, path: str | Path) -> dict[str, np.ndarray] | None:
+    """A HanCo ``shape/SSSS/FFFFFFFF.json`` MANO fit (world frame: ``poses`` 48, ``shapes`` 10, ``global_t``
+    3, any nesting, as the official show_dataset.py reads them) as flat float64 arrays; None when the file
+    holds no MANO fit (e.g. our synthetic hand's parameters). A fit with wrong sizes or NaN is an error."""
+    if not isinstance(data, dict) or not {"poses", "shapes", "global_t"} <= set(data):
+        return None
+    out = {}
+    for key, size in (("poses", 48), ("shapes", 10), ("global_t", 3)):
+        try:
+            arr = np.asarray(data[key], np.float64).ravel()
+        except (TypeError, ValueError):
+            raise CvsuiteError(f"{path}: MANO fit '{key}' is not numeric") from None
+        if arr.size != size:
+            raise CvsuiteError(f"{path}: MANO fit '{key}' holds {arr.size} values, expected {size}")
+        if not np.isfinite(arr).all():
+            raise CvsuiteError(f"{path}: MANO fit '{key}' holds NaN or inf")
+        out[key] = arr
+    return out
+
+
+def fit_in_camera(fit: dict[str, np.ndarray], M: np.ndarray) -> dict[str, np.ndarray]:
+    """A world-frame fit seen from camera ``M`` (world -> camera 4x4): the global rotation becomes
+    ``M[:3, :3] @ R(poses[:3])`` (a 3x3 matrix), articulation and shape are unchanged. The root-relative
+    mesh of the camera-frame fit is the world mesh rotated by ``M[:3, :3]`` (tested)."""
+    rot = rodrigues(torch.as_tensor(fit["poses"][:3], dtype=torch.float64)[None])[0].numpy()
+    return {"rot": M[:3, :3] @ rot, "hand_pose": fit["poses"][3:], "shape": fit["shapes"]}

@@ -30,7 +30,7 @@ from shared.guard import OutputGuard
 from shared.losses import MoCoQueue, make_momentum_copy, momentum_update
 
 from .data import HanCo, reference_scale
-from .losses import keypoint_loss, mano_joint_loss, moco_loss, symmetric_moco
+from .losses import keypoint_loss, mano_fit_loss, mano_joint_loss, moco_loss, symmetric_moco
 from .model import KeypointNet, MoCoNet, normalise
 from .synth import PHOTOS, background_crop
 
@@ -443,11 +443,12 @@ class LabelledHands(torch.utils.data.Dataset):
     """Labelled images: uv (crop units), root-relative 3-D (ref-bone units), ``has_hand``; repeated to
     ``min_length``. With ``augment`` each item is a fresh :func:`apps.hand.augment.augment_sample`
     (re-framed, mirrored, new background when masks exist, occluded, blurred, JPEG) and a fraction
-    ``negative_rate`` of items are hand-free background crops (``has_hand = 0``)."""
+    ``negative_rate`` of items are hand-free background crops (``has_hand = 0``). With ``with_fits`` (a MANO
+    head is trained) items of frames with a MANO fit also carry its targets (:meth:`_read_fits`)."""
 
     def __init__(self, images: HanCoImages, indices: np.ndarray, augment: bool = True,
                  min_length: int = 0, backgrounds: np.ndarray | None = None, negative_rate: float = 0.1,
-                 right_hands: bool = False) -> None:
+                 right_hands: bool = False, with_fits: bool = True) -> None:
         self.images, self.indices, self.augment = images, np.asarray(indices), augment
         self.right_hands = right_hands
         self.left = left_flags(images)
@@ -466,6 +467,7 @@ class LabelledHands(torch.utils.data.Dataset):
             self.xyz[i] = (view["xyz_cam"] - view["xyz_cam"][0]) / s
             self.scale[i], self.xyz_cam[i], self.K[i] = s, view["xyz_cam"], view["K"]
         self.side = side
+        self._read_fits(with_fits)
         self.length = max(len(self.indices), min_length)
         self.backgrounds = backgrounds if backgrounds is not None else background_pool(images.size, 64, 0)
         self.negative_rate = negative_rate if augment else 0.0
@@ -473,6 +475,64 @@ class LabelledHands(torch.utils.data.Dataset):
 
     def __len__(self) -> int:
         return self.length
+
+    def _read_fits(self, wanted: bool = True) -> None:
+        """MANO fits of the held frames (HanCo ``shape/``, world frame, moved into each image's camera; or
+        FreiHAND's ``training_mano.json``, already in the camera frame):
+        global rotation (3x3), articulation (45), shape (10) and the camera target (u, v of the middle MCP
+        in crop units, crop fraction spanned by 10 cm at its depth). ``has_fit`` marks the images that have
+        one; frames without a fit (or a left hand, which a right-hand MANO cannot express) have none."""
+        n = len(self.images.samples)
+        self.has_fit = np.zeros(n, bool)
+        self.fit_rot = np.tile(np.eye(3, dtype=np.float32), (n, 1, 1))
+        self.fit_pose = np.zeros((n, 45), np.float32)
+        self.fit_shape = np.zeros((n, 10), np.float32)
+        self.fit_size = np.zeros(n, np.float32)
+        self.any_fit = False
+        if not wanted:  # only a MANO head uses them (``with_fits``): no shape/ file is read otherwise
+            return
+        ds = self.images.ds
+        from .mano import fit_in_camera
+
+        if isinstance(ds, FreiHANDSource):  # training_mano.json: camera-frame fits (FreiHAND's utils/model.py)
+            if not ds.fh.has("mano"):
+                return
+            mano = ds.fh.mano()
+            for i in self.indices:
+                theta = mano[ds.fh.annotation_index(self.images.samples[i][0])]
+                fit = {"poses": theta[:48], "shapes": theta[48:58], "global_t": np.zeros(3)}
+                self._set_fit(int(i), fit_in_camera(fit, np.eye(4)))
+            self.any_fit = bool(self.has_fit.any())
+            return
+        if not isinstance(ds, HanCo):
+            return
+        fits: dict[tuple[str, int], Any] = {}
+        for i in self.indices:
+            seq, cam, frame = self.images.samples[i]
+            if (seq, frame) not in fits:
+                fits[(seq, frame)] = ds.mano_fit(seq, frame)
+            fit = fits[(seq, frame)]
+            if fit is None or self.left[i]:
+                continue
+            self._set_fit(int(i), fit_in_camera(fit, ds.calib(seq, frame).M[cam]))
+        self.any_fit = bool(self.has_fit.any())
+
+    def _set_fit(self, i: int, moved: dict[str, np.ndarray]) -> None:
+        self.has_fit[i] = True
+        self.fit_rot[i], self.fit_pose[i], self.fit_shape[i] = moved["rot"], moved["hand_pose"], moved["shape"]
+        f = 0.5 * (self.K[i][0, 0] + self.K[i][1, 1])
+        self.fit_size[i] = f * 0.1 / max(float(self.xyz_cam[i][9, 2]), 1e-6) / self.side
+
+    def _fit_item(self, idx: int, uv: np.ndarray, has_hand: float, info: dict) -> dict[str, torch.Tensor]:
+        """The MANO targets of one item after augmentation (rotation and zoom follow the framing; a mirrored
+        crop, a hand-free crop or a frame without a fit gets ``has_fit = 0``)."""
+        linear, zoom = info.get("linear", np.eye(3)), info.get("scale", 1.0)
+        ok = bool(self.has_fit[idx]) and has_hand > 0 and np.linalg.det(linear) > 0
+        rot = linear @ self.fit_rot[idx] if ok else np.eye(3)
+        cam = np.array([uv[9, 0], uv[9, 1], self.fit_size[idx] * zoom]) if ok else np.zeros(3)
+        return {"has_fit": torch.tensor(float(ok)), "fit_rot": torch.from_numpy(np.asarray(rot, np.float32)),
+                "fit_pose": torch.from_numpy(self.fit_pose[idx]), "fit_shape": torch.from_numpy(self.fit_shape[idx]),
+                "fit_cam": torch.from_numpy(cam.astype(np.float32))}
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         from .augment import appearance, augment_sample, mirror_sample
@@ -485,6 +545,7 @@ class LabelledHands(torch.utils.data.Dataset):
             img, uv, xyz = mirror_sample(img, uv, xyz)
             fg = None if fg is None else np.ascontiguousarray(fg[:, ::-1])
             mask = None if mask is None else np.ascontiguousarray(mask[:, ::-1])
+        info: dict[str, Any] = {}
         if self.augment:
             rng = np.random.default_rng(np.random.randint(2**31))
             bg = self.backgrounds[int(rng.integers(len(self.backgrounds)))]
@@ -496,10 +557,13 @@ class LabelledHands(torch.utils.data.Dataset):
                 img, has_hand = appearance(bg, rng.uniform(0, img.shape[0], (21, 2)), rng, patch), 0.0
             else:
                 img, uv, xyz = augment_sample(img, uv, xyz, rng, bg, patch, fg, mask,
-                                              mirror=0.0 if self.right_hands else 0.5)
+                                              mirror=0.0 if self.right_hands else 0.5, info=info)
         x = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float() / 255.0
-        return {"image": x, "uv": torch.from_numpy(np.asarray(uv, np.float32)),
+        item = {"image": x, "uv": torch.from_numpy(np.asarray(uv, np.float32)),
                 "xyz": torch.from_numpy(np.asarray(xyz, np.float32)), "has_hand": torch.tensor(has_hand)}
+        if self.any_fit:
+            item.update(self._fit_item(idx, np.asarray(uv), has_hand, info))
+        return item
 
 
 @dataclass
@@ -508,7 +572,7 @@ class FinetuneConfig:
 
     data: str = "data/hand_synth/finetune"  # HanCo root, or FreiHAND root (its training split)
     sequences: str = ""             # HanCo only: "" = all; "0000,0007" or "0-99"
-    init: str = "random"            # random | path to a pretrained encoder (.safetensors from `hand pretrain`)
+    init: str = "random"            # random | a pretrained encoder (`hand pretrain`) | a `hand train` result (continue it)
     label_fraction: float = bounded(1.0, gt=0.0, le=1.0)     # fraction of labelled images used
     label_seed: int = bounded(0, ge=0)
     image_size: int = bounded(64, ge=16, le=1024)
@@ -526,7 +590,7 @@ class FinetuneConfig:
     w2d: float = bounded(1.0, ge=0.0, le=1000.0)
     w3d: float = bounded(1.0, ge=0.0, le=1000.0)
     mano: str = ""                  # MANO_RIGHT.pkl: add a MANO head (pose/shape -> 778 vertices)
-    wmano: float = bounded(1.0, ge=0.0, le=1000.0)              # weight of the MANO joints' loss
+    wmano: float = bounded(1.0, ge=0.0, le=1000.0)              # weight of the MANO head's loss (fits, else joints)
     num_threads: int = bounded(0, ge=0, le=1024)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
         out_dir="runs/hand_keypoints", max_steps=400, batch_size=32, lr=1e-3, weight_decay=1e-4,
@@ -552,8 +616,13 @@ class KeypointTask(TrainTask):
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         pred = self.net(normalise(batch["image"]))
         out = keypoint_loss(pred, batch["uv"], batch["xyz"], self.w2d, self.w3d, batch.get("has_hand"))
-        if "joints" in pred:  # MANO joints, root-relative, in units of their own reference bone
-            out["loss_mano"] = mano_joint_loss(pred["joints"], batch["xyz"])
+        if "joints" in pred:  # the MANO head: HanCo's MANO fits where a frame has one, else the keypoints
+            has_hand = batch.get("has_hand", torch.ones(len(batch["uv"])))
+            has_fit = batch.get("has_fit", torch.zeros_like(has_hand))
+            out["loss_mano"] = mano_joint_loss(pred["joints"], batch["xyz"], has_hand * (1 - has_fit))
+            if "has_fit" in batch:
+                out.update(mano_fit_loss(pred, batch, self.net.mano_head.mano))
+                out["loss_mano"] = out["loss_mano"] + out["loss_mano_fit"]
             out["loss"] = out["loss"] + self.wmano * out["loss_mano"]
         return out
 
@@ -566,6 +635,28 @@ def labelled_subset(n: int, fraction: float, seed: int, minimum: int = 4) -> np.
         raise UsageError(f"label_fraction must be in (0, 1], got {fraction}")
     k = min(n, max(minimum, int(round(fraction * n))))
     return np.sort(np.random.default_rng(seed).choice(n, k, replace=False))
+
+
+def is_regressor_file(path: str | Path) -> bool:
+    """Whether ``path`` holds a whole keypoint regressor (``head.*``: a ``hand train`` result), not an encoder."""
+    from shared.weights import load_state_dict
+
+    return any(k.startswith("head.") for k in load_state_dict(path))
+
+
+def load_regressor_weights(net: KeypointNet, path: str | Path) -> int:
+    """Continue from a ``hand train`` result: every tensor of ``path`` (encoder, head, lifter; a MANO head
+    only when both have one) goes into ``net``, which must have the same architecture."""
+    from shared.weights import load_into, load_state_dict
+
+    state = load_state_dict(path)
+    own = net.state_dict()
+    if net.mano_head is not None:  # the MANO arrays are never saved; a MANO head trained before is reused
+        state = {**{k: v for k, v in own.items() if k.startswith("mano_head.")}, **state}
+    else:
+        state = {k: v for k, v in state.items() if not k.startswith("mano_head.")}
+    load_into(net, state, path)
+    return len(state)
 
 
 def load_pretrained_encoder(net: KeypointNet, path: str | Path) -> int:
@@ -597,16 +688,19 @@ def finetune(cfg: FinetuneConfig, images: HanCoImages | None = None,
         raise UsageError(f"hands must be right or both, got {cfg.hands!r}")
     dataset = LabelledHands(images, idx, cfg.augment, min_length=cfg.train.batch_size * 8,
                             backgrounds=background_pool(cfg.image_size, 96, cfg.label_seed, cfg.backgrounds_dir or None),
-                            negative_rate=cfg.negative_rate, right_hands=cfg.hands == "right")
+                            negative_rate=cfg.negative_rate, right_hands=cfg.hands == "right", with_fits=bool(cfg.mano))
     torch.manual_seed(cfg.train.seed)
     lifter = cfg.lifter and cfg.head == "heatmap"
     net = KeypointNet(cfg.backbone, cfg.width, cfg.hidden, mano_model, cfg.head, lifter, cfg.hands, cfg.lifter_weight)
-    if lifter and cfg.lifter_steps > 0:
+    whole = cfg.init not in ("", "random") and is_regressor_file(cfg.init)  # continue a `hand train` result
+    if lifter and cfg.lifter_steps > 0 and not whole:
         from .lifting import train_lifter
 
         net.lifter.load_state_dict(train_lifter(cfg.lifter_steps, seed=cfg.train.seed,
                                                 left=0.0 if cfg.hands == "right" else 0.5).state_dict())
-    if cfg.init not in ("", "random"):
+    if whole:
+        load_regressor_weights(net, cfg.init)
+    elif cfg.init not in ("", "random"):
         load_pretrained_encoder(net, cfg.init)
     task = KeypointTask(net, cfg.w2d, cfg.w3d, 0.1 * cfg.train.lr if lifter and cfg.lifter_steps > 0 else None)
     task.wmano = cfg.wmano

@@ -180,6 +180,31 @@ def _mano_chumpy_payload(t: Path) -> list:
     return _mano(t, payload)
 
 
+def _valid_mano(t: Path) -> Path:
+    """A loadable MANO pickle: MANO's keys and shapes, random arrays (never licensed data)."""
+    rng = np.random.default_rng(0)
+    jreg = np.zeros((16, 778))
+    for j in range(16):
+        jreg[j, rng.choice(778, 20, replace=False)] = 1 / 20
+    weights = rng.random((778, 16))
+    model = {"v_template": rng.normal(0, 0.05, (778, 3)), "shapedirs": rng.normal(0, 0.01, (778, 3, 10)),
+             "posedirs": rng.normal(0, 0.005, (778, 3, 135)), "J_regressor": jreg,
+             "weights": weights / weights.sum(1, keepdims=True), "f": rng.integers(0, 778, (1538, 3)),
+             "kintree_table": np.array([[4294967295, 0, 1, 2, 0, 4, 5, 0, 7, 8, 0, 10, 11, 0, 13, 14], list(range(16))])}
+    path = t / "in" / "MANO_RIGHT.pkl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(pickle.dumps(model, protocol=2))
+    return path
+
+
+def _mano_fit_malformed(t: Path) -> list:
+    """A HanCo root whose shape/ file holds a MANO fit with 9 shape values."""
+    root = _hanco(t)
+    (root / "shape" / "0000" / "00000001.json").write_text(json.dumps(
+        {"poses": [[0.0] * 48], "shapes": [[0.0] * 9], "global_t": [[[0.0, 0.0, 0.5]]]}))
+    return _train(t, root, "--mano", _valid_mano(t))
+
+
 CASES = [
     BadCase("hand-infer-box-outside", lambda t: ["hand", "infer", good_image(t / "in" / "a.png", (300, 400)), "--out", t / "out",
                                                  "--weights", _some_weights(t), "--box", "500,10,50,50"],
@@ -217,6 +242,19 @@ CASES = [
     BadCase("hand-eval-output-is-input", lambda t: ["hand", "eval", "--gt", _fh_gt(t), "--pred",
                                                     garbage(t / "in" / "pred.json", "[]"), "--json", t / "in" / "pred.json"],
             exit_code=2, match="is the input"),
+    BadCase("hand-train-mano-missing-file", lambda t: _train(t, _hanco(t), "--mano", t / "in" / "MANO_RIGHT.pkl"),
+            exit_code=1, match="MANO_RIGHT.pkl: MANO model file not found"),
+    BadCase("hand-infer-mano-missing-file", lambda t: ["hand", "infer", good_image(t / "in" / "a.png"), "--out", t / "out",
+                                                       "--weights", _some_weights(t), "--mano", t / "in" / "MANO_RIGHT.pkl"],
+            exit_code=1, match="MANO_RIGHT.pkl: MANO model file not found"),
+    BadCase("hand-predict-mano-is-a-folder", lambda t: ["hand", "predict", "--data", _fh_gt(t), "--out", t / "out" / "p.json",
+                                                        "--mano", (t / "in" / "mano_dir").mkdir(parents=True) or t / "in" / "mano_dir"],
+            exit_code=1, match="mano_dir: MANO model file not found"),
+    BadCase("hand-infer-mano-weights-without-head", lambda t: ["hand", "infer", good_image(t / "in" / "a.png"), "--out",
+                                                               t / "out", "--weights", _some_weights(t), "--mano", _valid_mano(t)],
+            exit_code=1, match="these weights have no MANO head"),
+    BadCase("hand-train-mano-fit-malformed", _mano_fit_malformed, exit_code=1,
+            match="00000001.json: MANO fit 'shapes' holds 9 values, expected 10"),
     BadCase("hand-train-mano-not-a-pickle", lambda t: _mano(t, b"not a pickle at all\n"), exit_code=1,
             match="not a MANO pickle"),
     BadCase("hand-train-mano-wrong-keys", lambda t: _mano(t, pickle.dumps({"a": np.zeros(3)}, protocol=2)), exit_code=1,

@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from apps.hand.model import absolute_xyz
 
@@ -59,6 +60,17 @@ def test_cli_pipeline(tiny_hanco, tmp_path, run_cli):
     for key in ("xyz_mean3d", "xyz_auc3d", "xyz_al_mean3d", "xyz_al_auc3d", "mesh_mean3d", "f_score_5", "f_al_score_15"):
         assert key in scores and f"{key}:" in out
     assert (tmp_path / "scores_pck.png").stat().st_size > 1000
+    # continuing a `hand train` result (--init): every tensor is loaded (encoder, head, lifter), none re-drawn
+    code, _, err = run_cli(["hand", "train", "--data", tiny_hanco, "--init", weights, "--out", tmp_path / "cont",
+                            "--steps", "1", "train.lr=1e-9", "lifter_steps=5", *common])
+    assert code == 0, err
+    from shared.weights import load_state_dict
+
+    before, after = load_state_dict(weights), load_state_dict(tmp_path / "cont" / "model.safetensors")
+    assert before.keys() == after.keys() and any(k.startswith("lifter.") for k in before)
+    for key in before:
+        if "running_" not in key and "num_batches" not in key:  # batch-norm statistics move in training mode
+            assert torch.allclose(before[key], after[key], atol=1e-5), key
 
 
 @pytest.mark.parametrize("head", ["heatmap", "pooled", "spatial"])

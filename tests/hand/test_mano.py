@@ -221,3 +221,218 @@ def test_cli_train_and_predict_with_mano(tiny_hanco, tmp_path, run_cli):
     code, _, err = run_cli(["hand", "predict", "--data", tmp_path / "fh", "--out", tmp_path / "pred2.json",
                             "--weights", tmp_path / "ft" / "model.safetensors"])
     assert code == 0, err  # without --mano the keypoint head still works
+
+
+# ---- MANO fits (HanCo shape/) and the MANO head trained on them -----------------------------------------
+
+def test_zero_pose_gives_template_with_mean_pose_and_global_rot_override():
+    """With the file's hands_mean added (manopth's flat_hand_mean=False, HanCo's fits), the pose that cancels
+    the mean with zero shape gives the template; a global rotation matrix equals its axis-angle."""
+    from apps.hand.mano import rodrigues
+
+    rng = np.random.default_rng(8)
+    model = fake_model(rng)
+    layer = MANOLayer(model, add_mean_pose=True).double()
+    pose = torch.cat([torch.zeros(1, 3, dtype=torch.float64), -torch.tensor(model["hands_mean"])[None]], 1)
+    verts, _ = layer(pose, torch.zeros(1, 10, dtype=torch.float64))
+    assert np.allclose(verts[0].numpy(), model["v_template"], atol=1e-6)
+    pose = torch.tensor(rng.normal(0, 0.4, (2, 48)))
+    betas = torch.tensor(rng.normal(0, 1, (2, 10)))
+    a = layer(pose, betas)
+    b = layer(torch.cat([torch.zeros(2, 3, dtype=torch.float64), pose[:, 3:]], 1), betas,
+              global_rot=rodrigues(pose[:, :3]))
+    for x, y in zip(a, b):
+        assert torch.allclose(x, y, atol=1e-9)
+
+
+def test_read_fit_layouts():
+    from apps.hand.mano import read_fit
+
+    rng = np.random.default_rng(9)
+    nested = {"poses": rng.normal(size=(1, 48)).tolist(), "shapes": rng.normal(size=(1, 10)).tolist(),
+              "global_t": rng.normal(size=(1, 1, 3)).tolist()}
+    fit = read_fit(nested, "f.json")
+    assert fit["poses"].shape == (48,) and fit["shapes"].shape == (10,) and fit["global_t"].shape == (3,)
+    assert read_fit({"model": "cvsuite sphere-swept hand (not MANO)", "bone_lengths": [1.0]}, "f.json") is None
+    with pytest.raises(CvsuiteError, match="f.json: MANO fit 'shapes' holds 9 values, expected 10"):
+        read_fit({**nested, "shapes": [0.0] * 9}, "f.json")
+    with pytest.raises(CvsuiteError, match="f.json: MANO fit 'poses' holds NaN"):
+        read_fit({**nested, "poses": [float("nan")] * 48}, "f.json")
+
+
+def test_fit_in_camera_matches_the_world_mesh_seen_from_the_camera():
+    """Root-relative mesh of the camera-frame fit == world mesh (with global_t) moved by M, made root-relative."""
+    from apps.hand.mano import fit_in_camera
+
+    rng = np.random.default_rng(10)
+    model = fake_model(rng)
+    layer = MANOLayer(model, add_mean_pose=True).double()
+    fit = {"poses": rng.normal(0, 0.5, 48), "shapes": rng.normal(0, 1, 10), "global_t": rng.normal(0, 0.2, 3)}
+    R = _rot(rng.normal(0, 1, 3))
+    M = np.eye(4)
+    M[:3, :3], M[:3, 3] = R, rng.normal(0, 1, 3)
+    wv, wj = layer(torch.tensor(fit["poses"])[None], torch.tensor(fit["shapes"])[None], torch.tensor(fit["global_t"])[None])
+    cam_v = wv[0].numpy() @ M[:3, :3].T + M[:3, 3]
+    cam_j = wj[0].numpy() @ M[:3, :3].T + M[:3, 3]
+    moved = fit_in_camera(fit, M)
+    pose = torch.tensor(np.concatenate([np.zeros(3), moved["hand_pose"]]))[None]
+    v, j = layer(pose, torch.tensor(moved["shape"])[None], global_rot=torch.tensor(moved["rot"])[None])
+    assert np.allclose(v[0].numpy() - j[0, :1].numpy(), cam_v - cam_j[:1], atol=1e-9)
+    assert np.allclose(j[0].numpy() - j[0, :1].numpy(), cam_j - cam_j[:1], atol=1e-9)
+
+
+def _write_fits(root, model, seed: int = 0) -> None:
+    """Give a synthetic HanCo root HanCo's MANO fits: shape/ = {poses, shapes, global_t} (world frame, nested as
+    HanCo stores them) and xyz/ = the fit's 21 joints (the wrist kept where the synthetic hand had it)."""
+    import json
+
+    rng = np.random.default_rng(seed)
+    layer = MANOLayer(model, add_mean_pose=True).double()
+    for path in sorted((root / "shape").glob("*/*.json")):
+        old_wrist = np.array(json.loads((root / "xyz" / path.parent.name / path.name).read_text()))[0]
+        poses, shapes = rng.normal(0, 0.3, 48), rng.normal(0, 1, 10)
+        _, joints = layer(torch.tensor(poses)[None], torch.tensor(shapes)[None])
+        global_t = old_wrist - joints[0, 0].numpy()
+        _, joints = layer(torch.tensor(poses)[None], torch.tensor(shapes)[None], torch.tensor(global_t)[None])
+        path.write_text(json.dumps({"poses": [poses.tolist()], "shapes": [shapes.tolist()],
+                                    "global_t": [[global_t.tolist()]]}))
+        (root / "xyz" / path.parent.name / path.name).write_text(json.dumps(joints[0].numpy().tolist()))
+
+
+@pytest.fixture
+def fitted_hanco(tiny_hanco, tmp_path):
+    """The tiny synthetic root with HanCo-style MANO fits in shape/ and the fits' joints in xyz/ (right hands)."""
+    import json
+    import shutil
+
+    root = tmp_path / "hanco_fits"
+    shutil.copytree(tiny_hanco, root)
+    model = fake_model(np.random.default_rng(11))
+    _write_fits(root, model)
+    for path in (root / "shape").glob("*/*.json"):
+        assert "side" not in json.loads(path.read_text())
+    mano = tmp_path / "MANO_RIGHT.pkl"
+    mano.write_bytes(pickle.dumps(model, protocol=2))
+    return root, model, mano
+
+
+def test_labelled_items_carry_fits_that_follow_the_augmentation(fitted_hanco):
+    """For every augmented item, the mesh of its MANO targets (camera-frame rotation x framing roll, articulation,
+    shape) has the same root-relative joints as the item's 3-D keypoint label (the xyz/ files hold the fit's joints)."""
+    from apps.hand.train import LabelledHands, open_labelled
+
+    root, model, _ = fitted_hanco
+    images = open_labelled(root, 32, with_foreground=True)
+    data = LabelledHands(images, np.arange(len(images.samples)), augment=True, negative_rate=0.0, right_hands=True)
+    assert data.has_fit.all()
+    layer = MANOLayer(model, add_mean_pose=True)
+    np.random.seed(0)
+    items = [data[i] for i in range(0, len(data), 5)]
+    for item in items:
+        assert item["has_fit"] == 1
+        pose = torch.cat([torch.zeros(1, 3), item["fit_pose"][None]], 1)
+        _, j = layer(pose, item["fit_shape"][None], global_rot=item["fit_rot"][None])
+        rel = j[0] - j[0, :1]
+        rel = rel / (rel[10] - rel[9]).norm()
+        assert torch.allclose(rel, item["xyz"], atol=1e-4)
+        assert torch.allclose(item["fit_cam"][:2], item["uv"][9]) and 0 < item["fit_cam"][2] < 10
+    # a mirrored crop cannot be expressed by a right-hand MANO: no fit target
+    mirrored = LabelledHands(images, np.arange(len(images.samples)), augment=True, negative_rate=0.0, right_hands=False)
+    np.random.seed(1)
+    flags = [float(mirrored[i]["has_fit"]) for i in range(16)]
+    assert 0 < sum(flags) < 16
+
+
+def test_cli_mano_train_on_fits_then_mesh_scores_from_the_predicted_mesh(fitted_hanco, tmp_path, run_cli):
+    """`hand train --mano` on a root with MANO fits trains the fit terms (2 steps); `predict --mano` writes the
+    778 predicted vertices and `eval` scores them as a mesh (not the keypoint placeholder)."""
+    import json
+
+    from apps.hand.evaluate import align_w_scale
+
+    root, model, mano = fitted_hanco
+    code, _, err = run_cli(["hand", "train", "--data", root, "--mano", mano, "--out", tmp_path / "ft", "--steps", "2",
+                            "image_size=32", "train.batch_size=4", "train.progress=false", "train.log_every=1",
+                            "num_threads=1", "lifter_steps=5"])
+    assert code == 0, err
+    logged = [json.loads(line) for line in (tmp_path / "ft" / "metrics.jsonl").read_text().splitlines()]
+    assert len(logged) == 2
+    for key in ("loss_mano_verts", "loss_mano_joints", "loss_mano_pose", "loss_mano_rot", "loss_mano_shape", "loss_mano_cam"):
+        assert all(np.isfinite(r[key]) and r[key] > 0 for r in logged), key
+    # a FreiHAND-layout split whose ground-truth mesh has MANO topology (778 vertices)
+    fh = tmp_path / "fh"
+    assert run_cli(["hand", "synth", "--out", fh, "--sequences", "1", "--frames", "2", "--size", "32",
+                    "--layout", "freihand"])[0] == 0
+    n = len(json.loads((fh / "evaluation_xyz.json").read_text()))
+    gt_verts = np.random.default_rng(12).normal(0, 0.03, (n, 778, 3))
+    (fh / "evaluation_verts.json").write_text(json.dumps(gt_verts.tolist()))
+    code, _, err = run_cli(["hand", "predict", "--data", fh, "--out", tmp_path / "pred.json",
+                            "--weights", tmp_path / "ft" / "model.safetensors", "--mano", mano])
+    assert code == 0, err
+    pred_verts = np.array(json.loads((tmp_path / "pred.json").read_text())[1])
+    assert pred_verts.shape == (n, 778, 3)
+    code, _, err = run_cli(["hand", "eval", "--gt", fh, "--pred", tmp_path / "pred.json", "--json", tmp_path / "s.json"])
+    assert code == 0, err
+    scores = json.loads((tmp_path / "s.json").read_text())
+    assert scores["shape_is_mano"] is True
+    # mesh error after alignment recomputed from the predicted mesh (cm, mean over vertices and frames)
+    errs = [np.linalg.norm(align_w_scale(g, p) - g, axis=1).mean() for g, p in zip(gt_verts, pred_verts)]
+    assert scores["mesh_al_mean3d"] == pytest.approx(100 * np.mean(errs), rel=1e-4)
+    assert 0 <= scores["f_al_score_5"] <= 1 and scores["f_al_score_15"] >= scores["f_al_score_5"]
+    # `hand infer --mano` writes the predicted mesh beside the keypoints
+    img = root / "rgb_merged" / "0000" / "cam2" / "00000001.jpg"
+    code, _, err = run_cli(["hand", "infer", img, "--out", tmp_path / "inf", "--weights", tmp_path / "ft" / "model.safetensors",
+                            "--mano", mano])
+    assert code == 0, err
+    record = json.loads((tmp_path / "inf" / "00000001.json").read_text())
+    assert np.array(record["mano_verts_root_relative_refbone"]).shape == (778, 3)
+
+
+def test_freihand_training_mano_are_fit_targets(tmp_path, run_cli):
+    """FreiHAND's training_mano.json (48 pose, 10 shape, uv root + scale; camera frame, mean pose added as in
+    FreiHAND's utils/model.py) are MANO targets: each item's target mesh rebuilds its 3-D keypoint label."""
+    import json
+    import shutil
+
+    from apps.hand.train import LabelledHands, open_labelled
+
+    assert run_cli(["hand", "synth", "--out", tmp_path / "src", "--sequences", "1", "--frames", "2", "--size", "32",
+                    "--layout", "freihand"])[0] == 0
+    root = tmp_path / "fh"
+    shutil.copytree(tmp_path / "src" / "evaluation" / "rgb", root / "training" / "rgb")
+    for kind in ("K", "scale"):
+        shutil.copy(tmp_path / "src" / f"evaluation_{kind}.json", root / f"training_{kind}.json")
+    old = np.array(json.loads((tmp_path / "src" / "evaluation_xyz.json").read_text()))
+    model = fake_model(np.random.default_rng(13))
+    layer = MANOLayer(model, add_mean_pose=True).double()
+    rng = np.random.default_rng(14)
+    thetas, xyz = [], []
+    for wrist in old[:, 0]:
+        poses, shapes = rng.normal(0, 0.3, 48), rng.normal(0, 1, 10)
+        _, j = layer(torch.tensor(poses)[None], torch.tensor(shapes)[None])
+        j = j[0].numpy() - j[0, 0].numpy() + wrist
+        thetas.append([np.concatenate([poses, shapes, [16.0, 16.0, 500.0]]).tolist()])
+        xyz.append(j.tolist())
+    (root / "training_mano.json").write_text(json.dumps(thetas))
+    (root / "training_xyz.json").write_text(json.dumps(xyz))
+    images = open_labelled(root, 32)
+    data = LabelledHands(images, np.arange(len(images.samples)), augment=True, negative_rate=0.0, right_hands=True)
+    assert data.has_fit.all()
+    np.random.seed(2)
+    for i in range(0, len(data), 3):
+        item = data[i]
+        pose = torch.cat([torch.zeros(1, 3), item["fit_pose"][None]], 1)
+        _, j = MANOLayer(model, add_mean_pose=True)(pose, item["fit_shape"][None], global_rot=item["fit_rot"][None])
+        rel = j[0] - j[0, :1]
+        assert torch.allclose(rel / (rel[10] - rel[9]).norm(), item["xyz"], atol=1e-4)
+
+
+def test_fingertip_vertex_conventions():
+    """HanCo's (contra-hand manopth) and FreiHAND's fingertip vertices, in the same keypoint slots."""
+    from apps.hand.mano import FREIHAND_TIP_VERTICES, TIP_VERTICES
+
+    model = fake_model(np.random.default_rng(15))
+    pose = torch.tensor(np.random.default_rng(16).normal(0, 0.3, (1, 48)))
+    for tips in (TIP_VERTICES, FREIHAND_TIP_VERTICES):
+        verts, joints = MANOLayer(model, tip_vertices=tips).double()(pose)
+        assert torch.equal(joints[0, [4, 8, 12, 16, 20]], verts[0, list(tips)])

@@ -136,3 +136,24 @@ def test_background_pool_from_a_user_folder(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(CvsuiteError, match="no images in this background folder"):
         background_pool(16, 2, 0, tmp_path / "empty")
+
+
+def test_augment_sample_reports_the_map_applied_to_3d():
+    """``info`` holds the 3x3 map the 3-D keypoints went through (roll, times the mirror when flipped) and the
+    framing's zoom (the hand's 2-D extent scales by it about the rotation)."""
+    from apps.hand.augment import augment_sample
+
+    rng0 = np.random.default_rng(0)
+    img = rng0.integers(0, 255, (48, 48, 3)).astype(np.uint8)
+    uv = rng0.uniform(0.35, 0.65, (21, 2))
+    xyz = rng0.normal(0, 1, (21, 3))
+    dets = set()
+    for seed in range(12):
+        info: dict = {}
+        _, new_uv, new_xyz = augment_sample(img, uv, xyz, np.random.default_rng(seed), img, img, mirror=0.5, info=info)
+        assert np.allclose(new_xyz, xyz @ info["linear"].T, atol=1e-5)
+        dets.add(round(float(np.linalg.det(info["linear"]))))
+        spread = lambda p: np.linalg.norm(p - p.mean(0), axis=1).mean()  # noqa: E731
+        if round(float(np.linalg.det(info["linear"]))) == 1 and info["scale"] != 1.0:
+            assert spread(new_uv) == pytest.approx(info["scale"] * spread(uv), rel=1e-4)
+    assert dets == {1, -1}

@@ -1,0 +1,73 @@
+"""Validation scores (seed-14 split, 512 images, never the test split) of a hand keypoint estimator while
+its training continues: the decision whether stage 2 of the shipped recipe
+(``apps/hand/configs/keypoints_full_cont.yaml``) is kept. Reads a ``hand train`` checkpoint
+(``checkpoints/last.pt``, loaded with ``weights_only``) or a ``.safetensors`` result and appends one JSON line
+to ``evaluation/results/hand_continue.jsonl``:
+
+    python -m evaluation.hand_continue --weights weights/hand_keypoints.safetensors --label "stage 1 (shipped)"
+    python -m evaluation.hand_continue --ckpt runs/hand_keypoints_cont/checkpoints/last.pt
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from apps.hand.data import HanCo  # noqa: E402
+from apps.hand.infer import evaluate_hanco  # noqa: E402
+from apps.hand.model import KeypointNet  # noqa: E402
+from apps.hand.train import HanCoImages  # noqa: E402
+from shared.engine.checkpoint import load_checkpoint  # noqa: E402
+from shared.weights import load_into  # noqa: E402
+
+VAL = ROOT / "runs/hand_bench/data/val"   # cvsuite hand synth --out DIR --sequences 4 --seed 14 --frames 16 --size 64
+
+
+def net_from_checkpoint(path: Path) -> tuple[KeypointNet, int]:
+    """The shipped architecture (heatmap head + lifter, right hands, lifter weight 1) with a checkpoint's tensors."""
+    state = load_checkpoint(path)
+    net = KeypointNet("resnet10_small", 16, 256, None, "heatmap", True, "right", 1.0)
+    load_into(net, {k[len("net."):]: v for k, v in state["model"].items() if k.startswith("net.")}, path)
+    net.eval()
+    return net, int(state["step"])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument("--ckpt", type=Path)
+    src.add_argument("--weights", type=Path)
+    ap.add_argument("--label", default="")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    started = time.perf_counter()
+    if args.ckpt:
+        net, step = net_from_checkpoint(args.ckpt)
+    else:
+        net, meta = KeypointNet.from_file(args.weights)
+        step = int(meta.get("step", -1))
+    ds = HanCo(VAL)
+    val = HanCoImages(ds, ds.sequences, 64)
+    scores = {}
+    for w in (1.0, 0.0):  # the lifter's 3-D (shipped) and the location maps' 3-D
+        net.lifter_weight = w
+        s = evaluate_hanco(net, val, shuffled=w == 1.0)
+        scores[f"lifter_weight_{w:g}"] = {k: round(float(v), 4) for k, v in s.items()}
+    record = {"source": str(args.ckpt or args.weights), "label": args.label, "step": step, "split": "val seed 14",
+              **scores, "seconds": round(time.perf_counter() - started, 1)}
+    out = ROOT / "evaluation/results/hand_continue.jsonl"
+    out.parent.mkdir(exist_ok=True)
+    with out.open("a") as handle:
+        handle.write(json.dumps(record) + "\n")
+    print(json.dumps(record))
+
+
+if __name__ == "__main__":
+    main()
