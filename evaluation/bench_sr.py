@@ -227,6 +227,14 @@ RECIPES = {
                       "only, degraded on the fly)",
                "ablation": "cvsuite sr train --config apps/sr/configs/ablation_x4_colour.yaml (train.seed=0; "
                            "uninterrupted; same network, initialisation and patches as CRL-SR, L1 only)"},
+    "photos": {"crl": "python tools/fetch_sr_photos.py && cvsuite sr train --config apps/sr/configs/crl_x4_photos.yaml "
+                      "(train.seed=0; uninterrupted; the colour recipe (width 48, 6 body blocks, 14000 steps, batch 8, "
+                      "64-px HR patches, 45% clean bicubic, random RGB permutation per patch, 1 CPU thread) on 20 "
+                      "training photos: the 12 bundled ones + 8 real photos of Debian plasma-workspace-wallpapers "
+                      "4:5.27.5-2 (sha256-pinned), degraded on the fly)",
+               "ablation": "python tools/fetch_sr_photos.py && cvsuite sr train --config "
+                           "apps/sr/configs/ablation_x4_photos.yaml (train.seed=0; uninterrupted; same network, "
+                           "initialisation and patches as CRL-SR, L1 only)"},
 }
 
 
