@@ -38,8 +38,8 @@ class PartsConfig:
     neighbours: int = 20          # kNN of the surface graph
     crease: float = 0.1           # crease factor scale (0 = off: a pure distance graph)
     spectral_per_part: int = 1    # Laplacian eigenvectors per requested part (K of them for K parts)
-    descriptor_weight: float = 1.0  # weight of the local shape descriptors next to the spectral block
-    smoothing_steps: int = 5      # random-walk averaging steps of the descriptors over the surface graph
+    descriptor_weight: float = 1.5  # weight of the local shape descriptors next to the spectral block
+    smoothing_steps: int = 10     # random-walk averaging steps of the descriptors over the surface graph
     encoder_weight: float = 0.0   # weight of the canonical-pose encoder features (needs an encoder)
     max_points: int = 4096        # points clustered directly; the rest take their nearest one's part
 
