@@ -14,6 +14,8 @@ markdown table; everything is also written to ``evaluation/results/bench_points.
 Resumable with ``--rows FILE``: each finished seed is appended to FILE and skipped on the next run (one
 seed per call: ``--seeds 0 --rows R``, then ``--seeds 1 --rows R`` ...); the table is rebuilt from
 every seed in FILE. The recorded run: ``--rows evaluation/results/bench_points_rows.jsonl --no-speed``.
+``--speed-only`` runs the speed / kNN / RSS cases alone and writes them to ``--speed-out``
+(``evaluation/results/bench_points_speed.json``).
 """
 from __future__ import annotations
 
@@ -284,6 +286,9 @@ def main() -> int:
     parser.add_argument("--ft-steps", type=int, default=40)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-speed", action="store_true", help="skip the DGCNN speed, kNN and infer-RSS cases")
+    parser.add_argument("--speed-only", action="store_true",
+                        help="only the DGCNN speed, kNN and infer-RSS cases (no seed sweep); written to --speed-out")
+    parser.add_argument("--speed-out", default=str(ROOT / "evaluation" / "results" / "bench_points_speed.json"))
     parser.add_argument("--rss-weights", help="segmenter for the RSS run (default: the shipped one)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 1 seed, few steps")
     parser.add_argument("--rows", help="JSON lines of finished seeds: a seed already there is skipped, each new "
@@ -296,7 +301,7 @@ def main() -> int:
     scratch_rows = tempfile.NamedTemporaryFile(suffix=".jsonl", delete=False) if not args.rows else None
     rows_file = Path(args.rows or scratch_rows.name)
     done = {r["seed"] for r in read_rows(rows_file) if r["case"] == "run"}
-    todo = [seed for seed in args.seeds if seed not in done]
+    todo = [] if args.speed_only else [seed for seed in args.seeds if seed not in done]
     torch.set_num_threads(1)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench_points_") as tmp:
@@ -321,7 +326,11 @@ def main() -> int:
             speed = speed_bench(args.repeats)
             rss = rss_bench(work, args.rss_weights or str(ROOT / "weights" / "points_segmenter_synth.safetensors"))
             print(speed_markdown(speed, rss))
-    if not args.quick:
+            Path(args.speed_out).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.speed_out).write_text(json.dumps(
+                {"speed": speed, "rss": rss, "torch_threads_note": "2-thread cases set torch.set_num_threads(2)",
+                 "markdown": speed_markdown(speed, rss)}, indent=2) + "\n")
+    if not args.quick and not args.speed_only:
         print(report(rows_file, Path(args.out), args.fractions))
     if scratch_rows is not None:
         rows_file.unlink(missing_ok=True)

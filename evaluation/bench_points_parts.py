@@ -235,21 +235,29 @@ def control_parts(points: np.ndarray, normals: np.ndarray, k: int, seed: int) ->
 def grid(which: str = "coarse") -> dict[str, PartsConfig]:
     """The variants tried on the validation meshes: ``coarse`` (crease weighting on/off, K or 2K
     spectral dimensions, local descriptors on/off, encoder features on/off), then ``fine`` around the
-    coarse winner (no encoder features: they did not help in the coarse round)."""
+    coarse winner (no encoder features: they did not help in the coarse round), then ``smooth``
+    (random-walk averaging of the descriptors over the surface graph, steps × descriptor weight)."""
     out = {}
+    if which == "smooth":   # round 3 (this round): descriptors averaged over the surface graph
+        for steps, desc in itertools.product((0, 2, 5, 10, 20), (1.0, 1.5)):
+            name = f"crease 0.1, spectral 1K, descriptors {desc}, smoothing {steps}, neighbours 20"
+            out[name] = PartsConfig(descriptor_weight=desc, smoothing_steps=steps)
+        return out
     if which == "coarse":
         for crease, dims, desc, enc in itertools.product((0.0, 0.3), (1, 2), (0.0, 1.0), (0.0, 1.0)):
             name = f"crease {crease}, spectral {dims}K, descriptors {desc}, encoder {enc}"
-            out[name] = PartsConfig(crease=crease, spectral_per_part=dims, descriptor_weight=desc, encoder_weight=enc)
+            out[name] = PartsConfig(crease=crease, spectral_per_part=dims, descriptor_weight=desc, encoder_weight=enc,
+                                    smoothing_steps=0)
     else:
         for crease, desc, nb in itertools.product((0.1, 0.3, 1.0), (0.5, 1.0, 2.0), (10, 20)):
             name = f"crease {crease}, spectral 1K, descriptors {desc}, encoder 0.0, neighbours {nb}"
-            out[name] = PartsConfig(neighbours=nb, crease=crease, spectral_per_part=1, descriptor_weight=desc)
+            out[name] = PartsConfig(neighbours=nb, crease=crease, spectral_per_part=1, descriptor_weight=desc,
+                                    smoothing_steps=0)
     return out
 
 
 def variant(name: str) -> PartsConfig:
-    for which in ("coarse", "fine"):
+    for which in ("coarse", "fine", "smooth"):
         if name in grid(which):
             return grid(which)[name]
     raise SystemExit(f"unknown variant {name!r}")
@@ -273,7 +281,7 @@ def main() -> int:
     ap.add_argument("--points", type=int, default=2048)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--min-share", type=float, default=0.02)
-    ap.add_argument("--select", choices=("coarse", "fine"), help="score this variant grid on the validation meshes")
+    ap.add_argument("--select", choices=("coarse", "fine", "smooth"), help="score this variant grid on the validation meshes")
     ap.add_argument("--variant", default="", help="the chosen variant's name (default: the shipped PartsConfig)")
     ap.add_argument("--png", type=Path, help="folder for PNGs of the test meshes' parts (seed 0)")
     ap.add_argument("--out", type=Path, default=ROOT / "evaluation" / "results" / "bench_points_parts.json")

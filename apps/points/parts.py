@@ -10,7 +10,8 @@ Pipeline on one cloud (a mesh is surface-sampled first):
 2. **Features**, all invariant to rotation of the cloud (they depend only on distances and normal
    angles): the first eigenvectors of the graph's normalised Laplacian (a spectral embedding: points
    joined by thin necks — legs, handles, antennae — end up far apart) and multi-scale local shape
-   descriptors (linearity, planarity, scattering of the kNN covariance). Optionally the SCL
+   descriptors (linearity, planarity, scattering of the kNN covariance), averaged over the graph by a
+   few random-walk steps (:func:`smooth_on_graph`). Optionally the SCL
    encoder's per-point features computed on a *canonical* pose (PCA axes with third-moment signs,
    :func:`canonical_rotation`) — an option (``infer --parts K --weights encoder``): it did not improve
    the validation meshes (``evaluation/bench_points_parts.py``), so it is off by default.
@@ -37,7 +38,8 @@ class PartsConfig:
     neighbours: int = 20          # kNN of the surface graph
     crease: float = 0.1           # crease factor scale (0 = off: a pure distance graph)
     spectral_per_part: int = 1    # Laplacian eigenvectors per requested part (K of them for K parts)
-    descriptor_weight: float = 1.0  # weight of the local shape descriptors next to the spectral block
+    descriptor_weight: float = 1.5  # weight of the local shape descriptors next to the spectral block
+    smoothing_steps: int = 10     # random-walk averaging steps of the descriptors over the surface graph
     encoder_weight: float = 0.0   # weight of the canonical-pose encoder features (needs an encoder)
     max_points: int = 4096        # points clustered directly; the rest take their nearest one's part
 
@@ -116,6 +118,18 @@ def local_descriptors(points: np.ndarray, scales: tuple[int, ...] = (16, 48)) ->
     return (feats - feats.mean(0)) / np.maximum(feats.std(0), 1e-9)
 
 
+def smooth_on_graph(features: np.ndarray, graph: sp.csr_matrix, steps: int) -> np.ndarray:
+    """``steps`` rounds of random-walk averaging ``D⁻¹ W x`` over the weighted graph: each point's
+    features become a weighted mean of its surface neighbourhood's, which removes the point-to-point
+    noise of the descriptors (on raw descriptors Ward split one smooth part into interleaved halves)
+    without mixing across weak (crease, neck) edges as much as across strong ones."""
+    degree = np.asarray(graph.sum(1)).ravel()
+    walk = sp.diags(1.0 / np.maximum(degree, 1e-300)) @ graph
+    for _ in range(max(0, steps)):
+        features = walk @ features
+    return features
+
+
 def canonical_rotation(points: np.ndarray) -> np.ndarray:
     """Rotation (3, 3) taking the centred cloud to its PCA axes (descending variance), each axis signed so
     the third moment along it is positive, right-handed: ``points @ R`` is the same for any rotated copy
@@ -174,8 +188,8 @@ def surface_parts(points: np.ndarray, normals: np.ndarray, k: int, cfg: PartsCon
         graph = surface_graph(pts, nrm, cfg.neighbours, cfg.crease)
         blocks = [spectral_features(graph, cfg.spectral_per_part * k, seed)]
         if cfg.descriptor_weight > 0:
-            desc = local_descriptors(pts)
-            blocks.append(cfg.descriptor_weight * desc / np.sqrt(desc.shape[1]))
+            desc = smooth_on_graph(local_descriptors(pts), graph, cfg.smoothing_steps)
+            blocks.append(cfg.descriptor_weight * desc / max(float(np.sqrt((desc ** 2).sum(1).mean())), 1e-12))
         if cfg.encoder_weight > 0 and encoder_features is not None:
             rot = canonical_rotation(pts)
             feats = np.asarray(encoder_features(pts @ rot, nrm @ rot), np.float64)

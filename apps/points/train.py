@@ -377,6 +377,8 @@ def train(cfg: PointsConfig, shapes: list[Shape] | None = None, guard: OutputGua
                          metadata={"format": "cvsuite-points", "kind": "siamese", "k": json.dumps(cfg.encoder.k)})
     else:
         module = task.encoder if cfg.mode == "pretrain" else task.net  # type: ignore[union-attr]
-        save_model(module, out, "encoder" if cfg.mode == "pretrain" else "segmenter", cfg.encoder, extra)
+        # the training cloud size: infer feeds the network clouds of this size unless --points says otherwise
+        save_model(module, out, "encoder" if cfg.mode == "pretrain" else "segmenter", cfg.encoder,
+                   {**extra, "points": cfg.points})
     summary.update(weights_file=str(out), shapes=len(dataset), **{k: v for k, v in extra.items() if k != "categories"})
     return summary

@@ -24,6 +24,11 @@ def test_end_to_end(tmp_path, run_cli):
     code, _, err = run_cli(["points", "train", "--mode", "finetune", "--data", data, "--out", seg, "--steps", "2",
                             "--init", enc / "encoder.safetensors", "--label-fraction", "0.05", *TINY])
     assert code == 0, err
+    from apps.points.model import read_metadata
+
+    # the training cloud size travels with the weights (infer's default --points)
+    assert read_metadata(seg / "segmenter.safetensors")["points"] == "64"
+    assert read_metadata(enc / "encoder.safetensors")["points"] == "64"
     code, out, err = run_cli(["points", "eval", "--data", data, "--weights", seg / "segmenter.safetensors",
                               "--json", tmp_path / "eval.json"])
     assert code == 0, err

@@ -7,8 +7,8 @@ from scipy.sparse.csgraph import connected_components
 from scipy.spatial.transform import Rotation
 
 from apps.points.evaluate import matched_miou
-from apps.points.parts import (PartsConfig, canonical_rotation, connected_ward, relabel_by_size, surface_graph,
-                               surface_parts)
+from apps.points.parts import (PartsConfig, canonical_rotation, connected_ward, relabel_by_size, smooth_on_graph,
+                               surface_graph, surface_parts)
 from evaluation.bench_points_parts import (brute_force_matched_miou, component_parts, kept_parts, read_obj_groups,
                                            sample_parts)
 
@@ -46,7 +46,7 @@ def test_surface_graph_is_connected_even_for_separate_pieces() -> None:
     assert (graph != graph.T).nnz == 0
 
 
-@pytest.mark.parametrize("cfg", [PartsConfig(), PartsConfig(crease=0.3, descriptor_weight=1.0)])
+@pytest.mark.parametrize("cfg", [PartsConfig(), PartsConfig(crease=0.3, descriptor_weight=1.0, smoothing_steps=0)])
 def test_every_part_is_connected_in_the_surface_graph(cfg: PartsConfig) -> None:
     pts, nrm, _ = dumbbell()
     labels = surface_parts(pts, nrm, 5, cfg)
@@ -57,6 +57,19 @@ def test_every_part_is_connected_in_the_surface_graph(cfg: PartsConfig) -> None:
     for part in range(5):
         members = np.flatnonzero(labels == part)
         assert connected_components(graph[members][:, members], directed=False)[0] == 1
+
+
+def test_smooth_on_graph_is_a_random_walk_average() -> None:
+    pts, nrm, _ = dumbbell(300)
+    graph = surface_graph(pts, nrm, 8, 0.1)
+    x = np.random.default_rng(0).normal(size=(len(pts), 2))
+    # one step by an explicit loop: each row the weight-averaged rows of its graph neighbours
+    dense = graph.toarray()
+    expected = np.stack([(dense[i][:, None] * x).sum(0) / dense[i].sum() for i in range(len(pts))])
+    assert np.allclose(smooth_on_graph(x, graph, 1), expected, atol=1e-12)
+    assert np.allclose(smooth_on_graph(np.ones((len(pts), 1)), graph, 5), 1.0)   # constants stay
+    assert np.array_equal(smooth_on_graph(x, graph, 0), x)
+    assert smooth_on_graph(x, graph, 5).std(0).max() < x.std(0).min()        # noise is averaged out
 
 
 def test_connected_ward_never_joins_unconnected_points() -> None:
