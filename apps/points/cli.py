@@ -68,8 +68,8 @@ def _infer_outputs(out: Path, f: Path, is_mesh: bool) -> dict[str, Path]:
 
 def cmd_infer(args: argparse.Namespace) -> int:
     from .data import CATEGORIES, list_inputs, read_cloud_file
-    from .infer import (discover_parts, label_colours, parse_category, part_names, render_png, segment, vertex_labels,
-                        write_labels, write_mesh_ply, write_ply)
+    from .infer import (category_by_up_axis, discover_parts, label_colours, parse_category, part_names, render_png,
+                        segment, vertex_labels, write_labels, write_mesh_ply, write_ply)
     from .model import load_model
 
     if args.points is not None and not 16 <= args.points <= 100_000:
@@ -86,6 +86,7 @@ def cmd_infer(args: argparse.Namespace) -> int:
         dup = next(s for s in stems if stems.count(s) > 1)
         raise UsageError(f"two inputs share the name {dup!r}; their outputs would collide")
     category = parse_category(args.category)
+    up_given, args.up = args.up is not None, args.up or "y"
     guard = OutputGuard(inputs=[*args.inputs, *files, args.weights], force=args.force)
     out = guard.directory(args.out)
     mesh_points = args.points or 2048
@@ -121,7 +122,19 @@ def cmd_infer(args: argparse.Namespace) -> int:
             header = [f"category {cat_name} probability {seg.probability:.3f} ({seg.probability_source}), up axis {args.up}"]
             record.update(category=cat_name, probability=seg.probability, probability_source=seg.probability_source,
                           category_probabilities={CATEGORIES[c][0]: p for c, p in seg.probabilities.items()})
-            if seg.probability_source != "given" and seg.probability < args.min_probability:
+            other = {}
+            if seg.probability_source == "classifier" and not up_given:  # --up not given: check the other axes
+                other = category_by_up_axis(model, cloud, trained, n_points, tuple(a for a in UP_CHOICES if a != args.up),
+                                            args.seed)
+                record["category_by_up_axis"] = {a: {"category": CATEGORIES[c][0], "probability": q}
+                                                 for a, (c, q) in other.items()}
+            better = {a: cq for a, cq in other.items() if cq[1] > seg.probability and cq[1] >= args.min_probability}
+            if better:
+                axis, (c_other, p_other) = max(better.items(), key=lambda item: item[1][1])
+                print(f"cvsuite: warning: {f}: read y-up it looks like {cat_name} (p={seg.probability:.2f}), but read "
+                      f"with --up {axis} like {CATEGORIES[c_other][0]} (p={p_other:.2f}); is the file {axis}-up? pass "
+                      f"--up {axis} (or --up y to keep this reading without the check)", file=sys.stderr)
+            elif seg.probability_source != "given" and seg.probability < args.min_probability:
                 print(f"cvsuite: warning: {f}: category {cat_name} is uncertain (p={seg.probability:.2f} < "
                       f"{args.min_probability}); name it with --category, or check the up axis with --up x|y|z "
                       f"(ShapeNetPart shapes are y-up; now --up {args.up})", file=sys.stderr)
@@ -231,8 +244,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "else 2048); a mesh is sampled with this many points (default 2048)")
     p.add_argument("--max-chunks", type=int, default=8, help="network passes per large cloud; the rest by nearest neighbour")
     p.add_argument("--category", help="ShapeNetPart category name or synset (default: the segmenter's category head)")
-    p.add_argument("--up", choices=UP_CHOICES, default="y",
-                   help="the input's up axis (default y, as ShapeNetPart; z for most scans and CAD exports)")
+    p.add_argument("--up", choices=UP_CHOICES,
+                   help="the input's up axis (default y, as ShapeNetPart; z for most scans and CAD exports); when "
+                        "not given, the category head also reads the cloud x- and z-up and warns if either is "
+                        "more confident")
     p.add_argument("--min-probability", type=float, default=0.5,
                    help="warn when the category's probability is below this (default 0.5)")
     p.add_argument("--parts", type=int, help="unsupervised parts: K connected surface regions from pose-invariant "

@@ -146,6 +146,31 @@ def segment(net: torch.nn.Module, cloud: LoadedCloud, categories: list[int], n_p
     return Segmentation(propagate(pts, covered, labels), cat, probs[cat], source, probs)
 
 
+@torch.no_grad()
+def category_by_up_axis(net: torch.nn.Module, cloud: LoadedCloud, categories: list[int], n_points: int,
+                        axes: tuple[str, ...], seed: int = 0) -> dict[str, tuple[int, float]]:
+    """The category head's best category and its probability when the cloud is read with each up
+    axis in ``axes`` (one seeded chunk of ``n_points`` per axis).
+
+    Used to catch a wrong up axis: the shipped segmenter learned y-up shapes, and on a z-up file read
+    as y-up it can still be confident about a wrong category. Empty for segmenters without a head.
+    """
+    if getattr(net, "classifier", None) is None or not hasattr(net, "encode"):
+        return {}
+    net.eval()
+    mask = torch.full((NUM_CATEGORIES,), float("-inf"))
+    mask[categories] = 0
+    found: dict[str, tuple[int, float]] = {}
+    for axis in axes:
+        pts, nrm = cloud.model_input(axis)
+        idx = chunk_indices(len(pts), n_points, 1, seed)[0]
+        _, glob = net.encode(torch.from_numpy(shape_features(pts[idx], nrm[idx])).unsqueeze(0))
+        probs = torch.softmax(net.classify(glob)[0] + mask, 0)
+        best = int(probs.argmax())
+        found[axis] = (best, float(probs[best]))
+    return found
+
+
 def discover_parts(cloud: LoadedCloud, k: int, seed: int = 0, encoder: torch.nn.Module | None = None,
                    n_points: int = 2048, max_chunks: int = 64, cfg: PartsConfig | None = None) -> np.ndarray:
     """Unsupervised parts (labels 0..k-1, largest first) of every point of ``cloud``, the same for any
