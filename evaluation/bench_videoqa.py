@@ -44,7 +44,17 @@ QUIET = ["train.progress=false", "train.tensorboard=false"]
 # the recipe of every variant (chosen on val, see apps/videoqa/README.md): fixed colour-blob frame
 # descriptor, AdamW lr 1e-3, batch 16, cosine schedule
 RECIPE = ["model.visual=colour", "train.lr=0.001"]
-# variant -> (uses stage 1, stage-2 overrides, stage-1 overrides)
+# the masked-answer contrast of every variant that uses it (stage 2), chosen on val by ``--part tune``
+CONTRAST = ["contrast_weight=0.5", "contrast_temperature=0.1", "mask_prob=0.3", "contrast_start=0", "contrast_ramp=0"]
+# contrast recipes compared on the val split (``--part tune``; full model = stage 1 + local attention)
+GRID: dict[str, list[str]] = {
+    "lam0.5": ["contrast_weight=0.5"],                                   # the previous recipe
+    "lam0": ["contrast_weight=0"],                                       # = no_contrast
+    "lam0.1": ["contrast_weight=0.1"],
+    "lam0.5_from500": ["contrast_weight=0.5", "contrast_start=500", "contrast_ramp=250"],
+    "lam0.1_answer": ["contrast_weight=0.1", "mask_scope=answer"],
+}
+# variant -> (uses stage 1, stage-2 overrides); CONTRAST comes first, so a variant's own keys win
 VARIANTS: dict[str, tuple[bool, list[str]]] = {
     "full": (True, []),
     "no_stage1": (False, []),
@@ -89,6 +99,53 @@ def ensure_synth() -> Path:
     return root
 
 
+def _tag(overrides: list[str]) -> str:
+    """Short name of a stage-2 recipe (the run folder carries it, so the same recipe reuses a run)."""
+    import hashlib
+
+    return hashlib.sha1("\n".join(sorted(overrides)).encode()).hexdigest()[:8]
+
+
+def _recipe(variant: str, seed: int, stage1_steps: int, stage2_steps: int, root: Path,
+            grid: list[str] | None = None) -> tuple[list[str] | None, list[str], Path]:
+    """(stage-1 overrides or None, stage-2 overrides, stage-2 run folder) of one variant x seed;
+    ``grid``: contrast keys replacing ``CONTRAST`` (tuning)."""
+    uses_stage1, extra = VARIANTS[variant]
+    base = [f"data.root={root}", f"train.seed={seed}", *RECIPE]
+    model_keys = [o for o in extra if o.startswith("model.")]
+    stage1 = [*base, "stage=question", f"train.max_steps={stage1_steps}", *model_keys] if uses_stage1 else None
+    contrast = [*CONTRAST, *(grid or [])]
+    stage2_keys = [*contrast, *extra]
+    stage2 = [*base, "stage=answer", f"train.max_steps={stage2_steps}", *stage2_keys]
+    return stage1, stage2, WORK / f"{variant}_{_tag(stage2_keys)}_seed{seed}_{stage1_steps}_{stage2_steps}"
+
+
+def _stage1_dir(variant: str, seed: int, stage1_steps: int) -> Path:
+    tag = "global" if "model.attention=global" in VARIANTS[variant][1] else "local"
+    return WORK / f"stage1_{tag}_seed{seed}_{stage1_steps}"
+
+
+def _run(variant: str, seed: int, stage1_steps: int, stage2_steps: int, root: Path,
+         grid: list[str] | None = None) -> tuple[Path, list[str]]:
+    """Train (or reuse) one variant x seed; return its weights and its stage-2 overrides."""
+    stage1, stage2, out_dir = _recipe(variant, seed, stage1_steps, stage2_steps, root, grid)
+    init = []
+    if stage1 is not None:
+        init = [f"init_from={_train(stage1, _stage1_dir(variant, seed, stage1_steps))}"]
+    return _train([*stage2, *init], out_dir), stage2
+
+
+def _train_log(weights: Path) -> dict[str, float]:
+    """Mean of the logged training metrics over the last 100 steps (representation diagnostics)."""
+    path = weights.parent / "metrics.jsonl"
+    if not path.is_file():
+        return {}
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    last = [r for r in rows if r.get("step", 0) > rows[-1].get("step", 0) - 100]
+    keys = {k for r in last for k, v in r.items() if isinstance(v, (int, float)) and k != "step"}
+    return {k: statistics.mean(r[k] for r in last if k in r) for k in sorted(keys)}
+
+
 def _train(overrides: list[str], out_dir: Path) -> Path:
     from apps.videoqa.train import VideoQAConfig, run_training
     from shared.config import load_config
@@ -120,27 +177,63 @@ def run_accuracy(seeds: list[int], stage1_steps: int, stage2_steps: int, variant
     for seed in seeds:
         for variant in variants:
             key = f"{variant}/seed{seed}"
-            if _load().get("accuracy", {}).get(key, {}).get("steps") == [stage1_steps, stage2_steps]:
+            stage2 = _recipe(variant, seed, stage1_steps, stage2_steps, root)[1]
+            done = _load().get("accuracy", {}).get(key, {})
+            if done.get("steps") == [stage1_steps, stage2_steps] and done.get("stage2") == _keys(stage2):
                 continue
-            uses_stage1, extra = VARIANTS[variant]
-            base = [f"data.root={root}", f"train.seed={seed}", *RECIPE]
-            model_keys = [o for o in extra if o.startswith("model.")]
             started = time.perf_counter()
-            init = []
-            if uses_stage1:
-                tag = "global" if "model.attention=global" in extra else "local"
-                stage1 = _train([*base, "stage=question", f"train.max_steps={stage1_steps}", *model_keys],
-                                WORK / f"stage1_{tag}_seed{seed}_{stage1_steps}")
-                init = [f"init_from={stage1}"]
-            weights = _train([*base, "stage=answer", f"train.max_steps={stage2_steps}", *extra, *init],
-                             WORK / f"{variant}_seed{seed}_{stage1_steps}_{stage2_steps}")
+            weights, _ = _run(variant, seed, stage1_steps, stage2_steps, root)
             row = {"val": _accuracy(weights, root, "val"), "test": _accuracy(weights, root, "test_public"),
-                   "steps": [stage1_steps if uses_stage1 else 0, stage2_steps], "seconds": time.perf_counter() - started,
-                   "weights": str(weights)}
-            row["steps"] = [stage1_steps, stage2_steps]
+                   "steps": [stage1_steps, stage2_steps], "seconds": time.perf_counter() - started,
+                   "weights": str(weights), "stage2": _keys(stage2), "train_log": _train_log(weights)}
             _update("accuracy", key, row)
             print(json.dumps({"run": key, "val": round(row["val"]["accuracy"], 4),
                               "test": round(row["test"]["accuracy"], 4)}), flush=True)
+
+
+def _keys(overrides: list[str]) -> list[str]:
+    """The recipe part of a run's overrides (no paths, no seed)."""
+    return [o for o in overrides if not o.startswith(("data.root=", "train.seed="))]
+
+
+def run_tune(seeds: list[int], stage1_steps: int, stage2_steps: int, recipes: list[str]) -> None:
+    """Contrast recipes of the full model on the **val** split only (the test split is not read)."""
+    root = ensure_synth()
+    for seed in seeds:
+        for name in recipes:
+            key = f"{name}/seed{seed}"
+            stage2 = _recipe("full", seed, stage1_steps, stage2_steps, root, GRID[name])[1]
+            done = _load().get("tune", {}).get(key, {})
+            if done.get("steps") == [stage1_steps, stage2_steps] and done.get("stage2") == _keys(stage2):
+                continue
+            started = time.perf_counter()
+            weights, _ = _run("full", seed, stage1_steps, stage2_steps, root, GRID[name])
+            row = {"val": _accuracy(weights, root, "val"), "steps": [stage1_steps, stage2_steps],
+                   "seconds": time.perf_counter() - started, "weights": str(weights), "stage2": _keys(stage2),
+                   "train_log": _train_log(weights)}
+            _update("tune", key, row)
+            print(json.dumps({"run": key, "val": round(row["val"]["accuracy"], 4),
+                              "train_log": {k: round(v, 3) for k, v in row["train_log"].items()}}), flush=True)
+
+
+def tune_table() -> str:
+    """Markdown: per contrast recipe, val accuracy per seed and mean ± std (full model)."""
+    tune = _load().get("tune", {})
+    lines = ["| recipe (stage 2 of the full model) | seeds | val % per seed | val % mean ± std | val what+who % | "
+             "train cand_cos (last 100 steps) |", "|---|---|---|---|---|---|"]
+    for name, keys in GRID.items():
+        rows = [(int(k.split("seed")[1]), v) for k, v in tune.items() if k.split("/")[0] == name]
+        if not rows:
+            continue
+        rows.sort()
+        vals = [100 * r["val"]["accuracy"] for _, r in rows]
+        both = [100 * _two_stream(r["val"]) for _, r in rows]
+        cos = [r.get("train_log", {}).get("cand_cos") for _, r in rows]
+        spread = f"{statistics.mean(vals):.1f} ± {statistics.stdev(vals):.1f}" if len(vals) > 1 else f"{vals[0]:.1f}"
+        lines.append(f"| `{' '.join(keys)}` | {len(rows)} | " + ", ".join(f"{v:.1f} (s{s})" for (s, _), v in zip(rows, vals))
+                     + f" | {spread} | {statistics.mean(both):.1f} | "
+                     + ", ".join("–" if c is None else f"{c:.2f}" for c in cos) + " |")
+    return "\n".join(lines)
 
 
 # ---- speed / memory -------------------------------------------------------------------------------
@@ -319,7 +412,8 @@ def table() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--part", choices=("accuracy", "speed", "table", "ship"), required=True)
+    parser.add_argument("--part", choices=("accuracy", "tune", "speed", "table", "ship"), required=True)
+    parser.add_argument("--recipes", nargs="+", default=list(GRID), choices=list(GRID))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--stage1-steps", type=int, default=200)
@@ -330,12 +424,16 @@ def main() -> None:
     if args.part == "accuracy":
         run_accuracy(args.seeds, args.stage1_steps, args.stage2_steps, args.variants)
         print(table())
+    elif args.part == "tune":
+        run_tune(args.seeds, args.stage1_steps, args.stage2_steps, args.recipes)
+        print(tune_table())
     elif args.part == "speed":
         run_speed(args.threads)
     elif args.part == "ship":
         ship(args.seeds[0])
     else:
         print(table())
+        print(tune_table())
 
 
 if __name__ == "__main__":
