@@ -102,11 +102,22 @@ def ensure_synth() -> Path:
     return root
 
 
+def _effective(overrides: list[str]) -> list[str]:
+    """``key=value`` overrides with later keys replacing earlier ones (as the config reader applies them)."""
+    last: dict[str, str] = {}
+    for item in overrides:
+        key = item.split("=", 1)[0]
+        last.pop(key, None)
+        last[key] = item
+    return list(last.values())
+
+
 def _tag(overrides: list[str]) -> str:
-    """Short name of a stage-2 recipe (the run folder carries it, so the same recipe reuses a run)."""
+    """Short name of a stage-2 recipe (the run folder carries it, so the same effective recipe - e.g. a
+    tuned grid point later made the default - reuses its run)."""
     import hashlib
 
-    return hashlib.sha1("\n".join(sorted(overrides)).encode()).hexdigest()[:8]
+    return hashlib.sha1("\n".join(sorted(_effective(overrides))).encode()).hexdigest()[:8]
 
 
 def _recipe(variant: str, seed: int, stage1_steps: int, stage2_steps: int, root: Path,
@@ -196,7 +207,7 @@ def run_accuracy(seeds: list[int], stage1_steps: int, stage2_steps: int, variant
 
 def _keys(overrides: list[str]) -> list[str]:
     """The recipe part of a run's overrides (no paths, no seed)."""
-    return [o for o in overrides if not o.startswith(("data.root=", "train.seed="))]
+    return _effective([o for o in overrides if not o.startswith(("data.root=", "train.seed="))])
 
 
 def run_tune(seeds: list[int], stage1_steps: int, stage2_steps: int, recipes: list[str]) -> None:
