@@ -46,16 +46,15 @@ QUIET = ["train.progress=false", "train.tensorboard=false"]
 # the recipe of every variant (chosen on val, see apps/videoqa/README.md): fixed colour-blob frame
 # descriptor, AdamW lr 1e-3, batch 16, cosine schedule
 RECIPE = ["model.visual=colour", "train.lr=0.001"]
-# the masked-answer contrast of every variant that uses it (stage 2), chosen on val by ``--part tune``
-CONTRAST = ["contrast_weight=0.5", "contrast_temperature=0.1", "mask_prob=0.3", "contrast_start=0", "contrast_ramp=0"]
+# the masked-answer contrast of every variant that uses it (stage 2): lambda 0.1, chosen on val by ``--part tune``
+# (highest mean val accuracy of the full model over seeds 0-2; the previous lambda 0.5 failed in 2 of 3 seeds)
+CONTRAST = ["contrast_weight=0.1", "contrast_temperature=0.1", "mask_prob=0.3", "contrast_start=0", "contrast_ramp=0"]
 # contrast recipes compared on the val split (``--part tune``; full model = stage 1 + local attention)
 GRID: dict[str, list[str]] = {
     "lam0.5": ["contrast_weight=0.5"],                                   # the previous recipe
     "lam0": ["contrast_weight=0"],                                       # = no_contrast
     "lam0.1": ["contrast_weight=0.1"],
-    "lam0.2": ["contrast_weight=0.2"],
     "lam0.5_from500": ["contrast_weight=0.5", "contrast_start=500", "contrast_ramp=250"],
-    "lam0.1_answer": ["contrast_weight=0.1", "mask_scope=answer"],
 }
 # variant -> (uses stage 1, stage-2 overrides); CONTRAST comes first, so a variant's own keys win
 VARIANTS: dict[str, tuple[bool, list[str]]] = {
