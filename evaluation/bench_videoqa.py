@@ -16,7 +16,9 @@ JPEG in each pass; two passes).
 
     /work/bin/heavy python -m evaluation.bench_videoqa --part accuracy --seeds 0
     /work/bin/heavy python -m evaluation.bench_videoqa --part speed
-    python -m evaluation.bench_videoqa --part table      # README table from the saved results
+    python -m evaluation.bench_videoqa --part tune --seeds 0 --recipes lam0.1   # contrast recipes, val only
+    python -m evaluation.bench_videoqa --part table      # README tables from the saved results
+    python -m evaluation.bench_videoqa --part readme     # ... written between the README markers
 """
 from __future__ import annotations
 
@@ -233,7 +235,7 @@ def tune_table() -> str:
     """Markdown: per contrast recipe, val accuracy per seed and mean ± std (full model)."""
     tune = _load().get("tune", {})
     lines = ["| recipe (stage 2 of the full model) | seeds | val % per seed | val % mean ± std | val what+who % | "
-             "train cand_cos (last 100 steps) |", "|---|---|---|---|---|---|"]
+             "train cand_cos (steps 950 + 1000 logged batches) |", "|---|---|---|---|---|---|"]
     for name, keys in GRID.items():
         rows = [(int(k.split("seed")[1]), v) for k, v in tune.items() if k.split("/")[0] == name]
         if not rows:
@@ -414,21 +416,37 @@ def table() -> str:
     def cell(xs: list[float]) -> str:  # one seed: the value alone (no spread to show)
         return f"{statistics.mean(xs):.1f} ± {statistics.stdev(xs):.1f}" if len(xs) > 1 else f"{xs[0]:.1f}"
 
-    for variant in VARIANTS:
-        rows = [v for k, v in sorted(acc.items()) if k.split("/")[0] == variant]
+    previous = _load().get("accuracy_previous_recipe", {})
+    labelled = [(variant, variant, acc) for variant in VARIANTS]
+    labelled.append(("full", "full, previous contrast λ 0.5", previous))
+    for variant, label, source in labelled:
+        rows = [v for k, v in sorted(source.items()) if k.split("/")[0] == variant]
         if not rows:
             continue
         pick = {"val": [100 * r["val"]["accuracy"] for r in rows], "test": [100 * r["test"]["accuracy"] for r in rows],
                 "both": [100 * _two_stream(r["test"]) for r in rows],
                 "which": [100 * r["test"]["per_type"].get("which", {}).get("accuracy", float("nan")) for r in rows],
                 "how": [100 * r["test"]["per_type"].get("how", {}).get("accuracy", float("nan")) for r in rows]}
-        lines.append(f"| {variant} | {len(rows)} | " + " | ".join(cell(pick[k]) for k in ("val", "test", "both", "which", "how")) + " |")
+        lines.append(f"| {label} | {len(rows)} | " + " | ".join(cell(pick[k]) for k in ("val", "test", "both", "which", "how")) + " |")
     return "\n".join(lines)
+
+
+def write_readme_tables() -> None:
+    """Put the current tables between their markers in apps/videoqa/README.md and the top-level README."""
+    import re
+
+    blocks = {"bench_videoqa": table(), "bench_videoqa_tune": tune_table()}
+    for readme in (ROOT / "apps" / "videoqa" / "README.md", ROOT / "README.md"):
+        text = readme.read_text()
+        for name, body in blocks.items():
+            pattern = re.compile(rf"(<!-- {name}:begin -->\n).*?(<!-- {name}:end -->)", re.S)
+            text = pattern.sub(lambda m: m.group(1) + body + "\n" + m.group(2), text)
+        readme.write_text(text)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--part", choices=("accuracy", "tune", "speed", "table", "ship"), required=True)
+    parser.add_argument("--part", choices=("accuracy", "tune", "speed", "table", "readme", "ship"), required=True)
     parser.add_argument("--recipes", nargs="+", default=list(GRID), choices=list(GRID))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
@@ -445,6 +463,8 @@ def main() -> None:
         print(tune_table())
     elif args.part == "speed":
         run_speed(args.threads)
+    elif args.part == "readme":
+        write_readme_tables()
     elif args.part == "ship":
         ship(args.seeds[0])
     else:

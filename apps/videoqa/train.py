@@ -68,7 +68,7 @@ class VideoQAConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=_train_defaults)
     stage: str = "answer"                                   # answer (stage 2) | question (stage 1)
-    contrast_weight: float = bounded(0.5, ge=0.0, le=100.0)  # lambda of the masked-answer contrast
+    contrast_weight: float = bounded(0.1, ge=0.0, le=100.0)  # lambda of the masked-answer contrast (0.1: chosen on val)
     contrast_temperature: float = bounded(0.1, gt=0.0, le=10.0)
     contrast_start: int = bounded(0, ge=0)                  # stage-2 step at which the contrast switches on
     contrast_ramp: int = bounded(0, ge=0)                   # then lambda grows linearly to contrast_weight over this many steps
