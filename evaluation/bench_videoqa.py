@@ -418,7 +418,7 @@ def table() -> str:
 
     previous = _load().get("accuracy_previous_recipe", {})
     labelled = [(variant, variant, acc) for variant in VARIANTS]
-    labelled.append(("full", "full, previous contrast λ 0.5", previous))
+    labelled += [(variant, f"{variant}, previous contrast λ 0.5", previous) for variant in VARIANTS]
     for variant, label, source in labelled:
         rows = [v for k, v in sorted(source.items()) if k.split("/")[0] == variant]
         if not rows:
