@@ -149,17 +149,17 @@ class VideoQATask(TrainTask):
 
 
 def _representation_stats(joint: torch.Tensor, labels: torch.Tensor, with_anchor: bool) -> dict[str, torch.Tensor]:
-    """Mean cosines of the joint vectors (B, 5 or 6, D): ground truth vs the other candidates, and
-    (``with_anchor``: the 6th row is the masked ground truth) anchor vs ground truth / vs the others."""
+    """Mean cosines of the joint vectors (B, C, D): ground truth vs the other candidates, and
+    (``with_anchor``: the last row is the masked ground truth) anchor vs ground truth / vs the others."""
     unit = F.normalize(joint.float(), dim=-1)
     rows = torch.arange(joint.shape[0], device=joint.device)
-    candidates = unit[:, :5]
+    candidates = unit[:, : joint.shape[1] - int(with_anchor)]
     truth = candidates[rows, labels]
     others = torch.ones(candidates.shape[:2], dtype=torch.bool, device=joint.device)
     others[rows, labels] = False
     stats = {"cand_cos": (candidates @ truth[:, :, None]).squeeze(-1)[others].mean()}
     if with_anchor:
-        anchor = unit[:, 5]
+        anchor = unit[:, -1]
         stats["cos_pos"] = (anchor * truth).sum(-1).mean()
         stats["cos_neg"] = (candidates @ anchor[:, :, None]).squeeze(-1)[others].mean()
     return stats
