@@ -68,8 +68,10 @@ class VideoQAConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=_train_defaults)
     stage: str = "answer"                                   # answer (stage 2) | question (stage 1)
-    contrast_weight: float = bounded(0.5, ge=0.0, le=100.0)  # lambda of the masked-answer contrast
+    contrast_weight: float = bounded(0.1, ge=0.0, le=100.0)  # lambda of the masked-answer contrast (0.1: chosen on val)
     contrast_temperature: float = bounded(0.1, gt=0.0, le=10.0)
+    contrast_start: int = bounded(0, ge=0)                  # stage-2 step at which the contrast switches on
+    contrast_ramp: int = bounded(0, ge=0)                   # then lambda grows linearly to contrast_weight over this many steps
     mask_prob: float = bounded(0.3, gt=0.0, le=1.0)
     mask_scope: str = "input"                               # input ([q; a*] tokens) | answer (a* tokens only)
     init_from: str | None = None                            # stage-1 weights to start stage 2 from
@@ -82,20 +84,44 @@ class VideoQAConfig:
             raise UsageError(f"config key 'mask_scope' must be input or answer, got {self.mask_scope!r}")
 
 
+def contrast_weight_at(step: int, weight: float, start: int, ramp: int) -> float:
+    """lambda at stage-2 step ``step`` (0-based): 0 before ``start``, then a linear ramp of ``ramp`` steps
+    up to ``weight`` (``ramp=0``: the full weight at once)."""
+    if weight <= 0 or step < start:
+        return 0.0
+    if ramp <= 0:
+        return weight
+    return weight * min(1.0, (step - start + 1) / ramp)
+
+
 class VideoQATask(TrainTask):
-    """Cross entropy over the five candidates (+ lambda x masked-answer contrast in stage 2)."""
+    """Cross entropy over the five candidates (+ lambda x masked-answer contrast in stage 2).
+
+    Logged besides the losses: ``cand_cos``, the mean cosine between the ground-truth candidate's joint
+    vector and the other four (a contrast that collapsed the candidates' representations would drive it
+    to 1); with the contrast on, ``cos_pos`` / ``cos_neg`` (masked anchor vs unmasked ground truth / vs
+    the other candidates) and ``lambda`` (the weight in use at this step).
+    """
 
     def __init__(self, model: VideoQAModel, cfg: VideoQAConfig) -> None:
         super().__init__()
         self.model = model
         self.contrast = cfg.stage == "answer" and cfg.contrast_weight > 0
         self.weight, self.mask_prob, self.mask_scope = cfg.contrast_weight, cfg.mask_prob, cfg.mask_scope
+        self.start, self.ramp = cfg.contrast_start, cfg.contrast_ramp
         self.loss_fn = InfoNCE(temperature=cfg.contrast_temperature)
+        # optimizer steps done (in the training checkpoint, so a resumed run keeps its lambda schedule;
+        # not in the exported weights)
+        self.register_buffer("steps_done", torch.zeros((), dtype=torch.long))
+
+    def on_step_end(self, step: int, outputs: dict[str, torch.Tensor]) -> None:
+        self.steps_done += 1
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         labels = batch["label"]
         qa = batch["qa"]
-        if self.contrast:
+        weight = contrast_weight_at(int(self.steps_done), self.weight, self.start, self.ramp) if self.contrast else 0.0
+        if weight > 0:
             rows = torch.arange(qa.shape[0], device=qa.device)
             seg = batch["seg"]
             masked = mask_inputs(qa[rows, labels], seg[rows, labels], self.mask_prob, self.mask_scope)
@@ -109,14 +135,34 @@ class VideoQATask(TrainTask):
         result = {"ce": ce.detach(), "acc": (scores.argmax(1) == labels).float().mean()}
         loss = ce
         if self.contrast:
+            result["lambda"] = torch.tensor(weight)
+        if weight > 0:
             contrast = masked_answer_contrast(out["joint"], labels, self.loss_fn)
-            loss = ce + self.weight * contrast
+            loss = ce + weight * contrast
             result["contrast"] = contrast.detach()
+        result.update(_representation_stats(out["joint"].detach(), labels, with_anchor=weight > 0))
         result["loss"] = loss
         return result
 
     def export_state_dict(self) -> dict[str, torch.Tensor]:
         return self.model.state_dict()
+
+
+def _representation_stats(joint: torch.Tensor, labels: torch.Tensor, with_anchor: bool) -> dict[str, torch.Tensor]:
+    """Mean cosines of the joint vectors (B, C, D): ground truth vs the other candidates, and
+    (``with_anchor``: the last row is the masked ground truth) anchor vs ground truth / vs the others."""
+    unit = F.normalize(joint.float(), dim=-1)
+    rows = torch.arange(joint.shape[0], device=joint.device)
+    candidates = unit[:, : joint.shape[1] - int(with_anchor)]
+    truth = candidates[rows, labels]
+    others = torch.ones(candidates.shape[:2], dtype=torch.bool, device=joint.device)
+    others[rows, labels] = False
+    stats = {"cand_cos": (candidates @ truth[:, :, None]).squeeze(-1)[others].mean()}
+    if with_anchor:
+        anchor = unit[:, -1]
+        stats["cos_pos"] = (anchor * truth).sum(-1).mean()
+        stats["cos_neg"] = (candidates @ anchor[:, :, None]).squeeze(-1)[others].mean()
+    return stats
 
 
 def training_texts(split: Any) -> list[str]:

@@ -225,3 +225,35 @@ def test_colour_blob_statistics_sees_colour_position_and_size() -> None:
     assert cx == pytest.approx(33.5 / 47, abs=1e-4) and cy == pytest.approx(7.5 / 31, abs=1e-4)
     assert stats[2, 0, 1] < 0.5 < stats[0, 0, 1]
     assert torch.all(colour_blob_statistics(torch.full((1, 8, 8, 3), 110, dtype=torch.uint8)) == 0)
+
+
+def test_contrast_weight_schedule() -> None:
+    from apps.videoqa.train import contrast_weight_at
+
+    assert [contrast_weight_at(s, 0.5, 0, 0) for s in (0, 7)] == [0.5, 0.5]
+    assert contrast_weight_at(3, 0.0, 0, 0) == 0.0
+    # off before the start step, then a linear ramp that reaches the full weight after `ramp` steps
+    assert [contrast_weight_at(s, 0.4, 5, 4) for s in (0, 4, 5, 6, 8, 50)] == pytest.approx([0, 0, 0.1, 0.2, 0.4, 0.4])
+
+
+def test_task_switches_the_contrast_on_at_its_start_step_and_keeps_it_in_the_checkpoint() -> None:
+    from apps.videoqa.train import VideoQAConfig, VideoQATask
+
+    cfg = ModelConfig(dim=16, layers=1, heads=2, ff=32, visual="features", feature_dim=4, streams="text")
+    batch = {"qa": torch.randint(5, 20, (4, 5, 10)), "seg": torch.zeros(4, 5, 10, dtype=torch.bool),
+             "label": torch.tensor([0, 1, 2, 4])}
+    batch["seg"][..., 5:] = True
+    task = VideoQATask(VideoQAModel(cfg, 20), VideoQAConfig(model=cfg, contrast_weight=0.3, contrast_start=2,
+                                                             contrast_ramp=0))
+    seen = []
+    for step in range(4):
+        out = task(batch)
+        seen.append(("contrast" in out, round(float(out["lambda"]), 6)))
+        assert -1.0 - 1e-6 <= float(out["cand_cos"]) <= 1.0 + 1e-6
+        task.on_step_end(step, out)
+    assert seen == [(False, 0.0), (False, 0.0), (True, 0.3), (True, 0.3)]
+    assert int(task.state_dict()["steps_done"]) == 4
+    assert "steps_done" not in task.export_state_dict()
+    resumed = VideoQATask(VideoQAModel(cfg, 20), VideoQAConfig(model=cfg, contrast_weight=0.3, contrast_start=2))
+    resumed.load_state_dict(task.state_dict())
+    assert "contrast" in resumed(batch)
