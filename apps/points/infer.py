@@ -104,6 +104,13 @@ def _part_log_probs(net: torch.nn.Module, x: torch.Tensor, feats: torch.Tensor |
     return torch.log_softmax(logits, dim=1)[0]
 
 
+def _category_softmax(net: torch.nn.Module, glob: torch.Tensor, categories: list[int]) -> torch.Tensor:
+    """The category head's softmax over ``categories`` only (the others get probability 0)."""
+    mask = torch.full((NUM_CATEGORIES,), float("-inf"))
+    mask[categories] = 0
+    return torch.softmax(net.classify(glob)[0] + mask, 0)
+
+
 @torch.no_grad()
 def segment(net: torch.nn.Module, cloud: LoadedCloud, categories: list[int], n_points: int,
             max_chunks: int, category: int | None = None, up: str = "y", seed: int = 0) -> Segmentation:
@@ -126,9 +133,7 @@ def segment(net: torch.nn.Module, cloud: LoadedCloud, categories: list[int], n_p
     if category is not None:
         cat, probs, source = category, {category: 1.0}, "given"
     elif head:
-        mask = torch.full((NUM_CATEGORIES,), float("-inf"))
-        mask[categories] = 0
-        mean = sum(torch.softmax(net.classify(glob)[0] + mask, 0) for _, _, _, glob in chunks) / len(chunks)
+        mean = sum(_category_softmax(net, glob, categories) for _, _, _, glob in chunks) / len(chunks)
         probs = {c: float(mean[c]) for c in categories}
         cat, source = max(probs, key=probs.get), "classifier"
     else:
@@ -158,14 +163,12 @@ def category_by_up_axis(net: torch.nn.Module, cloud: LoadedCloud, categories: li
     if getattr(net, "classifier", None) is None or not hasattr(net, "encode"):
         return {}
     net.eval()
-    mask = torch.full((NUM_CATEGORIES,), float("-inf"))
-    mask[categories] = 0
     found: dict[str, tuple[int, float]] = {}
     for axis in axes:
         pts, nrm = cloud.model_input(axis)
         idx = chunk_indices(len(pts), n_points, 1, seed)[0]
         _, glob = net.encode(torch.from_numpy(shape_features(pts[idx], nrm[idx])).unsqueeze(0))
-        probs = torch.softmax(net.classify(glob)[0] + mask, 0)
+        probs = _category_softmax(net, glob, categories)
         best = int(probs.argmax())
         found[axis] = (best, float(probs[best]))
     return found
