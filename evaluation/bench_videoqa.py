@@ -57,6 +57,9 @@ GRID: dict[str, list[str]] = {
     "lam0": ["contrast_weight=0"],                                       # = no_contrast
     "lam0.1": ["contrast_weight=0.1"],
     "lam0.5_from500": ["contrast_weight=0.5", "contrast_start=500", "contrast_ramp=250"],
+    "lam0.05": ["contrast_weight=0.05"],
+    "lam0.2": ["contrast_weight=0.2"],
+    "lam0.1_2000": ["contrast_weight=0.1", "train.max_steps=2000"],    # a stage 2 twice as long
 }
 # variant -> (uses stage 1, stage-2 overrides); CONTRAST comes first, so a variant's own keys win
 VARIANTS: dict[str, tuple[bool, list[str]]] = {
@@ -218,12 +221,15 @@ def run_tune(seeds: list[int], stage1_steps: int, stage2_steps: int, recipes: li
         for name in recipes:
             key = f"{name}/seed{seed}"
             stage2 = _recipe("full", seed, stage1_steps, stage2_steps, root, GRID[name])[1]
+            # a recipe may set its own stage-2 length (train.max_steps in GRID); record the one in force
+            steps = [stage1_steps, int(next(o for o in reversed(_keys(stage2)) if o.startswith("train.max_steps="))
+                                       .split("=", 1)[1])]
             done = _load().get("tune", {}).get(key, {})
-            if done.get("steps") == [stage1_steps, stage2_steps] and done.get("stage2") == _keys(stage2):
+            if done.get("steps") == steps and done.get("stage2") == _keys(stage2):
                 continue
             started = time.perf_counter()
             weights, _ = _run("full", seed, stage1_steps, stage2_steps, root, GRID[name])
-            row = {"val": _accuracy(weights, root, "val"), "steps": [stage1_steps, stage2_steps],
+            row = {"val": _accuracy(weights, root, "val"), "steps": steps,
                    "seconds": time.perf_counter() - started, "weights": str(weights), "stage2": _keys(stage2),
                    "train_log": _train_log(weights)}
             _update("tune", key, row)

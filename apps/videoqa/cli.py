@@ -25,35 +25,13 @@ def _print_summary(summary: dict[str, Any], what: str) -> None:
         print(f"(no evaluation: {summary['eval_skipped']})")
 
 
-def check_text_model(folder: str | None) -> None:
-    """``--text-model DIR``: a local Hugging Face checkpoint (config.json + weights), never a download."""
-    if folder is None:
-        return
-    path = Path(folder)
-    if not path.is_dir():
-        raise CvsuiteError(f"--text-model {folder}: folder not found")
-    config = path / "config.json"
-    weights = [p for p in ("model.safetensors", "pytorch_model.bin") if (path / p).is_file()]
-    if not config.is_file() or not weights:
-        raise CvsuiteError(f"--text-model {folder} is not a Hugging Face checkpoint (needs config.json and "
-                           "model.safetensors or pytorch_model.bin)")
-    try:
-        data = json.loads(config.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise CvsuiteError(f"--text-model {folder}: config.json is not valid JSON ({exc})") from None
-    if not isinstance(data, dict) or "model_type" not in data:
-        raise CvsuiteError(f"--text-model {folder}: config.json has no model_type; not a Hugging Face checkpoint")
-    raise CvsuiteError(f"--text-model {folder}: pretrained Hugging Face text encoders are not supported yet "
-                       "(the transformers package is not part of cvsuite); use the default small encoder")
-
-
 def _train_config(args: argparse.Namespace, stage: str):
     from shared.cli_utils import config_from_args
 
     from .train import VideoQAConfig
 
     flags = {"data": "data.root", "out": "train.out_dir", "steps": "train.max_steps", "resume": "train.resume",
-             "features": "data.features", "init_from": "init_from"}
+             "features": "data.features", "init_from": "init_from", "text_model": "model.text_model"}
     cfg = config_from_args(VideoQAConfig, args, flag_map=flags)
     if stage == "question":
         cfg = dataclasses.replace(cfg, stage="question", eval_split=None)
@@ -67,9 +45,8 @@ def cmd_train(args: argparse.Namespace, stage: str = "answer") -> int:
 
     from .train import run_training
 
-    check_text_model(getattr(args, "text_model", None))
     cfg = _train_config(args, stage)
-    guard = OutputGuard([cfg.data.root, cfg.data.features, cfg.init_from], force=args.force)
+    guard = OutputGuard([cfg.data.root, cfg.data.features, cfg.init_from, cfg.model.text_model], force=args.force)
     summary = run_training(cfg, guard=guard)
     _print_summary(summary, "stage 1 (question prediction)" if stage == "question" else "stage 2 (answer prediction)")
     return 0
@@ -222,7 +199,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         p = sub.add_parser(name, help=help_text)
         add_run_args(p, data_help="dataset root (data.root=)")
         p.add_argument("--features", help="per-frame features HDF5 keyed by vid_name (data.features=; model.visual=features)")
-        p.add_argument("--text-model", help="local Hugging Face checkpoint folder for the text encoder")
+        p.add_argument("--text-model", help="local Hugging Face checkpoint folder (BERT / RoBERTa: config.json, weights, "
+                                            "tokenizer files) as the text encoder (model.text_model=; never downloads; "
+                                            "model.text_freeze=true keeps it fixed, text_lr= its fine-tuning lr)")
         if name == "train":
             p.add_argument("--init-from", help="stage-1 weights to start from (init_from=)")
         p.set_defaults(func=lambda a, s=stage: cmd_train(a, s))

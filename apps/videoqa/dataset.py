@@ -18,7 +18,7 @@ from torch.utils.data import Dataset
 from shared.errors import CvsuiteError
 
 from .data import FPS, N_ANSWERS, QAItem, Sentence, Split, window_frames, window_subtitles
-from .text import CLS, SEP, Vocab, pair
+from .text import Tokenizer
 
 
 def _norm(text: str) -> str:
@@ -98,7 +98,7 @@ class InputSizes:
 class VideoQADataset(Dataset):
     """Model inputs of every question of a :class:`Split` (see module docstring for the two modes)."""
 
-    def __init__(self, split: Split, vocab: Vocab, sizes: InputSizes, mode: str = "answer",
+    def __init__(self, split: Split, vocab: Tokenizer, sizes: InputSizes, mode: str = "answer",
                  visual: str = "frames", load_visual: bool = True, load_subtitles: bool = True,
                  need_labels: bool = True) -> None:
         if mode not in ("answer", "question"):
@@ -184,7 +184,7 @@ class VideoQADataset(Dataset):
         tokens = np.zeros((len(sentences), size), dtype=np.int64)
         times = np.zeros((len(sentences), 2), dtype=np.float32)
         for j, s in enumerate(sentences):
-            ids = ([CLS] + self.vocab.encode(s.display()))[: size - 1] + [SEP]
+            ids = self.vocab.encode_sentence(s.display(), size)
             tokens[j, : len(ids)] = ids
             times[j] = (s.start, s.end)
         return tokens, times
@@ -194,18 +194,17 @@ class VideoQADataset(Dataset):
         item = self.items[index]
         size = self.sizes.max_qa_len
         if self.mode == "answer":
-            q = self.vocab.encode(item.question)
-            pairs = [pair(q, self.vocab.encode(a), size) for a in item.answers]
+            pairs = [self.vocab.encode_pair(item.question, a, size) for a in item.answers]
             label = -1 if item.answer_idx is None else item.answer_idx
         else:
-            answer = self.vocab.encode(item.answers[item.answer_idx])  # type: ignore[index]
+            answer = item.answers[item.answer_idx]  # type: ignore[index]
             negatives = question_negatives(self.items, index, np.random.default_rng(np.random.randint(2**31)),
                                            N_ANSWERS - 1, self.by_vid, self.by_show)
             order = [index] + negatives
             perm = np.random.permutation(N_ANSWERS)
             questions = [order[p] for p in perm]
             label = int(np.flatnonzero(perm == 0)[0])
-            pairs = [pair(self.vocab.encode(self.items[j].question), answer, size) for j in questions]
+            pairs = [self.vocab.encode_pair(self.items[j].question, answer, size) for j in questions]
         return [p[0] for p in pairs], [p[1] for p in pairs], label
 
     def __getitem__(self, index: int) -> dict[str, Any]:

@@ -30,16 +30,9 @@ def write_predictions(path: Path, dataset: VideoQADataset, chosen: list[int]) ->
 
 
 def out_of_vocabulary(dataset: VideoQADataset, sample: int = 200) -> float:
-    """Share of question/answer words the model's vocabulary does not know (a sign of out-of-domain input)."""
-    from .text import UNK
-
-    total = unknown = 0
-    for item in dataset.items[:sample]:
-        for text in [item.question, *item.answers]:
-            ids = dataset.vocab.encode(text)
-            total += len(ids)
-            unknown += sum(1 for i in ids if i == UNK)
-    return unknown / max(1, total)
+    """Share of question/answer words the model's tokenizer does not know (a sign of out-of-domain input;
+    a sub-word tokenizer of a pretrained text model rarely needs its unknown token)."""
+    return dataset.vocab.unknown_share(text for item in dataset.items[:sample] for text in [item.question, *item.answers])
 
 
 def draw_example(path: Path, dataset: VideoQADataset, index: int, scores: list[float],

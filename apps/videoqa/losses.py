@@ -9,6 +9,8 @@
 """
 from __future__ import annotations
 
+from typing import Sequence
+
 import torch
 
 from shared.losses import InfoNCE
@@ -17,10 +19,12 @@ from .text import CLS, MASK, PAD, SEP
 
 
 def mask_inputs(ids: torch.Tensor, segment: torch.Tensor, prob: float, scope: str,
-                generator: torch.Generator | None = None) -> torch.Tensor:
-    """Masking noise: each real token (of the answer only when ``scope='answer'``) becomes [MASK] with
-    probability ``prob``; at least one token per row is masked. ``ids``/``segment``: (B, L)."""
-    eligible = (ids != PAD) & (ids != CLS) & (ids != SEP)
+                generator: torch.Generator | None = None, mask_id: int = MASK,
+                special_ids: Sequence[int] = (PAD, CLS, SEP)) -> torch.Tensor:
+    """Masking noise: each real token (of the answer only when ``scope='answer'``) becomes ``mask_id`` with
+    probability ``prob``; at least one token per row is masked; ``special_ids`` (padding, [CLS], [SEP]
+    - the tokenizer's own for a pretrained one) are never masked. ``ids``/``segment``: (B, L)."""
+    eligible = ~torch.isin(ids, torch.tensor(list(special_ids), dtype=ids.dtype, device=ids.device))
     if scope == "answer":
         eligible &= segment
     noise = torch.rand(ids.shape, generator=generator, device=ids.device)
@@ -30,7 +34,7 @@ def mask_inputs(ids: torch.Tensor, segment: torch.Tensor, prob: float, scope: st
     if none.any():
         first = noise.masked_fill(~eligible, 2.0).argmin(dim=1)
         chosen[none, first[none]] = True
-    return ids.masked_fill(chosen, MASK)
+    return ids.masked_fill(chosen, mask_id)
 
 
 def masked_answer_contrast(joint: torch.Tensor, labels: torch.Tensor, loss_fn: InfoNCE) -> torch.Tensor:

@@ -33,7 +33,7 @@ from shared.backbones import build_backbone
 from shared.config import bounded
 from shared.errors import CvsuiteError, UsageError
 
-from .text import PAD, Vocab
+from .text import PAD, PretrainedTokenizer, Tokenizer, Vocab, tokenizer_from_metadata
 
 
 @dataclass
@@ -52,6 +52,9 @@ class ModelConfig:
                                     # of the RGB frames, see colour_blob_statistics) | features (precomputed HDF5)
     cnn_width: int = bounded(8, ge=2, le=128)
     feature_dim: int = bounded(2048, ge=1, le=65536)  # input size of precomputed features (visual=features)
+    text_model: str | None = None   # local Hugging Face checkpoint folder (BERT / RoBERTa ...) as the text encoder
+                                    # (--text-model DIR); None = the small transformer trained from scratch
+    text_freeze: bool = False       # keep the pretrained text encoder fixed (else fine-tuned at train text_lr)
 
     def __post_init__(self) -> None:
         choices = {"attention": ("local", "global"), "streams": ("both", "text", "video"),
@@ -111,6 +114,73 @@ class TextEncoder(nn.Module):
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         """(N, L) token ids -> (N, D): the [CLS] state."""
+        return self.states(ids)[:, 0]
+
+
+class PretrainedTextEncoder(nn.Module):
+    """A Hugging Face encoder (``AutoModel``) + a linear projection to the model width; same ``states``
+    interface as :class:`TextEncoder`. Ids arrive shifted by :data:`~.text.ID_OFFSET` (0 = padding).
+
+    Token types (BERT's segment embedding, when the checkpoint has more than one): 0 up to and including the
+    first separator, 1 after it - the ``[CLS] q [SEP] a [SEP]`` convention of the tokenizer's pair template.
+    """
+
+    def __init__(self, encoder: nn.Module, cfg: ModelConfig, sep_id: int | None) -> None:
+        super().__init__()
+        self.encoder = encoder
+        hidden = int(encoder.config.hidden_size)
+        self.project = nn.Linear(hidden, cfg.dim)
+        self.norm = nn.LayerNorm(cfg.dim)
+        self.max_len = min(cfg.max_len, int(getattr(encoder.config, "max_position_embeddings", cfg.max_len)))
+        self.hf_pad = int(getattr(encoder.config, "pad_token_id", None) or 0)
+        self.sep_id = sep_id
+        self.use_types = int(getattr(encoder.config, "type_vocab_size", 1) or 1) > 1 and sep_id is not None
+        self.frozen = cfg.text_freeze
+        if self.frozen:
+            self.encoder.requires_grad_(False)
+
+    @staticmethod
+    def build(hf_config: dict[str, Any] | None, cfg: ModelConfig, sep_id: int | None,
+              folder: str | None = None) -> "PretrainedTextEncoder":
+        """From the checkpoint ``folder`` (its weights; ``local_files_only``) or, when loading a cvsuite weights
+        file, from the stored ``hf_config`` alone (its weights come with the file's state dict)."""
+        from transformers import AutoConfig, AutoModel
+
+        from .text import quiet_transformers
+
+        quiet_transformers()
+        if folder is not None:
+            encoder = AutoModel.from_pretrained(folder, local_files_only=True)
+        else:
+            config = dict(hf_config or {})
+            encoder = AutoModel.from_config(AutoConfig.for_model(config.pop("model_type"), **config))
+        return PretrainedTextEncoder(encoder, cfg, sep_id)
+
+    def config_json(self) -> str:
+        return self.encoder.config.to_json_string(use_diff=False)
+
+    def train(self, mode: bool = True) -> "PretrainedTextEncoder":
+        super().train(mode)
+        if self.frozen:
+            self.encoder.eval()  # a fixed encoder: no dropout either
+        return self
+
+    def states(self, ids: torch.Tensor) -> torch.Tensor:
+        """(N, L) shifted token ids -> (N, L, D) token states."""
+        from .text import ID_OFFSET
+
+        ids = ids[:, : self.max_len]
+        valid = ids != PAD
+        hf_ids = torch.where(valid, ids - ID_OFFSET, torch.full_like(ids, self.hf_pad))
+        kwargs: dict[str, torch.Tensor] = {"input_ids": hf_ids, "attention_mask": valid.long()}
+        if self.use_types:
+            is_sep = (ids == self.sep_id + ID_OFFSET).long()
+            kwargs["token_type_ids"] = ((is_sep.cumsum(dim=1) - is_sep) >= 1).long()
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
+            hidden = self.encoder(**kwargs).last_hidden_state
+        return self.norm(self.project(hidden))
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
         return self.states(ids)[:, 0]
 
 
@@ -193,12 +263,13 @@ class VisualEncoder(nn.Module):
 class VideoQAModel(nn.Module):
     """See module docstring. ``forward(batch, qa=None)`` scores the candidates in ``qa`` (default ``batch['qa']``)."""
 
-    def __init__(self, cfg: ModelConfig, vocab_size: int) -> None:
+    def __init__(self, cfg: ModelConfig, vocab_size: int, text_encoder: PretrainedTextEncoder | None = None) -> None:
+        """``text_encoder``: a pretrained encoder (``model.text_model``) instead of the small one from scratch."""
         super().__init__()
         self.cfg = cfg
         self.vocab_size = vocab_size
         d = cfg.dim
-        self.text = TextEncoder(vocab_size, cfg)
+        self.text = text_encoder if text_encoder is not None else TextEncoder(vocab_size, cfg)
         self.visual = VisualEncoder(cfg) if cfg.streams != "text" else None
         self.align_q, self.align_k, self.align_o = nn.Linear(d, d), nn.Linear(d, d), nn.Linear(d, d)
         self.fuse = nn.Sequential(nn.Linear(5 * d, d), nn.GELU(), nn.LayerNorm(d))
@@ -286,15 +357,38 @@ class VideoQAModel(nn.Module):
 
 # ---- weight files ------------------------------------------------------------------------------
 
-def model_metadata(cfg: ModelConfig, vocab: Vocab, extra: dict[str, Any] | None = None) -> dict[str, str]:
-    return {"format": "cvsuite-videoqa", "model_config": json.dumps(asdict(cfg)), "vocab": vocab.to_json(),
-            **{k: str(v) for k, v in (extra or {}).items()}}
+def model_metadata(cfg: ModelConfig, tokenizer: Tokenizer, extra: dict[str, Any] | None = None,
+                   text_config: str | None = None) -> dict[str, str]:
+    meta = {"format": "cvsuite-videoqa", "model_config": json.dumps(asdict(cfg)), **tokenizer.metadata()}
+    if text_config is not None:
+        meta["text_model_config"] = text_config
+    return {**meta, **{k: str(v) for k, v in (extra or {}).items()}}
 
 
-def save_model(model: VideoQAModel, vocab: Vocab, path: str | Path, extra: dict[str, Any] | None = None) -> None:
+def save_model(model: VideoQAModel, tokenizer: Tokenizer, path: str | Path, extra: dict[str, Any] | None = None) -> None:
+    """Weights + model config + tokenizer (+ the pretrained encoder's HF config) in one safetensors file."""
     from shared.weights import save_safetensors
 
-    save_safetensors(model.state_dict(), path, metadata=model_metadata(model.cfg, vocab, extra))
+    text_config = model.text.config_json() if isinstance(model.text, PretrainedTextEncoder) else None
+    save_safetensors(model.state_dict(), path, metadata=model_metadata(model.cfg, tokenizer, extra, text_config))
+
+
+def build_model(cfg: ModelConfig, tokenizer: Tokenizer, text_config: str | None = None) -> VideoQAModel:
+    """A model for ``tokenizer``: the small text encoder for a :class:`Vocab`; for a pretrained tokenizer the
+    checkpoint's encoder, read from ``cfg.text_model`` (``text_config=None``) or rebuilt from its stored HF
+    config (weights to be loaded after)."""
+    if isinstance(tokenizer, PretrainedTokenizer):
+        if text_config is None and not cfg.text_model:
+            raise CvsuiteError("a pretrained tokenizer needs its text model (model.text_model)")
+        try:
+            encoder = PretrainedTextEncoder.build(json.loads(text_config) if text_config else None, cfg,
+                                                  tokenizer.hf_sep, folder=None if text_config else cfg.text_model)
+        except Exception as exc:  # noqa: BLE001 - transformers raises OSError, ValueError, KeyError, ...
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            where = f"--text-model {cfg.text_model}" if not text_config else "the stored text model config"
+            raise CvsuiteError(f"{where}: cannot build the text encoder ({first})") from None
+        return VideoQAModel(cfg, len(tokenizer), encoder)
+    return VideoQAModel(cfg, len(tokenizer))
 
 
 def read_metadata(path: str | Path) -> dict[str, str]:
@@ -310,8 +404,9 @@ def read_metadata(path: str | Path) -> dict[str, str]:
         raise CvsuiteError(f"{path} is not a safetensors weights file: {str(exc).splitlines()[0]}") from None
 
 
-def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[VideoQAModel, Vocab, dict[str, str]]:
-    """Model, vocabulary and metadata of a ``cvsuite videoqa`` weights file (no code is executed)."""
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[VideoQAModel, Tokenizer, dict[str, str]]:
+    """Model, tokenizer and metadata of a ``cvsuite videoqa`` weights file (no code is executed; a pretrained
+    text encoder is rebuilt from its stored config, the checkpoint folder is not needed)."""
     from shared.weights import load_state_dict
 
     meta = read_metadata(path)
@@ -319,10 +414,12 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[Vi
         raise CvsuiteError(f"{path} is not a cvsuite videoqa weights file (no videoqa metadata)")
     try:
         cfg = ModelConfig(**json.loads(meta["model_config"]))
-        vocab = Vocab.from_json(meta["vocab"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CvsuiteError(f"{path}: videoqa metadata is damaged ({exc})") from None
-    model = VideoQAModel(cfg, len(vocab))
+        vocab = tokenizer_from_metadata(meta)
+        if isinstance(vocab, PretrainedTokenizer) and "text_model_config" not in meta:
+            raise KeyError("text_model_config")
+    except Exception as exc:  # noqa: BLE001 - tokenizers raises a bare Exception on a damaged tokenizer.json
+        raise CvsuiteError(f"{path}: videoqa metadata is damaged ({type(exc).__name__}: {exc})") from None
+    model = build_model(cfg, vocab, meta.get("text_model_config"))
     state = load_state_dict(path)
     try:
         model.load_state_dict(state)

@@ -26,8 +26,8 @@ from shared.losses import InfoNCE
 from .data import open_split
 from .dataset import InputSizes, VideoQADataset, collate
 from .losses import mask_inputs, masked_answer_contrast
-from .model import ModelConfig, VideoQAModel, load_model, save_model
-from .text import Vocab
+from .model import ModelConfig, PretrainedTextEncoder, VideoQAModel, build_model, load_model, save_model
+from .text import CLS, MASK, PAD, SEP, PretrainedTokenizer, Tokenizer, Vocab
 
 
 @dataclass
@@ -75,6 +75,8 @@ class VideoQAConfig:
     mask_prob: float = bounded(0.3, gt=0.0, le=1.0)
     mask_scope: str = "input"                               # input ([q; a*] tokens) | answer (a* tokens only)
     init_from: str | None = None                            # stage-1 weights to start stage 2 from
+    text_lr: float = bounded(2e-5, gt=0.0, le=1.0)          # lr of a pretrained text encoder (model.text_model) when
+                                                            # fine-tuned; the rest of the model trains at train.lr
     eval_split: str | None = "val"                          # evaluated after training (None = skip)
 
     def __post_init__(self) -> None:
@@ -103,9 +105,13 @@ class VideoQATask(TrainTask):
     the other candidates) and ``lambda`` (the weight in use at this step).
     """
 
-    def __init__(self, model: VideoQAModel, cfg: VideoQAConfig) -> None:
+    def __init__(self, model: VideoQAModel, cfg: VideoQAConfig, tokenizer: Tokenizer | None = None) -> None:
+        """``tokenizer`` gives the masking noise its [MASK] and special ids (default: the word vocabulary's)."""
         super().__init__()
         self.model = model
+        self.mask_id = tokenizer.mask_id if tokenizer is not None else MASK
+        self.special_ids = tuple(tokenizer.special_ids) if tokenizer is not None else (PAD, CLS, SEP)
+        self.text_lr = cfg.text_lr
         self.contrast = cfg.stage == "answer" and cfg.contrast_weight > 0
         self.weight, self.mask_prob, self.mask_scope = cfg.contrast_weight, cfg.mask_prob, cfg.mask_scope
         self.start, self.ramp = cfg.contrast_start, cfg.contrast_ramp
@@ -117,6 +123,16 @@ class VideoQATask(TrainTask):
     def on_step_end(self, step: int, outputs: dict[str, torch.Tensor]) -> None:
         self.steps_done += 1
 
+    def param_groups(self) -> list[dict[str, Any]] | None:
+        """A fine-tuned pretrained text encoder trains at ``text_lr``, everything else at ``train.lr``."""
+        text = self.model.text
+        if not isinstance(text, PretrainedTextEncoder) or text.frozen:
+            return None
+        pretrained = {id(p) for p in text.encoder.parameters()}
+        rest = [p for p in self.parameters() if p.requires_grad and id(p) not in pretrained]
+        return [{"params": [p for p in text.encoder.parameters() if p.requires_grad], "lr": self.text_lr},
+                {"params": rest}]
+
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         labels = batch["label"]
         qa = batch["qa"]
@@ -124,7 +140,8 @@ class VideoQATask(TrainTask):
         if weight > 0:
             rows = torch.arange(qa.shape[0], device=qa.device)
             seg = batch["seg"]
-            masked = mask_inputs(qa[rows, labels], seg[rows, labels], self.mask_prob, self.mask_scope)
+            masked = mask_inputs(qa[rows, labels], seg[rows, labels], self.mask_prob, self.mask_scope,
+                                 mask_id=self.mask_id, special_ids=self.special_ids)
             out = self.model(batch, torch.cat([qa, masked[:, None]], dim=1),
                              torch.cat([seg, seg[rows, labels][:, None]], dim=1))
             scores = out["scores"][:, :-1]
@@ -177,7 +194,32 @@ def training_texts(split: Any) -> list[str]:
     return texts
 
 
-def build_dataset(cfg: VideoQAConfig, split_name: str, vocab: Vocab, mode: str, need_labels: bool = True,
+def read_text_model(folder: str) -> PretrainedTokenizer:
+    """Check that ``folder`` is a local Hugging Face checkpoint and read its tokenizer; one clear error naming
+    the folder otherwise (nothing is downloaded: ``local_files_only=True``)."""
+    path = Path(folder)
+    if not path.is_dir():
+        raise CvsuiteError(f"--text-model {folder}: folder not found (a local Hugging Face checkpoint folder; "
+                           "nothing is downloaded)")
+    config = path / "config.json"
+    weights = [p for p in ("model.safetensors", "pytorch_model.bin") if (path / p).is_file()]
+    if not config.is_file() or not weights:
+        raise CvsuiteError(f"--text-model {folder} is not a Hugging Face checkpoint (needs config.json and "
+                           "model.safetensors or pytorch_model.bin)")
+    try:
+        data = json.loads(config.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CvsuiteError(f"--text-model {folder}: config.json is not valid JSON ({exc})") from None
+    if not isinstance(data, dict) or "model_type" not in data:
+        raise CvsuiteError(f"--text-model {folder}: config.json has no model_type; not a Hugging Face checkpoint")
+    try:
+        return PretrainedTokenizer.from_folder(path)
+    except Exception as exc:  # noqa: BLE001 - transformers / tokenizers raise many kinds (OSError, ValueError, bare Exception)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CvsuiteError(f"--text-model {folder}: cannot read its tokenizer ({first})") from None
+
+
+def build_dataset(cfg: VideoQAConfig, split_name: str, vocab: Tokenizer, mode: str, need_labels: bool = True,
                   model_cfg: ModelConfig | None = None) -> VideoQADataset:
     model_cfg = model_cfg or cfg.model
     split = open_split(cfg.data.root, split_name, cfg.data.features, labelled=need_labels or None,
@@ -191,10 +233,13 @@ def run_training(cfg: VideoQAConfig, guard: OutputGuard | None = None) -> dict[s
     """Train one stage; write ``model.safetensors`` (weights + config + vocabulary) in ``train.out_dir``."""
     if not cfg.data.root:
         raise UsageError("no dataset: pass --data ROOT (or data.root=ROOT)")
-    guard = guard or OutputGuard([cfg.data.root, cfg.data.features, cfg.init_from])
+    guard = guard or OutputGuard([cfg.data.root, cfg.data.features, cfg.init_from, cfg.model.text_model])
     initial = None
+    vocab: Tokenizer
     if cfg.init_from:
         initial, vocab, _ = load_model(cfg.init_from)
+    elif cfg.model.text_model:
+        vocab = read_text_model(cfg.model.text_model)
     else:
         split = open_split(cfg.data.root, "train", cfg.data.features, labelled=True, bad_ts=cfg.data.bad_ts)
         vocab = Vocab.build(training_texts(split), min_count=cfg.data.min_count)
@@ -203,17 +248,24 @@ def run_training(cfg: VideoQAConfig, guard: OutputGuard | None = None) -> dict[s
     if cfg.model.visual == "features" and cfg.model.streams != "text":
         cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, feature_dim=dataset.feature_dim()))
     if initial is not None:
-        def shape(c: ModelConfig) -> dict[str, Any]:
-            return {k: v for k, v in dataclasses.asdict(c).items() if k != "dropout"}
+        def shape(c: ModelConfig) -> dict[str, Any]:  # the text encoder (and its tokenizer) come with init_from
+            return {k: v for k, v in dataclasses.asdict(c).items() if k not in ("dropout", "text_freeze", "text_model")}
+
+        if cfg.model.text_model and not isinstance(initial.text, PretrainedTextEncoder):
+            raise UsageError(f"init_from {cfg.init_from} has the small text encoder trained from scratch; "
+                             "drop --text-model (the text encoder comes with init_from)")
 
         if shape(initial.cfg) != shape(cfg.model):
             raise UsageError(f"init_from {cfg.init_from} was trained with model config {shape(initial.cfg)}; "
                              "set the same model.* values")
     torch.manual_seed(cfg.train.seed)
-    model = VideoQAModel(cfg.model, len(vocab))
     if initial is not None:
+        text_config = initial.text.config_json() if isinstance(initial.text, PretrainedTextEncoder) else None
+        model = build_model(dataclasses.replace(cfg.model, text_model=initial.cfg.text_model), vocab, text_config)
         model.load_state_dict(initial.state_dict())
-    task = VideoQATask(model, cfg)
+    else:
+        model = build_model(cfg.model, vocab)
+    task = VideoQATask(model, cfg, vocab)
     trainer = Trainer(cfg.train, task, dataset, collate_fn=collate, full_config=cfg, guard=guard)
     summary = trainer.fit()
     weights = Path(cfg.train.out_dir) / "model.safetensors"
