@@ -84,11 +84,25 @@ def _h5_without_clip(t: Path) -> list:
     return ["videoqa", "eval", "--data", root, "--weights", weights(t, "features"), "--features", path]
 
 
-def _text_model_not_checkpoint(t: Path) -> list:
+def _text_model(t: Path, fill) -> list:
+    """``videoqa train --text-model t/in/bert`` where ``fill(folder)`` wrote what the folder holds."""
     folder = t / "in" / "bert"
-    garbage(folder / "vocab.txt")
+    folder.mkdir(parents=True, exist_ok=True)
+    fill(folder)
     return ["videoqa", "train", "--data", dataset(t), "--out", t / "out" / "run", "--steps", "1",
             "--text-model", folder, *QUIET]
+
+
+def _junk_config(folder: Path) -> None:
+    garbage(folder / "config.json", "{model_type: bert,,\n")
+    garbage(folder / "model.safetensors")
+
+
+def _config_but_junk_tokenizer(folder: Path) -> None:
+    garbage(folder / "config.json", json.dumps({"model_type": "bert", "hidden_size": 32}))
+    garbage(folder / "model.safetensors")
+    garbage(folder / "tokenizer.json", "{not a tokenizer")
+    garbage(folder / "tokenizer_config.json", json.dumps({"tokenizer_class": "BertTokenizer"}))
 
 
 CASES = [
@@ -111,7 +125,18 @@ CASES = [
     BadCase("videoqa-srt-broken-timestamp", _srt_broken, exit_code=1, match=".srt:2: broken timestamp"),
     BadCase("videoqa-clip-without-frames", _no_frames, exit_code=1, match="has no frames"),
     BadCase("videoqa-h5-without-clip", _h5_without_clip, exit_code=1, match="has no entry for clip"),
-    BadCase("videoqa-text-model-not-checkpoint", _text_model_not_checkpoint, match="not a Hugging Face checkpoint"),
+    BadCase("videoqa-text-model-not-checkpoint", lambda t: _text_model(t, lambda f: garbage(f / "vocab.txt")),
+            exit_code=1, match="bert is not a Hugging Face checkpoint"),
+    BadCase("videoqa-text-model-empty-folder", lambda t: _text_model(t, lambda f: None),
+            exit_code=1, match="bert is not a Hugging Face checkpoint"),
+    BadCase("videoqa-text-model-junk-config", lambda t: _text_model(t, _junk_config),
+            exit_code=1, match="config.json is not valid JSON"),
+    BadCase("videoqa-text-model-junk-tokenizer", lambda t: _text_model(t, _config_but_junk_tokenizer),
+            exit_code=1, match="bert: cannot read its tokenizer"),
+    BadCase("videoqa-text-model-missing-folder",
+            lambda t: ["videoqa", "train", "--data", dataset(t), "--out", t / "out" / "run", "--steps", "1",
+                       "--text-model", t / "in" / "bert-base-uncased", *QUIET],
+            exit_code=1, match="bert-base-uncased: folder not found"),
     BadCase("videoqa-eval-unlabelled-split",
             lambda t: _eval(t, (lambda r: ((r / "synth_test_public_answers.json").unlink(), r)[1])(dataset(t)),
                             "--split", "test_public"),

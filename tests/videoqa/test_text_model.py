@@ -227,3 +227,23 @@ def test_text_lr_group_and_masking_uses_the_checkpoint_mask_token(bert: Path) ->
     assert torch.equal(masked[specials], ids_t[specials])                       # [CLS] / [SEP] kept
     assert (masked[~specials] == tokenizer.mask_id).all()
     assert tokenizer.mask_id == 4 + ID_OFFSET and PAD not in ids
+
+
+def test_paper_scale_config_with_text_model(tiny: Path, bert: Path, tmp_path: Path, run_cli) -> None:
+    """configs/tvqa_features.yaml + --text-model (the README's TVQA command) runs 2 steps on the stand-in."""
+    import h5py
+    import numpy as np
+
+    features = tmp_path / "tvqa_imagenet_pool5.h5"
+    rng = np.random.default_rng(0)
+    with h5py.File(features, "w") as h5:
+        for split in ("train", "val"):
+            for vid in {it.vid_name for it in open_split(tiny, split).items}:
+                h5.create_dataset(vid, data=rng.standard_normal((36, 2048)).astype(np.float32))
+    config = Path(__file__).resolve().parents[2] / "apps" / "videoqa" / "configs" / "tvqa_features.yaml"
+    code, out, err = run_cli(["videoqa", "train", "--config", config, "--data", tiny, "--features", features,
+                              "--text-model", bert, "--out", tmp_path / "run", "--steps", "2", "train.batch_size=4",
+                              "train.progress=false", "train.tensorboard=false", "train.warmup_steps=0",
+                              "eval_split=null"])
+    assert code == 0, err
+    assert (tmp_path / "run" / "model.safetensors").is_file()
