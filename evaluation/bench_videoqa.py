@@ -241,7 +241,7 @@ def tune_table() -> str:
     """Markdown: per contrast recipe, val accuracy per seed and mean ± std (full model)."""
     tune = _load().get("tune", {})
     lines = ["| recipe (stage 2 of the full model) | seeds | val % per seed | val % mean ± std | val what+who % | "
-             "train cand_cos (steps 950 + 1000 logged batches) |", "|---|---|---|---|---|---|"]
+             "train cand_cos (last two logged batches) |", "|---|---|---|---|---|---|"]
     for name, keys in GRID.items():
         rows = [(int(k.split("seed")[1]), v) for k, v in tune.items() if k.split("/")[0] == name]
         if not rows:
