@@ -153,11 +153,15 @@ def test_bert_two_stages_eval_infer_without_the_folder(tiny: Path, bert: Path, t
     cache = tmp_path / "hf_home"
     monkeypatch.setenv("HF_HOME", str(cache))
 
-    def no_network(*args, **kwargs):
-        raise AssertionError(f"network access attempted: {args}")
+    attempts: list[tuple] = []
+
+    def no_network(*args, **kwargs):  # recorded as well as refused: a library may swallow the error
+        attempts.append(args)
+        raise OSError("network access refused by the test")
 
     monkeypatch.setattr(socket.socket, "connect", no_network)
     monkeypatch.setattr(socket, "create_connection", no_network)
+    monkeypatch.setattr(socket, "getaddrinfo", no_network)
     code, out, err = run_cli(["videoqa", "pretrain", "--data", tiny, "--out", tmp_path / "s1", "--steps", "2",
                               "--text-model", bert, *QUIET])
     assert code == 0, err
@@ -165,6 +169,7 @@ def test_bert_two_stages_eval_infer_without_the_folder(tiny: Path, bert: Path, t
                               "--init-from", tmp_path / "s1" / "model.safetensors", *QUIET])
     assert code == 0, err
     assert "accuracy" in out
+    assert attempts == []
     assert not cache.exists() or not any(p.is_file() for p in cache.rglob("*"))
     weights = tmp_path / "s2" / "model.safetensors"
     # the encoder was fine-tuned at text_lr (not frozen): its weights moved away from the checkpoint's
@@ -186,6 +191,7 @@ def test_bert_two_stages_eval_infer_without_the_folder(tiny: Path, bert: Path, t
         assert code == 0, err
     finally:
         moved.rename(bert)
+    assert attempts == []
     data = json.loads(preds.read_text())
     assert set(data) == {str(it.qid) for it in open_split(tiny, "test_public").items}
     assert all(0 <= v < 5 for v in data.values())
