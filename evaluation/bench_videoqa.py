@@ -60,6 +60,9 @@ GRID: dict[str, list[str]] = {
     "lam0.05": ["contrast_weight=0.05"],
     "lam0.2": ["contrast_weight=0.2"],
     "lam0.1_2000": ["contrast_weight=0.1", "train.max_steps=2000"],    # a stage 2 twice as long
+    # lam0.1 trained again from scratch in a later session (fresh synth data and stage 1 from the same seeds):
+    # checks that the runs of different sessions are comparable (the same figure is expected)
+    "lam0.1_rerun": ["contrast_weight=0.1"],
 }
 # variant -> (uses stage 1, stage-2 overrides); CONTRAST comes first, so a variant's own keys win
 VARIANTS: dict[str, tuple[bool, list[str]]] = {
@@ -251,7 +254,8 @@ def tune_table() -> str:
         both = [100 * _two_stream(r["val"]) for _, r in rows]
         cos = [r.get("train_log", {}).get("cand_cos") for _, r in rows]
         spread = f"{statistics.mean(vals):.1f} ± {statistics.stdev(vals):.1f}" if len(vals) > 1 else f"{vals[0]:.1f}"
-        lines.append(f"| `{' '.join(keys)}` | {len(rows)} | " + ", ".join(f"{v:.1f} (s{s})" for (s, _), v in zip(rows, vals))
+        label = f"`{' '.join(keys)}`" + (" (rerun)" if name.endswith("_rerun") else "")
+        lines.append(f"| {label} | {len(rows)} | " + ", ".join(f"{v:.1f} (s{s})" for (s, _), v in zip(rows, vals))
                      + f" | {spread} | {statistics.mean(both):.1f} | "
                      + ", ".join("–" if c is None else f"{c:.2f}" for c in cos) + " |")
     return "\n".join(lines)
