@@ -310,14 +310,16 @@ def cmd_overfit(args: argparse.Namespace) -> dict:
 def cmd_ablate(args: argparse.Namespace) -> dict:
     """Train on fresh augmented draws (``--parts``) of ``--labels`` images for ``--steps``; score 2-D on a
     fixed set of 256 fresh draws of the same images with the same parts (the training distribution), on
-    the same images unaugmented, and on the validation split (clean, right-handed view)."""
+    the same images unaugmented, and on the validation split (clean, right-handed view). ``--size``: the
+    network's input side (the 64-px renders resized); errors are always in pixels of a 64-px crop.
+    ``--save``: the trained network's state dict (to score it further)."""
     torch.manual_seed(args.seed)
-    pool = open_labelled(args.data or DATA / "finetune", 64, args.sequences, with_foreground=True)
+    pool = open_labelled(args.data or DATA / "finetune", args.size, args.sequences, with_foreground=True)
     idx = labelled_subset(len(pool.samples), min(1.0, args.labels / len(pool.samples)), args.seed)
     parts = parse_parts(args.parts)
     right = args.hands == "right"
-    data = LabelledHands(pool, idx, bool(parts), min_length=args.batch, backgrounds=background_pool(64, 96, args.seed),
-                         negative_rate=0.0, right_hands=right)
+    data = LabelledHands(pool, idx, bool(parts), min_length=args.batch, backgrounds=background_pool(args.size, 96, args.seed),
+                         negative_rate=args.negatives, right_hands=right)
     data.augment_parts = parts
     np.random.seed(args.seed + 1000)
     probe = np.random.default_rng(args.seed).choice(len(idx), min(256, len(idx)), replace=False)
@@ -325,7 +327,7 @@ def cmd_ablate(args: argparse.Namespace) -> dict:
     plain = LabelledHands(pool, idx, False, right_hands=right, negative_rate=0.0)
     clean = stack_items([plain[int(i)] for i in probe])
     val_ds = HanCo(DATA / "val")
-    val = HanCoImages(val_ds, val_ds.sequences, 64)
+    val = HanCoImages(val_ds, val_ds.sequences, args.size)
     vdata = LabelledHands(val, np.arange(len(val.samples)), False, right_hands=right, negative_rate=0.0)
     val_items = stack_items([vdata[i] for i in range(len(val.samples))])
     net = KeypointNet("resnet10_small", args.width, 256, None, "heatmap", lifter=False, hands=args.hands)
@@ -333,7 +335,9 @@ def cmd_ablate(args: argparse.Namespace) -> dict:
     np.random.seed(args.seed)
     started = time.time()
     logs = train_net(net, lambda: iter(loader), args.steps, args.lr, args.wheat)
-    return {"parts": sorted(parts), "labels": len(idx), "steps": args.steps, "seconds": round(time.time() - started, 1),
+    if args.save:
+        torch.save(net.state_dict(), args.save)
+    return {"parts": sorted(parts), "size": args.size, "width": args.width, "labels": len(idx), "steps": args.steps, "seconds": round(time.time() - started, 1),
             "last": logs[-1], "train_aug": err2d(net, held), "train_clean": err2d(net, clean), "val": err2d(net, val_items)}
 
 
@@ -353,6 +357,7 @@ def main() -> None:
     ap.add_argument("--w3d", type=float, default=1.0)
     ap.add_argument("--wheat", type=float, default=1.0)
     ap.add_argument("--width", type=int, default=16)
+    ap.add_argument("--size", type=int, default=64, help="ablate: network input side (renders resized)")
     ap.add_argument("--head", default="heatmap")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--noise", type=float, default=0.02)

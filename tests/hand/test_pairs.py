@@ -198,3 +198,15 @@ def test_augmentation_parts_switch_single_components():
         out, new_uv, new_xyz = augment_sample(img, uv, xyz, np.random.default_rng(3), bg, bg, mirror=0.0,
                                               parts=AUGMENT_PARTS - {part})
         assert np.allclose(new_uv, full[1]) and np.allclose(new_xyz, full[2])
+
+
+def test_heatmap_targets_and_soft_argmax_share_one_grid():
+    """The Gaussian heatmap target of a label has the label as its soft-argmax expectation (no half-cell
+    offset between the loss's grid and the head's), for labels away from the crop border."""
+    from apps.hand.losses import _HEATMAP_CE
+    from apps.hand.model import soft_argmax
+
+    uv = torch.from_numpy(np.random.default_rng(0).uniform(0.2, 0.8, (3, 21, 2))).float()
+    for side in (16, 24, 32):
+        target = _HEATMAP_CE.targets(uv, side, side)
+        assert torch.allclose(soft_argmax(target), uv, atol=1e-4)
