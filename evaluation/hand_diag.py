@@ -219,6 +219,30 @@ def cmd_look(args: argparse.Namespace) -> dict:
     return {"saved": args.save, "images": len(idx)}
 
 
+def cmd_labels(args: argparse.Namespace) -> dict:
+    """Do augmented labels land on the hand? Every image of ``--data`` (val by default) with its hand mask as the
+    picture, warped by the framing (appearance off), and each moved keypoint looked up in the warped mask."""
+    pool = open_labelled(args.data or DATA / "val", 64, args.sequences, with_foreground=True)
+    idx = np.arange(len(pool.samples))
+    white = (pool.alpha > 0.5).astype(np.uint8)[..., None].repeat(3, -1) * 255
+    pool.images, pool.foreground = white, white.copy()
+    out = {}
+    for augment in (False, True):
+        data = LabelledHands(pool, idx, augment, backgrounds=np.zeros((4, 64, 64, 3), np.uint8), negative_rate=0.0,
+                             right_hands=args.hands == "right")
+        data.augment_parts = frozenset({"framing", "background"})
+        np.random.seed(args.seed)
+        hits = []
+        for i in range(len(idx)):
+            item = data[i]
+            p = np.round(item["uv"].numpy() * 64).astype(int).clip(0, 63)
+            hits.append(item["image"][0].numpy()[p[:, 1], p[:, 0]] > 0.5)
+        hits = np.array(hits)
+        out["augmented" if augment else "stored"] = {"on_hand": round(float(hits.mean()), 4),
+                                                     "worst_joint": round(float(hits.mean(0).min()), 4)}
+    return out
+
+
 def parse_parts(spec: str) -> frozenset[str]:
     """``all``, ``none``, ``only:a,b`` or ``-a,b`` (all but these): a subset of the augmentation's parts."""
     from apps.hand.augment import AUGMENT_PARTS
@@ -326,7 +350,7 @@ def cmd_ablate(args: argparse.Namespace) -> dict:
     held = stack_items([data[int(i)] for i in probe])
     plain = LabelledHands(pool, idx, False, right_hands=right, negative_rate=0.0)
     clean = stack_items([plain[int(i)] for i in probe])
-    val_ds = HanCo(DATA / "val")
+    val_ds = HanCo(args.val or DATA / "val")
     val = HanCoImages(val_ds, val_ds.sequences, args.size)
     vdata = LabelledHands(val, np.arange(len(val.samples)), False, right_hands=right, negative_rate=0.0)
     val_items = stack_items([vdata[i] for i in range(len(val.samples))])
@@ -343,10 +367,11 @@ def cmd_ablate(args: argparse.Namespace) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("what", choices=("lift", "lifter", "fit", "look", "overfit", "ablate"))
+    ap.add_argument("what", choices=("lift", "lifter", "fit", "look", "overfit", "ablate", "labels"))
     ap.add_argument("--tag", default="")
     ap.add_argument("--log", default="runs/hand_diag/log.jsonl")
     ap.add_argument("--data", default="")
+    ap.add_argument("--val", default="", help="ablate: validation root (default runs/hand_bench/data/val)")
     ap.add_argument("--sequences", default="", help="overfit/ablate: HanCo sequences of --data (\"0-29\"; \"\" = all)")
     ap.add_argument("--steps", type=int, default=400)
     ap.add_argument("--labels", type=int, default=384)
@@ -369,7 +394,7 @@ def main() -> None:
     ap.add_argument("--hands", default="both", choices=("both", "right"))
     args = ap.parse_args()
     torch.set_num_threads(1)
-    result = {"what": args.what, "tag": args.tag, **{"lift": cmd_lift, "lifter": cmd_lifter, "fit": cmd_fit, "look": cmd_look, "overfit": cmd_overfit, "ablate": cmd_ablate}[args.what](args)}
+    result = {"what": args.what, "tag": args.tag, **{"lift": cmd_lift, "lifter": cmd_lifter, "fit": cmd_fit, "look": cmd_look, "overfit": cmd_overfit, "ablate": cmd_ablate, "labels": cmd_labels}[args.what](args)}
     print(json.dumps(result), flush=True)
     Path(args.log).parent.mkdir(parents=True, exist_ok=True)
     with open(args.log, "a") as handle:
