@@ -9,10 +9,21 @@ Why did the shipped estimator not read finger articulation? Cheap, separate ques
   beside the validation images: PA-MPJPE, 2-D error per joint group, root-relative depth error, and the
   same with shuffled images. Options pick the variant (augmentation, loss, steps, label count).
 
+* ``look``: the labels drawn on training crops at 4x, as stored and after one augmentation draw (a PNG to
+  look at); ``labels``: the fraction of keypoints that land on the (warped) hand mask.
+* ``overfit``: memorise ``--count`` crops with ONE fixed augmentation draw each (consistent labels: ~1 px).
+* ``ablate``: train on fresh augmented draws with some augmentation ``--parts`` (``none``, ``all``,
+  ``only:a,b``, ``-a,b``), input ``--size`` and ``--width``; 2-D error on training draws, on the clean
+  training images and on the validation split.
+
 Every result is one JSON line appended to ``--log``; runs are short (minutes on one thread).
 
     python -m evaluation.hand_diag lift
     python -m evaluation.hand_diag fit --steps 400 --labels 384 --augment 0 --tag noaug
+    python -m evaluation.hand_diag overfit --data runs/hand_bench/data/finetune_k1 --sequences 0-29 --hands right \
+        --count 64 --steps 300 --parts all
+    python -m evaluation.hand_diag ablate --data runs/hand_bench/data/finetune_k1 --sequences 0-29 --hands right \
+        --labels 3840 --steps 300 --parts only:occluder
 """
 from __future__ import annotations
 
@@ -211,9 +222,8 @@ def cmd_look(args: argparse.Namespace) -> dict:
                 for x in (a, b)]
         tiles.append(np.concatenate([pair[0], np.full((256, 4, 3), 255, np.uint8), pair[1]], 1))
     cols = 4
-    rows = [np.concatenate([t for t in tiles[r:r + cols]] + [np.zeros((256, (cols - len(tiles[r:r + cols])) * 516, 3), np.uint8)]
-                           if len(tiles[r:r + cols]) < cols else tiles[r:r + cols], 1) for r in range(0, len(tiles), cols)]
-    grid = np.concatenate(rows, 0)
+    tiles += [np.zeros_like(tiles[0])] * (-len(tiles) % cols)  # pad the last row
+    grid = np.concatenate([np.concatenate(tiles[r:r + cols], 1) for r in range(0, len(tiles), cols)], 0)
     Path(args.save).parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(args.save, grid[..., ::-1])
     return {"saved": args.save, "images": len(idx)}
