@@ -15,11 +15,15 @@ labelled sample is therefore re-framed and degraded on the fly, keypoints transf
   hand's RMS radius, so it hides some joints but never the whole hand),
   motion blur (p 0.25), Gaussian blur (p 0.15), sensor noise (p 0.3), JPEG re-encoding (p 0.5).
 
-Everything draws from the ``numpy.random.Generator`` passed in (seeded by the caller).
+Everything draws from the ``numpy.random.Generator`` passed in (seeded by the caller). ``parts`` (a subset
+of :data:`AUGMENT_PARTS`, default all) switches single components off for ablations; every component's
+random numbers are drawn whether it is on or not, so switching one off leaves the others' draws unchanged.
 """
 from __future__ import annotations
 
 import numpy as np
+
+AUGMENT_PARTS = frozenset({"framing", "background", "colour", "occluder", "blur", "noise", "jpeg"})
 
 
 def random_affine(size: int, rng: np.random.Generator, scale: tuple[float, float] = (0.75, 1.1),
@@ -79,29 +83,40 @@ def _jpeg(img: np.ndarray, quality: int) -> np.ndarray:
     return cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1] if ok else img
 
 
-def appearance(img: np.ndarray, uv_px: np.ndarray, rng: np.random.Generator, patch: np.ndarray) -> np.ndarray:
-    """Colour, occlusion, blur, noise and JPEG on a uint8 HWC image (keypoints only place occluders)."""
+def appearance(img: np.ndarray, uv_px: np.ndarray, rng: np.random.Generator, patch: np.ndarray,
+               parts: frozenset[str] = AUGMENT_PARTS) -> np.ndarray:
+    """Colour, occlusion, blur, noise and JPEG on a uint8 HWC image (keypoints only place occluders);
+    ``parts`` chooses which of ``colour occluder blur noise jpeg`` are applied."""
     import cv2
 
     x = img.astype(np.float32)
-    x = x * rng.uniform(0.6, 1.4) + rng.uniform(-25, 25)
-    mean = x.mean()
-    x = (x - mean) * rng.uniform(0.6, 1.4) + mean
-    grey = x @ np.array([0.299, 0.587, 0.114], np.float32)
+    gain, offset, contrast = rng.uniform(0.6, 1.4), rng.uniform(-25, 25), rng.uniform(0.6, 1.4)
     sat = 0.0 if rng.random() < 0.1 else rng.uniform(0.5, 1.5)
-    x = (x - grey[..., None]) * sat + grey[..., None]
-    x = x * rng.normal(1.0, 0.06, 3).astype(np.float32)  # white balance / hue shift
+    balance = rng.normal(1.0, 0.06, 3).astype(np.float32)  # white balance / hue shift
+    if "colour" in parts:
+        x = x * gain + offset
+        mean = x.mean()
+        x = (x - mean) * contrast + mean
+        grey = x @ np.array([0.299, 0.587, 0.114], np.float32)
+        x = (x - grey[..., None]) * sat + grey[..., None]
+        x = x * balance
     out = np.clip(x, 0, 255).astype(np.uint8)
     if rng.random() < 0.35:
-        out = _occluder(out, uv_px, rng, patch)
+        occluded = _occluder(out, uv_px, rng, patch)
+        out = occluded if "occluder" in parts else out
     if rng.random() < 0.25:
-        out = _motion_blur(out, rng)
+        blurred = _motion_blur(out, rng)
     elif rng.random() < 0.15:
-        out = cv2.GaussianBlur(out, (0, 0), float(rng.uniform(0.5, 1.2)))
+        blurred = cv2.GaussianBlur(out, (0, 0), float(rng.uniform(0.5, 1.2)))
+    else:
+        blurred = out
+    out = blurred if "blur" in parts else out
     if rng.random() < 0.3:
-        out = np.clip(out + rng.normal(0, rng.uniform(2, 10), out.shape), 0, 255).astype(np.uint8)
+        noisy = np.clip(out + rng.normal(0, rng.uniform(2, 10), out.shape), 0, 255).astype(np.uint8)
+        out = noisy if "noise" in parts else out
     if rng.random() < 0.5:
-        out = _jpeg(out, int(rng.integers(25, 91)))
+        quality = int(rng.integers(25, 91))
+        out = _jpeg(out, quality) if "jpeg" in parts else out
     return np.ascontiguousarray(out)
 
 
@@ -116,14 +131,17 @@ def mirror_sample(img: np.ndarray, uv: np.ndarray, xyz: np.ndarray) -> tuple[np.
 def augment_sample(img: np.ndarray, uv: np.ndarray, xyz: np.ndarray, rng: np.random.Generator,
                    background: np.ndarray, patch: np.ndarray, foreground: np.ndarray | None = None,
                    mask: np.ndarray | None = None, mirror: float = 0.5,
-                   info: dict | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                   info: dict | None = None, parts: frozenset[str] = AUGMENT_PARTS
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One augmented copy of a labelled crop: uint8 image, ``uv`` (21, 2) crop units, root-relative ``xyz``.
 
     ``background``/``patch``: uint8 crops of the same size (new background, occluder texture);
     ``foreground``/``mask``: the hand on its own and its mask (then the hand is composited anew);
     ``mirror``: probability of a left-right flip (0 for a right-hand estimator: a flip makes a left hand);
     ``info``: when given, receives ``linear`` (the 3x3 map applied to the 3-D keypoints: roll, and the
-    mirror when flipped) and ``scale`` (the framing's zoom), so other 3-D labels (a MANO fit) can follow.
+    mirror when flipped) and ``scale`` (the framing's zoom), so other 3-D labels (a MANO fit) can follow;
+    ``parts``: the components applied (:data:`AUGMENT_PARTS`; without ``framing`` the crop is not moved,
+    without ``background`` the stored image is warped instead of the hand being composited anew).
     """
     import cv2
 
@@ -136,6 +154,10 @@ def augment_sample(img: np.ndarray, uv: np.ndarray, xyz: np.ndarray, rng: np.ran
             break
     else:
         A, angle, moved = np.array([[1.0, 0, 0], [0, 1.0, 0]]), 0.0, uv_px
+    if "framing" not in parts:
+        A, angle, moved = np.array([[1.0, 0, 0], [0, 1.0, 0]]), 0.0, uv_px
+    if "background" not in parts:
+        foreground = mask = None
     flags = dict(flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     if foreground is not None and mask is not None:
         hand = cv2.warpAffine(foreground, A, (size, size), **flags)
@@ -154,5 +176,5 @@ def augment_sample(img: np.ndarray, uv: np.ndarray, xyz: np.ndarray, rng: np.ran
         linear = np.diag([-1.0, 1.0, 1.0]) @ rot
     if info is not None:
         info.update(linear=linear, scale=float(np.sqrt(abs(np.linalg.det(A[:, :2])))))
-    out = appearance(np.ascontiguousarray(out), new_uv * size, rng, patch)
+    out = appearance(np.ascontiguousarray(out), new_uv * size, rng, patch, parts)
     return out, new_uv.astype(np.float32), new_xyz.astype(np.float32)

@@ -110,6 +110,18 @@ def _conv_bn(cin: int, cout: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
 
+def soft_argmax(prob: torch.Tensor) -> torch.Tensor:
+    """Expected position (B, K, 2) in crop units of per-joint distributions ``prob`` (B, K, h, w) over the
+    cells, cell ``j`` at ``(j + 0.5) / w``: the same grid as :class:`shared.losses.heatmap.GaussianHeatmapCE`'s
+    targets, so a target's own expectation is its label (away from the border). Labels use pixel centres at
+    integers, so a cell's own pixels are centred half a pixel lower: a constant offset the network learns
+    (it memorises augmented crops to 1.0 px, `python -m evaluation.hand_diag overfit`)."""
+    h, w = prob.shape[-2:]
+    ys = (torch.arange(h, dtype=prob.dtype, device=prob.device) + 0.5) / h
+    xs = (torch.arange(w, dtype=prob.dtype, device=prob.device) + 0.5) / w
+    return torch.stack([(prob.sum(-2) * xs).sum(-1), (prob.sum(-1) * ys).sum(-1)], -1)
+
+
 class HeatmapHead(nn.Module):
     """Integral keypoint head on a :class:`SmallResNet` pyramid (stride 16 -> 4, skips from strides 8, 4).
 
@@ -139,10 +151,7 @@ class HeatmapHead(nn.Module):
         logits = self.heat(x)                                        # (B, 21, h, w)
         b, k, h, w = logits.shape
         prob = torch.softmax(logits.flatten(2), -1)                  # (B, 21, h*w)
-        ys = (torch.arange(h, dtype=prob.dtype, device=prob.device) + 0.5) / h
-        xs = (torch.arange(w, dtype=prob.dtype, device=prob.device) + 0.5) / w
-        gy, gx = torch.meshgrid(ys, xs, indexing="ij")
-        uv = torch.stack([(prob * gx.flatten()).sum(-1), (prob * gy.flatten()).sum(-1)], -1)
+        uv = soft_argmax(prob.reshape(b, k, h, w))
         loc = self.loc(x).reshape(b, k, 3, h * w)
         xyz = (loc * prob[:, :, None]).sum(-1)
         presence = self.presence(torch.flatten(nn.functional.adaptive_avg_pool2d(f16, 1), 1))[:, 0]

@@ -472,6 +472,9 @@ class LabelledHands(torch.utils.data.Dataset):
         self.backgrounds = backgrounds if backgrounds is not None else background_pool(images.size, 64, 0)
         self.negative_rate = negative_rate if augment else 0.0
         self.whole_photos = whole_photo_views(images.size) if self.negative_rate > 0 else None
+        from .augment import AUGMENT_PARTS
+
+        self.augment_parts = AUGMENT_PARTS  # components of the augmentation applied (ablations switch some off)
 
     def __len__(self) -> int:
         return self.length
@@ -554,10 +557,10 @@ class LabelledHands(torch.utils.data.Dataset):
                 if self.whole_photos is not None and rng.random() < 0.4:
                     bg = self.whole_photos[int(rng.integers(len(self.whole_photos)))]
                     bg = bg[:, ::-1] if rng.random() < 0.5 else bg
-                img, has_hand = appearance(bg, rng.uniform(0, img.shape[0], (21, 2)), rng, patch), 0.0
+                img, has_hand = appearance(bg, rng.uniform(0, img.shape[0], (21, 2)), rng, patch, self.augment_parts), 0.0
             else:
                 img, uv, xyz = augment_sample(img, uv, xyz, rng, bg, patch, fg, mask,
-                                              mirror=0.0 if self.right_hands else 0.5, info=info)
+                                              mirror=0.0 if self.right_hands else 0.5, info=info, parts=self.augment_parts)
         x = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float() / 255.0
         item = {"image": x, "uv": torch.from_numpy(np.asarray(uv, np.float32)),
                 "xyz": torch.from_numpy(np.asarray(xyz, np.float32)), "has_hand": torch.tensor(has_hand)}

@@ -157,3 +157,56 @@ def test_augment_sample_reports_the_map_applied_to_3d():
         if round(float(np.linalg.det(info["linear"]))) == 1 and info["scale"] != 1.0:
             assert spread(new_uv) == pytest.approx(info["scale"] * spread(uv), rel=1e-4)
     assert dets == {1, -1}
+
+
+def test_augmented_labels_sit_on_the_warped_pixels():
+    """Label transform = image warp: bright dots drawn at the keypoints stay under the moved keypoints through
+    the framing (zoom, roll, shift) and the mirror, with and without a re-composited foreground."""
+    from apps.hand.augment import augment_sample
+
+    size = 64
+    grid = np.stack(np.meshgrid(np.arange(3), np.arange(7)), -1).reshape(-1, 2)[:21]
+    uv = (20 + grid * np.array([12, 4])) / size          # 21 points 12 / 4 px apart, pixel centres at integers
+    img = np.zeros((size, size, 3), np.uint8)
+    for u, v in np.round(uv * size).astype(int):
+        img[v, u] = 255
+    dark = np.zeros_like(img)
+    for seed in range(20):
+        fg, mask = (img, np.ones((size, size), np.float32)) if seed % 2 else (None, None)
+        out, new_uv, _ = augment_sample(img, uv, np.zeros((21, 3)), np.random.default_rng(seed), dark, dark, fg, mask,
+                                        mirror=0.5, parts=frozenset({"framing"}))
+        p = new_uv * size                                # the dot is spread over <= 2x2 pixels by bilinear sampling
+        lo = np.floor(p).astype(int)
+        near = np.stack([out[lo[:, 1] + dy, lo[:, 0] + dx, 0] for dy in (0, 1) for dx in (0, 1)], 1).astype(float)
+        assert (near.max(1) > 40).all(), seed           # every moved label lands on its dot
+
+
+def test_augmentation_parts_switch_single_components():
+    """``parts``: nothing applied leaves image and labels as they were; switching one appearance part off keeps
+    every other part's random draws (the labels and the framing are unchanged)."""
+    from apps.hand.augment import AUGMENT_PARTS, augment_sample
+
+    rng0 = np.random.default_rng(1)
+    img = rng0.integers(0, 255, (48, 48, 3)).astype(np.uint8)
+    bg = rng0.integers(0, 255, (48, 48, 3)).astype(np.uint8)
+    uv, xyz = rng0.uniform(0.35, 0.65, (21, 2)), rng0.normal(0, 1, (21, 3))
+    same, same_uv, same_xyz = augment_sample(img, uv, xyz, np.random.default_rng(3), bg, bg, mirror=0.0, parts=frozenset())
+    assert np.array_equal(same, img) and np.allclose(same_uv, uv) and np.allclose(same_xyz, xyz)
+    full = augment_sample(img, uv, xyz, np.random.default_rng(3), bg, bg, mirror=0.0)
+    assert not np.array_equal(full[0], img)
+    for part in ("colour", "jpeg", "noise"):
+        out, new_uv, new_xyz = augment_sample(img, uv, xyz, np.random.default_rng(3), bg, bg, mirror=0.0,
+                                              parts=AUGMENT_PARTS - {part})
+        assert np.allclose(new_uv, full[1]) and np.allclose(new_xyz, full[2])
+
+
+def test_heatmap_targets_and_soft_argmax_share_one_grid():
+    """The Gaussian heatmap target of a label has the label as its soft-argmax expectation (no half-cell
+    offset between the loss's grid and the head's), for labels away from the crop border."""
+    from apps.hand.losses import _HEATMAP_CE
+    from apps.hand.model import soft_argmax
+
+    uv = torch.from_numpy(np.random.default_rng(0).uniform(0.2, 0.8, (3, 21, 2))).float()
+    for side in (16, 24, 32):
+        target = _HEATMAP_CE.targets(uv, side, side)
+        assert torch.allclose(soft_argmax(target), uv, atol=1e-4)
