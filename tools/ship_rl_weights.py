@@ -20,7 +20,8 @@ from safetensors import safe_open
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from apps.rl.envs import parse_env  # noqa: E402
-from apps.rl.evaluate import blind_policy_returns, evaluate_file, random_policy_returns  # noqa: E402
+from apps.rl.evaluate import (blind_policy_returns, constant_action_returns, evaluate_file,  # noqa: E402
+                              random_policy_returns)
 from apps.rl.infer import SHIPPED  # noqa: E402
 from shared.guard import OutputGuard  # noqa: E402
 from shared.weights import WEIGHTS_DIR, add_manifest_entry, save_safetensors  # noqa: E402
@@ -36,6 +37,7 @@ def main() -> None:
     parser.add_argument("--recipe", default=CARTPOLE_RECIPE, help="training command ({steps} is filled in)")
     parser.add_argument("--note", default=CARTPOLE_NOTE)
     parser.add_argument("--episodes", type=int, default=10)
+    parser.add_argument("--video-seconds", type=float, default=0, help="cut the demo video to this length (0: whole episode)")
     args = parser.parse_args()
     run = Path(args.run)
     with safe_open(str(run / "model.safetensors"), "pt") as handle:
@@ -50,7 +52,8 @@ def main() -> None:
         video = MEDIA / "cartpole_swingup_curl_sac.mp4"  # the name the README has linked since the first release
     guard = OutputGuard([target], force=True)
     video.parent.mkdir(parents=True, exist_ok=True)
-    result = evaluate_file(target, env, episodes=args.episodes, seed=0, video=video, guard=guard)
+    result = evaluate_file(target, env, episodes=args.episodes, seed=0, video=video, guard=guard,
+                           video_max_frames=int(args.video_seconds * 30) or None)
     guard.record()
     rand = random_policy_returns(env, args.episodes, 0)
     blind = blind_policy_returns(target, env, args.episodes, 0)
@@ -63,11 +66,16 @@ def main() -> None:
                "random_policy_std_return": round(rand["std_return"], 2),
                "blind_policy_mean_return": round(blind["mean_return"], 2),
                "blind_policy_std_return": round(blind["std_return"], 2)}
+    constant = None
+    if meta["suite"] == "atari":  # a policy that learned one button is no better than the best constant action
+        constant = constant_action_returns(env, args.episodes, 0)
+        metrics["best_constant_action_mean_return"] = round(constant["best_mean_return"], 2)
     add_manifest_entry(name, target, recipe, metrics, extra={
         "app": "rl", "agent": meta["agent"], "env": env, "train_steps": str(max_steps), "note": args.note})
     print(json.dumps({"weights": str(target), "bytes": target.stat().st_size, **metrics,
                       "returns": result["returns"], "episode_lengths": result["episode_lengths"],
-                      "random_returns": rand["returns"], "blind_returns": blind["returns"], "video": str(video)},
+                      "random_returns": rand["returns"], "blind_returns": blind["returns"], "constant_actions": constant,
+                      "video": str(video)},
                      indent=1))
 
 
