@@ -18,8 +18,10 @@ VIDEO_SCALE = {"dmc": 3, "atari": 4}  # nearest-neighbour upscaling of what the 
 
 
 def evaluate_file(weights: str | Path, env_name: str, episodes: int = 10, seed: int = 0, device: str = "cpu",
-                  video: str | Path | None = None, fps: int = 30, guard: Any = None) -> dict[str, Any]:
-    """Evaluate a policy file; optionally write the first episode as an MP4 (through ``guard``: atomic)."""
+                  video: str | Path | None = None, fps: int = 30, guard: Any = None,
+                  video_max_frames: int | None = None) -> dict[str, Any]:
+    """Evaluate a policy file; optionally write the first episode as an MP4 (through ``guard``: atomic),
+    its first ``video_max_frames`` frames when given (a short demo of a long Atari game)."""
     tensors, meta = read_policy_file(weights)
     check_env_matches(meta, env_name)
     agent = policy_for(tensors, meta, torch.device(device))
@@ -30,6 +32,8 @@ def evaluate_file(weights: str | Path, env_name: str, episodes: int = 10, seed: 
     if video and frames:
         from shared.guard import OutputGuard
 
+        if video_max_frames is not None:
+            frames = frames[:video_max_frames]
         with (guard or OutputGuard([weights])).writing(video) as tmp:
             write_video(frames, Path(tmp), VIDEO_SCALE[meta["suite"]], fps)
         result["video"] = str(video)
@@ -50,6 +54,29 @@ def random_policy_returns(env_name: str, episodes: int, seed: int, **env_kw: Any
             done = terminal or truncated
         returns.append(total)
     return {"mean_return": float(np.mean(returns)), "std_return": float(np.std(returns)), "returns": returns}
+
+
+def constant_action_returns(env_name: str, episodes: int, seed: int, max_steps: int | None = None) -> dict[str, Any]:
+    """Control for discrete games: every action of the minimal set held for whole episodes (the same
+    episodes as the policy's). A policy that only learned one button scores no more than the best of these."""
+    env = make_env(env_name, seed, training=False)
+    if env.continuous:
+        raise CvsuiteError("constant-action control is for discrete (Atari) environments")
+    per_action = []
+    for action in range(env.num_actions):
+        returns = []
+        for episode in range(episodes):
+            env.reset(episode)
+            total, length, done = 0.0, 0, False
+            while not done:
+                _, reward, terminal, truncated = env.step(action)
+                total += reward
+                length += 1
+                done = terminal or truncated or (max_steps is not None and length >= max_steps)
+            returns.append(total)
+        per_action.append(float(np.mean(returns)))
+    best = int(np.argmax(per_action))
+    return {"per_action_mean_return": per_action, "best_action": best, "best_mean_return": per_action[best]}
 
 
 def blind_policy_returns(weights: str | Path, env_name: str, episodes: int, seed: int) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from .agents import DER_AGENTS, SAC_AGENTS, DERAgent, DERConfig, SACAgent, SACCo
 from .envs import FrameStack, make_env, parse_env
 
 FORMAT = "cvsuite-rl"
-SHIPPED = {"dmc:cartpole-swingup": "rl_curl_sac_cartpole_swingup"}
+SHIPPED = {"dmc:cartpole-swingup": "rl_curl_sac_cartpole_swingup", "atari:road_runner": "rl_curl_der_road_runner"}
 
 
 def read_policy_file(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:

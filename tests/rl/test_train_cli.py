@@ -95,6 +95,20 @@ def test_atari_der_baseline_and_infer(run_cli, tmp_path: Path) -> None:
     assert code == 0, err
     played = json.loads((tmp_path / "i.json").read_text())
     assert all(0 <= a < 6 for a in played["actions"])
+    # a demo video cut to its first frames (the shipping tool's --video-seconds)
+    import imageio_ffmpeg
+
+    from apps.rl.evaluate import evaluate_file
+
+    result = evaluate_file(run / "model.safetensors", "atari:Pong", episodes=1, video=tmp_path / "v.mp4",
+                           video_max_frames=5)
+    assert result["episode_lengths"][0] + 1 > 5  # the episode has more frames than the video keeps
+    assert imageio_ffmpeg.count_frames_and_secs(str(tmp_path / "v.mp4"))[0] == 5
+    from apps.rl.evaluate import constant_action_returns
+
+    constant = constant_action_returns("atari:Pong", episodes=1, seed=0, max_steps=3)
+    assert len(constant["per_action_mean_return"]) == 6
+    assert constant["best_mean_return"] == max(constant["per_action_mean_return"])
 
 
 def test_paper_and_cpu_configs_run_an_update(run_cli, tmp_path: Path) -> None:
