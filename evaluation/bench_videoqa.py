@@ -193,23 +193,50 @@ def _accuracy(weights: Path, root: Path, split: str) -> dict[str, Any]:
     return {k: v for k, v in result.items() if k != "predictions"}
 
 
+DEFAULT_STAGE2_STEPS = 1000
+
+
+def _accuracy_key(variant: str, seed: int, stage2_steps: int) -> str:
+    """``variant/seedS`` at the default stage-2 length, ``variant@STEPS/seedS`` otherwise (so a longer
+    schedule is a row of its own and never replaces the default one)."""
+    name = variant if stage2_steps == DEFAULT_STAGE2_STEPS else f"{variant}@{stage2_steps}"
+    return f"{name}/seed{seed}"
+
+
 def run_accuracy(seeds: list[int], stage1_steps: int, stage2_steps: int, variants: list[str]) -> None:
     root = ensure_synth()
     for seed in seeds:
         for variant in variants:
-            key = f"{variant}/seed{seed}"
+            key = _accuracy_key(variant, seed, stage2_steps)
             stage2 = _recipe(variant, seed, stage1_steps, stage2_steps, root)[1]
             done = _load().get("accuracy", {}).get(key, {})
             if done.get("steps") == [stage1_steps, stage2_steps] and done.get("stage2") == _keys(stage2):
                 continue
             started = time.perf_counter()
-            weights, _ = _run(variant, seed, stage1_steps, stage2_steps, root)
+            tuned = _same_tune_run(variant, seed, [stage1_steps, stage2_steps], _keys(stage2))
+            weights = Path(tuned["weights"]) if tuned else _run(variant, seed, stage1_steps, stage2_steps, root)[0]
             row = {"val": _accuracy(weights, root, "val"), "test": _accuracy(weights, root, "test_public"),
                    "steps": [stage1_steps, stage2_steps], "seconds": time.perf_counter() - started,
                    "weights": str(weights), "stage2": _keys(stage2), "train_log": _train_log(weights)}
+            if tuned:
+                row["seconds"] = tuned["seconds"]
+                row["reused_tune_run"] = tuned["key"]
             _update("accuracy", key, row)
             print(json.dumps({"run": key, "val": round(row["val"]["accuracy"], 4),
                               "test": round(row["test"]["accuracy"], 4)}), flush=True)
+
+
+def _same_tune_run(variant: str, seed: int, steps: list[int], stage2: list[str]) -> dict[str, Any] | None:
+    """A finished ``--part tune`` run of exactly this recipe (the full model, same seed, stage lengths and
+    effective stage-2 overrides), whose weights the held-out run can reuse instead of training them again
+    (training is deterministic given the seed: ``lam0.1_rerun`` reproduced its val figure exactly)."""
+    if variant != "full":
+        return None
+    for key, row in _load().get("tune", {}).items():
+        if (key.endswith(f"/seed{seed}") and row.get("steps") == steps and sorted(row.get("stage2", [])) == sorted(stage2)
+                and Path(row["weights"]).is_file()):
+            return {**row, "key": key}
+    return None
 
 
 def _keys(overrides: list[str]) -> list[str]:
@@ -381,15 +408,17 @@ def run_speed(threads: int) -> None:
 SHIP = {"full": "videoqa_synth_full", "text_only": "videoqa_synth_text_only", "video_only": "videoqa_synth_video_only"}
 
 
-def ship(seed: int = 0) -> None:
-    """Copy the seed's full / text-only / video-only weights to ``weights/`` with manifest entries."""
+def ship(seed: int = 0, stage2_steps: int = DEFAULT_STAGE2_STEPS) -> None:
+    """Copy the seed's full / text-only / video-only weights (runs with this stage-2 length) to ``weights/``
+    with manifest entries."""
     from shared.weights import WEIGHTS_DIR, add_manifest_entry
 
     acc = _load().get("accuracy", {})
     for variant, name in SHIP.items():
-        row = acc.get(f"{variant}/seed{seed}")
+        key = _accuracy_key(variant, seed, stage2_steps)
+        row = acc.get(key)
         if row is None:
-            print(f"no {variant}/seed{seed} run yet; not shipped")
+            print(f"no {key} run yet; not shipped")
             continue
         target = WEIGHTS_DIR / f"{name}.safetensors"
         shutil.copyfile(row["weights"], target)
@@ -402,7 +431,8 @@ def ship(seed: int = 0) -> None:
                   + f"cvsuite videoqa train --data runs/videoqa_bench/synth --out S2 --steps {s2} train.seed={seed} "
                   + " ".join(RECIPE) + " "
                   + " ".join(stage2_keys) + (" --init-from S1/model.safetensors" if uses_stage1 else "")
-                  + f" (= python -m evaluation.bench_videoqa --part accuracy --seeds {seed} --variants {variant}; 1 thread)")
+                  + f" (= python -m evaluation.bench_videoqa --part accuracy --seeds {seed} --variants {variant}"
+                  + f" --stage2-steps {s2}; 1 thread)")
         metrics = {"val_accuracy": round(row["val"]["accuracy"], 4), "test_accuracy": round(row["test"]["accuracy"], 4),
                    **{f"test_{k}": round(v["accuracy"], 4) for k, v in row["test"]["per_type"].items()}}
         add_manifest_entry(name, target, recipe, metrics, extra={
@@ -428,6 +458,9 @@ def table() -> str:
 
     previous = _load().get("accuracy_previous_recipe", {})
     labelled = [(variant, variant, acc) for variant in VARIANTS]
+    longer = sorted({k.split("/")[0] for k in acc if "@" in k.split("/")[0]},
+                    key=lambda name: (int(name.split("@")[1]), list(VARIANTS).index(name.split("@")[0])))
+    labelled += [(name, f"{name.split('@')[0]}, stage 2 {name.split('@')[1]} steps", acc) for name in longer]
     labelled += [(variant, f"{variant}, previous contrast λ 0.5", previous) for variant in VARIANTS]
     for variant, label, source in labelled:
         rows = [v for k, v in sorted(source.items()) if k.split("/")[0] == variant]
@@ -461,7 +494,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--stage1-steps", type=int, default=200)
-    parser.add_argument("--stage2-steps", type=int, default=1000)
+    parser.add_argument("--stage2-steps", type=int, default=DEFAULT_STAGE2_STEPS)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -476,7 +509,7 @@ def main() -> None:
     elif args.part == "readme":
         write_readme_tables()
     elif args.part == "ship":
-        ship(args.seeds[0])
+        ship(args.seeds[0], args.stage2_steps)
     else:
         print(table())
         print(tune_table())
