@@ -4,11 +4,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import h5py
-import numpy as np
 import pytest
 
 from apps.videoqa.data import open_split
+
+from .helpers import write_random_features
 
 QUIET = ["train.progress=false", "train.tensorboard=false", "train.batch_size=4", "model.dim=16", "model.layers=1",
          "model.heads=2", "model.ff=32", "model.cnn_width=4"]
@@ -55,12 +55,7 @@ def test_two_stages_eval_and_leaderboard_json(tiny: Path, tmp_path: Path, run_cl
 
 def test_paper_scale_config_runs_two_steps_on_stand_in(tiny: Path, tmp_path: Path, run_cli) -> None:
     """configs/tvqa_features.yaml (TVQA-scale, precomputed 2048-d features) on the synthetic stand-in."""
-    features = tmp_path / "tvqa_imagenet_pool5.h5"
-    rng = np.random.default_rng(0)
-    with h5py.File(features, "w") as h5:
-        for split in ("train", "val"):
-            for vid in {it.vid_name for it in open_split(tiny, split).items}:
-                h5.create_dataset(vid, data=rng.standard_normal((36, 2048)).astype(np.float32))
+    features = write_random_features(tiny, tmp_path / "tvqa_imagenet_pool5.h5")
     config = Path(__file__).resolve().parents[2] / "apps" / "videoqa" / "configs" / "tvqa_features.yaml"
     code, out, err = run_cli(["videoqa", "train", "--config", config, "--data", tiny, "--features", features,
                               "--out", tmp_path / "run", "--steps", "2", "train.batch_size=4", "train.progress=false",

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
-transformers = pytest.importorskip("transformers", reason="transformers is a cvsuite dependency (requirements.txt)")
+import transformers  # noqa: F401 — a cvsuite dependency (requirements.txt): a missing install fails here, never skips
 
-from apps.videoqa.data import open_split  # noqa: E402
+from apps.videoqa.data import open_split
 
 QUIET = ["train.progress=false", "train.tensorboard=false", "train.batch_size=4", "model.dim=16", "model.layers=1",
          "model.heads=2", "model.ff=32", "model.cnn_width=4", "model.visual=colour"]
@@ -237,15 +237,9 @@ def test_text_lr_group_and_masking_uses_the_checkpoint_mask_token(bert: Path) ->
 
 def test_paper_scale_config_with_text_model(tiny: Path, bert: Path, tmp_path: Path, run_cli) -> None:
     """configs/tvqa_features.yaml + --text-model (the README's TVQA command) runs 2 steps on the stand-in."""
-    import h5py
-    import numpy as np
+    from .helpers import write_random_features
 
-    features = tmp_path / "tvqa_imagenet_pool5.h5"
-    rng = np.random.default_rng(0)
-    with h5py.File(features, "w") as h5:
-        for split in ("train", "val"):
-            for vid in {it.vid_name for it in open_split(tiny, split).items}:
-                h5.create_dataset(vid, data=rng.standard_normal((36, 2048)).astype(np.float32))
+    features = write_random_features(tiny, tmp_path / "tvqa_imagenet_pool5.h5")
     config = Path(__file__).resolve().parents[2] / "apps" / "videoqa" / "configs" / "tvqa_features.yaml"
     code, out, err = run_cli(["videoqa", "train", "--config", config, "--data", tiny, "--features", features,
                               "--text-model", bert, "--out", tmp_path / "run", "--steps", "2", "train.batch_size=4",
