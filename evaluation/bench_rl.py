@@ -230,6 +230,27 @@ def bench_returns(weights: Path | None, env: str, episodes: int) -> dict[str, An
             "blind_policy": blind_policy_returns(path, env, episodes, 0)}
 
 
+def cpu_recipe_run(agent: str, env: str, steps: int, seed: int, init_steps: int, episodes: int,
+                   run: Path) -> dict[str, Any]:
+    """Train one agent with the CPU recipe of its suite into ``run`` and return its final evaluation
+    (``eval.json``: env seed ``seed + 10000``). Resumable: a finished run is reused, a killed one continues
+    from its checkpoint."""
+    from apps.rl.train import RLConfig, run_training
+    from shared.config import load_config
+    from shared.guard import OutputGuard
+
+    config = Path(__file__).resolve().parents[1] / "apps" / "rl" / "configs" / (
+        "dmc_curl_sac_cpu.yaml" if env.startswith("dmc") else "atari_curl_der_cpu.yaml")
+    done = run / "eval.json"
+    if not done.is_file():
+        overrides = [f"agent={agent}", f"env={env}", f"train.max_steps={steps}", f"train.seed={seed}",
+                     f"train.out_dir={run}", f"train.eval_episodes={episodes}", "train.progress=false",
+                     "train.tensorboard=false", f"sac.init_steps={init_steps}", f"der.init_steps={init_steps}",
+                     f"train.resume={'true' if (run / 'checkpoints' / 'last.pt').is_file() else 'false'}"]
+        run_training(load_config(RLConfig, config, overrides), guard=OutputGuard(force=True))
+    return json.loads(done.read_text())["final"]
+
+
 def bench_compare(agents: list[str], env: str, seeds: list[int], steps: int, init_steps: int, episodes: int,
                   out: Path) -> dict[str, Any]:
     """CURL vs its baselines at a fixed step budget: CPU recipe, same seeds and evaluation episodes.
@@ -237,26 +258,14 @@ def bench_compare(agents: list[str], env: str, seeds: list[int], steps: int, ini
     Resumable: a finished run (eval.json) is reused, a killed one continues from its checkpoint.
     """
     from apps.rl.evaluate import random_policy_returns
-    from apps.rl.train import RLConfig, run_training
-    from shared.config import load_config
-    from shared.guard import OutputGuard
 
-    config = Path(__file__).resolve().parents[1] / "apps" / "rl" / "configs" / (
-        "dmc_curl_sac_cpu.yaml" if env.startswith("dmc") else "atari_curl_der_cpu.yaml")
     table: dict[str, Any] = {"env": env, "steps": steps, "random_warmup_steps": init_steps, "seeds": seeds,
                              "eval_episodes": episodes, "agents": {}}
     for agent in agents:
         finals = []
         for seed in seeds:
             run = out / "rl_compare" / f"{env.replace(':', '_')}_{agent}_s{seed}_{steps}"
-            done = run / "eval.json"
-            if not done.is_file():
-                overrides = [f"agent={agent}", f"env={env}", f"train.max_steps={steps}", f"train.seed={seed}",
-                             f"train.out_dir={run}", f"train.eval_episodes={episodes}", "train.progress=false",
-                             "train.tensorboard=false", f"sac.init_steps={init_steps}", f"der.init_steps={init_steps}",
-                             f"train.resume={'true' if (run / 'checkpoints' / 'last.pt').is_file() else 'false'}"]
-                run_training(load_config(RLConfig, config, overrides), guard=OutputGuard(force=True))
-            final = json.loads(done.read_text())["final"]
+            final = cpu_recipe_run(agent, env, steps, seed, init_steps, episodes, run)
             finals.append(final["mean_return"])
             print(f"  {agent} seed {seed}: {final['mean_return']:.1f}", flush=True)
         table["agents"][agent] = {"mean_return": float(np.mean(finals)), "std_over_seeds": float(np.std(finals)),

@@ -19,20 +19,11 @@ import torch
 
 def scout(game: str, agent: str, steps: int, seed: int, episodes: int, init_steps: int, out: Path) -> dict:
     from apps.rl.evaluate import random_policy_returns
-    from apps.rl.train import RLConfig, run_training
-    from shared.config import load_config
-    from shared.guard import OutputGuard
+    from evaluation.bench_rl import cpu_recipe_run
 
-    config = Path(__file__).resolve().parents[1] / "apps" / "rl" / "configs" / "atari_curl_der_cpu.yaml"
     run = out / f"{game}_{agent}_s{seed}_{steps}"
     started = time.perf_counter()
-    if not (run / "eval.json").is_file():
-        overrides = [f"agent={agent}", f"env=atari:{game}", f"train.max_steps={steps}", f"train.seed={seed}",
-                     f"train.out_dir={run}", f"train.eval_episodes={episodes}", f"der.init_steps={init_steps}",
-                     "train.progress=false", "train.tensorboard=false",
-                     f"train.resume={'true' if (run / 'checkpoints' / 'last.pt').is_file() else 'false'}"]
-        run_training(load_config(RLConfig, config, overrides), guard=OutputGuard(force=True))
-    final = json.loads((run / "eval.json").read_text())["final"]
+    final = cpu_recipe_run(agent, f"atari:{game}", steps, seed, init_steps, episodes, run)
     validation_seed = seed + 10_000  # the episodes of the run's final evaluation
     random = random_policy_returns(f"atari:{game}", episodes, validation_seed)
     row = {"game": game, "agent": agent, "steps": steps, "learn_start": init_steps, "seed": seed,

@@ -27,6 +27,13 @@ def printable(text: object) -> str:
     return str(text).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of ``exc``'s message, or its type name when the message is empty (third-party
+    libraries that raise bare or message-less exceptions still give the user a word to go on)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def one_line(exc: BaseException) -> str:
     """The message of ``exc`` as a single line.
 

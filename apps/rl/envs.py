@@ -37,7 +37,7 @@ from typing import Any, Iterator  # noqa: E402
 import numpy as np  # noqa: E402
 
 from shared.engine.seed import sample_seed  # noqa: E402
-from shared.errors import CvsuiteError, UsageError  # noqa: E402
+from shared.errors import CvsuiteError, UsageError, first_line  # noqa: E402
 
 # Action repeat per DMC domain, as in the CURL paper (cartpole 8, finger 2, walker 2, others 4).
 DMC_ACTION_REPEAT = {"cartpole": 8, "finger": 2, "walker": 2, "cheetah": 4, "reacher": 4, "ball_in_cup": 4}
@@ -110,7 +110,7 @@ def parse_env(name: str) -> EnvSpec:
 
 def _render_help(exc: BaseException) -> str:
     backend = os.environ.get("MUJOCO_GL", "")
-    first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+    first = first_line(exc)[:160]
     return (f"pixel rendering fails with MUJOCO_GL={backend or '(unset)'} ({type(exc).__name__}: {first}); "
             f"set MUJOCO_GL=egl and install the Debian packages {RENDER_PACKAGES}")
 

@@ -31,9 +31,9 @@ from torch import nn
 
 from shared.backbones import build_backbone
 from shared.config import bounded
-from shared.errors import CvsuiteError, UsageError
+from shared.errors import CvsuiteError, UsageError, first_line
 
-from .text import PAD, PretrainedTokenizer, Tokenizer, Vocab, tokenizer_from_metadata
+from .text import ID_OFFSET, PAD, PretrainedTokenizer, Tokenizer, Vocab, quiet_transformers, tokenizer_from_metadata
 
 
 @dataclass
@@ -146,8 +146,6 @@ class PretrainedTextEncoder(nn.Module):
         file, from the stored ``hf_config`` alone (its weights come with the file's state dict)."""
         from transformers import AutoConfig, AutoModel
 
-        from .text import quiet_transformers
-
         quiet_transformers()
         if folder is not None:
             encoder = AutoModel.from_pretrained(folder, local_files_only=True)
@@ -167,8 +165,6 @@ class PretrainedTextEncoder(nn.Module):
 
     def states(self, ids: torch.Tensor) -> torch.Tensor:
         """(N, L) shifted token ids -> (N, L, D) token states."""
-        from .text import ID_OFFSET
-
         ids = ids[:, : self.max_len]
         valid = ids != PAD
         hf_ids = torch.where(valid, ids - ID_OFFSET, torch.full_like(ids, self.hf_pad))
@@ -384,9 +380,8 @@ def build_model(cfg: ModelConfig, tokenizer: Tokenizer, text_config: str | None 
             encoder = PretrainedTextEncoder.build(json.loads(text_config) if text_config else None, cfg,
                                                   tokenizer.hf_sep, folder=None if text_config else cfg.text_model)
         except Exception as exc:  # noqa: BLE001 - transformers raises OSError, ValueError, KeyError, ...
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             where = f"--text-model {cfg.text_model}" if not text_config else "the stored text model config"
-            raise CvsuiteError(f"{where}: cannot build the text encoder ({first})") from None
+            raise CvsuiteError(f"{where}: cannot build the text encoder ({first_line(exc)})") from None
         return VideoQAModel(cfg, len(tokenizer), encoder)
     return VideoQAModel(cfg, len(tokenizer))
 

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from shared.config import bounded
 from shared.engine import TrainConfig, Trainer, TrainTask
-from shared.errors import CvsuiteError, UsageError
+from shared.errors import CvsuiteError, UsageError, first_line
 from shared.guard import OutputGuard
 from shared.losses import InfoNCE
 
@@ -27,7 +27,7 @@ from .data import open_split
 from .dataset import InputSizes, VideoQADataset, collate
 from .losses import mask_inputs, masked_answer_contrast
 from .model import ModelConfig, PretrainedTextEncoder, VideoQAModel, build_model, load_model, save_model
-from .text import CLS, MASK, PAD, SEP, PretrainedTokenizer, Tokenizer, Vocab
+from .text import PretrainedTokenizer, Tokenizer, Vocab
 
 
 @dataclass
@@ -109,8 +109,8 @@ class VideoQATask(TrainTask):
         """``tokenizer`` gives the masking noise its [MASK] and special ids (default: the word vocabulary's)."""
         super().__init__()
         self.model = model
-        self.mask_id = tokenizer.mask_id if tokenizer is not None else MASK
-        self.special_ids = tuple(tokenizer.special_ids) if tokenizer is not None else (PAD, CLS, SEP)
+        source = tokenizer if tokenizer is not None else Vocab  # the word vocabulary's ids are class constants
+        self.mask_id, self.special_ids = source.mask_id, tuple(source.special_ids)
         self.text_lr = cfg.text_lr
         self.contrast = cfg.stage == "answer" and cfg.contrast_weight > 0
         self.weight, self.mask_prob, self.mask_scope = cfg.contrast_weight, cfg.mask_prob, cfg.mask_scope
@@ -215,8 +215,7 @@ def read_text_model(folder: str) -> PretrainedTokenizer:
     try:
         return PretrainedTokenizer.from_folder(path)
     except Exception as exc:  # noqa: BLE001 - transformers / tokenizers raise many kinds (OSError, ValueError, bare Exception)
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CvsuiteError(f"--text-model {folder}: cannot read its tokenizer ({first})") from None
+        raise CvsuiteError(f"--text-model {folder}: cannot read its tokenizer ({first_line(exc)})") from None
 
 
 def build_dataset(cfg: VideoQAConfig, split_name: str, vocab: Tokenizer, mode: str, need_labels: bool = True,
