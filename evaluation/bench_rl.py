@@ -251,6 +251,11 @@ def cpu_recipe_run(agent: str, env: str, steps: int, seed: int, init_steps: int,
     return json.loads(done.read_text())["final"]
 
 
+def compare_run_dir(out: Path, env: str, agent: str, seed: int, steps: int) -> Path:
+    """The run folder of one (agent, seed) of the compare section (also used by ``rl_atari_compare``)."""
+    return out / "rl_compare" / f"{env.replace(':', '_')}_{agent}_s{seed}_{steps}"
+
+
 def bench_compare(agents: list[str], env: str, seeds: list[int], steps: int, init_steps: int, episodes: int,
                   out: Path) -> dict[str, Any]:
     """CURL vs its baselines at a fixed step budget: CPU recipe, same seeds and evaluation episodes.
@@ -264,7 +269,7 @@ def bench_compare(agents: list[str], env: str, seeds: list[int], steps: int, ini
     for agent in agents:
         finals = []
         for seed in seeds:
-            run = out / "rl_compare" / f"{env.replace(':', '_')}_{agent}_s{seed}_{steps}"
+            run = compare_run_dir(out, env, agent, seed, steps)
             final = cpu_recipe_run(agent, env, steps, seed, init_steps, episodes, run)
             finals.append(final["mean_return"])
             print(f"  {agent} seed {seed}: {final['mean_return']:.1f}", flush=True)
