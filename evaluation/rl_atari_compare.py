@@ -79,12 +79,19 @@ def controls(env: str, episodes: int, report_seed: int, out: Path) -> dict[str, 
     return result
 
 
-def byte_identity(run: Path, manifest_name: str) -> dict[str, Any]:
-    """Rebuild the shipped float16 file from ``run`` and compare its sha256 with the manifest's."""
+def byte_identity(run: Path, manifest_name: str, env: str, episodes: int, report_seed: int) -> dict[str, Any]:
+    """Rebuild the shipped float16 file from ``run``, compare its sha256 with the manifest's and score the
+    float16 copy on the reported episodes (the shipped file's score; the run's own float32 weights can act
+    differently where two actions' values round together)."""
+    from apps.rl.evaluate import evaluate_file
+
     manifest = json.loads((ROOT / "weights" / "MANIFEST.json").read_text())[manifest_name]
-    sha = fp16_copy_sha256(run / "model.safetensors", run / "shipped_copy_fp16.safetensors")
+    copy = run / "shipped_copy_fp16.safetensors"
+    sha = fp16_copy_sha256(run / "model.safetensors", copy)
+    scored = evaluate_file(copy, env, episodes=episodes, seed=report_seed)
     return {"manifest_entry": manifest_name, "manifest_sha256": manifest["sha256"], "rerun_sha256": sha,
-            "identical": sha == manifest["sha256"]}
+            "identical": sha == manifest["sha256"], "manifest_mean_return": manifest["metrics"].get("mean_return"),
+            "fp16_copy_reported": {k: scored[k] for k in ("mean_return", "std_return", "returns")}}
 
 
 def summarise(per_run: dict[str, dict[int, dict[str, Any]]], validation_random: dict[int, float],
@@ -157,7 +164,7 @@ def main() -> None:
                   f"{reported['policy']['mean_return']:.1f} (blind {reported['blind_policy']['mean_return']:.1f}) "
                   f"[{time.perf_counter() - t0:.0f} s this call]", flush=True)
             if agent == "curl-der" and seed == 0 and args.shipped:
-                identity = byte_identity(run, args.shipped)
+                identity = byte_identity(run, args.shipped, env, args.episodes, args.report_seed)
                 print(f"byte identity with {args.shipped}: {identity}", flush=True)
     control = controls(env, args.episodes, args.report_seed, out)
     print(f"controls: random {control['random_policy']['mean_return']:.1f}, best constant action "
