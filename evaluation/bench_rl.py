@@ -230,6 +230,36 @@ def bench_returns(weights: Path | None, env: str, episodes: int) -> dict[str, An
             "blind_policy": blind_policy_returns(path, env, episodes, 0)}
 
 
+def zero_action_returns(env_name: str, episodes: int, seed: int, **env_kw: Any) -> dict[str, Any]:
+    """Control for continuous tasks: the all-zero action held every step (a "stand still" policy) on the
+    same evaluation episodes; a policy that learned nothing but to keep still scores the same."""
+    from apps.rl.envs import make_env
+
+    env = make_env(env_name, seed, training=False, **env_kw)
+    returns = []
+    for episode in range(episodes):
+        env.reset(episode)
+        total, done = 0.0, False
+        while not done:
+            _, reward, terminal, truncated = env.step(np.zeros(env.action_dim, dtype=np.float32))
+            total += reward
+            done = terminal or truncated
+        returns.append(total)
+    return {"mean_return": float(np.mean(returns)), "std_return": float(np.std(returns)), "returns": returns}
+
+
+def bench_controls(weights: Path, env: str, episodes: int, seed: int) -> dict[str, Any]:
+    """A trained policy next to the random, zero-action and image-blind controls on the same episodes."""
+    from apps.rl.evaluate import blind_policy_returns, evaluate_file, random_policy_returns
+
+    policy = evaluate_file(weights, env, episodes=episodes, seed=seed)
+    return {"env": env, "weights": str(weights), "env_seed": seed, "episodes": episodes,
+            "policy": {k: policy[k] for k in ("mean_return", "std_return", "returns")},
+            "random_policy": random_policy_returns(env, episodes, seed),
+            "zero_action": zero_action_returns(env, episodes, seed),
+            "blind_policy": blind_policy_returns(weights, env, episodes, seed)}
+
+
 def cpu_recipe_run(agent: str, env: str, steps: int, seed: int, init_steps: int, episodes: int,
                    run: Path) -> dict[str, Any]:
     """Train one agent with the CPU recipe of its suite into ``run`` and return its final evaluation
@@ -298,6 +328,7 @@ def main() -> None:
     parser.add_argument("--compare-seeds", nargs="*", type=int, default=[0, 1, 2])
     parser.add_argument("--compare-steps", type=int, default=1000)
     parser.add_argument("--compare-init", type=int, default=250)
+    parser.add_argument("--control-seed", type=int, default=10_000, help="env seed of the controls section")
     args = parser.parse_args()
     torch.set_num_threads(1)
     out = Path(args.out)
@@ -325,6 +356,14 @@ def main() -> None:
                 args.compare_agents, args.compare_env, args.compare_seeds, args.compare_steps, args.compare_init,
                 args.episodes, out)
             results[section + "_seconds"] = time.perf_counter() - started
+            result_path.write_text(json.dumps(results, indent=2) + "\n")
+            continue
+        elif section == "controls":  # --weights W --compare-env ENV --control-seed S
+            if not args.weights:
+                raise SystemExit("the controls section needs --weights")
+            results[f"controls_{args.compare_env}_seed{args.control_seed}"] = bench_controls(
+                Path(args.weights), args.compare_env, args.episodes, args.control_seed)
+            print(json.dumps(results[f"controls_{args.compare_env}_seed{args.control_seed}"], indent=1), flush=True)
             result_path.write_text(json.dumps(results, indent=2) + "\n")
             continue
         elif section == "returns":

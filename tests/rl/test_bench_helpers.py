@@ -59,3 +59,28 @@ def test_fp16_copy_matches_the_shipping_tool_bytes(tmp_path: Path) -> None:
 
 def test_run_folders_are_the_compare_sections() -> None:
     assert run_dir(Path("o"), "atari:RoadRunner", "der", 1, 10000) == Path("o/rl_compare/atari_RoadRunner_der_s1_10000")
+
+
+class _StillAgent:
+    """Stands in for a trained SAC agent: always the zero action."""
+
+    def __init__(self, action_dim: int) -> None:
+        self.action_dim = action_dim
+
+    def act(self, obs: np.ndarray, explore: bool) -> np.ndarray:
+        return np.zeros(self.action_dim, dtype=np.float32)
+
+    def train_mode(self, training: bool) -> None:
+        pass
+
+
+def test_zero_action_control_equals_a_still_policy_on_the_same_episodes() -> None:
+    from apps.rl.train import evaluate_policy
+    from evaluation.bench_rl import zero_action_returns
+
+    kw = {"time_limit": 1.0, "image_size": 32}
+    control = zero_action_returns("dmc:cartpole-swingup", 2, 7, **kw)
+    still = evaluate_policy(_StillAgent(1), "dmc:cartpole-swingup", 7, 2, kw, 3)
+    assert control["returns"] == still["returns"]
+    assert all(r > 0 for r in control["returns"])  # cartpole's dense reward: a real episode was played
+    assert control["mean_return"] == still["mean_return"]
