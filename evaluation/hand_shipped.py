@@ -1,8 +1,8 @@
 """Held-out scores of the shipped hand models: the bench_hand test split (1024 images) with the
 shuffled-image control, the image-blind controls (aligned mean pose, fixed pose, camera-frame mean) from
 the whole labelled pool, and the FreiHAND protocol on a FreiHAND-layout synthetic split. With
-``--install`` the recipe outputs (``runs/hand_pretrain_abc``; the estimator: ``runs/hand_keypoints_cont`` = stage 2
-when it exists, else ``runs/hand_keypoints_full`` = stage 1) are copied into ``weights/`` and recorded in
+``--install`` the recipe outputs (``runs/hand_pretrain_abc``; the estimator: ``runs/hand_keypoints_views_cont`` (the
+12800-pose recipe) when it exists, else ``runs/hand_keypoints_cont`` = stage 2, else ``runs/hand_keypoints_full``) are copied into ``weights/`` and recorded in
 ``weights/MANIFEST.json``.
 
     python -m evaluation.hand_shipped [--install]      # after the recipe commands of the README
@@ -34,9 +34,14 @@ from shared.weights import add_manifest_entry  # noqa: E402
 ENCODER = ROOT / "runs/hand_pretrain_abc/model.safetensors"
 STAGE1 = ROOT / "runs/hand_keypoints_full/model.safetensors"    # apps/hand/configs/keypoints_full.yaml
 STAGE2 = ROOT / "runs/hand_keypoints_cont/model.safetensors"    # apps/hand/configs/keypoints_full_cont.yaml (from stage 1)
-REGRESSOR = STAGE2 if STAGE2.is_file() else STAGE1
+VIEWS1 = ROOT / "runs/hand_keypoints_views/model.safetensors"   # apps/hand/configs/keypoints_views.yaml
+VIEWS2 = ROOT / "runs/hand_keypoints_views_cont/model.safetensors"  # apps/hand/configs/keypoints_views_cont.yaml (from VIEWS1)
+# the current recipe (one view per pose, 12800 poses; chosen on validation, README "more distinct poses") when its
+# output exists, else the former one (1600 poses)
+REGRESSOR = next((p for p in (VIEWS2, STAGE2, STAGE1) if p.is_file()), STAGE1)
 DATA = ROOT / "runs/hand_bench/data"
-POOL = DATA / "finetune_k1"          # the recipe's labelled pool (apps/hand/configs/keypoints_full.yaml)
+# the recipe's labelled pool (the image-blind controls are computed from it)
+POOL = DATA / ("views_k1" if REGRESSOR == VIEWS2 else "finetune_k1")
 FH_SPLIT = ROOT / "runs/hand_ship/fh_test"
 
 
@@ -100,8 +105,22 @@ def install(result: dict) -> None:
             {"final_infonce_loss": round(pre["loss"], 3), "final_pos_cos": round(pre["pos_cos"], 3)},
             {"app": "hand", "arch": "resnet10_small width 16 + MLP projector 128-d (encoder.*, projector.*)",
              "train_data": "synthetic HanCo, cvsuite hand synth --sequences 30 --seed 11 --frames 16 --size 64 (3840 images)"})
+    if REGRESSOR == VIEWS2:
+        recipe = ("cvsuite hand synth --out runs/hand_bench/data/views_k1 --sequences 800 --seed 21 --frames 16 --size 64 "
+                  "--key-every 1 --cameras 1; cvsuite hand synth --out runs/hand_bench/data/test --sequences 8 --seed 13 "
+                  "--frames 16 --size 64; cvsuite hand synth --out runs/hand_bench/data/val --sequences 4 --seed 14 "
+                  "--frames 16 --size 64; OMP_NUM_THREADS=1 cvsuite hand train --config apps/hand/configs/keypoints_views.yaml; "
+                  "then from its result OMP_NUM_THREADS=1 cvsuite hand train --config apps/hand/configs/keypoints_views_cont.yaml "
+                  "(each in resumable pieces: repeat with train.resume=true until done; kept because its validation scores beat "
+                  "the former 1600-pose recipe's: evaluation/results/hand_views.jsonl); python -m evaluation.hand_shipped "
+                  "--install (chooses lifter_weight on the validation split, then scores the test split)")
+        data = ("synthetic HanCo seed 21 (800 sequences x 16 frames x 1 camera, 12800 images, one view per pose: 12800 "
+                "distinct poses) with apps/hand/augment.py; lifter: 3000 x 256 hands sampled from the kinematic model")
+    else:
+        recipe, data = None, None
     add_manifest_entry(
         "hand_keypoints", ROOT / "weights/hand_keypoints.safetensors",
+        recipe or
         "cvsuite hand synth --out runs/hand_bench/data/finetune_k1 --sequences 100 --seed 12 --frames 16 --size 64 "
         "--key-every 1; cvsuite hand synth --out runs/hand_bench/data/test --sequences 8 --seed 13 --frames 16 --size 64; "
         "cvsuite hand synth --out runs/hand_bench/data/val --sequences 4 --seed 14 --frames 16 --size 64; "
@@ -125,7 +144,8 @@ def install(result: dict) -> None:
          "freihand_xyz_al_auc3d": round(fh["xyz_al_auc3d"], 4)},
         {"app": "hand", "arch": "resnet10_small width 16 + heatmap head (soft-argmax 2-D, presence) + kinematic-prior "
                                 "lifter (2-D -> root-relative 3-D / ref bone), right hands (left ones mirrored), 64 px",
-         "train_data": "synthetic HanCo seed 12 (100 sequences x 16 frames x 8 cameras, 12800 images, a new pose every "
+         "train_data": data or
+                       "synthetic HanCo seed 12 (100 sequences x 16 frames x 8 cameras, 12800 images, a new pose every "
                        "frame: 1600 distinct poses) with apps/hand/augment.py; lifter: 3000 x 256 hands sampled from "
                        "the kinematic model",
          "eval_data": "held-out synthetic seed 13 (8 sequences, 1024 images: runs/hand_bench/data/test; left hands mirrored "

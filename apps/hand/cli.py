@@ -28,6 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--size", type=int, default=128, help="image side in pixels (default 128)")
     p.add_argument("--key-every", type=int, default=3,
                    help="frames between random key poses (default 3; 1 = a new pose every frame: most distinct poses)")
+    p.add_argument("--cameras", type=int, default=8,
+                   help="cameras per frame, 1..8 (default 8, HanCo's rig; 1 = one view per pose: for the same number of "
+                        "images, 8 times the distinct poses)")
     p.add_argument("--layout", choices=("hanco", "freihand"), default="hanco",
                    help="freihand: write the frames as a FreiHAND evaluation split (evaluation/rgb + evaluation_*.json)")
     add_force_arg(p)
@@ -101,9 +104,11 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
     if args.sequences < 1 or args.frames < 2 or not 24 <= args.size <= 1024 or args.key_every < 1:
         raise UsageError("--sequences must be >= 1, --frames >= 2, --key-every >= 1 and --size within 24..1024")
+    if not 1 <= args.cameras <= 8:
+        raise UsageError(f"--cameras must be within 1..8 (the synthetic rig's cube corners), got {args.cameras}")
     guard = OutputGuard(force=args.force)
     out = guard.directory(args.out)
-    cfg = SynthConfig(size=args.size, frames=args.frames, key_every=args.key_every)
+    cfg = SynthConfig(size=args.size, frames=args.frames, key_every=args.key_every, cameras=args.cameras)
     started = time.perf_counter()
     if args.layout == "hanco":
         names = generate(out, args.sequences, args.seed, cfg, guard=guard)

@@ -275,6 +275,8 @@ CASES = [
     BadCase("hand-predict-missing-K", _predict_missing_k, exit_code=1, match="evaluation_K.json"),
     BadCase("hand-synth-bad-count", lambda t: ["hand", "synth", "--out", t / "out", "--sequences", "0"], exit_code=2,
             match="--sequences"),
+    BadCase("hand-synth-bad-cameras", lambda t: ["hand", "synth", "--out", t / "out", "--cameras", "0"], exit_code=2,
+            match="--cameras"),
     BadCase("hand-train-bad-fraction", lambda t: _train(t, _hanco(t), "--labels", "1.5"), exit_code=2,
             match="label_fraction"),
 ]

@@ -139,3 +139,30 @@ def test_mixed_hanco_root_meta_drives_use(tiny_hanco, tmp_path):
     rng = np.random.default_rng(0)
     plain = images.samples.index(("0001", 3, 2))
     assert np.array_equal(sampler.image(plain, rng), images.images[plain])   # nothing to composite: unchanged
+
+
+def test_one_view_per_pose_pool(tmp_path, run_cli):
+    """``hand synth --cameras 1 --key-every 1``: every image is a new pose, read back by the HanCo reader; the
+    same seed gives the same files, and a pool's sequences do not depend on how many are rendered (a pool can
+    be rendered in parts or extended without repeating a pose)."""
+    from apps.hand.synth import generate
+    from apps.hand.train import open_labelled
+
+    code, _, err = run_cli(["hand", "synth", "--out", tmp_path / "a", "--sequences", "3", "--frames", "3", "--size", "32",
+                            "--key-every", "1", "--cameras", "1", "--seed", "5"])
+    assert code == 0, err
+    ds = HanCo(tmp_path / "a")
+    assert ds.cameras["0000"] == [0] and len(ds.samples()) == 9
+    images = open_labelled(tmp_path / "a", 32, with_foreground=True)
+    assert len(images.samples) == 9 and images.has_fg.all()
+    angles = np.stack([np.array(ds.shape(s, f)["angles"]).ravel() for s, _, f in ds.samples()])
+    gaps = np.abs(angles[:, None] - angles[None]).max(-1) + np.eye(len(angles))
+    assert gaps.min() > 0.05  # no two images share a pose (radians, the largest joint-angle difference)
+    cfg = SynthConfig(size=32, frames=3, key_every=1, cameras=1)
+    generate(tmp_path / "b", 2, 5, cfg)  # the same seed, fewer sequences: the same first two sequences
+    generate(tmp_path / "c", 2, 6, cfg)  # another seed: other poses
+    for sub in ("rgb/0001/cam0/00000002.jpg", "mask_hand/0000/cam0/00000001.jpg", "xyz/0001/00000000.json"):
+        assert (tmp_path / "a" / sub).read_bytes() == (tmp_path / "b" / sub).read_bytes()
+    assert (tmp_path / "a/xyz/0001/00000000.json").read_bytes() != (tmp_path / "c/xyz/0001/00000000.json").read_bytes()
+    code, _, err = run_cli(["hand", "synth", "--out", tmp_path / "d", "--cameras", "9"])
+    assert code == 2 and err.startswith("cvsuite: error: --cameras") and not (tmp_path / "d").exists()
