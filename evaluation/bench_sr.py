@@ -235,6 +235,17 @@ RECIPES = {
                "ablation": "python tools/fetch_sr_photos.py && cvsuite sr train --config "
                            "apps/sr/configs/ablation_x4_photos.yaml (train.seed=0; uninterrupted; same network, "
                            "initialisation and patches as CRL-SR, L1 only)"},
+    "stage2": {"crl": "python tools/fetch_sr_photos.py && cvsuite sr train --config apps/sr/configs/crl_x4_photos.yaml "
+                      "train.seed=0 --out runs/sr_crl_x4_photos_s0 (stage 1: the photos recipe, 14000 steps of 64-px "
+                      "patches, uninterrupted) && cvsuite sr train --config apps/sr/configs/crl_x4_stage2.yaml "
+                      "train.seed=0 --init-from runs/sr_crl_x4_photos_s0/sr_model.safetensors --out "
+                      "runs/sr_crl_x4_stage2_s0 (stage 2: 3000 steps of 128-px patches, batch 4, lr 2e-4 cosine, L1; "
+                      "1 CPU thread)",
+               "ablation": "python tools/fetch_sr_photos.py && cvsuite sr train --config "
+                           "apps/sr/configs/ablation_x4_photos.yaml train.seed=0 --out runs/sr_ablation_x4_photos_s0 "
+                           "(stage 1, L1 only) && cvsuite sr train --config apps/sr/configs/ablation_x4_stage2.yaml "
+                           "train.seed=0 --init-from runs/sr_ablation_x4_photos_s0/sr_model.safetensors --out "
+                           "runs/sr_ablation_x4_stage2_s0 (stage 2: the same stage as CRL-SR's)"},
 }
 
 
@@ -267,9 +278,9 @@ def update_manifest(results: dict, shipped: dict[str, Path], recipe: str) -> Non
         print(f"manifest: sr_{arm}_x4 updated", flush=True)
 
 
-def find_runs(runs_dir: Path, seeds: list[int], pattern: str) -> dict[str, list[Path]]:
-    """Seed runs ``runs_dir/<pattern>/sr_model.safetensors`` (empty when ``seeds`` is empty)."""
-    found = {arm: [runs_dir / pattern.format(arm=arm, seed=s) / "sr_model.safetensors" for s in seeds] for arm in ARMS}
+def find_runs(runs_dir: Path, seeds: list[int], pattern: str, arms: tuple[str, ...] = tuple(ARMS)) -> dict[str, list[Path]]:
+    """Seed runs ``runs_dir/<pattern>/sr_model.safetensors`` of ``arms`` (empty when ``seeds`` is empty)."""
+    found = {arm: [runs_dir / pattern.format(arm=arm, seed=s) / "sr_model.safetensors" for s in seeds] for arm in arms}
     missing = [str(p) for paths in found.values() for p in paths if not p.is_file()]
     if missing:
         raise SystemExit(f"missing seed runs: {', '.join(missing)} (see apps/sr/README.md for the commands)")
@@ -285,6 +296,8 @@ def main() -> None:
                         help="seed run folder under --runs (earlier rounds: sr_{arm}_x4_{wide,long}_s{seed}, sr_{arm}_x4_s{seed})")
     parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2],
                         help="training seeds per arm (none: only the shipped weights)")
+    parser.add_argument("--arms", nargs="+", choices=tuple(ARMS), default=list(ARMS),
+                        help="which arms' seed runs to score (a pilot of one arm: --arms crl --skip-shipped)")
     parser.add_argument("--deg-seeds", type=int, nargs="+", default=[0, 1, 2], help="degradation draws per photo")
     parser.add_argument("--rows", nargs="+", default=list(ROWS), choices=ROWS)
     parser.add_argument("--crl", default=str(ROOT / "weights" / "sr_crl_x4.safetensors"))
@@ -309,7 +322,7 @@ def main() -> None:
     torch.set_num_threads(2)
     warnings.filterwarnings("ignore", message="Mean of empty slice")  # inside basicsr's NIQE
     shipped = {"crl": Path(args.crl), "ablation": Path(args.ablation)}
-    runs = find_runs(Path(args.runs), args.seeds, args.run_pattern)
+    runs = find_runs(Path(args.runs), args.seeds, args.run_pattern, tuple(args.arms))
     started = time.perf_counter()
     results = quality(args.split, runs, args.rows, args.deg_seeds) if runs else {}
     if args.skip_shipped:

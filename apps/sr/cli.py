@@ -109,7 +109,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .train import SRConfig, run_training
 
     cfg = config_from_args(SRConfig, args, {"out_dir": "train.out_dir",
-                                            "steps": "train.max_steps", "resume": "train.resume"})
+                                            "steps": "train.max_steps", "resume": "train.resume",
+                                            "init_from": "init_from"})
     if args.no_contrastive:
         cfg.loss.contrastive = False
     if args.hr:
@@ -117,7 +118,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from shared.guard import OutputGuard
 
     guard = OutputGuard(inputs=[h for h in cfg.data.hr if not h.startswith(("photo:", "wallpaper:"))]
-                        + [cfg.data.lr or None, getattr(args, "config", None)],
+                        + [cfg.data.lr or None, getattr(args, "config", None), cfg.init_from or None],
                         force=args.force)
     out = guard.directory(cfg.train.out_dir)
     claimed = [out / "sr_model.safetensors"]
@@ -227,6 +228,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", "--out-dir", dest="out_dir", help="run folder (= train.out_dir; --out-dir is the old spelling)")
     p.add_argument("--steps", type=int, help="optimizer steps (= train.max_steps)")
     p.add_argument("--resume", action="store_true", help="continue from OUT_DIR/checkpoints/last.pt (= train.resume=true)")
+    p.add_argument("--init-from", help="stage 2: start the network from these weights (= init_from=)")
     add_force_arg(p)
     p.set_defaults(func=cmd_train)
 

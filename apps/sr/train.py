@@ -67,6 +67,9 @@ class SRConfig:
     loss: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
         out_dir="runs/sr", max_steps=2000, batch_size=16, lr=5e-4, tensorboard=False, ckpt_every=100))
+    # weights (``sr_model.safetensors`` of an earlier run) the network starts from instead of its seeded
+    # initialisation: a second training stage (fresh optimiser, schedule and data settings); empty = stage 1
+    init_from: str = ""
 
 
 def model_kwargs(cfg: ModelConfig) -> dict[str, Any]:
@@ -129,15 +132,28 @@ def build_dataset(cfg: SRConfig) -> SRTrainDataset:
                           d.length, degradation=d.degradation, channel_shuffle=d.channel_shuffle)
 
 
+def load_stage_weights(net: torch.nn.Module, cfg: SRConfig) -> None:
+    """Copy the network weights of ``cfg.init_from`` into ``net`` (stage 2); a file with another scale
+    or network shape is one error line naming the first key that differs."""
+    from shared.weights import load_into
+
+    from .model import load_model
+
+    load_into(net, load_model(cfg.init_from, cfg.model.scale).state_dict(), cfg.init_from)
+
+
 def run_training(cfg: SRConfig, guard: OutputGuard | None = None) -> dict[str, Any]:
     """Train; also writes ``out_dir/sr_model.safetensors`` with the arch metadata for ``infer``/``eval``.
 
     The RNGs are seeded *before* the network is built, so the initial weights depend only on
     ``train.seed`` (the contrastive heads are built after the network, so CRL-SR and its ablation
-    start from the same network for the same seed).
+    start from the same network for the same seed). With ``init_from`` (stage 2) the network then takes
+    that file's weights; the seed still fixes the patches.
     """
     seed_everything(cfg.train.seed)
     task = SRTask(cfg)
+    if cfg.init_from:
+        load_stage_weights(task.net, cfg)
     trainer = Trainer(cfg.train, task, build_dataset(cfg), full_config=cfg, guard=guard)
     summary = trainer.fit()
     out = Path(cfg.train.out_dir) / "sr_model.safetensors"

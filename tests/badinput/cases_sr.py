@@ -130,4 +130,10 @@ CASES = [
             exit_code=1, match="smaller than the x2 output"),
     BadCase("sr-eval-save-images-inside-hr", lambda t: eval_args(t, "--save-images", t / "in" / "H" / "pics"),
             exit_code=2, match="input"),
+    # stage 2 (--init-from): a missing file, another network's weights
+    BadCase("sr-train-init-from-missing", lambda t: [*train_args(t, hr_folder(t)), "--init-from", t / "in" / "nope.safetensors"],
+            exit_code=1, match="nope.safetensors"),
+    BadCase("sr-train-init-from-other-network", lambda t: [*train_args(t, hr_folder(t)), "--init-from", tiny_weights(t),
+                                                           "model.width=12"],
+            exit_code=1, match="shape mismatch"),
 ]
