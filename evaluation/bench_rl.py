@@ -2,7 +2,7 @@
 
 Run through the CPU queue (one torch thread)::
 
-    /work/bin/heavy python -m evaluation.bench_rl --out evaluation/results
+    OMP_NUM_THREADS=1 python -m evaluation.bench_rl --out evaluation/results
 
 Sections (each a median of repeats, peers in the same process on the same inputs):
 

@@ -14,8 +14,8 @@ throughput (questions/s) of the default small model with the colour-blob descrip
 on the features; eval throughput of the colour model on the synthetic val split (frames decoded from
 JPEG in each pass; two passes).
 
-    /work/bin/heavy python -m evaluation.bench_videoqa --part accuracy --seeds 0
-    /work/bin/heavy python -m evaluation.bench_videoqa --part speed
+    OMP_NUM_THREADS=1 python -m evaluation.bench_videoqa --part accuracy --seeds 0
+    OMP_NUM_THREADS=1 python -m evaluation.bench_videoqa --part speed
     python -m evaluation.bench_videoqa --part tune --seeds 0 --recipes lam0.1   # contrast recipes, val only
     python -m evaluation.bench_videoqa --part table      # README tables from the saved results
     python -m evaluation.bench_videoqa --part readme     # ... written between the README markers

@@ -2,7 +2,7 @@
 loop on in-memory questions of a synthetic set and print the val accuracy per question type every
 ``--every`` steps, to see *which* question types a variant learns and when.
 
-    /work/bin/heavy python -m evaluation.videoqa_diagnose --root runs/videoqa_bench/synth \\
+    OMP_NUM_THREADS=1 python -m evaluation.videoqa_diagnose --root runs/videoqa_bench/synth \\
         --steps 1500 --lr 1e-3 --model visual=colour
 
 ``--model`` takes ``key=value,key=value`` overrides of ``ModelConfig``. The benchmark
