@@ -131,6 +131,8 @@ def quality(split: str, runs: dict[str, list[Path]], rows: list[str], deg_seeds:
                       "worst_photo_ssim_gain": min(e["worst_photo_ssim_gain"] for e in entries[row]),
                       "photo_gain_seed0": entries[row][0]["photo_gain"],
                       "photo_ssim_gain_seed0": entries[row][0]["photo_ssim_gain"],
+                      "photo_gain_per_seed": [e["photo_gain"] for e in entries[row]],
+                      "photo_ssim_gain_per_seed": [e["photo_ssim_gain"] for e in entries[row]],
                       "seed0_psnr": entries[row][0]["psnr"], "seed0_ssim": entries[row][0]["ssim"],
                       "seeds": len(entries[row])}
         if "crl" in per_model and "ablation" in per_model:
