@@ -300,8 +300,7 @@ class OutputGuard:
     def __init__(self, inputs: Iterable[str | Path | None] = (), force: bool = False) -> None:
         self.inputs: list[tuple[str, Path]] = [(str(p), _resolve(p)) for p in inputs if p not in (None, "")]
         self.force = force
-        self._files: list[Path] = []
-        self._claimed: set[Path] = set()  # = set(self._files): a membership test per claim stays O(1) for big outputs
+        self._files: dict[Path, None] = {}  # claimed files in claim order (a dict: O(1) membership for big outputs)
         self._dirs: list[Path] = []
         self._hashes: dict[Path, tuple[int, int, str]] = {}  # path -> (mtime_ns, size, sha256)
         self._identities: dict[tuple[int, int], str] | None = None  # (dev, inode) -> input as given
@@ -361,9 +360,7 @@ class OutputGuard:
             raise UsageError(f"output {shown} already exists and was not written by cvsuite "
                              "(or was changed since); pass --force to overwrite it")
         resolved.parent.mkdir(parents=True, exist_ok=True)
-        if resolved not in self._claimed:
-            self._claimed.add(resolved)
-            self._files.append(resolved)
+        self._files.setdefault(resolved, None)
         return Path(path)
 
     def directory(self, path: str | Path) -> Path:
