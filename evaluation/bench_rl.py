@@ -230,27 +230,9 @@ def bench_returns(weights: Path | None, env: str, episodes: int) -> dict[str, An
             "blind_policy": blind_policy_returns(path, env, episodes, 0)}
 
 
-def zero_action_returns(env_name: str, episodes: int, seed: int, **env_kw: Any) -> dict[str, Any]:
-    """Control for continuous tasks: the all-zero action held every step (a "stand still" policy) on the
-    same evaluation episodes; a policy that learned nothing but to keep still scores the same."""
-    from apps.rl.envs import make_env
-
-    env = make_env(env_name, seed, training=False, **env_kw)
-    returns = []
-    for episode in range(episodes):
-        env.reset(episode)
-        total, done = 0.0, False
-        while not done:
-            _, reward, terminal, truncated = env.step(np.zeros(env.action_dim, dtype=np.float32))
-            total += reward
-            done = terminal or truncated
-        returns.append(total)
-    return {"mean_return": float(np.mean(returns)), "std_return": float(np.std(returns)), "returns": returns}
-
-
 def bench_controls(weights: Path, env: str, episodes: int, seed: int) -> dict[str, Any]:
     """A trained policy next to the random, zero-action and image-blind controls on the same episodes."""
-    from apps.rl.evaluate import blind_policy_returns, evaluate_file, random_policy_returns
+    from apps.rl.evaluate import blind_policy_returns, evaluate_file, random_policy_returns, zero_action_returns
 
     policy = evaluate_file(weights, env, episodes=episodes, seed=seed)
     return {"env": env, "weights": str(weights), "env_seed": seed, "episodes": episodes,

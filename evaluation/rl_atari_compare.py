@@ -36,15 +36,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def fp16_copy_sha256(model: Path, scratch: Path) -> str:
-    """sha256 of the float16 copy ``tools/ship_rl_weights.py`` writes for ``model`` (same tensors, same metadata)."""
-    from safetensors import safe_open
+    """sha256 of the float16 copy ``tools/ship_rl_weights.py`` writes for ``model`` (written to ``scratch``)."""
+    from apps.rl.infer import write_float16_copy
 
-    from shared.weights import save_safetensors
-
-    with safe_open(str(model), "pt") as handle:
-        meta = dict(handle.metadata())
-        tensors = {k: handle.get_tensor(k).to(torch.float16) for k in handle.keys()}
-    save_safetensors(tensors, scratch, metadata={**meta, "stored_dtype": "float16"})
+    write_float16_copy(model, scratch)
     return hashlib.sha256(scratch.read_bytes()).hexdigest()
 
 

@@ -3,7 +3,7 @@ H.264 video of the first episode (imageio-ffmpeg's ffmpeg binary; yuv420p + fast
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -40,20 +40,39 @@ def evaluate_file(weights: str | Path, env_name: str, episodes: int = 10, seed: 
     return result
 
 
+def _open_loop_returns(env: Any, episodes: int, action: Callable[[], Any], max_steps: int | None = None) -> list[float]:
+    """Returns of evaluation episodes ``0 .. episodes-1`` of ``env`` played by ``action()`` each step, without
+    looking at the observations (the policy-independent controls below); ``max_steps`` caps an episode."""
+    returns = []
+    for episode in range(episodes):
+        env.reset(episode)
+        total, length, done = 0.0, 0, False
+        while not done:
+            _, reward, terminal, truncated = env.step(action())
+            total += reward
+            length += 1
+            done = terminal or truncated or (max_steps is not None and length >= max_steps)
+        returns.append(total)
+    return returns
+
+
+def _summary(returns: list[float]) -> dict[str, Any]:
+    return {"mean_return": float(np.mean(returns)), "std_return": float(np.std(returns)), "returns": returns}
+
+
 def random_policy_returns(env_name: str, episodes: int, seed: int, **env_kw: Any) -> dict[str, Any]:
     """Control: uniformly random actions on the same evaluation episodes."""
     env = make_env(env_name, seed, training=False, **env_kw)
     rng = np.random.default_rng(seed)
-    returns = []
-    for episode in range(episodes):
-        env.reset(episode)
-        total, done = 0.0, False
-        while not done:
-            _, reward, terminal, truncated = env.step(env.sample_action(rng))
-            total += reward
-            done = terminal or truncated
-        returns.append(total)
-    return {"mean_return": float(np.mean(returns)), "std_return": float(np.std(returns)), "returns": returns}
+    return _summary(_open_loop_returns(env, episodes, lambda: env.sample_action(rng)))
+
+
+def zero_action_returns(env_name: str, episodes: int, seed: int, **env_kw: Any) -> dict[str, Any]:
+    """Control for continuous tasks: the all-zero action held every step (a "stand still" policy) on the
+    same evaluation episodes; a policy that learned nothing but to keep still scores the same."""
+    env = make_env(env_name, seed, training=False, **env_kw)
+    zero = np.zeros(env.action_dim, dtype=np.float32)
+    return _summary(_open_loop_returns(env, episodes, lambda: zero))
 
 
 def constant_action_returns(env_name: str, episodes: int, seed: int, max_steps: int | None = None) -> dict[str, Any]:
@@ -62,19 +81,8 @@ def constant_action_returns(env_name: str, episodes: int, seed: int, max_steps: 
     env = make_env(env_name, seed, training=False)
     if env.continuous:
         raise CvsuiteError("constant-action control is for discrete (Atari) environments")
-    per_action = []
-    for action in range(env.num_actions):
-        returns = []
-        for episode in range(episodes):
-            env.reset(episode)
-            total, length, done = 0.0, 0, False
-            while not done:
-                _, reward, terminal, truncated = env.step(action)
-                total += reward
-                length += 1
-                done = terminal or truncated or (max_steps is not None and length >= max_steps)
-            returns.append(total)
-        per_action.append(float(np.mean(returns)))
+    per_action = [float(np.mean(_open_loop_returns(env, episodes, lambda a=action: a, max_steps)))
+                  for action in range(env.num_actions)]
     best = int(np.argmax(per_action))
     return {"per_action_mean_return": per_action, "best_action": best, "best_mean_return": per_action[best]}
 
@@ -96,7 +104,7 @@ def blind_policy_returns(weights: str | Path, env_name: str, episodes: int, seed
             total += reward
             done = terminal or truncated
         returns.append(total)
-    return {"mean_return": float(np.mean(returns)), "std_return": float(np.std(returns)), "returns": returns}
+    return _summary(returns)
 
 
 def write_video(frames: list[np.ndarray], path: Path, scale: int, fps: int = 30) -> None:

@@ -76,7 +76,7 @@ class _StillAgent:
 
 def test_zero_action_control_equals_a_still_policy_on_the_same_episodes() -> None:
     from apps.rl.train import evaluate_policy
-    from evaluation.bench_rl import zero_action_returns
+    from apps.rl.evaluate import zero_action_returns
 
     kw = {"time_limit": 1.0, "image_size": 32}
     control = zero_action_returns("dmc:cartpole-swingup", 2, 7, **kw)
