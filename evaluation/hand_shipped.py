@@ -36,12 +36,41 @@ STAGE1 = ROOT / "runs/hand_keypoints_full/model.safetensors"    # apps/hand/conf
 STAGE2 = ROOT / "runs/hand_keypoints_cont/model.safetensors"    # apps/hand/configs/keypoints_full_cont.yaml (from stage 1)
 VIEWS1 = ROOT / "runs/hand_keypoints_views/model.safetensors"   # apps/hand/configs/keypoints_views.yaml
 VIEWS2 = ROOT / "runs/hand_keypoints_views_cont/model.safetensors"  # apps/hand/configs/keypoints_views_cont.yaml (from VIEWS1)
+DATA = ROOT / "runs/hand_bench/data"
+EVAL_SYNTH = ("cvsuite hand synth --out runs/hand_bench/data/test --sequences 8 --seed 13 --frames 16 --size 64; "
+              "cvsuite hand synth --out runs/hand_bench/data/val --sequences 4 --seed 14 --frames 16 --size 64; ")
+INSTALL = ("python -m evaluation.hand_shipped --install (chooses lifter_weight on the validation split, then scores "
+           "the test split)")
+FORMER_POOL_DATA = ("synthetic HanCo seed 12 (100 sequences x 16 frames x 8 cameras, 12800 images, a new pose every "
+                    "frame: 1600 distinct poses) with apps/hand/augment.py; lifter: 3000 x 256 hands sampled from "
+                    "the kinematic model")
+FULL_STAGE1 = ("OMP_NUM_THREADS=1 cvsuite hand train --config apps/hand/configs/keypoints_full.yaml (in resumable pieces: "
+               "repeat with train.resume=true until done); ")
+# estimator run -> (its labelled pool under DATA: the image-blind controls come from it, the pool's synth command,
+# the training commands, the manifest's train_data)
+ESTIMATOR_RECIPES: dict[Path, tuple[str, str, str, str]] = {
+    VIEWS2: ("views_k1",
+             "cvsuite hand synth --out runs/hand_bench/data/views_k1 --sequences 800 --seed 21 --frames 16 --size 64 "
+             "--key-every 1 --cameras 1; ",
+             "OMP_NUM_THREADS=1 cvsuite hand train --config apps/hand/configs/keypoints_views.yaml; then from its result "
+             "OMP_NUM_THREADS=1 cvsuite hand train --config apps/hand/configs/keypoints_views_cont.yaml (each in resumable "
+             "pieces: repeat with train.resume=true until done; kept because its validation scores beat the former "
+             "1600-pose recipe's: evaluation/results/hand_views.jsonl); ",
+             "synthetic HanCo seed 21 (800 sequences x 16 frames x 1 camera, 12800 images, one view per pose: 12800 "
+             "distinct poses) with apps/hand/augment.py; lifter: 3000 x 256 hands sampled from the kinematic model"),
+    STAGE2: ("finetune_k1",
+             "cvsuite hand synth --out runs/hand_bench/data/finetune_k1 --sequences 100 --seed 12 --frames 16 --size 64 "
+             "--key-every 1; ",
+             FULL_STAGE1 + "then stage 2 from its result: OMP_NUM_THREADS=1 cvsuite hand train --config "
+             "apps/hand/configs/keypoints_full_cont.yaml (resumable pieces likewise; kept because its validation "
+             "scores beat stage 1's: evaluation/results/hand_continue.jsonl); ",
+             FORMER_POOL_DATA),
+}
+ESTIMATOR_RECIPES[STAGE1] = ESTIMATOR_RECIPES[STAGE2][:2] + (FULL_STAGE1, FORMER_POOL_DATA)
 # the current recipe (one view per pose, 12800 poses; chosen on validation, README "more distinct poses") when its
 # output exists, else the former one (1600 poses)
 REGRESSOR = next((p for p in (VIEWS2, STAGE2, STAGE1) if p.is_file()), STAGE1)
-DATA = ROOT / "runs/hand_bench/data"
-# the recipe's labelled pool (the image-blind controls are computed from it)
-POOL = DATA / ("views_k1" if REGRESSOR == VIEWS2 else "finetune_k1")
+POOL = DATA / ESTIMATOR_RECIPES[REGRESSOR][0]
 FH_SPLIT = ROOT / "runs/hand_ship/fh_test"
 
 
@@ -105,32 +134,9 @@ def install(result: dict) -> None:
             {"final_infonce_loss": round(pre["loss"], 3), "final_pos_cos": round(pre["pos_cos"], 3)},
             {"app": "hand", "arch": "resnet10_small width 16 + MLP projector 128-d (encoder.*, projector.*)",
              "train_data": "synthetic HanCo, cvsuite hand synth --sequences 30 --seed 11 --frames 16 --size 64 (3840 images)"})
-    if REGRESSOR == VIEWS2:
-        recipe = ("cvsuite hand synth --out runs/hand_bench/data/views_k1 --sequences 800 --seed 21 --frames 16 --size 64 "
-                  "--key-every 1 --cameras 1; cvsuite hand synth --out runs/hand_bench/data/test --sequences 8 --seed 13 "
-                  "--frames 16 --size 64; cvsuite hand synth --out runs/hand_bench/data/val --sequences 4 --seed 14 "
-                  "--frames 16 --size 64; OMP_NUM_THREADS=1 cvsuite hand train --config apps/hand/configs/keypoints_views.yaml; "
-                  "then from its result OMP_NUM_THREADS=1 cvsuite hand train --config apps/hand/configs/keypoints_views_cont.yaml "
-                  "(each in resumable pieces: repeat with train.resume=true until done; kept because its validation scores beat "
-                  "the former 1600-pose recipe's: evaluation/results/hand_views.jsonl); python -m evaluation.hand_shipped "
-                  "--install (chooses lifter_weight on the validation split, then scores the test split)")
-        data = ("synthetic HanCo seed 21 (800 sequences x 16 frames x 1 camera, 12800 images, one view per pose: 12800 "
-                "distinct poses) with apps/hand/augment.py; lifter: 3000 x 256 hands sampled from the kinematic model")
-    else:
-        recipe, data = None, None
+    _, pool_synth, training, train_data = ESTIMATOR_RECIPES[REGRESSOR]
     add_manifest_entry(
-        "hand_keypoints", ROOT / "weights/hand_keypoints.safetensors",
-        recipe or
-        "cvsuite hand synth --out runs/hand_bench/data/finetune_k1 --sequences 100 --seed 12 --frames 16 --size 64 "
-        "--key-every 1; cvsuite hand synth --out runs/hand_bench/data/test --sequences 8 --seed 13 --frames 16 --size 64; "
-        "cvsuite hand synth --out runs/hand_bench/data/val --sequences 4 --seed 14 --frames 16 --size 64; "
-        "OMP_NUM_THREADS=1 cvsuite hand train --config apps/hand/configs/keypoints_full.yaml (in resumable pieces: "
-        "repeat with train.resume=true until done); "
-        + ("then stage 2 from its result: OMP_NUM_THREADS=1 cvsuite hand train --config "
-           "apps/hand/configs/keypoints_full_cont.yaml (resumable pieces likewise; kept because its validation "
-           "scores beat stage 1's: evaluation/results/hand_continue.jsonl); " if REGRESSOR == STAGE2 else "")
-        + "python -m evaluation.hand_shipped --install (chooses lifter_weight on the "
-        "validation split, then scores the test split)",
+        "hand_keypoints", ROOT / "weights/hand_keypoints.safetensors", pool_synth + EVAL_SYNTH + training + INSTALL,
         {"test_pa_mpjpe_mm": round(m["pa_mpjpe_mm"], 2), "test_pa_auc_0_50mm": round(m["pa_auc"], 4),
          "test_err2d_px_of_64": round(m["err2d_px"], 2), "test_pck2d_3.2px": round(m["pck2d"], 4),
          "test_shuffled_pa_mpjpe_mm": round(m["shuffled_pa_mpjpe_mm"], 2),
@@ -144,10 +150,7 @@ def install(result: dict) -> None:
          "freihand_xyz_al_auc3d": round(fh["xyz_al_auc3d"], 4)},
         {"app": "hand", "arch": "resnet10_small width 16 + heatmap head (soft-argmax 2-D, presence) + kinematic-prior "
                                 "lifter (2-D -> root-relative 3-D / ref bone), right hands (left ones mirrored), 64 px",
-         "train_data": data or
-                       "synthetic HanCo seed 12 (100 sequences x 16 frames x 8 cameras, 12800 images, a new pose every "
-                       "frame: 1600 distinct poses) with apps/hand/augment.py; lifter: 3000 x 256 hands sampled from "
-                       "the kinematic model",
+         "train_data": train_data,
          "eval_data": "held-out synthetic seed 13 (8 sequences, 1024 images: runs/hand_bench/data/test; left hands mirrored "
                       "for the right-hand estimator) and a FreiHAND-layout "
                       "split: cvsuite hand synth --out runs/hand_ship/fh_test --sequences 4 --seed 13 --frames 12 --size 64 "
