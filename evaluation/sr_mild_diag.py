@@ -50,6 +50,11 @@ VARIANTS: dict[str, tuple[dict, bool]] = {
 }
 
 
+def score(sr: np.ndarray, hr: np.ndarray) -> tuple[float, float]:
+    """(Y-PSNR, Y-SSIM) of one output against its ground truth (the benchmark's border and channel)."""
+    return psnr_y(sr, hr, SCALE), ssim_y(sr, hr, SCALE)
+
+
 @contextlib.contextmanager
 def jpeg_off(off: bool) -> Iterator[None]:
     """Replace the pipeline's JPEG step by the identity for the duration of the block."""
@@ -80,15 +85,13 @@ def main() -> None:
         cfg = replace(DegradationConfig(), **{**MILD_POINT, **overrides})
         with jpeg_off(not jpeg):
             pairs = [p for s in args.deg_seeds for p in pairs_from_degradation(images, SCALE, "mild", s, cfg)]
-        bic = [(psnr_y(bicubic_upscale(p.lr, SCALE), p.hr, SCALE), ssim_y(bicubic_upscale(p.lr, SCALE), p.hr, SCALE))
-               for p in pairs]
+        bic = [score(bicubic_upscale(p.lr, SCALE), p.hr) for p in pairs]
         row: dict = {"bicubic_psnr": float(np.mean([b[0] for b in bic])),
                      "bicubic_ssim": float(np.mean([b[1] for b in bic]))}
         for label, model in models.items():
             scores = []
             for p in pairs:
-                sr = upscale_rgb(model, p.lr.astype(np.float32) / 255.0, SCALE, tile=0)
-                scores.append((psnr_y(sr, p.hr, SCALE), ssim_y(sr, p.hr, SCALE)))
+                scores.append(score(upscale_rgb(model, p.lr.astype(np.float32) / 255.0, SCALE, tile=0), p.hr))
             per_photo: dict[str, list[float]] = {}
             for p, s, b in zip(pairs, scores, bic):
                 per_photo.setdefault(p.name, []).append(s[0] - b[0])
