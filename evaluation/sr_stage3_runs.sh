@@ -1,5 +1,6 @@
 #!/bin/bash
-# Stage 3 of the SR photos recipe (issue 23, third round) for the given arms and seeds, resumable:
+# The stage-3 PILOT of the SR photos recipe (issue 23, third round; not shipped, apps/sr/README.md "Stage 3 pilot")
+# for the given arms and seeds, resumable:
 #   evaluation/sr_stage3_runs.sh "crl ablation" "0 1 2" [TAG [key=value ...]]
 # Each run continues runs/sr_<arm>_x4_stage2_s<S>/sr_model.safetensors (stage 2, apps/sr/README.md) with
 # apps/sr/configs/<arm>_x4_stage3.yaml, train.seed=S (and the optional overrides, e.g. loss.ssim_weight=0 for the
