@@ -1,7 +1,9 @@
 #!/bin/bash
-# The stage-3 PILOT of the SR photos recipe (issue 23, third round; not shipped, apps/sr/README.md "Stage 3 pilot")
-# for the given arms and seeds, resumable:
+# Stage 3 of the SR photos recipe (issue 23, third round; apps/sr/README.md "Stage 3 pilot") for the given arms and
+# seeds, resumable:
 #   evaluation/sr_stage3_runs.sh "crl ablation" "0 1 2" [TAG [key=value ...]]
+# The shipped stage 3 (both arms, seeds 0 1 2):
+#   evaluation/sr_stage3_runs.sh "crl ablation" "0 1 2" _mild35 loss.ssim_weight=0 'data.kind_probs=[0.45,0.35,0.10,0.10]'
 # Each run continues runs/sr_<arm>_x4_stage2_s<S>/sr_model.safetensors (stage 2, apps/sr/README.md) with
 # apps/sr/configs/<arm>_x4_stage3.yaml, train.seed=S (and the optional overrides, e.g. loss.ssim_weight=0 for the
 # L1-only control of the pilot), into runs/sr_<arm>_x4_stage3<TAG>_s<S>. A finished run (DONE) is skipped; an
