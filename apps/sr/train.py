@@ -58,6 +58,8 @@ class LossConfig:
     warmup_steps: int = bounded(0, ge=0)  # contrastive-only steps before joint training (DASR-style)
     weight_schedule: str = "constant"  # "linear": λ_bi, λ_cond decay linearly to 0 at train.max_steps
     gather_distributed: bool = True  # DDP: contrastive negatives from every rank (gather_with_grad)
+    # λ of a (1 − SSIM) term on the BT.601 luma of output and ground truth (shared.losses.ssim); 0 = L1 only
+    ssim_weight: float = bounded(0.0, ge=0.0, le=1000.0)
 
 
 @dataclass
@@ -89,7 +91,7 @@ class SRTask(TrainTask):
             raise UsageError(f"arch {m.arch!r} has no invariant/variant encoder; use loss.contrastive=false")
         self.objective = CRLObjective(m.scale, m.width, m.invariant, lc.contrastive, lc.embed_dim, lc.temperature,
                                       lc.bidirectional_weight, lc.conditional_weight, lc.grid,
-                                      lc.gather_distributed)
+                                      lc.gather_distributed, lc.ssim_weight)
         self.warmup_steps = lc.warmup_steps if lc.contrastive else 0
         if lc.weight_schedule not in ("constant", "linear"):
             raise UsageError(f"loss.weight_schedule must be 'constant' or 'linear', got {lc.weight_schedule!r}")

@@ -12,13 +12,14 @@ from .moco import MoCoQueue
 from .momentum import cosine_momentum, make_momentum_copy, momentum_update
 from .ntxent import NTXentLoss
 from .sr_contrastive import BidirectionalContrastiveLoss, ConditionalContrastiveLoss
+from .ssim import SSIMLoss
 from .sac import sac_actor_loss, sac_alpha_loss, sac_critic_loss, sac_target, squashed_gaussian_log_prob
 from .supcon import SupConLoss
 from .wmse import WMSELoss, whiten_blocks
 
 __all__ = [
     "AdCoBank", "AdCoLoss", "BYOLLoss", "BidirectionalContrastiveLoss", "ConditionalContrastiveLoss", "CURLLoss", "HCLLoss", "InfoNCE", "InstanceToTrackLoss",
-    "LossInputError", "MixtureELBO", "MoCoQueue", "NTXentLoss", "SupConLoss", "WMSELoss", "WhiteningError",
+    "LossInputError", "MixtureELBO", "MoCoQueue", "NTXentLoss", "SSIMLoss", "SupConLoss", "WMSELoss", "WhiteningError",
     "bernoulli_log_prob", "c51_loss", "c51_project", "diag_gaussian_kl", "sac_actor_loss", "sac_alpha_loss",
     "sac_critic_loss", "sac_target", "squashed_gaussian_log_prob", "cosine_momentum", "make_momentum_copy",
     "momentum_update", "whiten_blocks",
