@@ -81,6 +81,7 @@ def score(c: dict[str, np.ndarray], split: str, rel_units: np.ndarray) -> dict[s
     pred = rel_units * c[f"{split}_scale"][:, None, None]
     gt = c[f"{split}_rel_m"]
     out = pose_scores(gt, pred)
+    out["rel_mpjpe_mm"] = 1000 * float(np.linalg.norm(pred - gt, axis=-1).mean())  # camera frame, no alignment
     out.update({f"shuffled_{k}": v for k, v in shuffled_scores(gt, pred).items()})
     return {k: round(float(v), 3) for k, v in out.items()}
 
@@ -104,6 +105,13 @@ VARIANTS = {  # name -> (start from the shipped lifter?, refit_lifter keyword ar
     "refit_mix0.5_pa": (True, {"steps": 2000, "prior_fraction": 0.5, "pa_weight": 1.0}),
     "fresh_pairs_conf": (False, {"steps": 2000, "prior_fraction": 0.0, "lr": 1e-3, "confidence": True}),
     "fresh_pairs": (False, {"steps": 2000, "prior_fraction": 0.0, "lr": 1e-3}),
+    # second round (after the first showed that the Procrustes-aligned term is what helps)
+    "refit_mix0.5_pa4": (True, {"steps": 2000, "prior_fraction": 0.5, "pa_weight": 4.0}),
+    "refit_pairs_pa": (True, {"steps": 2000, "prior_fraction": 0.0, "pa_weight": 1.0}),
+    "refit_mix0.5_pa_4000": (True, {"steps": 4000, "prior_fraction": 0.5, "pa_weight": 1.0}),
+    "refit_prior_only_pa": (True, {"steps": 2000, "prior_fraction": 1.0, "pa_weight": 1.0}),  # control: no own pairs
+    "fresh_pairs_conf_pa": (False, {"steps": 2000, "prior_fraction": 0.0, "lr": 1e-3, "pa_weight": 1.0,
+                                    "confidence": True}),
 }
 
 

@@ -156,9 +156,11 @@ def refit_lifter(lifter: Lifter, uv: np.ndarray, rel: np.ndarray, confidence: np
     uv_t, rel_t = torch.as_tensor(uv, dtype=torch.float32), torch.as_tensor(rel, dtype=torch.float32)
     conf_t = None if confidence is None else torch.as_tensor(confidence, dtype=torch.float32)
     for step in range(steps):
-        pick = torch.from_numpy(rng.integers(0, len(uv), batch - n_prior))
-        pred = net(uv_t[pick], None if conf_t is None or not net.confidence_inputs else conf_t[pick])
-        loss = objective(pred, rel_t[pick])
+        loss = torch.zeros(())
+        if n_prior < batch:
+            pick = torch.from_numpy(rng.integers(0, len(uv), batch - n_prior))
+            pred = net(uv_t[pick], None if conf_t is None or not net.confidence_inputs else conf_t[pick])
+            loss = objective(pred, rel_t[pick])
         if n_prior:
             s_uv, s_rel = sample_views(rng, n_prior, noise=noise, left=left)
             prior_loss = objective(net(torch.from_numpy(s_uv)), torch.from_numpy(s_rel))

@@ -186,6 +186,8 @@ def test_refit_with_the_metric_loss_and_confidence_inputs():
     assert torch.isfinite(out).all() and not torch.allclose(out, other)  # the confidences are read
     with pytest.raises(ValueError, match="pair up"):
         refit_lifter(Lifter(width=32), uv, rel[:10], steps=1)
+    only_prior = refit_lifter(Lifter(width=32), uv, rel, steps=2, batch=8, prior_fraction=1.0, pa_weight=1.0)
+    assert all(torch.isfinite(p).all() for p in only_prior.parameters())   # the control without own pairs
 
 
 def test_own_prediction_pairs_mirror_left_hands_like_the_benchmark(tiny_hanco):
