@@ -1,8 +1,8 @@
 """Held-out scores of the shipped hand models: the bench_hand test split (1024 images) with the
 shuffled-image control, the image-blind controls (aligned mean pose, fixed pose, camera-frame mean) from
 the whole labelled pool, and the FreiHAND protocol on a FreiHAND-layout synthetic split. With
-``--install`` the recipe outputs (``runs/hand_pretrain_abc``; the estimator: ``runs/hand_keypoints_views_cont`` (the
-12800-pose recipe) when it exists, else ``runs/hand_keypoints_cont`` = stage 2, else ``runs/hand_keypoints_full``) are copied into ``weights/`` and recorded in
+``--install`` the recipe outputs (``runs/hand_pretrain_abc``; the estimator: ``runs/hand_keypoints_views_w32_cont``
+(width 32, refitted lifter) when it exists, else ``runs/hand_keypoints_views_cont`` (the 12800-pose recipe) when it exists, else ``runs/hand_keypoints_cont`` = stage 2, else ``runs/hand_keypoints_full``) are copied into ``weights/`` and recorded in
 ``weights/MANIFEST.json``.
 
     python -m evaluation.hand_shipped [--install]      # after the recipe commands of the README
@@ -36,6 +36,7 @@ STAGE1 = ROOT / "runs/hand_keypoints_full/model.safetensors"    # apps/hand/conf
 STAGE2 = ROOT / "runs/hand_keypoints_cont/model.safetensors"    # apps/hand/configs/keypoints_full_cont.yaml (from stage 1)
 VIEWS1 = ROOT / "runs/hand_keypoints_views/model.safetensors"   # apps/hand/configs/keypoints_views.yaml
 VIEWS2 = ROOT / "runs/hand_keypoints_views_cont/model.safetensors"  # apps/hand/configs/keypoints_views_cont.yaml (from VIEWS1)
+WIDE2 = ROOT / "runs/hand_keypoints_views_w32_cont/model.safetensors"  # keypoints_views_w32.yaml, then keypoints_views_w32_cont.yaml
 DATA = ROOT / "runs/hand_bench/data"
 EVAL_SYNTH = ("cvsuite hand synth --out runs/hand_bench/data/test --sequences 8 --seed 13 --frames 16 --size 64; "
               "cvsuite hand synth --out runs/hand_bench/data/val --sequences 4 --seed 14 --frames 16 --size 64; ")
@@ -48,7 +49,19 @@ FULL_STAGE1 = ("OMP_NUM_THREADS=1 cvsuite hand train --config apps/hand/configs/
                "repeat with train.resume=true until done); ")
 # estimator run -> (its labelled pool under DATA: the image-blind controls come from it, the pool's synth command,
 # the training commands, the manifest's train_data)
+VIEWS_SYNTH = ("cvsuite hand synth --out runs/hand_bench/data/views_k1 --sequences 800 --seed 21 --frames 16 --size 64 "
+               "--key-every 1 --cameras 1; ")
 ESTIMATOR_RECIPES: dict[Path, tuple[str, str, str, str]] = {
+    WIDE2: ("views_k1", VIEWS_SYNTH,
+            "OMP_NUM_THREADS=1 cvsuite hand train --config apps/hand/configs/keypoints_views_w32.yaml; then from its result "
+            "OMP_NUM_THREADS=1 cvsuite hand train --config apps/hand/configs/keypoints_views_w32_cont.yaml (each in resumable "
+            "pieces: repeat with train.resume=true until done; the second ends by refitting the lifter on the estimator's "
+            "own 2-D predictions on its training images with the Procrustes-aligned loss; width 32 and the refit were "
+            "chosen on the validation split: evaluation/results/hand_width.jsonl, hand_lifter.jsonl); ",
+            "synthetic HanCo seed 21 (800 sequences x 16 frames x 1 camera, 12800 images, one view per pose: 12800 "
+            "distinct poses) with apps/hand/augment.py; lifter: 3000 x 256 hands sampled from the kinematic model, "
+            "refitted (2000 x 256: half the estimator's own predictions on the 12800 training images, half sampled hands; "
+            "L1 + 4 x the Procrustes-aligned error)"),
     VIEWS2: ("views_k1",
              "cvsuite hand synth --out runs/hand_bench/data/views_k1 --sequences 800 --seed 21 --frames 16 --size 64 "
              "--key-every 1 --cameras 1; ",
@@ -69,7 +82,7 @@ ESTIMATOR_RECIPES: dict[Path, tuple[str, str, str, str]] = {
 ESTIMATOR_RECIPES[STAGE1] = ESTIMATOR_RECIPES[STAGE2][:2] + (FULL_STAGE1, FORMER_POOL_DATA)
 # the current recipe (one view per pose, 12800 poses; chosen on validation, README "more distinct poses") when its
 # output exists, else the former one (1600 poses)
-REGRESSOR = next((p for p in (VIEWS2, STAGE2, STAGE1) if p.is_file()), STAGE1)
+REGRESSOR = next((p for p in (WIDE2, VIEWS2, STAGE2, STAGE1) if p.is_file()), STAGE1)
 POOL = DATA / ESTIMATOR_RECIPES[REGRESSOR][0]
 FH_SPLIT = ROOT / "runs/hand_ship/fh_test"
 
@@ -116,7 +129,7 @@ def scores(weights: Path) -> dict:
     xyz, verts = predict_freihand(net, 64, FH_SPLIT)
     fh = FreiHAND(FH_SPLIT)
     official = evaluate(fh.xyz(), fh.verts(), xyz, verts)
-    return {"test": matched, "controls": controls, "presence": presence(net, test),
+    return {"test": matched, "controls": controls, "presence": presence(net, test), "width": net.arch["width"],
             "freihand": {k: official[k] for k in ("xyz_mean3d", "xyz_al_mean3d", "xyz_al_auc3d")}}
 
 
@@ -148,7 +161,7 @@ def install(result: dict) -> None:
          "hand_score_held_out_photos_frac_ge_0.5": round(result["presence"]["held_out_photos_frac_ge_0.5"], 3),
          "freihand_xyz_mean3d_cm": round(fh["xyz_mean3d"], 3), "freihand_xyz_al_mean3d_cm": round(fh["xyz_al_mean3d"], 3),
          "freihand_xyz_al_auc3d": round(fh["xyz_al_auc3d"], 4)},
-        {"app": "hand", "arch": "resnet10_small width 16 + heatmap head (soft-argmax 2-D, presence) + kinematic-prior "
+        {"app": "hand", "arch": f"resnet10_small width {result['width']} + heatmap head (soft-argmax 2-D, presence) + kinematic-prior "
                                 "lifter (2-D -> root-relative 3-D / ref bone), right hands (left ones mirrored), 64 px",
          "train_data": train_data,
          "eval_data": "held-out synthetic seed 13 (8 sequences, 1024 images: runs/hand_bench/data/test; left hands mirrored "

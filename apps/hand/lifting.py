@@ -36,17 +36,25 @@ def normalise_layout(uv: torch.Tensor) -> torch.Tensor:
 
 
 class Lifter(nn.Module):
-    """Residual MLP (Martinez et al. style, no batch norm): layout (B, 45) -> root-relative xyz (B, 21, 3)."""
+    """Residual MLP (Martinez et al. style, no batch norm): layout (B, 45) -> root-relative xyz (B, 21, 3).
+    With ``confidence_inputs`` it also reads the estimator's per-joint heatmap confidence (B, 21): how much
+    to trust each 2-D keypoint."""
 
-    def __init__(self, width: int = 512, blocks: int = 2) -> None:
+    def __init__(self, width: int = 512, blocks: int = 2, confidence_inputs: bool = False) -> None:
         super().__init__()
-        self.inp = nn.Linear(LAYOUT_DIM, width)
+        self.confidence_inputs = confidence_inputs
+        self.inp = nn.Linear(LAYOUT_DIM + (NUM_KP if confidence_inputs else 0), width)
         self.blocks = nn.ModuleList(nn.Sequential(nn.ReLU(), nn.Linear(width, width), nn.ReLU(), nn.Linear(width, width))
                                     for _ in range(blocks))
         self.out = nn.Sequential(nn.ReLU(), nn.Linear(width, NUM_KP * 3))
 
-    def forward(self, uv: torch.Tensor) -> torch.Tensor:
-        x = self.inp(normalise_layout(uv))
+    def forward(self, uv: torch.Tensor, confidence: torch.Tensor | None = None) -> torch.Tensor:
+        layout = normalise_layout(uv)
+        if self.confidence_inputs:
+            if confidence is None:
+                raise ValueError("this lifter reads per-joint confidences: pass confidence (B, 21)")
+            layout = torch.cat([layout, confidence.to(layout.dtype)], 1)
+        x = self.inp(layout)
         for block in self.blocks:
             x = x + block(x)
         xyz = self.out(x).view(-1, NUM_KP, 3)
@@ -99,6 +107,64 @@ def train_lifter(steps: int = 3000, batch: int = 256, seed: int = 0, lr: float =
     for step in range(steps):
         uv, rel = sample_views(rng, batch, noise=noise, left=left)
         loss = (net(torch.from_numpy(uv)) - torch.from_numpy(rel)).abs().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        if log is not None and (step + 1) % 500 == 0:
+            log(step + 1, float(loss.detach()))
+    return net.eval()
+
+
+def refit_lifter(lifter: Lifter, uv: np.ndarray, rel: np.ndarray, confidence: np.ndarray | None = None,
+                 steps: int = 2000, batch: int = 256, lr: float = 3e-4, prior_fraction: float = 0.5, seed: int = 0,
+                 noise: float = 0.02, left: float = 0.0, weight_decay: float = 1e-4, pa_weight: float = 0.0,
+                 log=None) -> Lifter:
+    """A copy of ``lifter`` fine-tuned on the 2-D an estimator really produces: ``uv`` (N, 21, 2) its
+    predictions (crop units) on its own training images, ``rel`` (N, 21, 3) their true root-relative 3-D in
+    reference-bone units (``confidence`` (N, 21) its joint confidences, for a lifter that reads them).
+
+    Why: a lifter trained on near-exact 2-D reads a ~10-px error as confident, wrong articulation; on the
+    estimator's own errors it learns how far to trust the 2-D (where the 2-D says little, the answer tends to
+    the poses the 2-D is compatible with on average). The estimator does not overfit its training images, so
+    their predictions carry held-out-like errors. A fraction ``prior_fraction`` of every batch are freshly
+    sampled hands (:func:`sample_views`, as :func:`train_lifter`) so the kinematic prior is not forgotten
+    (needs a lifter without confidence inputs). L1 on the 3-D (+ ``pa_weight`` x the Procrustes-aligned error,
+    :class:`shared.losses.ProcrustesMPJPE`: the benchmark's metric), AdamW, cosine schedule; seeded."""
+    import copy
+
+    from shared.losses import ProcrustesMPJPE
+
+    pa_loss = ProcrustesMPJPE()
+
+    def objective(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        loss = (pred - target).abs().mean()
+        return loss + pa_weight * pa_loss(pred, target) if pa_weight > 0 else loss
+
+    if lifter.confidence_inputs and confidence is None:
+        raise ValueError("this lifter reads per-joint confidences: pass confidence")
+    if lifter.confidence_inputs and prior_fraction > 0:
+        raise ValueError("sampled hands have no confidences: use prior_fraction=0 with a confidence-reading lifter")
+    if len(uv) != len(rel) or (confidence is not None and len(confidence) != len(uv)):
+        raise ValueError(f"uv, rel (and confidence) must pair up, got {len(uv)}, {len(rel)} rows")
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    net = copy.deepcopy(lifter).train()
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, steps))
+    n_prior = int(round(prior_fraction * batch))
+    uv_t, rel_t = torch.as_tensor(uv, dtype=torch.float32), torch.as_tensor(rel, dtype=torch.float32)
+    conf_t = None if confidence is None else torch.as_tensor(confidence, dtype=torch.float32)
+    for step in range(steps):
+        loss = torch.zeros(())
+        if n_prior < batch:
+            pick = torch.from_numpy(rng.integers(0, len(uv), batch - n_prior))
+            pred = net(uv_t[pick], None if conf_t is None or not net.confidence_inputs else conf_t[pick])
+            loss = objective(pred, rel_t[pick])
+        if n_prior:
+            s_uv, s_rel = sample_views(rng, n_prior, noise=noise, left=left)
+            prior_loss = objective(net(torch.from_numpy(s_uv)), torch.from_numpy(s_rel))
+            loss = (1 - prior_fraction) * loss + prior_fraction * prior_loss
         opt.zero_grad()
         loss.backward()
         opt.step()

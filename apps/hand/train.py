@@ -587,6 +587,9 @@ class FinetuneConfig:
     lifter: bool = True             # heatmap head: 3-D from the predicted 2-D through the kinematic-prior lifter
     lifter_steps: int = bounded(3000, ge=0, le=1_000_000)   # lifter pretraining on sampled hands (no images)
     lifter_weight: float = bounded(1.0, ge=0.0, le=1.0)      # 3-D = w * lifter + (1 - w) * location maps (chosen on validation)
+    lifter_refit_steps: int = bounded(0, ge=0, le=1_000_000)  # after training: refit the lifter on the estimator's own 2-D on its training images (0 = off)
+    lifter_refit_prior: float = bounded(0.5, ge=0.0, le=1.0)  # fraction of every refit batch drawn from the kinematic prior (sampled hands)
+    lifter_refit_pa: float = bounded(0.0, ge=0.0, le=100.0)   # weight of the Procrustes-aligned error (the metric) in the refit loss
     augment: bool = True            # re-framing, mirroring, new backgrounds, occluders, blur, JPEG (apps/hand/augment.py)
     negative_rate: float = bounded(0.2, ge=0.0, lt=1.0)   # fraction of hand-free crops (photo parts, whole photos padded): the presence score
     backgrounds_dir: str = ""       # folder of background photos for re-compositing; "" = bundled photos
@@ -631,6 +634,30 @@ class KeypointTask(TrainTask):
 
     def export_state_dict(self) -> dict[str, torch.Tensor]:
         return self.net.export_state_dict()
+
+
+@torch.no_grad()
+def own_prediction_pairs(net: KeypointNet, dataset: "LabelledHands", batch: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """The estimator's 2-D keypoints (crop units) on its own labelled training images, clean (no augmentation;
+    left hands mirrored for a right-hand estimator, as in training), with their true root-relative 3-D
+    (reference-bone units): the pairs :func:`apps.hand.lifting.refit_lifter` learns the estimator's 2-D errors
+    from. The estimator does not overfit its training images (README, second diagnosis), so these errors are
+    like those on new images."""
+    from .augment import mirror_sample
+    from .infer import predict
+
+    uvs, rels = [], []
+    for start in range(0, len(dataset.indices), batch):
+        imgs, rel = [], []
+        for idx in dataset.indices[start:start + batch]:
+            img, uv, xyz = dataset.images.images[idx], dataset.uv[idx], dataset.xyz[idx]
+            if dataset.right_hands and dataset.left[idx]:
+                img, uv, xyz = mirror_sample(img, uv, xyz)
+            imgs.append(img)
+            rel.append(xyz)
+        uvs.append(predict(net, np.stack(imgs), batch=batch)[0])
+        rels.append(np.stack(rel))
+    return np.concatenate(uvs).astype(np.float32), np.concatenate(rels).astype(np.float32)
 
 
 def labelled_subset(n: int, fraction: float, seed: int, minimum: int = 4) -> np.ndarray:
@@ -708,7 +735,22 @@ def finetune(cfg: FinetuneConfig, images: HanCoImages | None = None,
     task = KeypointTask(net, cfg.w2d, cfg.w3d, 0.1 * cfg.train.lr if lifter and cfg.lifter_steps > 0 else None)
     task.wmano = cfg.wmano
     summary = Trainer(cfg.train, task, dataset, full_config=cfg, guard=guard).fit()
+    extra = {}
+    if lifter and cfg.lifter_refit_steps > 0:  # the lifter learns the 2-D errors the trained estimator really makes
+        from shared.weights import save_safetensors
+
+        from .lifting import refit_lifter
+
+        net.eval()
+        uv, rel = own_prediction_pairs(net, dataset)
+        net.lifter = refit_lifter(net.lifter, uv, rel, steps=cfg.lifter_refit_steps, prior_fraction=cfg.lifter_refit_prior,
+                                  pa_weight=cfg.lifter_refit_pa, seed=cfg.train.seed,
+                                  left=0.0 if cfg.hands == "right" else 0.5)
+        save_safetensors(net.export_state_dict(), summary["weights"])
+        extra = {"lifter_refit": f"{cfg.lifter_refit_steps} steps on {len(uv)} own predictions, prior "
+                                 f"{cfg.lifter_refit_prior:g}, pa {cfg.lifter_refit_pa:g}"}
+        summary["lifter_refit_pairs"] = int(len(uv))
     _stamp(summary["weights"], {"kind": "hand_keypoints", **net.arch, "image_size": str(cfg.image_size),
-                                "init": str(cfg.init), "label_fraction": str(cfg.label_fraction)})
+                                "init": str(cfg.init), "label_fraction": str(cfg.label_fraction), **extra})
     summary["labelled_images"] = int(len(idx))
     return summary

@@ -141,3 +141,85 @@ def test_whole_photo_negatives_look_like_infer_crops():
     assert views.shape[1:] == (32, 32, 3) and views.dtype == np.uint8 and len(views) > 5
     # a non-square photo is padded grey (114), not squashed
     assert any((v[0] == 114).all() or (v[:, 0] == 114).all() for v in views)
+
+
+def _shrunk(uv: np.ndarray, factor: float = 0.6) -> np.ndarray:
+    """A systematic 2-D error like the estimator's: every layout shrunk towards its centre."""
+    centre = uv.mean(1, keepdims=True)
+    return (centre + factor * (uv - centre)).astype(np.float32)
+
+
+def test_refit_lifter_learns_the_estimators_2d_errors():
+    """A lifter trained on exact 2-D, refitted on (distorted 2-D, true 3-D) pairs, lifts distorted 2-D better
+    than before; it starts from a copy (the original is untouched) and is root-relative."""
+    from apps.hand.lifting import refit_lifter
+
+    prior = train_lifter(150, batch=64, seed=0, width=64, left=0.0)
+    rng = np.random.default_rng(5)
+    uv, rel = sample_views(rng, 512, noise=0.0, left=0.0)
+    test_uv, test_rel = sample_views(rng, 256, noise=0.0, left=0.0)
+    before_state = {k: v.clone() for k, v in prior.state_dict().items()}
+    refit = refit_lifter(prior, _shrunk(uv), rel, steps=150, batch=64, lr=1e-3, prior_fraction=0.25, seed=0)
+    assert all(torch.equal(before_state[k], v) for k, v in prior.state_dict().items())
+    with torch.no_grad():
+        err_before = (prior(torch.from_numpy(_shrunk(test_uv))) - torch.from_numpy(test_rel)).abs().mean()
+        pred = refit(torch.from_numpy(_shrunk(test_uv)))
+    assert torch.allclose(pred[:, 0], torch.zeros(256, 3))
+    assert (pred - torch.from_numpy(test_rel)).abs().mean() < 0.9 * err_before
+
+
+def test_refit_with_the_metric_loss_and_confidence_inputs():
+    from apps.hand.lifting import refit_lifter
+
+    rng = np.random.default_rng(0)
+    uv, rel = sample_views(rng, 64, noise=0.0, left=0.0)
+    conf = rng.uniform(0, 1, (64, 21)).astype(np.float32)
+    reader = Lifter(width=32, confidence_inputs=True)
+    with pytest.raises(ValueError, match="confidence"):
+        reader(torch.from_numpy(uv))
+    with pytest.raises(ValueError, match="prior_fraction=0"):
+        refit_lifter(reader, uv, rel, conf, steps=1, prior_fraction=0.5)
+    fitted = refit_lifter(reader, uv, rel, conf, steps=3, batch=16, prior_fraction=0.0, pa_weight=1.0)
+    with torch.no_grad():
+        out = fitted(torch.from_numpy(uv), torch.from_numpy(conf))
+        other = fitted(torch.from_numpy(uv), torch.from_numpy(1 - conf))
+    assert torch.isfinite(out).all() and not torch.allclose(out, other)  # the confidences are read
+    with pytest.raises(ValueError, match="pair up"):
+        refit_lifter(Lifter(width=32), uv, rel[:10], steps=1)
+    only_prior = refit_lifter(Lifter(width=32), uv, rel, steps=2, batch=8, prior_fraction=1.0, pa_weight=1.0)
+    assert all(torch.isfinite(p).all() for p in only_prior.parameters())   # the control without own pairs
+
+
+def test_own_prediction_pairs_mirror_left_hands_like_the_benchmark(tiny_hanco):
+    """The refit's training pairs use the benchmark's right-hand convention: the 3-D targets equal
+    hanco_targets + right_handed_view, and the 2-D is the estimator's prediction on the mirrored image."""
+    from apps.hand.infer import hanco_targets, predict, right_handed_view
+    from apps.hand.model import KeypointNet
+    from apps.hand.train import LabelledHands, left_flags, open_labelled, own_prediction_pairs
+
+    images = open_labelled(tiny_hanco, 32)
+    assert left_flags(images).any() and not left_flags(images).all()
+    data = LabelledHands(images, np.arange(len(images.samples)), augment=False, right_hands=True, with_fits=False)
+    torch.manual_seed(0)
+    net = KeypointNet("resnet10_small", 8, 64, None, "heatmap", True, "right").eval()
+    uv, rel = own_prediction_pairs(net, data, batch=5)
+    pixels, gt = right_handed_view(images, hanco_targets(images))
+    assert np.allclose(rel, gt["rel"] / gt["scale"][:, None, None], atol=1e-4)
+    assert np.allclose(uv, predict(net, pixels)[0], atol=1e-5)
+
+
+def test_train_refits_the_lifter_on_its_own_predictions(tiny_hanco, tmp_path, run_cli):
+    """`lifter_refit_steps`: after training, only the lifter changes (trained again at lr ~0 otherwise)."""
+    from apps.hand.model import read_metadata
+    from shared.weights import load_state_dict
+
+    common = ["image_size=32", "train.batch_size=4", "train.progress=false", "num_threads=1", "lifter_steps=5",
+              "width=8", "--steps", "1", "train.lr=1e-9", "--data", tiny_hanco]
+    assert run_cli(["hand", "train", "--out", tmp_path / "plain", *common])[0] == 0
+    code, out, err = run_cli(["hand", "train", "--out", tmp_path / "refit", "lifter_refit_steps=4", *common])
+    assert code == 0, err
+    plain, refit = load_state_dict(tmp_path / "plain/model.safetensors"), load_state_dict(tmp_path / "refit/model.safetensors")
+    assert plain.keys() == refit.keys()
+    changed = {k for k in plain if not torch.equal(plain[k], refit[k])}
+    assert changed and all(k.startswith("lifter.") for k in changed)
+    assert "own predictions" in read_metadata(tmp_path / "refit/model.safetensors")["lifter_refit"]

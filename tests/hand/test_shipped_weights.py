@@ -1,6 +1,7 @@
 """The shipped estimator loads (sha256 from the manifest) and, on unseen frames, reads the hand's position
 in 2-D (its error is below an untrained network's and rises when predictions are scored against other
-images); its 3-D is not yet better than the aligned mean pose (stated in the README, not asserted here)."""
+images); its 3-D is about level with the aligned mean pose (0.985 x on the test split; stated in the README, not
+asserted here)."""
 from __future__ import annotations
 
 import torch
