@@ -3,7 +3,7 @@ shuffled-image control, the image-blind controls (aligned mean pose, fixed pose,
 the whole labelled pool, and the FreiHAND protocol on a FreiHAND-layout synthetic split. With
 ``--install`` the recipe outputs (``runs/hand_pretrain_abc``; the estimator: ``runs/hand_keypoints_views_w32_cont``
 (width 32, refitted lifter) when it exists, else ``runs/hand_keypoints_views_cont`` (the 12800-pose recipe) when it exists, else ``runs/hand_keypoints_cont`` = stage 2, else ``runs/hand_keypoints_full``) are copied into ``weights/`` and recorded in
-``weights/MANIFEST.json``.
+``weights/MANIFEST.json``; the estimator is shipped (and scored) as a float16 copy (integer buffers kept).
 
     python -m evaluation.hand_shipped [--install]      # after the recipe commands of the README
 
@@ -29,7 +29,7 @@ from apps.hand.evaluate import evaluate  # noqa: E402
 from apps.hand.infer import evaluate_controls, evaluate_hanco, predict_freihand  # noqa: E402
 from apps.hand.model import KeypointNet  # noqa: E402
 from apps.hand.train import HanCoImages, open_labelled  # noqa: E402
-from shared.weights import add_manifest_entry  # noqa: E402
+from shared.weights import add_manifest_entry, save_float16_copy  # noqa: E402
 
 ENCODER = ROOT / "runs/hand_pretrain_abc/model.safetensors"
 STAGE1 = ROOT / "runs/hand_keypoints_full/model.safetensors"    # apps/hand/configs/keypoints_full.yaml
@@ -40,8 +40,8 @@ WIDE2 = ROOT / "runs/hand_keypoints_views_w32_cont/model.safetensors"  # keypoin
 DATA = ROOT / "runs/hand_bench/data"
 EVAL_SYNTH = ("cvsuite hand synth --out runs/hand_bench/data/test --sequences 8 --seed 13 --frames 16 --size 64; "
               "cvsuite hand synth --out runs/hand_bench/data/val --sequences 4 --seed 14 --frames 16 --size 64; ")
-INSTALL = ("python -m evaluation.hand_shipped --install (chooses lifter_weight on the validation split, then scores "
-           "the test split)")
+INSTALL = ("python -m evaluation.hand_shipped --install (chooses lifter_weight on the validation split, writes the "
+           "float16 copy that is shipped, then scores that copy on the test split)")
 FORMER_POOL_DATA = ("synthetic HanCo seed 12 (100 sequences x 16 frames x 8 cameras, 12800 images, a new pose every "
                     "frame: 1600 distinct poses) with apps/hand/augment.py; lifter: 3000 x 256 hands sampled from "
                     "the kinematic model")
@@ -85,6 +85,7 @@ ESTIMATOR_RECIPES[STAGE1] = ESTIMATOR_RECIPES[STAGE2][:2] + (FULL_STAGE1, FORMER
 REGRESSOR = next((p for p in (WIDE2, VIEWS2, STAGE2, STAGE1) if p.is_file()), STAGE1)
 POOL = DATA / ESTIMATOR_RECIPES[REGRESSOR][0]
 FH_SPLIT = ROOT / "runs/hand_ship/fh_test"
+SHIPPED_FORM = REGRESSOR.with_name("model_float16.safetensors")  # what is scored and installed: half the size
 
 
 HELD_OUT_PHOTOS = ("coins", "page", "text", "moon", "clock", "colorwheel", "cell")  # never used as backgrounds
@@ -135,7 +136,7 @@ def scores(weights: Path) -> dict:
 
 def install(result: dict) -> None:
     m, ctrl, fh = result["test"], result["controls"], result["freihand"]
-    shutil.copyfile(REGRESSOR, ROOT / "weights/hand_keypoints.safetensors")
+    shutil.copyfile(SHIPPED_FORM, ROOT / "weights/hand_keypoints.safetensors")
     if ENCODER.is_file():  # the MoCo encoder is shipped on its own (the estimator's recipe starts from random init)
         shutil.copyfile(ENCODER, ROOT / "weights/hand_moco_bgswap_multiview.safetensors")
         pre = [json.loads(line) for line in open(ENCODER.parent / "metrics.jsonl")][-1]
@@ -193,8 +194,11 @@ def choose_lifter_weight(weights: Path) -> dict:
 
 def main() -> None:
     torch.set_num_threads(1)
-    choice = choose_lifter_weight(REGRESSOR) if "--install" in sys.argv else {}
-    result = scores(REGRESSOR if "--install" in sys.argv else ROOT / "weights/hand_keypoints.safetensors")
+    choice = {}
+    if "--install" in sys.argv:
+        choice = choose_lifter_weight(REGRESSOR)
+        save_float16_copy(REGRESSOR, SHIPPED_FORM)  # the shipped form is the one scored
+    result = scores(SHIPPED_FORM if "--install" in sys.argv else ROOT / "weights/hand_keypoints.safetensors")
     result["lifter_weight_choice"] = choice
     out = ROOT / "evaluation/results/hand_shipped.json"
     out.parent.mkdir(exist_ok=True)

@@ -37,9 +37,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def fp16_copy_sha256(model: Path, scratch: Path) -> str:
     """sha256 of the float16 copy ``tools/ship_rl_weights.py`` writes for ``model`` (written to ``scratch``)."""
-    from apps.rl.infer import write_float16_copy
+    from shared.weights import save_float16_copy
 
-    write_float16_copy(model, scratch)
+    save_float16_copy(model, scratch)
     return hashlib.sha256(scratch.read_bytes()).hexdigest()
 
 

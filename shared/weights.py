@@ -48,6 +48,21 @@ def save_safetensors(state_dict: dict[str, torch.Tensor], path: str | Path,
         handle.write(blob[8 + header_len:])
 
 
+def save_float16_copy(source: str | Path, target: str | Path) -> dict[str, str]:
+    """The shipped form of a trained weight file: every floating tensor stored as float16 (integer
+    tensors such as BatchNorm's ``num_batches_tracked`` kept), the metadata kept plus ``stored_dtype``;
+    returns that metadata. Halves a file; loading into a float32 module casts back (``load_into``)."""
+    from safetensors import safe_open
+
+    with safe_open(str(source), "pt") as handle:
+        meta = dict(handle.metadata() or {})
+        tensors = {k: handle.get_tensor(k) for k in handle.keys()}
+    tensors = {k: v.to(torch.float16) if v.is_floating_point() else v for k, v in tensors.items()}
+    meta["stored_dtype"] = "float16"
+    save_safetensors(tensors, Path(target), metadata=meta)
+    return meta
+
+
 def _unwrap(obj: Any, path: Path) -> dict[str, torch.Tensor]:
     """Find the tensor dict inside common checkpoint containers."""
     for key in ("state_dict", "model", "model_state", "net", "params", "network"):

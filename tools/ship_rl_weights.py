@@ -21,9 +21,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from apps.rl.envs import parse_env  # noqa: E402
 from apps.rl.evaluate import (blind_policy_returns, constant_action_returns, evaluate_file,  # noqa: E402
                               random_policy_returns)
-from apps.rl.infer import SHIPPED, write_float16_copy  # noqa: E402
+from apps.rl.infer import SHIPPED  # noqa: E402
 from shared.guard import OutputGuard  # noqa: E402
-from shared.weights import WEIGHTS_DIR, add_manifest_entry  # noqa: E402
+from shared.weights import WEIGHTS_DIR, add_manifest_entry, save_float16_copy  # noqa: E402
 
 MEDIA = Path(__file__).resolve().parent.parent / "apps" / "rl" / "media"
 CARTPOLE_RECIPE = "OMP_NUM_THREADS=1 cvsuite rl train --config apps/rl/configs/dmc_curl_sac_cpu.yaml --out RUN --seed 0 --steps {steps}"
@@ -43,7 +43,7 @@ def main() -> None:
         env = parse_env(handle.metadata()["env"]).name
     name = SHIPPED[env.lower()]
     target = WEIGHTS_DIR / f"{name}.safetensors"
-    meta = write_float16_copy(run / "model.safetensors", target)
+    meta = save_float16_copy(run / "model.safetensors", target)
     video = MEDIA / f"{name.removeprefix('rl_')}.mp4"
     if env == "dmc:cartpole-swingup":
         video = MEDIA / "cartpole_swingup_curl_sac.mp4"  # the name the README has linked since the first release

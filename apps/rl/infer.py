@@ -42,21 +42,6 @@ def read_policy_file(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[st
     return tensors, meta
 
 
-def write_float16_copy(model: str | Path, target: str | Path) -> dict[str, str]:
-    """The shipped form of a trained policy file: every tensor as float16, the metadata kept plus
-    ``stored_dtype``; returns that metadata (``tools/ship_rl_weights.py`` and the byte-identity rerun)."""
-    from safetensors import safe_open
-
-    from shared.weights import save_safetensors
-
-    with safe_open(str(model), "pt") as handle:
-        meta = dict(handle.metadata())
-        tensors = {k: handle.get_tensor(k).to(torch.float16) for k in handle.keys()}
-    meta["stored_dtype"] = "float16"
-    save_safetensors(tensors, Path(target), metadata=meta)
-    return meta
-
-
 def policy_for(tensors: dict[str, torch.Tensor], meta: dict[str, str], device: torch.device) -> SACAgent | DERAgent:
     """Rebuild the acting agent from a policy file's tensors and metadata."""
     try:

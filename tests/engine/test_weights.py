@@ -9,7 +9,7 @@ from torch import nn
 
 from shared.backbones import build_backbone
 from shared.errors import CvsuiteError
-from shared.weights import load_backbone, load_into, load_state_dict, save_safetensors
+from shared.weights import load_backbone, load_into, load_state_dict, save_float16_copy, save_safetensors
 
 
 class _Evil:
@@ -131,3 +131,26 @@ def test_save_safetensors_bytes_do_not_depend_on_the_process(tmp_path):
         assert torch.equal(tensors[f"layer{i}.weight"], torch.randn(3, i + 1))
     with safe_open(str(paths[0]), framework="pt") as handle:
         assert handle.metadata() == {f"key{i}": str(i) for i in range(8)}
+
+
+def test_float16_copy_halves_floats_keeps_integers_and_loads_back(tmp_path):
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4))
+    net(torch.rand(2, 3, 8, 8))  # num_batches_tracked = 1, running stats moved
+    source, target = tmp_path / "f32.safetensors", tmp_path / "f16.safetensors"
+    save_safetensors(net.state_dict(), source, metadata={"kind": "demo"})
+    meta = save_float16_copy(source, target)
+    assert meta == {"kind": "demo", "stored_dtype": "float16"}
+    copy = load_state_dict(target)
+    for key, value in net.state_dict().items():
+        if value.is_floating_point():
+            assert copy[key].dtype == torch.float16
+            assert torch.equal(copy[key], value.to(torch.float16))  # plain rounding, nothing else
+        else:
+            assert copy[key].dtype == value.dtype and torch.equal(copy[key], value)
+    restored = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4))
+    load_into(restored, copy, target)  # float16 tensors go into a float32 module
+    assert restored[0].weight.dtype == torch.float32
+    assert torch.allclose(restored[0].weight, net[0].weight, atol=1e-3)
+    save_float16_copy(source, tmp_path / "again.safetensors")  # deterministic bytes
+    assert (tmp_path / "again.safetensors").read_bytes() == target.read_bytes()
