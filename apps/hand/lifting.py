@@ -102,11 +102,21 @@ def train_lifter(steps: int = 3000, batch: int = 256, seed: int = 0, lr: float =
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     net = Lifter(width)
-    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
+
+    def batch_loss(net: Lifter) -> torch.Tensor:
+        uv, rel = sample_views(rng, batch, noise=noise, left=left)
+        return (net(torch.from_numpy(uv)) - torch.from_numpy(rel)).abs().mean()
+
+    return _optimise(net, batch_loss, steps, lr, 1e-4, log)
+
+
+def _optimise(net: Lifter, batch_loss, steps: int, lr: float, weight_decay: float, log=None) -> Lifter:
+    """The lifters' training loop: ``steps`` AdamW steps on ``batch_loss(net)`` (one fresh batch per call)
+    under a cosine schedule; ``log(step, loss)`` every 500 steps. Returns ``net`` in eval mode."""
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, steps))
     for step in range(steps):
-        uv, rel = sample_views(rng, batch, noise=noise, left=left)
-        loss = (net(torch.from_numpy(uv)) - torch.from_numpy(rel)).abs().mean()
+        loss = batch_loss(net)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -150,12 +160,11 @@ def refit_lifter(lifter: Lifter, uv: np.ndarray, rel: np.ndarray, confidence: np
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     net = copy.deepcopy(lifter).train()
-    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, steps))
     n_prior = int(round(prior_fraction * batch))
     uv_t, rel_t = torch.as_tensor(uv, dtype=torch.float32), torch.as_tensor(rel, dtype=torch.float32)
     conf_t = None if confidence is None else torch.as_tensor(confidence, dtype=torch.float32)
-    for step in range(steps):
+
+    def batch_loss(net: Lifter) -> torch.Tensor:
         loss = torch.zeros(())
         if n_prior < batch:
             pick = torch.from_numpy(rng.integers(0, len(uv), batch - n_prior))
@@ -165,10 +174,6 @@ def refit_lifter(lifter: Lifter, uv: np.ndarray, rel: np.ndarray, confidence: np
             s_uv, s_rel = sample_views(rng, n_prior, noise=noise, left=left)
             prior_loss = objective(net(torch.from_numpy(s_uv)), torch.from_numpy(s_rel))
             loss = (1 - prior_fraction) * loss + prior_fraction * prior_loss
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-        if log is not None and (step + 1) % 500 == 0:
-            log(step + 1, float(loss.detach()))
-    return net.eval()
+        return loss
+
+    return _optimise(net, batch_loss, steps, lr, weight_decay, log)

@@ -64,9 +64,10 @@ def test_stage2_configs_continue_the_photos_recipe(arm):
     assert not stage2.loss.contrastive  # stage 1's contrastive weight has decayed to 0: L1 finishes, both arms
 
 
-def test_stage2_is_the_same_for_both_arms():
-    crl = load_config(SRConfig, CONFIGS / "crl_x4_stage2.yaml")
-    ablation = load_config(SRConfig, CONFIGS / "ablation_x4_stage2.yaml")
+@pytest.mark.parametrize("stage", ["stage2", "stage3"])
+def test_later_stages_are_the_same_for_both_arms(stage):
+    crl = load_config(SRConfig, CONFIGS / f"crl_x4_{stage}.yaml")
+    ablation = load_config(SRConfig, CONFIGS / f"ablation_x4_{stage}.yaml")
     crl.init_from = ablation.init_from = ""
     crl.train.out_dir = ablation.train.out_dir = ""
     assert crl == ablation
