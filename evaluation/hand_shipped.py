@@ -1,8 +1,8 @@
 """Held-out scores of the shipped hand models: the bench_hand test split (1024 images) with the
 shuffled-image control, the image-blind controls (aligned mean pose, fixed pose, camera-frame mean) from
 the whole labelled pool, and the FreiHAND protocol on a FreiHAND-layout synthetic split. With
-``--install`` the recipe outputs (``runs/hand_pretrain_abc``; the estimator: ``runs/hand_keypoints_views_w32_cont``
-(width 32, refitted lifter) when it exists, else ``runs/hand_keypoints_views_cont`` (the 12800-pose recipe) when it exists, else ``runs/hand_keypoints_cont`` = stage 2, else ``runs/hand_keypoints_full``) are copied into ``weights/`` and recorded in
+``--install`` the recipe outputs (``runs/hand_pretrain_abc``; the estimator: ``runs/hand_keypoints_views_w32_cont2``
+(width 32, three stages, refitted lifter) when it exists, else ``runs/hand_keypoints_views_w32_cont`` (two stages) when it exists, else ``runs/hand_keypoints_views_cont`` (the 12800-pose recipe) when it exists, else ``runs/hand_keypoints_cont`` = stage 2, else ``runs/hand_keypoints_full``) are copied into ``weights/`` and recorded in
 ``weights/MANIFEST.json``; the estimator is shipped (and scored) as a float16 copy (integer buffers kept).
 
     python -m evaluation.hand_shipped [--install]      # after the recipe commands of the README
@@ -37,6 +37,7 @@ STAGE2 = ROOT / "runs/hand_keypoints_cont/model.safetensors"    # apps/hand/conf
 VIEWS1 = ROOT / "runs/hand_keypoints_views/model.safetensors"   # apps/hand/configs/keypoints_views.yaml
 VIEWS2 = ROOT / "runs/hand_keypoints_views_cont/model.safetensors"  # apps/hand/configs/keypoints_views_cont.yaml (from VIEWS1)
 WIDE2 = ROOT / "runs/hand_keypoints_views_w32_cont/model.safetensors"  # keypoints_views_w32.yaml, then keypoints_views_w32_cont.yaml
+WIDE3 = ROOT / "runs/hand_keypoints_views_w32_cont2/model.safetensors"  # then keypoints_views_w32_cont2.yaml (from WIDE2)
 DATA = ROOT / "runs/hand_bench/data"
 EVAL_SYNTH = ("cvsuite hand synth --out runs/hand_bench/data/test --sequences 8 --seed 13 --frames 16 --size 64; "
               "cvsuite hand synth --out runs/hand_bench/data/val --sequences 4 --seed 14 --frames 16 --size 64; ")
@@ -51,7 +52,20 @@ FULL_STAGE1 = ("OMP_NUM_THREADS=1 cvsuite hand train --config apps/hand/configs/
 # the training commands, the manifest's train_data)
 VIEWS_SYNTH = ("cvsuite hand synth --out runs/hand_bench/data/views_k1 --sequences 800 --seed 21 --frames 16 --size 64 "
                "--key-every 1 --cameras 1; ")
+WIDE_TRAIN_DATA = ("synthetic HanCo seed 21 (800 sequences x 16 frames x 1 camera, 12800 images, one view per pose: 12800 "
+                   "distinct poses) with apps/hand/augment.py; lifter: 3000 x 256 hands sampled from the kinematic model, "
+                   "refitted (2000 x 256: half the estimator's own predictions on the 12800 training images, half sampled "
+                   "hands; L1 + 4 x the Procrustes-aligned error)")
 ESTIMATOR_RECIPES: dict[Path, tuple[str, str, str, str]] = {
+    WIDE3: ("views_k1", VIEWS_SYNTH,
+            "OMP_NUM_THREADS=1 cvsuite hand train --config apps/hand/configs/keypoints_views_w32.yaml; then from its result "
+            "OMP_NUM_THREADS=1 cvsuite hand train --config apps/hand/configs/keypoints_views_w32_cont.yaml; then from that "
+            "result OMP_NUM_THREADS=1 cvsuite hand train --config apps/hand/configs/keypoints_views_w32_cont2.yaml (each in "
+            "resumable pieces: repeat with train.resume=true until done; the second and the third end by refitting the "
+            "lifter on the estimator's own 2-D predictions on its training images with the Procrustes-aligned loss; width "
+            "32, the refit and the third stage were chosen on the validation split: evaluation/results/hand_width.jsonl, "
+            "hand_lifter.jsonl); ",
+            WIDE_TRAIN_DATA),
     WIDE2: ("views_k1", VIEWS_SYNTH,
             "OMP_NUM_THREADS=1 cvsuite hand train --config apps/hand/configs/keypoints_views_w32.yaml; then from its result "
             "OMP_NUM_THREADS=1 cvsuite hand train --config apps/hand/configs/keypoints_views_w32_cont.yaml (each in resumable "
@@ -82,7 +96,7 @@ ESTIMATOR_RECIPES: dict[Path, tuple[str, str, str, str]] = {
 ESTIMATOR_RECIPES[STAGE1] = ESTIMATOR_RECIPES[STAGE2][:2] + (FULL_STAGE1, FORMER_POOL_DATA)
 # the current recipe (one view per pose, 12800 poses; chosen on validation, README "more distinct poses") when its
 # output exists, else the former one (1600 poses)
-REGRESSOR = next((p for p in (WIDE2, VIEWS2, STAGE2, STAGE1) if p.is_file()), STAGE1)
+REGRESSOR = next((p for p in (WIDE3, WIDE2, VIEWS2, STAGE2, STAGE1) if p.is_file()), STAGE1)
 POOL = DATA / ESTIMATOR_RECIPES[REGRESSOR][0]
 FH_SPLIT = ROOT / "runs/hand_ship/fh_test"
 SHIPPED_FORM = REGRESSOR.with_name("model_float16.safetensors")  # what is scored and installed: half the size
