@@ -257,7 +257,7 @@ RECIPES = {
                       "runs/sr_crl_x4_stage2_s0/sr_model.safetensors --out runs/sr_crl_x4_stage3_mild35_s0 "
                       "train.progress=false loss.ssim_weight=0 'data.kind_probs=[0.45,0.35,0.10,0.10]' (stage 3: 1500 "
                       "steps of 128-px patches, batch 4, lr 1e-4 cosine, L1, degradation mix clean/mild/blind/"
-                      "spatially-variant 45/35/10/10 %; = evaluation/sr_stage3_runs.sh crl 0 _mild35 "
+                      "spatially-variant 45/35/10/10 %; = evaluation/sr_stage_runs.sh 3 crl 0 _mild35 "
                       "loss.ssim_weight=0 'data.kind_probs=[0.45,0.35,0.10,0.10]'; 1 CPU thread)",
                "ablation": "python tools/fetch_sr_photos.py && cvsuite sr train --config "
                            "apps/sr/configs/ablation_x4_photos.yaml train.seed=0 --out runs/sr_ablation_x4_photos_s0 "
