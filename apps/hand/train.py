@@ -409,11 +409,12 @@ def pretrain(cfg: PretrainConfig, guard: OutputGuard | None = None) -> dict[str,
     return summary
 
 
-def _stamp(path: str | Path, metadata: dict[str, str]) -> None:
-    """Rewrite a safetensors file with extra metadata (arch and recipe travel with the weights)."""
+def _stamp(path: str | Path, metadata: dict[str, str], state: dict[str, torch.Tensor] | None = None) -> None:
+    """Rewrite a safetensors file with extra metadata (arch and recipe travel with the weights); ``state``
+    replaces the file's tensors when given (a model changed after the trainer wrote it)."""
     from shared.weights import load_state_dict, save_safetensors
 
-    save_safetensors(load_state_dict(path), path, metadata={"format": "cvsuite", **metadata})
+    save_safetensors(load_state_dict(path) if state is None else state, path, metadata={"format": "cvsuite", **metadata})
 
 
 # ---- fine-tuning ------------------------------------------------------------------------------------
@@ -735,10 +736,8 @@ def finetune(cfg: FinetuneConfig, images: HanCoImages | None = None,
     task = KeypointTask(net, cfg.w2d, cfg.w3d, 0.1 * cfg.train.lr if lifter and cfg.lifter_steps > 0 else None)
     task.wmano = cfg.wmano
     summary = Trainer(cfg.train, task, dataset, full_config=cfg, guard=guard).fit()
-    extra = {}
+    extra, state = {}, None
     if lifter and cfg.lifter_refit_steps > 0:  # the lifter learns the 2-D errors the trained estimator really makes
-        from shared.weights import save_safetensors
-
         from .lifting import refit_lifter
 
         net.eval()
@@ -746,11 +745,11 @@ def finetune(cfg: FinetuneConfig, images: HanCoImages | None = None,
         net.lifter = refit_lifter(net.lifter, uv, rel, steps=cfg.lifter_refit_steps, prior_fraction=cfg.lifter_refit_prior,
                                   pa_weight=cfg.lifter_refit_pa, seed=cfg.train.seed,
                                   left=0.0 if cfg.hands == "right" else 0.5)
-        save_safetensors(net.export_state_dict(), summary["weights"])
+        state = net.export_state_dict()
         extra = {"lifter_refit": f"{cfg.lifter_refit_steps} steps on {len(uv)} own predictions, prior "
                                  f"{cfg.lifter_refit_prior:g}, pa {cfg.lifter_refit_pa:g}"}
         summary["lifter_refit_pairs"] = int(len(uv))
     _stamp(summary["weights"], {"kind": "hand_keypoints", **net.arch, "image_size": str(cfg.image_size),
-                                "init": str(cfg.init), "label_fraction": str(cfg.label_fraction), **extra})
+                                "init": str(cfg.init), "label_fraction": str(cfg.label_fraction), **extra}, state)
     summary["labelled_images"] = int(len(idx))
     return summary
