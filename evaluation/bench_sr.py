@@ -237,38 +237,28 @@ RECIPES = {
                "ablation": "python tools/fetch_sr_photos.py && cvsuite sr train --config "
                            "apps/sr/configs/ablation_x4_photos.yaml (train.seed=0; uninterrupted; same network, "
                            "initialisation and patches as CRL-SR, L1 only)"},
-    "stage2": {"crl": "python tools/fetch_sr_photos.py && cvsuite sr train --config apps/sr/configs/crl_x4_photos.yaml "
-                      "train.seed=0 --out runs/sr_crl_x4_photos_s0 (stage 1: the photos recipe, 14000 steps of 64-px "
-                      "patches, uninterrupted) && cvsuite sr train --config apps/sr/configs/crl_x4_stage2.yaml "
-                      "train.seed=0 --init-from runs/sr_crl_x4_photos_s0/sr_model.safetensors --out "
-                      "runs/sr_crl_x4_stage2_s0 (stage 2: 3000 steps of 128-px patches, batch 4, lr 2e-4 cosine, L1; "
-                      "1 CPU thread)",
-               "ablation": "python tools/fetch_sr_photos.py && cvsuite sr train --config "
-                           "apps/sr/configs/ablation_x4_photos.yaml train.seed=0 --out runs/sr_ablation_x4_photos_s0 "
-                           "(stage 1, L1 only) && cvsuite sr train --config apps/sr/configs/ablation_x4_stage2.yaml "
-                           "train.seed=0 --init-from runs/sr_ablation_x4_photos_s0/sr_model.safetensors --out "
-                           "runs/sr_ablation_x4_stage2_s0 (stage 2: the same stage as CRL-SR's)"},
-    "stage3": {"crl": "python tools/fetch_sr_photos.py && cvsuite sr train --config apps/sr/configs/crl_x4_photos.yaml "
-                      "train.seed=0 --out runs/sr_crl_x4_photos_s0 (stage 1: the photos recipe, 14000 steps of 64-px "
-                      "patches, uninterrupted) && cvsuite sr train --config apps/sr/configs/crl_x4_stage2.yaml "
-                      "train.seed=0 --init-from runs/sr_crl_x4_photos_s0/sr_model.safetensors --out "
-                      "runs/sr_crl_x4_stage2_s0 (stage 2: 3000 steps of 128-px patches, batch 4, lr 2e-4 cosine, L1) "
-                      "&& cvsuite sr train --config apps/sr/configs/crl_x4_stage3.yaml train.seed=0 --init-from "
-                      "runs/sr_crl_x4_stage2_s0/sr_model.safetensors --out runs/sr_crl_x4_stage3_mild35_s0 "
-                      "train.progress=false loss.ssim_weight=0 'data.kind_probs=[0.45,0.35,0.10,0.10]' (stage 3: 1500 "
-                      "steps of 128-px patches, batch 4, lr 1e-4 cosine, L1, degradation mix clean/mild/blind/"
-                      "spatially-variant 45/35/10/10 %; = evaluation/sr_stage_runs.sh 3 crl 0 _mild35 "
-                      "loss.ssim_weight=0 'data.kind_probs=[0.45,0.35,0.10,0.10]'; 1 CPU thread)",
-               "ablation": "python tools/fetch_sr_photos.py && cvsuite sr train --config "
-                           "apps/sr/configs/ablation_x4_photos.yaml train.seed=0 --out runs/sr_ablation_x4_photos_s0 "
-                           "(stage 1, L1 only) && cvsuite sr train --config apps/sr/configs/ablation_x4_stage2.yaml "
-                           "train.seed=0 --init-from runs/sr_ablation_x4_photos_s0/sr_model.safetensors --out "
-                           "runs/sr_ablation_x4_stage2_s0 (stage 2: the same stage as CRL-SR's) && cvsuite sr train "
-                           "--config apps/sr/configs/ablation_x4_stage3.yaml train.seed=0 --init-from "
-                           "runs/sr_ablation_x4_stage2_s0/sr_model.safetensors --out runs/sr_ablation_x4_stage3_mild35_s0 "
-                           "train.progress=false loss.ssim_weight=0 'data.kind_probs=[0.45,0.35,0.10,0.10]' (stage 3: "
-                           "the same stage as CRL-SR's)"},
 }
+# The staged recipes, built from one text per stage so that a later stage repeats the earlier ones verbatim.
+_STAGE1 = {"crl": "python tools/fetch_sr_photos.py && cvsuite sr train --config apps/sr/configs/crl_x4_photos.yaml "
+                  "train.seed=0 --out runs/sr_crl_x4_photos_s0 (stage 1: the photos recipe, 14000 steps of 64-px "
+                  "patches, uninterrupted)",
+           "ablation": "python tools/fetch_sr_photos.py && cvsuite sr train --config "
+                       "apps/sr/configs/ablation_x4_photos.yaml train.seed=0 --out runs/sr_ablation_x4_photos_s0 "
+                       "(stage 1, L1 only)"}
+_STAGE2 = {arm: f" && cvsuite sr train --config apps/sr/configs/{arm}_x4_stage2.yaml train.seed=0 --init-from "
+                f"runs/sr_{arm}_x4_photos_s0/sr_model.safetensors --out runs/sr_{arm}_x4_stage2_s0 (stage 2: "
+                + ("3000 steps of 128-px patches, batch 4, lr 2e-4 cosine, L1" if arm == "crl" else "the same stage as CRL-SR's")
+           for arm in ("crl", "ablation")}
+_STAGE3 = {arm: f" && cvsuite sr train --config apps/sr/configs/{arm}_x4_stage3.yaml train.seed=0 --init-from "
+                f"runs/sr_{arm}_x4_stage2_s0/sr_model.safetensors --out runs/sr_{arm}_x4_stage3_mild35_s0 "
+                "train.progress=false loss.ssim_weight=0 'data.kind_probs=[0.45,0.35,0.10,0.10]' (stage 3: "
+                + ("1500 steps of 128-px patches, batch 4, lr 1e-4 cosine, L1, degradation mix clean/mild/blind/"
+                   "spatially-variant 45/35/10/10 %; = evaluation/sr_stage_runs.sh 3 crl 0 _mild35 "
+                   "loss.ssim_weight=0 'data.kind_probs=[0.45,0.35,0.10,0.10]'; 1 CPU thread)" if arm == "crl"
+                   else "the same stage as CRL-SR's)")
+           for arm in ("crl", "ablation")}
+RECIPES["stage2"] = {arm: _STAGE1[arm] + _STAGE2[arm] + ("; 1 CPU thread)" if arm == "crl" else ")") for arm in _STAGE1}
+RECIPES["stage3"] = {arm: _STAGE1[arm] + _STAGE2[arm] + ")" + _STAGE3[arm] for arm in _STAGE1}
 
 
 def update_manifest(results: dict, shipped: dict[str, Path], recipe: str) -> None:
