@@ -72,13 +72,8 @@ ESTIMATOR_RECIPES: dict[Path, tuple[str, str, str, str]] = {
             "pieces: repeat with train.resume=true until done; the second ends by refitting the lifter on the estimator's "
             "own 2-D predictions on its training images with the Procrustes-aligned loss; width 32 and the refit were "
             "chosen on the validation split: evaluation/results/hand_width.jsonl, hand_lifter.jsonl); ",
-            "synthetic HanCo seed 21 (800 sequences x 16 frames x 1 camera, 12800 images, one view per pose: 12800 "
-            "distinct poses) with apps/hand/augment.py; lifter: 3000 x 256 hands sampled from the kinematic model, "
-            "refitted (2000 x 256: half the estimator's own predictions on the 12800 training images, half sampled hands; "
-            "L1 + 4 x the Procrustes-aligned error)"),
-    VIEWS2: ("views_k1",
-             "cvsuite hand synth --out runs/hand_bench/data/views_k1 --sequences 800 --seed 21 --frames 16 --size 64 "
-             "--key-every 1 --cameras 1; ",
+            WIDE_TRAIN_DATA),
+    VIEWS2: ("views_k1", VIEWS_SYNTH,
              "OMP_NUM_THREADS=1 cvsuite hand train --config apps/hand/configs/keypoints_views.yaml; then from its result "
              "OMP_NUM_THREADS=1 cvsuite hand train --config apps/hand/configs/keypoints_views_cont.yaml (each in resumable "
              "pieces: repeat with train.resume=true until done; kept because its validation scores beat the former "
