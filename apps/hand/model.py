@@ -128,7 +128,8 @@ class HeatmapHead(nn.Module):
     Per joint a heatmap and three location maps at stride 4; ``softmax(heatmap)`` is the joint's
     position distribution: ``uv`` = its expectation over pixel centres (soft-argmax, differentiable,
     sub-pixel), root-relative 3-D = the location maps averaged under it (each joint's 3-D is read
-    where the joint is seen). A hand-presence logit from the pooled deepest features says whether a
+    where the joint is seen); ``features`` = the decoder's last map (``mid`` channels) that the
+    training-only limb-map head reads (``wbone``). A hand-presence logit from the pooled deepest features says whether a
     hand is in the crop at all.
     """
 
@@ -141,6 +142,7 @@ class HeatmapHead(nn.Module):
         self.heat = nn.Conv2d(mid, NUM_KP, 1)
         self.loc = nn.Conv2d(mid, NUM_KP * 3, 1)
         self.presence = nn.Linear(w4, 1)
+        self.mid = mid
 
     def forward(self, maps: list[torch.Tensor]) -> dict[str, torch.Tensor]:
         _, f4, f8, f16 = maps
@@ -155,7 +157,8 @@ class HeatmapHead(nn.Module):
         loc = self.loc(x).reshape(b, k, 3, h * w)
         xyz = (loc * prob[:, :, None]).sum(-1)
         presence = self.presence(torch.flatten(nn.functional.adaptive_avg_pool2d(f16, 1), 1))[:, 0]
-        return {"uv": uv, "xyz": xyz, "heatmap": prob.reshape(b, k, h, w), "presence": presence}
+        return {"uv": uv, "xyz": xyz, "heatmap": prob.reshape(b, k, h, w), "presence": presence,
+                "features": x}  # the decoder's stride-4 features (training-only heads such as limb maps read them)
 
 
 def joint_confidence(heatmap: torch.Tensor, uv: torch.Tensor, radius: float = 1.5) -> torch.Tensor:
