@@ -33,10 +33,12 @@ def symmetric_moco(loss_fn: InfoNCE, q: tuple[torch.Tensor, torch.Tensor], k: tu
 
 def keypoint_loss(pred: dict[str, torch.Tensor], uv: torch.Tensor, xyz: torch.Tensor,
                   w2d: float = 1.0, w3d: float = 1.0, has_hand: torch.Tensor | None = None,
-                  wpresence: float = 0.1, wheat: float = 1.0, wbone: float = 0.0) -> dict[str, torch.Tensor]:
+                  wpresence: float = 0.1, wheat: float = 1.0, wbone: float = 0.0,
+                  heat_sigma: float = 1.0) -> dict[str, torch.Tensor]:
     """L1 on keypoints of the crops that hold a hand (``has_hand``, default all); with a ``heatmap``
     prediction also ``wheat`` x the Gaussian-target heatmap cross-entropy (dense supervision: the
-    soft-argmax head learns far faster), with ``bone_logits`` (B, 20, h, w; the training-only limb-map
+    soft-argmax head learns far faster; targets of ``heat_sigma`` cells: 1 on stride-4 maps, 2 on stride-2 maps,
+    i.e. the same 4 px of a 64-px crop), with ``bone_logits`` (B, 20, h, w; the training-only limb-map
     head) ``wbone`` x the limb-map cross-entropy (:class:`shared.losses.LimbHeatmapCE` along the 20 bones:
     which finger covers which cells), with a ``presence`` prediction binary cross-entropy of hand
     presence (hand-free crops teach "no hand here")."""
@@ -52,7 +54,8 @@ def keypoint_loss(pred: dict[str, torch.Tensor], uv: torch.Tensor, xyz: torch.Te
             out[f"loss_3d_{part[4:]}"] = ((pred[part] - xyz).abs().mean((1, 2)) * w).sum() / n
             out["loss"] = out["loss"] + w3d * out[f"loss_3d_{part[4:]}"]
     if "heatmap" in pred and wheat > 0:
-        out["loss_heatmap"] = _HEATMAP_CE(pred["heatmap"], uv.clamp(0, 1), w)
+        heat_ce = _HEATMAP_CE if heat_sigma == 1.0 else GaussianHeatmapCE(sigma=heat_sigma)
+        out["loss_heatmap"] = heat_ce(pred["heatmap"], uv.clamp(0, 1), w)
         out["loss"] = out["loss"] + wheat * out["loss_heatmap"]
     if "bone_logits" in pred and wbone > 0:
         out["loss_bone"] = _LIMB_CE(pred["bone_logits"], uv.clamp(0, 1), w)
