@@ -41,8 +41,9 @@ def net_from_checkpoint(path: Path) -> tuple[KeypointNet, int]:
     """The shipped architecture (heatmap head + lifter, right hands, lifter weight 1; the encoder width from the
     run's config) with a checkpoint's tensors."""
     state = load_checkpoint(path)
-    width = int((state.get("config") or {}).get("width", 16))
-    net = KeypointNet("resnet10_small", width, 256, None, "heatmap", True, "right", 1.0)
+    cfg = state.get("config") or {}
+    width = int(cfg.get("width", 16))
+    net = KeypointNet("resnet10_small", width, 256, None, "heatmap", True, "right", 1.0, int(cfg.get("heatmap_stride", 4)))
     load_into(net, {k[len("net."):]: v for k, v in state["model"].items() if k.startswith("net.")}, path)
     net.eval()
     return net, int(state["step"])

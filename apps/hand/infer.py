@@ -37,7 +37,7 @@ def predict(net: KeypointNet, images: np.ndarray, batch: int = 128, with_mesh: b
         xyzs.append(out["xyz"].numpy())
         if "heatmap" in out:
             scores.append(torch.sigmoid(out["presence"]).numpy())
-            confs.append(joint_confidence(out["heatmap"], out["uv"]).numpy())
+            confs.append(joint_confidence(out["heatmap"], out["uv"], 1.5 * 4 / getattr(net.head, "stride", 4)).numpy())
         else:
             scores.append(np.full(len(x), np.nan))
             confs.append(np.full((len(x), 21), np.nan))

@@ -13,8 +13,12 @@ import torch.nn.functional as F
 
 from shared.losses import InfoNCE
 from shared.losses.heatmap import GaussianHeatmapCE
+from shared.losses.limb_heatmap import LimbHeatmapCE
+
+from .data import BONES
 
 _HEATMAP_CE = GaussianHeatmapCE(sigma=1.0)
+_LIMB_CE = LimbHeatmapCE(BONES, sigma=1.0)  # the 20 bones (parent, child) of the hand skeleton
 
 
 def moco_loss(temperature: float) -> InfoNCE:
@@ -29,10 +33,14 @@ def symmetric_moco(loss_fn: InfoNCE, q: tuple[torch.Tensor, torch.Tensor], k: tu
 
 def keypoint_loss(pred: dict[str, torch.Tensor], uv: torch.Tensor, xyz: torch.Tensor,
                   w2d: float = 1.0, w3d: float = 1.0, has_hand: torch.Tensor | None = None,
-                  wpresence: float = 0.1, wheat: float = 1.0) -> dict[str, torch.Tensor]:
+                  wpresence: float = 0.1, wheat: float = 1.0, wbone: float = 0.0,
+                  heat_sigma: float = 1.0) -> dict[str, torch.Tensor]:
     """L1 on keypoints of the crops that hold a hand (``has_hand``, default all); with a ``heatmap``
     prediction also ``wheat`` x the Gaussian-target heatmap cross-entropy (dense supervision: the
-    soft-argmax head learns far faster), with a ``presence`` prediction binary cross-entropy of hand
+    soft-argmax head learns far faster; targets of ``heat_sigma`` cells: 1 on stride-4 maps, 2 on stride-2 maps,
+    i.e. the same 4 px of a 64-px crop), with ``bone_logits`` (B, 20, h, w; the training-only limb-map
+    head) ``wbone`` x the limb-map cross-entropy (:class:`shared.losses.LimbHeatmapCE` along the 20 bones:
+    which finger covers which cells), with a ``presence`` prediction binary cross-entropy of hand
     presence (hand-free crops teach "no hand here")."""
     if has_hand is None:
         has_hand = torch.ones(len(uv), dtype=uv.dtype, device=uv.device)
@@ -46,8 +54,12 @@ def keypoint_loss(pred: dict[str, torch.Tensor], uv: torch.Tensor, xyz: torch.Te
             out[f"loss_3d_{part[4:]}"] = ((pred[part] - xyz).abs().mean((1, 2)) * w).sum() / n
             out["loss"] = out["loss"] + w3d * out[f"loss_3d_{part[4:]}"]
     if "heatmap" in pred and wheat > 0:
-        out["loss_heatmap"] = _HEATMAP_CE(pred["heatmap"], uv.clamp(0, 1), w)
+        heat_ce = _HEATMAP_CE if heat_sigma == 1.0 else GaussianHeatmapCE(sigma=heat_sigma)
+        out["loss_heatmap"] = heat_ce(pred["heatmap"], uv.clamp(0, 1), w)
         out["loss"] = out["loss"] + wheat * out["loss_heatmap"]
+    if "bone_logits" in pred and wbone > 0:
+        out["loss_bone"] = _LIMB_CE(pred["bone_logits"], uv.clamp(0, 1), w)
+        out["loss"] = out["loss"] + wbone * out["loss_bone"]
     if "presence" in pred:
         out["loss_presence"] = F.binary_cross_entropy_with_logits(pred["presence"], w)
         out["loss"] = out["loss"] + wpresence * out["loss_presence"]

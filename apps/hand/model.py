@@ -123,31 +123,45 @@ def soft_argmax(prob: torch.Tensor) -> torch.Tensor:
 
 
 class HeatmapHead(nn.Module):
-    """Integral keypoint head on a :class:`SmallResNet` pyramid (stride 16 -> 4, skips from strides 8, 4).
+    """Integral keypoint head on a :class:`SmallResNet` pyramid (stride 16 -> 4, skips from strides 8, 4; with
+    ``stride=2`` one more residual step to stride 2 with a skip from the stride-2 features, its last convolution
+    zero-initialised so that it starts as the bilinear upsampling of the stride-4 maps).
 
     Per joint a heatmap and three location maps at stride 4; ``softmax(heatmap)`` is the joint's
     position distribution: ``uv`` = its expectation over pixel centres (soft-argmax, differentiable,
     sub-pixel), root-relative 3-D = the location maps averaged under it (each joint's 3-D is read
-    where the joint is seen). A hand-presence logit from the pooled deepest features says whether a
+    where the joint is seen); ``features`` = the decoder's last map (``mid`` channels) that the
+    training-only limb-map head reads (``wbone``). A hand-presence logit from the pooled deepest features says whether a
     hand is in the crop at all.
     """
 
-    def __init__(self, widths: tuple[int, int, int, int], mid: int = 48) -> None:
+    def __init__(self, widths: tuple[int, int, int, int], mid: int = 48, stride: int = 4) -> None:
         super().__init__()
+        if stride not in (2, 4):
+            raise CvsuiteError(f"heatmap stride must be 2 or 4, got {stride}")
         w1, w2, w3, w4 = widths
         self.up8 = _conv_bn(w4 + w3, mid)
         self.up4 = _conv_bn(mid + w2, mid)
         self.refine = _conv_bn(mid, mid)
+        self.up2 = None
+        if stride == 2:  # finer maps: a residual step to stride 2 with a skip from the stride-2 features
+            self.up2 = nn.Sequential(_conv_bn(mid + w1, mid // 2), nn.Conv2d(mid // 2, mid, 1))
+            nn.init.zeros_(self.up2[1].weight)  # starts as the bilinear upsampling: a stride-4 head's weights carry over
+            nn.init.zeros_(self.up2[1].bias)
         self.heat = nn.Conv2d(mid, NUM_KP, 1)
         self.loc = nn.Conv2d(mid, NUM_KP * 3, 1)
         self.presence = nn.Linear(w4, 1)
+        self.mid, self.stride = mid, stride
 
     def forward(self, maps: list[torch.Tensor]) -> dict[str, torch.Tensor]:
-        _, f4, f8, f16 = maps
+        f2, f4, f8, f16 = maps
         up = nn.functional.interpolate
         x = self.up8(torch.cat([up(f16, size=f8.shape[-2:], mode="bilinear", align_corners=False), f8], 1))
         x = self.up4(torch.cat([up(x, size=f4.shape[-2:], mode="bilinear", align_corners=False), f4], 1))
         x = self.refine(x)
+        if self.up2 is not None:
+            x = up(x, size=f2.shape[-2:], mode="bilinear", align_corners=False)
+            x = x + self.up2(torch.cat([x, f2], 1))
         logits = self.heat(x)                                        # (B, 21, h, w)
         b, k, h, w = logits.shape
         prob = torch.softmax(logits.flatten(2), -1)                  # (B, 21, h*w)
@@ -155,7 +169,8 @@ class HeatmapHead(nn.Module):
         loc = self.loc(x).reshape(b, k, 3, h * w)
         xyz = (loc * prob[:, :, None]).sum(-1)
         presence = self.presence(torch.flatten(nn.functional.adaptive_avg_pool2d(f16, 1), 1))[:, 0]
-        return {"uv": uv, "xyz": xyz, "heatmap": prob.reshape(b, k, h, w), "presence": presence}
+        return {"uv": uv, "xyz": xyz, "heatmap": prob.reshape(b, k, h, w), "presence": presence,
+                "features": x}  # the decoder's stride-4 features (training-only heads such as limb maps read them)
 
 
 def joint_confidence(heatmap: torch.Tensor, uv: torch.Tensor, radius: float = 1.5) -> torch.Tensor:
@@ -181,7 +196,7 @@ class KeypointNet(nn.Module):
 
     def __init__(self, backbone: str = "resnet10_small", width: int = 16, hidden: int = 256,
                  mano_model: dict[str, np.ndarray] | None = None, head: str = "heatmap", lifter: bool = False,
-                 hands: str = "both", lifter_weight: float = 1.0) -> None:
+                 hands: str = "both", lifter_weight: float = 1.0, heatmap_stride: int = 4) -> None:
         super().__init__()
         if head not in ("spatial", "pooled", "heatmap"):
             raise CvsuiteError(f"keypoint head must be heatmap, spatial or pooled, got {head!r}")
@@ -190,7 +205,7 @@ class KeypointNet(nn.Module):
         self.encoder = make_backbone(backbone, width, pooled=head == "pooled")
         d = int(self.encoder.out_dim)
         if head == "heatmap":
-            self.head = HeatmapHead((width, 2 * width, 4 * width, 8 * width), max(32, 3 * width))
+            self.head = HeatmapHead((width, 2 * width, 4 * width, 8 * width), max(32, 3 * width), heatmap_stride)
         elif head == "spatial":
             self.head = SpatialHead(d, NUM_KP * 5, hidden, 4)
         else:
@@ -200,6 +215,8 @@ class KeypointNet(nn.Module):
         self.head_kind = head
         self.hands = hands  # "right": trained on right hands only (left ones mirrored), as FreiHAND
         self.arch = {"backbone": backbone, "width": str(width), "hidden": str(hidden), "head": head, "hands": hands}
+        if head == "heatmap" and heatmap_stride != 4:
+            self.arch["heatmap_stride"] = str(heatmap_stride)
         self.lifter = None
         if lifter:  # 3-D from the predicted 2-D through the kinematic-prior lifter (apps/hand/lifting.py)
             from .lifting import Lifter
@@ -260,7 +277,7 @@ class KeypointNet(nn.Module):
         net = cls(meta.get("backbone", "resnet10_small"), int(meta.get("width", 16)), int(meta.get("hidden", 256)),
                   mano_model if has_mano else None, meta.get("head", "pooled" if "head.0.weight" in state else "heatmap"),
                   any(k.startswith("lifter.") for k in state), meta.get("hands", "both"),
-                  float(meta.get("lifter_weight", 1.0)))
+                  float(meta.get("lifter_weight", 1.0)), int(meta.get("heatmap_stride", 4)))
         if has_mano and mano_model is None:
             state = {k: v for k, v in state.items() if not k.startswith("mano_head.")}
         own = net.state_dict()

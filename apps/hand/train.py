@@ -584,6 +584,7 @@ class FinetuneConfig:
     width: int = bounded(16, ge=1, le=1024)
     hidden: int = bounded(256, ge=1, le=16384)
     head: str = "heatmap"           # heatmap (soft-argmax + location maps) | pooled (global pool + MLP) | spatial
+    heatmap_stride: int = bounded(4, ge=2, le=4)   # heatmap head: maps at stride 4 (16 x 16 for 64 px) or 2 (32 x 32, skip from the stride-2 features)
     hands: str = "right"            # right: left hands are mirrored to right ones (FreiHAND's convention; infer --left) | both
     lifter: bool = True             # heatmap head: 3-D from the predicted 2-D through the kinematic-prior lifter
     lifter_steps: int = bounded(3000, ge=0, le=1_000_000)   # lifter pretraining on sampled hands (no images)
@@ -596,6 +597,7 @@ class FinetuneConfig:
     backgrounds_dir: str = ""       # folder of background photos for re-compositing; "" = bundled photos
     w2d: float = bounded(1.0, ge=0.0, le=1000.0)
     w3d: float = bounded(1.0, ge=0.0, le=1000.0)
+    wbone: float = bounded(0.0, ge=0.0, le=1000.0)   # heatmap head: weight of the training-only limb-map loss (20 bone maps; 0 = off)
     mano: str = ""                  # MANO_RIGHT.pkl: add a MANO head (pose/shape -> 778 vertices)
     wmano: float = bounded(1.0, ge=0.0, le=1000.0)              # weight of the MANO head's loss (fits, else joints)
     num_threads: int = bounded(0, ge=0, le=1024)
@@ -605,11 +607,29 @@ class FinetuneConfig:
 
 
 class KeypointTask(TrainTask):
-    def __init__(self, net: KeypointNet, w2d: float, w3d: float, lifter_lr: float | None = None) -> None:
+    """The keypoint objective around a :class:`KeypointNet`. With ``wbone`` > 0 (heatmap head) the task owns a
+    training-only limb-map head: a 1x1 convolution from the decoder's features to one map per bone (20),
+    trained with :class:`shared.losses.LimbHeatmapCE` so the shared decoder must tell the fingers apart along
+    their whole length. It is not part of ``net``: the exported weights and inference are unchanged. Its
+    initial weights come from ``bone_seed`` in a forked RNG, so adding it leaves every other random draw of
+    the run as it was."""
+
+    def __init__(self, net: KeypointNet, w2d: float, w3d: float, lifter_lr: float | None = None,
+                 wbone: float = 0.0, bone_seed: int = 0) -> None:
         super().__init__()
         self.net, self.w2d, self.w3d = net, w2d, w3d
         self.wmano = 1.0
         self.lifter_lr = lifter_lr
+        self.wbone = float(wbone)
+        self.bone_head: torch.nn.Module | None = None
+        if self.wbone > 0:
+            if net.head_kind != "heatmap":
+                raise UsageError(f"wbone > 0 needs head=heatmap (limb maps on the decoder), got head={net.head_kind}")
+            from .data import BONES
+
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(bone_seed)
+                self.bone_head = torch.nn.Conv2d(net.head.mid, len(BONES), 1)
 
     def param_groups(self) -> list[dict[str, Any]] | None:
         """A lifter pretrained on the kinematic prior is fine-tuned gently (``lifter_lr``): a few labelled
@@ -622,7 +642,10 @@ class KeypointTask(TrainTask):
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         pred = self.net(normalise(batch["image"]))
-        out = keypoint_loss(pred, batch["uv"], batch["xyz"], self.w2d, self.w3d, batch.get("has_hand"))
+        if self.bone_head is not None:
+            pred["bone_logits"] = self.bone_head(pred["features"])
+        out = keypoint_loss(pred, batch["uv"], batch["xyz"], self.w2d, self.w3d, batch.get("has_hand"), wbone=self.wbone,
+                            heat_sigma=4.0 / getattr(self.net.head, "stride", 4))  # Gaussian targets of 4 px at any stride
         if "joints" in pred:  # the MANO head: HanCo's MANO fits where a frame has one, else the keypoints
             has_hand = batch.get("has_hand", torch.ones(len(batch["uv"])))
             has_fit = batch.get("has_fit", torch.zeros_like(has_hand))
@@ -677,11 +700,14 @@ def is_regressor_file(path: str | Path) -> bool:
 
 def load_regressor_weights(net: KeypointNet, path: str | Path) -> int:
     """Continue from a ``hand train`` result: every tensor of ``path`` (encoder, head, lifter; a MANO head
-    only when both have one) goes into ``net``, which must have the same architecture."""
+    only when both have one) goes into ``net``, which must have the same architecture (except that a stride-4
+    result may continue with ``heatmap_stride: 2``: the stride-2 step keeps its identity init)."""
     from shared.weights import load_into, load_state_dict
 
     state = load_state_dict(path)
     own = net.state_dict()
+    if getattr(net.head, "up2", None) is not None:  # a stride-4 result continued at stride 2: the new step starts as its own init
+        state = {**{k: v for k, v in own.items() if k.startswith("head.up2.")}, **state}
     if net.mano_head is not None:  # the MANO arrays are never saved; a MANO head trained before is reused
         state = {**{k: v for k, v in own.items() if k.startswith("mano_head.")}, **state}
     else:
@@ -722,7 +748,10 @@ def finetune(cfg: FinetuneConfig, images: HanCoImages | None = None,
                             negative_rate=cfg.negative_rate, right_hands=cfg.hands == "right", with_fits=bool(cfg.mano))
     torch.manual_seed(cfg.train.seed)
     lifter = cfg.lifter and cfg.head == "heatmap"
-    net = KeypointNet(cfg.backbone, cfg.width, cfg.hidden, mano_model, cfg.head, lifter, cfg.hands, cfg.lifter_weight)
+    if cfg.heatmap_stride not in (2, 4):
+        raise UsageError(f"heatmap_stride must be 2 or 4, got {cfg.heatmap_stride}")
+    net = KeypointNet(cfg.backbone, cfg.width, cfg.hidden, mano_model, cfg.head, lifter, cfg.hands, cfg.lifter_weight,
+                      cfg.heatmap_stride)
     whole = cfg.init not in ("", "random") and is_regressor_file(cfg.init)  # continue a `hand train` result
     if lifter and cfg.lifter_steps > 0 and not whole:
         from .lifting import train_lifter
@@ -733,7 +762,8 @@ def finetune(cfg: FinetuneConfig, images: HanCoImages | None = None,
         load_regressor_weights(net, cfg.init)
     elif cfg.init not in ("", "random"):
         load_pretrained_encoder(net, cfg.init)
-    task = KeypointTask(net, cfg.w2d, cfg.w3d, 0.1 * cfg.train.lr if lifter and cfg.lifter_steps > 0 else None)
+    task = KeypointTask(net, cfg.w2d, cfg.w3d, 0.1 * cfg.train.lr if lifter and cfg.lifter_steps > 0 else None,
+                        wbone=cfg.wbone, bone_seed=cfg.train.seed)
     task.wmano = cfg.wmano
     summary = Trainer(cfg.train, task, dataset, full_config=cfg, guard=guard).fit()
     extra, state = {}, None

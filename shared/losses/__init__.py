@@ -7,6 +7,7 @@ from .curl import CURLLoss
 from .hcl import HCLLoss
 from .infonce import InfoNCE
 from .instance_track import InstanceToTrackLoss
+from .limb_heatmap import LimbHeatmapCE
 from .mixture_elbo import MixtureELBO, bernoulli_log_prob, diag_gaussian_kl
 from .moco import MoCoQueue
 from .momentum import cosine_momentum, make_momentum_copy, momentum_update
@@ -20,6 +21,7 @@ from .wmse import WMSELoss, whiten_blocks
 
 __all__ = [
     "AdCoBank", "AdCoLoss", "BYOLLoss", "BidirectionalContrastiveLoss", "ConditionalContrastiveLoss", "CURLLoss", "HCLLoss", "InfoNCE", "InstanceToTrackLoss",
+    "LimbHeatmapCE",
     "LossInputError", "MixtureELBO", "MoCoQueue", "NTXentLoss", "ProcrustesMPJPE", "SSIMLoss", "SupConLoss", "WMSELoss",
     "WhiteningError",
     "bernoulli_log_prob", "c51_loss", "c51_project", "diag_gaussian_kl", "sac_actor_loss", "sac_alpha_loss",
