@@ -29,8 +29,8 @@ TRAIN_PHOTOS = ("stereo_motorcycle", "immunohistochemistry", "retina", "hubble_d
                 "grass", "gravel", "stereo_motorcycle_right", "coins", "china", "flower")
 VALIDATION_PHOTOS = ("astronaut", "rocket")
 HELDOUT_PHOTOS = ("chelsea", "coffee", "camera", "grace_hopper")
-# the eight real photos of Debian's plasma-workspace-wallpapers (``wallpaper:NAME``, fetched by
-# tools/fetch_sr_photos.py, apps/sr/photos.py): training only, for the shipped-weights recipe
+# the real photos of pinned Debian wallpaper packages (``wallpaper:NAME``, fetched by tools/fetch_sr_photos.py,
+# apps/sr/photos.py): training only, for the shipped-weights recipe and its pilots
 TRAIN_WALLPAPERS = tuple(WALLPAPERS)
 
 

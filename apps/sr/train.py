@@ -10,7 +10,7 @@ import torch
 from shared.config import bounded
 from shared.engine import TrainConfig, Trainer, TrainTask
 from shared.engine.seed import seed_everything
-from shared.errors import UsageError
+from shared.errors import CvsuiteError, UsageError
 from shared.guard import OutputGuard
 from shared.weights import save_safetensors
 
@@ -72,6 +72,10 @@ class SRConfig:
     # weights (``sr_model.safetensors`` of an earlier run) the network starts from instead of its seeded
     # initialisation: a second training stage (fresh optimiser, schedule and data settings); empty = stage 1
     init_from: str = ""
+    # with init_from: a crlsr file with FEWER body blocks than model.body_blocks (otherwise the same network) is
+    # loaded into the first blocks and the extra blocks start as the identity (their last conv zero-initialised),
+    # so the grown network computes exactly the file's function at step 0 (capacity without retraining)
+    init_grow: bool = False
 
 
 def model_kwargs(cfg: ModelConfig) -> dict[str, Any]:
@@ -136,12 +140,36 @@ def build_dataset(cfg: SRConfig) -> SRTrainDataset:
 
 def load_stage_weights(net: torch.nn.Module, cfg: SRConfig) -> None:
     """Copy the network weights of ``cfg.init_from`` into ``net`` (stage 2); a file with another scale
-    or network shape is one error line naming the first key that differs."""
+    or network shape is one error line naming the first key that differs. With ``cfg.init_grow`` a file
+    with fewer body blocks is grown function-preservingly (:func:`grow_body_state`)."""
     from shared.weights import load_into
 
     from .model import load_model
 
-    load_into(net, load_model(cfg.init_from, cfg.model.scale).state_dict(), cfg.init_from)
+    state = load_model(cfg.init_from, cfg.model.scale).state_dict()
+    if cfg.init_grow:
+        state = grow_body_state(state, net, cfg.init_from)
+    load_into(net, state, cfg.init_from)
+
+
+def grow_body_state(state: dict[str, torch.Tensor], net: torch.nn.Module, where: str) -> dict[str, torch.Tensor]:
+    """``state`` (a crlsr network with B body blocks) completed to ``net``'s B' > B body blocks: the
+    blocks ``body.0.B … body.0.B'-1`` keep ``net``'s seeded ``conv1`` and get a zero ``conv2`` (weight and
+    bias), so each new block is ``x + 0`` at the start and the output is unchanged. Every other key must
+    be in both with the same shape (else one error naming it)."""
+    own = net.state_dict()
+    extra = [key for key in own if key not in state]
+    if not extra or not all(key.startswith("body.0.") for key in extra):
+        first = extra[0] if extra else "(none)"
+        raise CvsuiteError(f"{where}: init_grow needs a file whose network differs only by fewer body blocks "
+                           f"(model.body_blocks); first key the file lacks: {first}")
+    grown = dict(state)
+    for key in extra:
+        if ".conv2." in key:
+            grown[key] = torch.zeros_like(own[key])
+        else:
+            grown[key] = own[key].clone()
+    return grown
 
 
 def run_training(cfg: SRConfig, guard: OutputGuard | None = None) -> dict[str, Any]:

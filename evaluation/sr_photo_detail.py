@@ -1,0 +1,46 @@
+"""How much fine detail the SR training photos carry: for each photo, 300 random 128-px patches (the stage 2-4
+patch size; numpy seed 0), the mean |Laplacian| of the grey patch (grey levels), reported per set as the share of
+"flat" patches (mean |Laplacian| < 2) and the median over photos of each photo's median patch value.
+
+    PYTHONPATH=. python evaluation/sr_photo_detail.py      # needs the fetched photos (tools/fetch_sr_photos.py)
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from apps.sr.data import TRAIN_PHOTOS, bundled_photo  # noqa: E402
+from apps.sr.photos import FIRST_ROUND, WALLPAPERS, load_wallpaper  # noqa: E402
+
+PATCH, SAMPLES, FLAT = 128, 300, 2.0
+
+
+def patch_detail(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    grey = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    lap = np.abs(cv2.Laplacian(grey, cv2.CV_32F))
+    h, w = grey.shape
+    ys, xs = rng.integers(0, h - PATCH, SAMPLES), rng.integers(0, w - PATCH, SAMPLES)
+    return np.array([lap[y:y + PATCH, x:x + PATCH].mean() for y, x in zip(ys, xs)])
+
+
+def main() -> None:
+    rng = np.random.default_rng(0)
+    sets = {"bundled training photos": {n: bundled_photo(n) for n in TRAIN_PHOTOS},
+            "plasma (first round)": {n: load_wallpaper(n) for n in FIRST_ROUND},
+            "lomiri + mate (fourth round)": {n: load_wallpaper(n) for n in WALLPAPERS if n not in FIRST_ROUND}}
+    for label, photos in sets.items():
+        values = {name: patch_detail(img, rng) for name, img in photos.items()}
+        flat = np.mean([(v < FLAT).mean() for v in values.values()])
+        median = np.median([np.median(v) for v in values.values()])
+        print(f"{label}: {len(values)} photos, flat patches {flat:.0%}, median patch mean|Laplacian| {median:.2f}")
+        if label.startswith("lomiri"):
+            print("   " + ", ".join(f"{n} {(v < FLAT).mean():.0%}/{np.median(v):.1f}" for n, v in values.items()))
+
+
+if __name__ == "__main__":
+    main()
