@@ -9,21 +9,19 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from apps.sr.data import TRAIN_PHOTOS, bundled_photo  # noqa: E402
+from apps.sr.data import TRAIN_PHOTOS, bundled_photo, luma_laplacian  # noqa: E402
 from apps.sr.photos import FIRST_ROUND, WALLPAPERS, load_wallpaper  # noqa: E402
 
 PATCH, SAMPLES, FLAT = 128, 300, 2.0
 
 
 def patch_detail(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    grey = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY).astype(np.float32)
-    lap = np.abs(cv2.Laplacian(grey, cv2.CV_32F))
-    h, w = grey.shape
+    lap = luma_laplacian(img)
+    h, w = lap.shape
     ys, xs = rng.integers(0, h - PATCH, SAMPLES), rng.integers(0, w - PATCH, SAMPLES)
     return np.array([lap[y:y + PATCH, x:x + PATCH].mean() for y, x in zip(ys, xs)])
 
