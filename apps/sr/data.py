@@ -230,8 +230,9 @@ class SRTrainDataset(Dataset):
                 best, best_detail = corner, detail
         return best
 
-    def _degraded(self, idx: int) -> tuple[np.ndarray, np.ndarray]:
-        hr = self.hr[idx]
+    def degradation_crop(self, hr: np.ndarray) -> np.ndarray:
+        """The (patch + 2·margin)² crop of ``hr`` that an on-the-fly sample starts from (reflect-padded when
+        the image is smaller), picked as the dataset does, detail option included."""
         size = self.patch + 2 * self.margin
         if hr.shape[0] < size or hr.shape[1] < size:
             pad_h, pad_w = max(0, size - hr.shape[0]), max(0, size - hr.shape[1])
@@ -248,7 +249,11 @@ class SRTrainDataset(Dataset):
             return float(lap[m:m + self.patch, m:m + self.patch].mean())
 
         y, x = self._pick_corner(draw, detail_of)
-        crop = augment([hr[y:y + size, x:x + size]], self.channel_shuffle)[0]
+        return hr[y:y + size, x:x + size]
+
+    def _degraded(self, idx: int) -> tuple[np.ndarray, np.ndarray]:
+        crop = augment([self.degradation_crop(self.hr[idx])], self.channel_shuffle)[0]
+        m = self.margin
         kind = self.kinds[int(np.random.choice(len(self.kinds), p=self.kind_probs))]
         lr, _ = degrade(crop.astype(np.float32) / 255.0, self.scale, kind, cfg=self.degradation)
         ml = m // self.scale
