@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -141,6 +141,19 @@ def augment(arrays: Sequence[np.ndarray], channel_shuffle: bool = False) -> list
     return out
 
 
+def luma_laplacian(img: np.ndarray) -> np.ndarray:
+    """|Laplacian| (3×3, OpenCV) of the grey (BT.601 luma) of a uint8 RGB image, float32 grey levels.
+
+    The fine-detail measure of a patch is the mean of this map over it: ~0 on flat sky or an out-of-focus
+    background, tens of grey levels on texture. Shared by the detail-aware patch sampling below and
+    ``evaluation/sr_photo_detail.py`` (the measurement of the training photo sets), so both use one measure.
+    """
+    import cv2
+
+    grey = cv2.cvtColor(np.ascontiguousarray(img), cv2.COLOR_RGB2GRAY).astype(np.float32)
+    return np.abs(cv2.Laplacian(grey, cv2.CV_32F))
+
+
 def to_tensor(img: np.ndarray) -> torch.Tensor:
     """uint8 (H, W, 3) → float (3, H, W) in [0, 1]."""
     return torch.from_numpy(img.transpose(2, 0, 1).astype(np.float32) / 255.0)
@@ -151,19 +164,29 @@ class SRTrainDataset(Dataset):
 
     ``length`` is virtual (samples per epoch); each item picks a random image. On-the-fly degradation
     crops a margin around the patch first so blur borders are real image content.
+
+    Detail-aware sampling (``detail_min`` > 0): up to ``detail_tries`` candidate crops are drawn from the
+    picked image and the first whose HR patch has a mean :func:`luma_laplacian` ≥ ``detail_min`` is kept
+    (none: the most detailed candidate). Why: photos with large flat or out-of-focus areas otherwise spend
+    most patches on content with nothing to restore. With ``detail_min`` = 0 (default) the first candidate
+    is always kept and nothing is measured, so the random draws are exactly those without the option.
     """
 
     def __init__(self, hr_images: list[np.ndarray], scale: int, patch_size: int,
                  kinds: Sequence[str] = ("bicubic", "mild", "blind", "spatially-variant"),
                  kind_probs: Sequence[float] = (0.35, 0.25, 0.2, 0.2), length: int = 10_000,
                  lr_images: list[np.ndarray] | None = None,
-                 degradation: DegradationConfig | None = None, channel_shuffle: bool = False) -> None:
+                 degradation: DegradationConfig | None = None, channel_shuffle: bool = False,
+                 detail_min: float = 0.0, detail_tries: int = 1) -> None:
         if patch_size % scale:
             raise UsageError(f"data.patch_size ({patch_size}) must be a multiple of the scale ({scale})")
         if len(kinds) != len(kind_probs):
             raise UsageError("data.kinds and data.kind_probs must have the same length")
         if not hr_images:
             raise CvsuiteError("no training images")
+        if detail_min < 0 or detail_tries < 1:
+            raise UsageError("data.detail_min must be >= 0 and data.detail_tries >= 1")
+        self.detail_min, self.detail_tries = float(detail_min), int(detail_tries)
         self.hr, self.lr = hr_images, lr_images
         self.scale, self.patch = scale, patch_size
         self.kinds, self.kind_probs = list(kinds), np.asarray(kind_probs, np.float64) / sum(kind_probs)
@@ -177,24 +200,63 @@ class SRTrainDataset(Dataset):
 
     def _paired(self, idx: int) -> tuple[np.ndarray, np.ndarray]:
         hr, lr = self.hr[idx], self.lr[idx]  # type: ignore[index]
-        lp = self.patch // self.scale
-        y = random.randint(0, lr.shape[0] - lp)
-        x = random.randint(0, lr.shape[1] - lp)
-        s = self.scale
+        lp, s = self.patch // self.scale, self.scale
+
+        def draw() -> tuple[int, int]:
+            return random.randint(0, lr.shape[0] - lp), random.randint(0, lr.shape[1] - lp)
+
+        def detail_of(yx: tuple[int, int]) -> float:
+            return float(luma_laplacian(hr[yx[0] * s:(yx[0] + lp) * s, yx[1] * s:(yx[1] + lp) * s]).mean())
+
+        y, x = self._pick_corner(draw, detail_of)
         return hr[y * s:(y + lp) * s, x * s:(x + lp) * s], lr[y:y + lp, x:x + lp]
 
-    def _degraded(self, idx: int) -> tuple[np.ndarray, np.ndarray]:
-        hr = self.hr[idx]
+    def _pick_corner(self, draw: Callable[[], tuple[int, int]],
+                     detail_of: Callable[[tuple[int, int]], float]) -> tuple[int, int]:
+        """A crop corner from ``draw()``: the first of up to ``detail_tries`` whose HR patch detail
+        (``detail_of``) reaches ``detail_min``, else the most detailed one; one draw and no measurement when
+        the option is off."""
+        corner = draw()
+        if self.detail_min <= 0:
+            return corner
+        best, best_detail = corner, -1.0
+        for attempt in range(self.detail_tries):
+            if attempt:
+                corner = draw()
+            detail = detail_of(corner)
+            if detail >= self.detail_min:
+                return corner
+            if detail > best_detail:
+                best, best_detail = corner, detail
+        return best
+
+    def degradation_crop(self, hr: np.ndarray) -> np.ndarray:
+        """The (patch + 2·margin)² crop of ``hr`` that an on-the-fly sample starts from (reflect-padded when
+        the image is smaller), picked as the dataset does, detail option included."""
         size = self.patch + 2 * self.margin
         if hr.shape[0] < size or hr.shape[1] < size:
             pad_h, pad_w = max(0, size - hr.shape[0]), max(0, size - hr.shape[1])
             hr = np.pad(hr, ((0, pad_h), (0, pad_w), (0, 0)), mode="reflect")
-        y = random.randint(0, hr.shape[0] - size)
-        x = random.randint(0, hr.shape[1] - size)
-        crop = augment([hr[y:y + size, x:x + size]], self.channel_shuffle)[0]
+        m = self.margin
+
+        def draw() -> tuple[int, int]:
+            return random.randint(0, hr.shape[0] - size), random.randint(0, hr.shape[1] - size)
+
+        def detail_of(yx: tuple[int, int]) -> float:
+            # the Laplacian is taken on the whole crop and averaged over the HR patch only, so the 3×3 kernel sees
+            # real neighbours (the same values as on the full image, as in evaluation/sr_photo_detail.py)
+            lap = luma_laplacian(hr[yx[0]:yx[0] + size, yx[1]:yx[1] + size])
+            return float(lap[m:m + self.patch, m:m + self.patch].mean())
+
+        y, x = self._pick_corner(draw, detail_of)
+        return hr[y:y + size, x:x + size]
+
+    def _degraded(self, idx: int) -> tuple[np.ndarray, np.ndarray]:
+        crop = augment([self.degradation_crop(self.hr[idx])], self.channel_shuffle)[0]
+        m = self.margin
         kind = self.kinds[int(np.random.choice(len(self.kinds), p=self.kind_probs))]
         lr, _ = degrade(crop.astype(np.float32) / 255.0, self.scale, kind, cfg=self.degradation)
-        m, ml = self.margin, self.margin // self.scale
+        ml = m // self.scale
         return crop[m:m + self.patch, m:m + self.patch], quantize(lr[ml:-ml, ml:-ml])
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:

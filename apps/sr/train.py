@@ -45,6 +45,10 @@ class DataConfig:
     length: int = bounded(100_000, ge=1, le=10_000_000)  # samples per (virtual) epoch
     channel_shuffle: bool = True  # random RGB permutation per patch (colour augmentation; see data.augment)
     degradation: DegradationConfig = field(default_factory=DegradationConfig)  # ranges of the on-the-fly degradation
+    # detail-aware patches (data.SRTrainDataset): keep the first of up to detail_tries random crops whose HR patch has
+    # mean |Laplacian| of luma >= detail_min grey levels (else the most detailed one); 0 = off (plain random crops)
+    detail_min: float = bounded(0.0, ge=0.0, le=255.0)
+    detail_tries: int = bounded(1, ge=1, le=64)
 
 
 @dataclass
@@ -133,9 +137,10 @@ def build_dataset(cfg: SRConfig) -> SRTrainDataset:
         hr = [check_min_size(read_rgb_uint8(h), d.patch_size, str(h)) for h, _ in pairs]
         lr = [check_min_size(read_rgb_uint8(l_), d.patch_size // cfg.model.scale, str(l_)) for _, l_ in pairs]
         return SRTrainDataset(hr, cfg.model.scale, d.patch_size, d.kinds, d.kind_probs, d.length, lr_images=lr,
-                              channel_shuffle=d.channel_shuffle)
+                              channel_shuffle=d.channel_shuffle, detail_min=d.detail_min, detail_tries=d.detail_tries)
     return SRTrainDataset(load_hr_images(d.hr, d.patch_size), cfg.model.scale, d.patch_size, d.kinds, d.kind_probs,
-                          d.length, degradation=d.degradation, channel_shuffle=d.channel_shuffle)
+                          d.length, degradation=d.degradation, channel_shuffle=d.channel_shuffle,
+                          detail_min=d.detail_min, detail_tries=d.detail_tries)
 
 
 def load_stage_weights(net: torch.nn.Module, cfg: SRConfig) -> None:
