@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +17,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from apps.sr.data import bundled_photo  # noqa: E402
-from apps.sr.infer import upscale_rgb  # noqa: E402
 from apps.sr.model import COLOUR_LOCK_SIGMA, load_model  # noqa: E402
+from evaluation.sr_speed_pair import interleaved_upscale_times  # noqa: E402
 from shared.weights import shipped_weight  # noqa: E402
 
 
@@ -30,14 +29,7 @@ def main() -> None:
     torch.set_num_threads(2)
     lr = bundled_photo("astronaut")[:256, :256].astype(np.float32) / 255.0
     models = {sigma: load_model(shipped_weight("sr_crl_x4"), 4, sigma) for sigma in (0.0, COLOUR_LOCK_SIGMA)}
-    times: dict[float, list[float]] = {sigma: [] for sigma in models}
-    for model in models.values():  # warm-up
-        upscale_rgb(model, lr[:64, :64], 4, tile=256, overlap=2 * model.receptive_radius)
-    for _ in range(args.repeats):
-        for sigma, model in models.items():  # interleaved: both settings see the same machine load
-            start = time.perf_counter()
-            upscale_rgb(model, lr, 4, tile=256, overlap=2 * model.receptive_radius)
-            times[sigma].append(time.perf_counter() - start)
+    times = interleaved_upscale_times(models, lr, args.repeats)  # both settings see the same load
     medians = {sigma: statistics.median(t) for sigma, t in times.items()}
     for sigma, median in medians.items():
         print(f"colour lock {sigma:g}: median {median:.3f} s, {(1024 * 1024 / 1e6) / median:.3f} output MP/s")

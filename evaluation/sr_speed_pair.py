@@ -13,15 +13,33 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
+from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from apps.sr.data import bundled_photo  # noqa: E402
 from apps.sr.infer import upscale_rgb  # noqa: E402
 from apps.sr.model import count_parameters, load_model  # noqa: E402
+
+K = TypeVar("K")
+
+
+def interleaved_upscale_times(models: dict[K, nn.Module], lr: np.ndarray, repeats: int) -> dict[K, list[float]]:
+    """Seconds per tiled x4 upscaling of ``lr`` (tile 256, default overlap) for each model, after one warm-up
+    each; the repeats are interleaved so that every model sees the same machine load."""
+    times: dict[K, list[float]] = {key: [] for key in models}
+    for model in models.values():
+        upscale_rgb(model, lr[:64, :64], 4, tile=256, overlap=2 * model.receptive_radius)
+    for _ in range(repeats):
+        for key, model in models.items():
+            start = time.perf_counter()
+            upscale_rgb(model, lr, 4, tile=256, overlap=2 * model.receptive_radius)
+            times[key].append(time.perf_counter() - start)
+    return times
 
 
 def main() -> None:
@@ -34,14 +52,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     lr = bundled_photo("astronaut")[:256, :256].astype(np.float32) / 255.0
     models = {w: load_model(w, 4) for w in args.weights}
-    times: dict[str, list[float]] = {w: [] for w in models}
-    for model in models.values():  # warm-up
-        upscale_rgb(model, lr[:64, :64], 4, tile=256, overlap=2 * model.receptive_radius)
-    for _ in range(args.repeats):
-        for w, model in models.items():  # interleaved: every file sees the same machine load
-            start = time.perf_counter()
-            upscale_rgb(model, lr, 4, tile=256, overlap=2 * model.receptive_radius)
-            times[w].append(time.perf_counter() - start)
+    times = interleaved_upscale_times(models, lr, args.repeats)
     reference = statistics.median(times[args.weights[0]])
     rows = []
     for w, model in models.items():

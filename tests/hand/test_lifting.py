@@ -8,6 +8,7 @@ import torch
 from apps.hand.augment import _occluder, mirror_sample
 from apps.hand.data import REF_BONE
 from apps.hand.lifting import Lifter, normalise_layout, random_rotations, sample_views, train_lifter
+from .conftest import TINY_TRAIN
 
 
 def test_sampled_views_are_consistent_projections():
@@ -213,8 +214,7 @@ def test_train_refits_the_lifter_on_its_own_predictions(tiny_hanco, tmp_path, ru
     from apps.hand.model import read_metadata
     from shared.weights import load_state_dict
 
-    common = ["image_size=32", "train.batch_size=4", "train.progress=false", "num_threads=1", "lifter_steps=5",
-              "width=8", "--steps", "1", "train.lr=1e-9", "--data", tiny_hanco]
+    common = [*TINY_TRAIN, "--steps", "1", "train.lr=1e-9", "--data", tiny_hanco]
     assert run_cli(["hand", "train", "--out", tmp_path / "plain", *common])[0] == 0
     code, out, err = run_cli(["hand", "train", "--out", tmp_path / "refit", "lifter_refit_steps=4", *common])
     assert code == 0, err

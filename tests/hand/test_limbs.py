@@ -10,6 +10,7 @@ import torch
 from apps.hand.data import BONES
 from apps.hand.train import LabelledHands, open_labelled
 from shared.losses import LimbHeatmapCE
+from .conftest import TINY_TRAIN
 
 
 def test_bone_targets_lie_on_the_rendered_hand(tiny_hanco):
@@ -32,8 +33,7 @@ def test_bone_targets_lie_on_the_rendered_hand(tiny_hanco):
 def test_training_with_limb_maps_logs_the_loss_and_exports_the_same_estimator(tiny_hanco, tmp_path, run_cli):
     from shared.weights import load_state_dict
 
-    common = ["image_size=32", "train.batch_size=4", "train.progress=false", "num_threads=1", "lifter_steps=5",
-              "width=8", "--steps", "2", "train.log_every=1", "--data", tiny_hanco]
+    common = [*TINY_TRAIN, "--steps", "2", "train.log_every=1", "--data", tiny_hanco]
     assert run_cli(["hand", "train", "--out", tmp_path / "plain", *common])[0] == 0
     code, _, err = run_cli(["hand", "train", "--out", tmp_path / "bones", "wbone=1.0", *common])
     assert code == 0, err

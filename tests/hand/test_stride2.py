@@ -8,6 +8,7 @@ from torch import nn
 
 from apps.hand.model import KeypointNet, soft_argmax
 from apps.hand.train import load_regressor_weights
+from .conftest import TINY_TRAIN
 
 
 def _pair(tmp_path):
@@ -52,8 +53,7 @@ def test_stride2_weights_round_trip_and_train_from_a_stride4_file(tiny_hanco, tm
     assert meta["heatmap_stride"] == "2" and loaded.head.stride == 2
     with torch.no_grad():
         assert torch.allclose(loaded(x)["uv"], net2(x)["uv"], atol=1e-6)
-    common = ["image_size=32", "train.batch_size=4", "train.progress=false", "num_threads=1", "lifter_steps=5",
-              "width=8", "--steps", "2", "train.log_every=1", "--data", tiny_hanco]
+    common = [*TINY_TRAIN, "--steps", "2", "train.log_every=1", "--data", tiny_hanco]
     code, _, err = run_cli(["hand", "train", "--out", tmp_path / "s2", "--init", path4, "heatmap_stride=2", *common])
     assert code == 0, err
     state = load_state_dict(tmp_path / "s2/model.safetensors")
