@@ -4,12 +4,13 @@
 # (evaluation/results/hand_limbs.jsonl). VARIANT = bones (keypoints_views_w32_cont3_bones.yaml: limb maps) or s2
 # (keypoints_views_w32_cont3_s2.yaml: stride-2 heatmaps). Resumable: a finished run is not retrained, a run stopped
 # half-way (e.g. by the 20-minute job limit) continues from its last checkpoint, a scored run is not scored again.
-# Each step is one job through /work/bin/heavy (one CPU slot, one thread), one at a time:
-#   bash evaluation/hand_stage4_runs.sh VARIANT [0] [1]
+# Each step is one job, one at a time; HEAVY= a wrapper that runs a command under a job limit (e.g. one CPU
+# slot, one thread, 20 minutes), empty = run it directly; PY = the project's Python:
+#   [PY=.venv/bin/python] [HEAVY=...] bash evaluation/hand_stage4_runs.sh VARIANT [0] [1]
 set -u
 cd "$(dirname "$0")/.."
-PY=${PY:-/work/main/.venv/bin/python}
-HEAVY=${HEAVY:-/work/bin/heavy}
+PY=${PY:-python}
+HEAVY=${HEAVY:-}
 variant=${1:?usage: hand_stage4_runs.sh bones|s2 [SEED ...]}; shift
 case "$variant" in
   bones) what="limb maps (wbone 1)";;
