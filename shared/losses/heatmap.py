@@ -18,6 +18,23 @@ from torch import nn
 from ._checks import LossInputError
 
 
+def cell_centres(h: int, w: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Row and column centres ``i + 0.5`` of an (h, w) map in cell units, dtype/device of ``like``."""
+    ys = torch.arange(h, dtype=like.dtype, device=like.device) + 0.5
+    xs = torch.arange(w, dtype=like.dtype, device=like.device) + 0.5
+    return ys, xs
+
+
+def map_cross_entropy(target: torch.Tensor, log_prob: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """``-sum_cells target * log_prob`` per (B, M, H, W) map, averaged over the M maps and then over the batch,
+    or weighted per sample (``weight`` (B,); normalised by its sum, at least 1). Shared by the heatmap losses."""
+    ce = -(target * log_prob).sum((-2, -1)).mean(1)     # (B,)
+    if weight is None:
+        return ce.mean()
+    weight = weight.to(ce.dtype)
+    return (ce * weight).sum() / weight.sum().clamp_min(1.0)
+
+
 class GaussianHeatmapCE(nn.Module):
     def __init__(self, sigma: float = 1.0, eps: float = 1e-8) -> None:
         super().__init__()
@@ -27,8 +44,7 @@ class GaussianHeatmapCE(nn.Module):
 
     def targets(self, uv: torch.Tensor, h: int, w: int) -> torch.Tensor:
         """(B, K, H, W) normalised Gaussians at ``uv`` (B, K, 2) in image units."""
-        ys = torch.arange(h, dtype=uv.dtype, device=uv.device) + 0.5
-        xs = torch.arange(w, dtype=uv.dtype, device=uv.device) + 0.5
+        ys, xs = cell_centres(h, w, uv)
         dx = xs[None, None, None, :] - uv[..., 0, None, None] * w
         dy = ys[None, None, :, None] - uv[..., 1, None, None] * h
         g = torch.exp(-(dx * dx + dy * dy) / (2 * self.sigma ** 2))
@@ -39,8 +55,4 @@ class GaussianHeatmapCE(nn.Module):
             raise LossInputError(f"GaussianHeatmapCE: prob (B, K, H, W) and uv (B, K, 2) expected, "
                                  f"got {tuple(prob.shape)} and {tuple(uv.shape)}")
         target = self.targets(uv.to(prob.dtype), prob.shape[2], prob.shape[3])
-        ce = -(target * torch.log(prob.clamp_min(self.eps))).sum((-2, -1)).mean(1)     # (B,)
-        if weight is None:
-            return ce.mean()
-        weight = weight.to(ce.dtype)
-        return (ce * weight).sum() / weight.sum().clamp_min(1.0)
+        return map_cross_entropy(target, torch.log(prob.clamp_min(self.eps)), weight)

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from ._checks import LossInputError
+from .heatmap import cell_centres, map_cross_entropy
 
 
 class LimbHeatmapCE(nn.Module):
@@ -41,8 +42,7 @@ class LimbHeatmapCE(nn.Module):
         scale = torch.tensor([w, h], dtype=uv.dtype, device=uv.device)
         a = uv[:, self.ends[:, 0]] * scale                       # (B, L, 2) in cell units
         b = uv[:, self.ends[:, 1]] * scale
-        ys = torch.arange(h, dtype=uv.dtype, device=uv.device) + 0.5
-        xs = torch.arange(w, dtype=uv.dtype, device=uv.device) + 0.5
+        ys, xs = cell_centres(h, w, uv)
         gy, gx = torch.meshgrid(ys, xs, indexing="ij")
         cells = torch.stack([gx, gy], -1).view(1, 1, h * w, 2)  # (1, 1, HW, 2)
         ab = (b - a)[:, :, None]                                 # (B, L, 1, 2)
@@ -66,8 +66,4 @@ class LimbHeatmapCE(nn.Module):
             logits = logits.float()
         target = self.targets(uv.to(logits.dtype), logits.shape[2], logits.shape[3])
         logp = torch.log_softmax(logits.flatten(2), -1).view_as(logits)
-        ce = -(target * logp).sum((-2, -1)).mean(1)              # (B,)
-        if weight is None:
-            return ce.mean()
-        weight = weight.to(ce.dtype)
-        return (ce * weight).sum() / weight.sum().clamp_min(1.0)
+        return map_cross_entropy(target, logp, weight)
