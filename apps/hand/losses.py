@@ -8,6 +8,8 @@
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 import torch
 import torch.nn.functional as F
 
@@ -17,7 +19,14 @@ from shared.losses.limb_heatmap import LimbHeatmapCE
 
 from .data import BONES
 
-_HEATMAP_CE = GaussianHeatmapCE(sigma=1.0)
+
+@lru_cache(maxsize=None)
+def _heatmap_ce(sigma: float) -> GaussianHeatmapCE:
+    """One heatmap loss per target width (1 cell on stride-4 maps, 2 on stride-2), built once."""
+    return GaussianHeatmapCE(sigma=sigma)
+
+
+_HEATMAP_CE = _heatmap_ce(1.0)  # the stride-4 heatmap loss
 _LIMB_CE = LimbHeatmapCE(BONES, sigma=1.0)  # the 20 bones (parent, child) of the hand skeleton
 
 
@@ -54,8 +63,7 @@ def keypoint_loss(pred: dict[str, torch.Tensor], uv: torch.Tensor, xyz: torch.Te
             out[f"loss_3d_{part[4:]}"] = ((pred[part] - xyz).abs().mean((1, 2)) * w).sum() / n
             out["loss"] = out["loss"] + w3d * out[f"loss_3d_{part[4:]}"]
     if "heatmap" in pred and wheat > 0:
-        heat_ce = _HEATMAP_CE if heat_sigma == 1.0 else GaussianHeatmapCE(sigma=heat_sigma)
-        out["loss_heatmap"] = heat_ce(pred["heatmap"], uv.clamp(0, 1), w)
+        out["loss_heatmap"] = _heatmap_ce(float(heat_sigma))(pred["heatmap"], uv.clamp(0, 1), w)
         out["loss"] = out["loss"] + wheat * out["loss_heatmap"]
     if "bone_logits" in pred and wbone > 0:
         out["loss_bone"] = _LIMB_CE(pred["bone_logits"], uv.clamp(0, 1), w)
