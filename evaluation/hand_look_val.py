@@ -23,11 +23,9 @@ from apps.hand.data import HanCo  # noqa: E402
 from apps.hand.infer import hanco_targets, predict, right_handed_view  # noqa: E402
 from apps.hand.model import KeypointNet  # noqa: E402
 from apps.hand.train import HanCoImages  # noqa: E402
-from evaluation.hand_diag import draw_labels  # noqa: E402
+from evaluation.hand_diag import GROUPS, draw_labels  # noqa: E402
 
 VAL = ROOT / "runs/hand_bench/data/val"
-GROUPS = {"wrist": [0], "mcp": [1, 5, 9, 13, 17], "pip": [2, 6, 10, 14, 18], "dip": [3, 7, 11, 15, 19],
-          "tip": [4, 8, 12, 16, 20]}
 TIPS = GROUPS["tip"]
 
 
