@@ -30,6 +30,7 @@ import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -43,6 +44,7 @@ from apps.sr.evaluate import EvalPair, bicubic_upscale, niqe_y, pairs_from_degra
 from apps.sr.infer import upscale_rgb  # noqa: E402
 from apps.sr.model import COLOUR_LOCK_SIGMA, count_parameters, load_model  # noqa: E402
 
+K = TypeVar("K")
 SPLITS = {"validation": VALIDATION_PHOTOS, "test": HELDOUT_PHOTOS}
 ROWS = ("bicubic", "mild", "blind", "spatially-variant")
 ARMS = {"crl": "CRL-SR", "ablation": "ablation"}
@@ -158,14 +160,28 @@ def niqe_real(photos: tuple[str, ...], models: dict[str, torch.nn.Module]) -> di
     return {"per_photo": out, "mean": {k: float(np.mean([r[k] for r in out.values()])) for k in labels}}
 
 
-def throughput(model: torch.nn.Module, repeats: int) -> dict:
-    lr = (bundled_photo("astronaut")[:256, :256].astype(np.float32) / 255.0)
-    upscale_rgb(model, lr[:64, :64], SCALE, tile=256, overlap=2 * model.receptive_radius)  # warm-up
-    times = []
+def speed_input() -> np.ndarray:
+    """The LR input of every SR speed figure: a 256² crop of astronaut, float in [0, 1] (1024² output at x4)."""
+    return bundled_photo("astronaut")[:256, :256].astype(np.float32) / 255.0
+
+
+def upscale_times(models: dict[K, torch.nn.Module], lr: np.ndarray, repeats: int) -> dict[K, list[float]]:
+    """Seconds per tiled x4 upscaling of ``lr`` (tile 256, default overlap = 2 × receptive radius) for each
+    model, after one warm-up each; with several models the repeats are interleaved so that every model sees
+    the same machine load (``evaluation/sr_speed_pair.py``, ``sr_lock_speed.py``)."""
+    times: dict[K, list[float]] = {key: [] for key in models}
+    for model in models.values():
+        upscale_rgb(model, lr[:64, :64], SCALE, tile=256, overlap=2 * model.receptive_radius)
     for _ in range(repeats):
-        t = time.perf_counter()
-        upscale_rgb(model, lr, SCALE, tile=256, overlap=2 * model.receptive_radius)
-        times.append(time.perf_counter() - t)
+        for key, model in models.items():
+            start = time.perf_counter()
+            upscale_rgb(model, lr, SCALE, tile=256, overlap=2 * model.receptive_radius)
+            times[key].append(time.perf_counter() - start)
+    return times
+
+
+def throughput(model: torch.nn.Module, repeats: int) -> dict:
+    times = upscale_times({"model": model}, speed_input(), repeats)["model"]
     mp = (256 * SCALE) ** 2 / 1e6
     row = {"case": "throughput/1024x1024-output", "threads": torch.get_num_threads(),
            "median_s": round(statistics.median(times), 3),

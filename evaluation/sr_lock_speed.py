@@ -11,14 +11,12 @@ import statistics
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from apps.sr.data import bundled_photo  # noqa: E402
 from apps.sr.model import COLOUR_LOCK_SIGMA, load_model  # noqa: E402
-from evaluation.sr_speed_pair import interleaved_upscale_times  # noqa: E402
+from evaluation.bench_sr import speed_input, upscale_times  # noqa: E402
 from shared.weights import shipped_weight  # noqa: E402
 
 
@@ -27,9 +25,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per setting (median)")
     args = parser.parse_args()
     torch.set_num_threads(2)
-    lr = bundled_photo("astronaut")[:256, :256].astype(np.float32) / 255.0
+    lr = speed_input()
     models = {sigma: load_model(shipped_weight("sr_crl_x4"), 4, sigma) for sigma in (0.0, COLOUR_LOCK_SIGMA)}
-    times = interleaved_upscale_times(models, lr, args.repeats)  # both settings see the same load
+    times = upscale_times(models, lr, args.repeats)  # both settings see the same load
     medians = {sigma: statistics.median(t) for sigma, t in times.items()}
     for sigma, median in medians.items():
         print(f"colour lock {sigma:g}: median {median:.3f} s, {(1024 * 1024 / 1e6) / median:.3f} output MP/s")

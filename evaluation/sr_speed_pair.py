@@ -11,35 +11,14 @@ import argparse
 import json
 import statistics
 import sys
-import time
 from pathlib import Path
-from typing import TypeVar
 
-import numpy as np
 import torch
-from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from apps.sr.data import bundled_photo  # noqa: E402
-from apps.sr.infer import upscale_rgb  # noqa: E402
 from apps.sr.model import count_parameters, load_model  # noqa: E402
-
-K = TypeVar("K")
-
-
-def interleaved_upscale_times(models: dict[K, nn.Module], lr: np.ndarray, repeats: int) -> dict[K, list[float]]:
-    """Seconds per tiled x4 upscaling of ``lr`` (tile 256, default overlap) for each model, after one warm-up
-    each; the repeats are interleaved so that every model sees the same machine load."""
-    times: dict[K, list[float]] = {key: [] for key in models}
-    for model in models.values():
-        upscale_rgb(model, lr[:64, :64], 4, tile=256, overlap=2 * model.receptive_radius)
-    for _ in range(repeats):
-        for key, model in models.items():
-            start = time.perf_counter()
-            upscale_rgb(model, lr, 4, tile=256, overlap=2 * model.receptive_radius)
-            times[key].append(time.perf_counter() - start)
-    return times
+from evaluation.bench_sr import speed_input, upscale_times  # noqa: E402
 
 
 def main() -> None:
@@ -50,9 +29,9 @@ def main() -> None:
     parser.add_argument("--json", help="also write the rows here")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    lr = bundled_photo("astronaut")[:256, :256].astype(np.float32) / 255.0
+    lr = speed_input()
     models = {w: load_model(w, 4) for w in args.weights}
-    times = interleaved_upscale_times(models, lr, args.repeats)
+    times = upscale_times(models, lr, args.repeats)
     reference = statistics.median(times[args.weights[0]])
     rows = []
     for w, model in models.items():
