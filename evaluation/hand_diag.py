@@ -123,10 +123,10 @@ def cmd_lifter(args: argparse.Namespace) -> dict:
     started = time.time()
     stop_at = time.monotonic() + 60 * args.stop_after_min if args.stop_after_min > 0 else None
     net = train_lifter(args.steps, batch=args.lifter_batch, seed=args.seed, lr=args.lifter_lr, noise=args.noise,
-                       width=args.width, blocks=args.blocks, left=args.left,
+                       width=args.lifter_width, blocks=args.blocks, left=args.left,
                        log=lambda s, v: print(s, round(v, 4), flush=True), checkpoint=args.checkpoint or None,
                        stop_at=stop_at, every=every)
-    out = {"steps": args.steps, "batch": args.lifter_batch, "width": args.width, "blocks": args.blocks,
+    out = {"steps": args.steps, "batch": args.lifter_batch, "width": args.lifter_width, "blocks": args.blocks,
            "lr": args.lifter_lr, "train_noise": args.noise, "seed": args.seed, "seconds": round(time.time() - started, 1)}
     if net is None:
         return {**out, "incomplete": True, "note": f"stopped at the deadline; rerun to resume from {args.checkpoint}"}
@@ -136,6 +136,7 @@ def cmd_lifter(args: argparse.Namespace) -> dict:
         with torch.no_grad():
             pred = net(torch.from_numpy(q).float()).numpy() * va["scale"][:, None, None]
         out[f"lifter_noise{noise:g}px"] = round(pose_scores(va["rel"], pred)["pa_mpjpe_mm"], 3)
+        out[f"err2d_noise{noise:g}px"] = round(float(np.linalg.norm(q * 64 - va["uv"], axis=-1).mean()), 3)  # mean 2-D error
     with torch.no_grad():
         pred = net(torch.from_numpy(sampled_uv)).numpy() * mean_scale
     out["sampled_exact_pa_mm"] = round(pose_scores(sampled_rel * mean_scale, pred)["pa_mpjpe_mm"], 3)
@@ -424,7 +425,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--noise", type=float, default=0.02)
     ap.add_argument("--left", type=float, default=0.5, help="lifter: fraction of left hands in its training")
-    ap.add_argument("--blocks", type=int, default=2, help="lifter: residual blocks (width: --width)")
+    ap.add_argument("--lifter-width", type=int, default=512,
+                    help="lifter: MLP width (the estimator's 512; before 2026-12-07 08:00 this read --width, default 16)")
+    ap.add_argument("--blocks", type=int, default=2, help="lifter: residual blocks")
     ap.add_argument("--lifter-batch", type=int, default=256, help="lifter: sampled hands per step")
     ap.add_argument("--lifter-lr", type=float, default=1e-3, help="lifter: peak learning rate (cosine)")
     ap.add_argument("--sweep", type=float, nargs="+", default=[0.0, 1.0, 2.0, 4.0],

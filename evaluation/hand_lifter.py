@@ -153,9 +153,11 @@ def compare(args: argparse.Namespace) -> None:
         base = lifter_from_state(args.pretrained)
         start_note = {"start": str(args.pretrained), "start_arch": f"width {base.inp.out_features}, {len(base.blocks)} blocks"}
         record("pretrained lifter, no refit", None, base, 0.0, **start_note)
-    elif not args.variants:  # references once: the current lifter, the location maps, the image-blind controls
+    elif not args.variants or args.reference:  # references: the current lifter, the location maps, the image-blind controls
         record("shipped lifter", None, base, 0.0, controls_on_val=meta["controls"],
                location_maps_val=score(c, "val", c["val_xyz_maps"]))
+    if args.reference:
+        return
     names = args.variants or list(VARIANTS)
     if args.steps:
         VARIANTS.update({n: (VARIANTS[n][0], {**VARIANTS[n][1], "steps": args.steps}) for n in names})
@@ -186,6 +188,7 @@ def main() -> None:
     b.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     b.add_argument("--steps", type=int, default=0, help="override every variant's step count")
     b.add_argument("--results", type=Path, default=ROOT / "evaluation/results/hand_lifter.jsonl")
+    b.add_argument("--reference", action="store_true", help="only the file's lifter, location maps and controls")
     b.add_argument("--pretrained", type=Path, default=None,
                    help="a lifter state dict (hand_diag lifter --save): refits start from it instead of the file's lifter")
     args = ap.parse_args()
