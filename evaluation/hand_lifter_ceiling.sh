@@ -27,8 +27,11 @@ case $stage in
   refit3k) refit $out/w512b2_3k_s$seed.pt ;;                       # control: the recipe's 3000-step lifter + the same refit
   long30k) lifter w512b2_30k 30000 512 2 256 ;;
   long100k) lifter w512b2_100k 100000 512 2 256 ;;                 # several jobs (resumes)
+  base10k) lifter w512b2_10k 10000 512 2 256 ;;                   # the reference for the wider / deeper lifters
   wide10k) lifter w1024b2_10k 10000 1024 2 256 ;;
-  deep20k) lifter w512b4_20k 20000 512 4 256 ;;
+  deep10k) lifter w512b4_10k 10000 512 4 256 ;;
+  both3k) lifter w512b2_3k_both 3000 512 2 256 --left 0.5 ;;       # both hands (no mirroring): the right-hand convention's reason
+  noisy) bash $0 noisy50 $seed; bash $0 noisy25 $seed; bash $0 base10k $seed; bash $0 both3k $seed ;;
   noisy25) lifter w512b2_10k_n25 10000 512 2 256 --noise 0.25 ;;   # 2-D noise sigma 0-0.375 x RMS radius (0-4 px) in training
   noisy50) lifter w512b2_10k_n50 10000 512 2 256 --noise 0.5 ;;    # 0-0.75 x RMS radius (0-8 px)
   refit) refit "$3" ;;                                             # refit SEED PATH: any saved lifter
