@@ -27,6 +27,7 @@ case $stage in
   refit3k) refit $out/w512b2_3k_s$seed.pt ;;                       # control: the recipe's 3000-step lifter + the same refit
   long30k) lifter w512b2_30k 30000 512 2 256 ;;
   long100k) lifter w512b2_100k 100000 512 2 256 ;;                 # several jobs (resumes)
+  long60k) lifter w512b2_60k 60000 512 2 256 ;;                   # two jobs (run twice: the second resumes)
   base10k) lifter w512b2_10k 10000 512 2 256 ;;                   # the reference for the wider / deeper lifters
   wide10k) lifter w1024b2_10k 10000 1024 2 256 ;;
   deep10k) lifter w512b4_10k 10000 512 4 256 ;;
