@@ -35,6 +35,7 @@ case $stage in
   noisy) bash $0 noisy50 $seed; bash $0 noisy25 $seed; bash $0 base10k $seed; bash $0 both3k $seed ;;
   noisy25) lifter w512b2_10k_n25 10000 512 2 256 --noise 0.25 ;;   # 2-D noise sigma 0-0.375 x RMS radius (0-4 px) in training
   noisy50) lifter w512b2_10k_n50 10000 512 2 256 --noise 0.5 ;;    # 0-0.75 x RMS radius (0-8 px)
+  noisy50long) lifter w512b2_20k_n50 20000 512 2 256 --noise 0.5 ;;
   refit) refit "$3" ;;                                             # refit SEED PATH: any saved lifter
   *) echo "unknown stage $stage" >&2; exit 2 ;;
 esac
