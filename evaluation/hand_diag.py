@@ -19,6 +19,7 @@ Why did the shipped estimator not read finger articulation? Cheap, separate ques
 Every result is one JSON line appended to ``--log``; runs are short (minutes on one thread).
 
     python -m evaluation.hand_diag lift
+    python -m evaluation.hand_diag lifter --left 0 --steps 30000 --lifter-width 512 --curve --sweep 0 1 2 4 6 8 --save L.pt
     python -m evaluation.hand_diag fit --steps 400 --labels 384 --augment 0 --tag noaug
     python -m evaluation.hand_diag overfit --data runs/hand_bench/data/finetune_k1 --sequences 0-29 --hands right \
         --count 64 --steps 300 --parts all
