@@ -15,6 +15,8 @@ confident, wrong articulation (its 3-D is worse than the image-blind aligned mea
     python -m evaluation.hand_lifter cache --weights weights/hand_keypoints.safetensors --pool runs/hand_bench/data/views_k1 \\
         --out runs/hand_lifter/cache.npz
     python -m evaluation.hand_lifter compare --cache runs/hand_lifter/cache.npz --weights weights/hand_keypoints.safetensors
+    python -m evaluation.hand_lifter compare --cache runs/hand_lifter/cache.npz --variants refit_mix0.5_pa4 \\
+        --pretrained runs/hand_lifter_ceiling/w512b2_30k_s0.pt     # the shipped refit from another pretrained lifter
 """
 from __future__ import annotations
 
@@ -92,6 +94,19 @@ def lift(lifter: Lifter, c: dict[str, np.ndarray], split: str) -> np.ndarray:
     return lifter.eval()(torch.from_numpy(c[f"{split}_uv"]), conf).numpy()
 
 
+def lifter_from_state(path: Path) -> Lifter:
+    """A :class:`Lifter` saved as a state dict (``hand_diag lifter --save``; loaded with ``weights_only``); its
+    width, block count and confidence inputs are read from the tensors' shapes."""
+    from apps.hand.lifting import LAYOUT_DIM
+
+    state = torch.load(path, weights_only=True)
+    width, inputs = state["inp.weight"].shape
+    blocks = len({k.split(".")[1] for k in state if k.startswith("blocks.")})
+    net = Lifter(width, blocks, confidence_inputs=inputs > LAYOUT_DIM)
+    net.load_state_dict(state)
+    return net.eval()
+
+
 def shipped_lifter(weights: Path) -> Lifter:
     net, _ = KeypointNet.from_file(weights)
     if net.lifter is None:
@@ -133,9 +148,16 @@ def compare(args: argparse.Namespace) -> None:
         print(json.dumps(rec), flush=True)
 
     base = shipped_lifter(Path(meta["weights"]))
-    if not args.variants:  # references once: the current lifter, the location maps, the image-blind controls
+    start_note = {}
+    if args.pretrained:  # the refits start from a lifter pretrained elsewhere (e.g. longer) instead of the file's
+        base = lifter_from_state(args.pretrained)
+        start_note = {"start": str(args.pretrained), "start_arch": f"width {base.inp.out_features}, {len(base.blocks)} blocks"}
+        record("pretrained lifter, no refit", None, base, 0.0, **start_note)
+    elif not args.variants or args.reference:  # references: the current lifter, the location maps, the image-blind controls
         record("shipped lifter", None, base, 0.0, controls_on_val=meta["controls"],
                location_maps_val=score(c, "val", c["val_xyz_maps"]))
+    if args.reference:
+        return
     names = args.variants or list(VARIANTS)
     if args.steps:
         VARIANTS.update({n: (VARIANTS[n][0], {**VARIANTS[n][1], "steps": args.steps}) for n in names})
@@ -148,7 +170,8 @@ def compare(args: argparse.Namespace) -> None:
             start = base if from_shipped else Lifter(confidence_inputs=use_conf)
             fitted = refit_lifter(start, c["pool_uv"], c["pool_rel"], c["pool_conf"] if use_conf else None,
                                   seed=seed, **kw)
-            record(name, seed, fitted, time.perf_counter() - started, settings={k: v for k, v in kw.items()})
+            record(name, seed, fitted, time.perf_counter() - started, settings={k: v for k, v in kw.items()},
+                   **(start_note if from_shipped else {}))
 
 
 def main() -> None:
@@ -165,6 +188,9 @@ def main() -> None:
     b.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     b.add_argument("--steps", type=int, default=0, help="override every variant's step count")
     b.add_argument("--results", type=Path, default=ROOT / "evaluation/results/hand_lifter.jsonl")
+    b.add_argument("--reference", action="store_true", help="only the file's lifter, location maps and controls")
+    b.add_argument("--pretrained", type=Path, default=None,
+                   help="a lifter state dict (hand_diag lifter --save): refits start from it instead of the file's lifter")
     args = ap.parse_args()
     torch.set_num_threads(1)
     cache(args) if args.cmd == "cache" else compare(args)

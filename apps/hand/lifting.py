@@ -18,6 +18,10 @@ joint limits.
 """
 from __future__ import annotations
 
+import json
+import time
+from pathlib import Path
+
 import numpy as np
 import torch
 from torch import nn
@@ -97,25 +101,60 @@ def sample_views(rng: np.random.Generator, n: int, focal: float = 2.8, noise: fl
 
 
 def train_lifter(steps: int = 3000, batch: int = 256, seed: int = 0, lr: float = 1e-3, noise: float = 0.02,
-                 width: int = 512, left: float = 0.5, log=None) -> Lifter:
-    """Fit a :class:`Lifter` on freshly sampled views (L1 on root-relative 3-D); seeded, CPU-cheap."""
+                 width: int = 512, left: float = 0.5, log=None, blocks: int = 2, checkpoint: str | Path | None = None,
+                 stop_at: float | None = None, every=None) -> Lifter | None:
+    """Fit a :class:`Lifter` (``width`` x ``blocks``) on freshly sampled views (L1 on root-relative 3-D); seeded,
+    CPU-cheap at the defaults (the estimator's recipe).
+
+    For long fits: ``checkpoint`` (a file) is written every 1000 steps and when ``time.monotonic()`` passes
+    ``stop_at`` (then ``None`` is returned: call again with the same arguments to resume; the resumed fit is
+    the uninterrupted one, tested); ``every(step, net)`` is called every 500 steps (a learning curve)."""
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
-    net = Lifter(width)
+    net = Lifter(width, blocks)
 
     def batch_loss(net: Lifter) -> torch.Tensor:
         uv, rel = sample_views(rng, batch, noise=noise, left=left)
         return (net(torch.from_numpy(uv)) - torch.from_numpy(rel)).abs().mean()
 
-    return _optimise(net, batch_loss, steps, lr, 1e-4, log)
+    return _optimise(net, batch_loss, steps, lr, 1e-4, log, checkpoint=checkpoint, rng=rng, stop_at=stop_at,
+                     every=every)
 
 
-def _optimise(net: Lifter, batch_loss, steps: int, lr: float, weight_decay: float, log=None) -> Lifter:
+def _optimise(net: Lifter, batch_loss, steps: int, lr: float, weight_decay: float, log=None,
+              checkpoint: str | Path | None = None, rng: np.random.Generator | None = None,
+              stop_at: float | None = None, every=None) -> Lifter | None:
     """The lifters' training loop: ``steps`` AdamW steps on ``batch_loss(net)`` (one fresh batch per call)
-    under a cosine schedule; ``log(step, loss)`` every 500 steps. Returns ``net`` in eval mode."""
+    under a cosine schedule; ``log(step, loss)`` and ``every(step, net)`` every 500 steps. Returns ``net`` in
+    eval mode. With ``checkpoint``, the model, optimiser, schedule and the batch sampler's ``rng`` state are
+    saved every 1000 steps (and at ``stop_at``, a ``time.monotonic()`` deadline: then ``None`` is returned)
+    and a run finds its own checkpoint and continues from it."""
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, steps))
-    for step in range(steps):
+    start = 0
+    path = Path(checkpoint) if checkpoint is not None else None
+    if path is not None and path.exists():
+        state = torch.load(path, weights_only=True)
+        if state["steps"] != steps:
+            raise ValueError(f"{path}: a checkpoint of a {state['steps']}-step fit, not {steps}")
+        net.load_state_dict(state["net"])
+        opt.load_state_dict(state["opt"])
+        sched.load_state_dict(state["sched"])
+        if rng is not None:
+            rng.bit_generator.state = json.loads(state["rng"])
+        start = int(state["step"])
+
+    def save(step: int) -> None:
+        tmp = path.with_name(path.name + ".tmp")
+        torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "step": step,
+                    "steps": steps, "rng": json.dumps(rng.bit_generator.state if rng is not None else None)}, tmp)
+        tmp.replace(path)
+
+    net.train()
+    for step in range(start, steps):
+        if path is not None and stop_at is not None and time.monotonic() > stop_at:
+            save(step)
+            return None
         loss = batch_loss(net)
         opt.zero_grad()
         loss.backward()
@@ -123,6 +162,13 @@ def _optimise(net: Lifter, batch_loss, steps: int, lr: float, weight_decay: floa
         sched.step()
         if log is not None and (step + 1) % 500 == 0:
             log(step + 1, float(loss.detach()))
+        if every is not None and (step + 1) % 500 == 0:
+            every(step + 1, net.eval())
+            net.train()
+        if path is not None and (step + 1) % 1000 == 0:
+            save(step + 1)
+    if path is not None:
+        save(steps)
     return net.eval()
 
 

@@ -223,3 +223,24 @@ def test_train_refits_the_lifter_on_its_own_predictions(tiny_hanco, tmp_path, ru
     changed = {k for k in plain if not torch.equal(plain[k], refit[k])}
     assert changed and all(k.startswith("lifter.") for k in changed)
     assert "own predictions" in read_metadata(tmp_path / "refit/model.safetensors")["lifter_refit"]
+
+
+def test_long_lifter_fits_resume_exactly(tmp_path, monkeypatch):
+    """A lifter fit stopped at a deadline (checkpoint saved, None returned) and called again with the same arguments
+    ends with the same weights as the uninterrupted fit; ``blocks`` sets the depth; ``every`` sees the curve."""
+    import apps.hand.lifting as lifting
+
+    whole = train_lifter(12, batch=8, seed=3, width=16, blocks=3, left=0.0)
+    assert len(whole.blocks) == 3
+    clock = iter(range(10_000))
+    monkeypatch.setattr(lifting.time, "monotonic", lambda: next(clock))   # one tick per step: ticks 0..5 pass, 6 > 5 stops
+    ckpt = tmp_path / "lifter.pt"
+    assert train_lifter(12, batch=8, seed=3, width=16, blocks=3, left=0.0, checkpoint=ckpt, stop_at=5) is None
+    assert torch.load(ckpt, weights_only=True)["step"] == 6
+    seen = []
+    resumed = train_lifter(12, batch=8, seed=3, width=16, blocks=3, left=0.0, checkpoint=ckpt,
+                           every=lambda step, net: seen.append(step))
+    assert resumed is not None and not resumed.training and seen == []          # every 500 steps: none in 12
+    assert all(torch.equal(a, b) for a, b in zip(whole.state_dict().values(), resumed.state_dict().values()))
+    with pytest.raises(ValueError, match="12-step fit"):
+        train_lifter(13, batch=8, seed=3, width=16, blocks=3, left=0.0, checkpoint=ckpt)
