@@ -1,6 +1,6 @@
 #!/bin/bash
 # The lifter's ceiling on exact validation 2-D and a longer-pretrained lifter for the shipped estimator
-# (apps/hand/README.md, "(g)"). Each stage is one CPU-slot job (run it through /work/bin/heavy); a stage whose lifter
+# (apps/hand/README.md, "(g)"). Each stage is one job (run it under your CPU-slot wrapper, if any); a stage whose lifter
 # fit has --checkpoint/--stop-after-min resumes when run again. Lines: evaluation/results/hand_lifter_ceiling*.jsonl.
 #   bash evaluation/hand_lifter_ceiling.sh STAGE [SEED]
 set -euo pipefail
