@@ -26,6 +26,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from shared.engine.checkpoint import load_checkpoint, save_atomic
+
 from .data import NUM_KP, REF_BONE
 
 LAYOUT_DIM = NUM_KP * 2 + 3
@@ -134,7 +136,7 @@ def _optimise(net: Lifter, batch_loss, steps: int, lr: float, weight_decay: floa
     start = 0
     path = Path(checkpoint) if checkpoint is not None else None
     if path is not None and path.exists():
-        state = torch.load(path, weights_only=True)
+        state = load_checkpoint(path)
         if state["steps"] != steps:
             raise ValueError(f"{path}: a checkpoint of a {state['steps']}-step fit, not {steps}")
         net.load_state_dict(state["net"])
@@ -145,10 +147,8 @@ def _optimise(net: Lifter, batch_loss, steps: int, lr: float, weight_decay: floa
         start = int(state["step"])
 
     def save(step: int) -> None:
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "step": step,
-                    "steps": steps, "rng": json.dumps(rng.bit_generator.state if rng is not None else None)}, tmp)
-        tmp.replace(path)
+        save_atomic({"net": net.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "step": step,
+                     "steps": steps, "rng": json.dumps(rng.bit_generator.state if rng is not None else None)}, path)
 
     net.train()
     for step in range(start, steps):
