@@ -21,24 +21,20 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from apps.sr.model import COLOUR_LOCK_SIGMA, META_KEY, build_model, count_parameters, load_model  # noqa: E402
+from apps.sr.model import COLOUR_LOCK_SIGMA, build_model, count_parameters, load_model, model_record  # noqa: E402
 from evaluation.bench_sr import speed_input, upscale_times  # noqa: E402
 
 
 def untrained_candidate(reference: str, overrides: str) -> torch.nn.Module:
     """The network of ``reference`` (a weight file) with ``overrides`` ("width=64,invariant=48") applied, built
     untrained from seed 0, in inference mode with the default colour lock, as :func:`load_model` returns it."""
-    from safetensors import safe_open
-
-    with safe_open(reference, "pt") as handle:
-        record = json.loads((handle.metadata() or {})[META_KEY])
-    kwargs = dict(record.get("model_kwargs", {}))
+    arch, kwargs = model_record(reference)
     for item in filter(None, overrides.split(",")):
         key, _, value = item.partition("=")
         key = key.strip()
         kwargs[key] = value.strip().lower() in ("1", "true") if isinstance(kwargs.get(key), bool) else int(value)
     torch.manual_seed(0)
-    model = build_model(record["arch"], **kwargs)
+    model = build_model(arch, **kwargs)
     model.colour_lock = COLOUR_LOCK_SIGMA
     return model.eval()
 

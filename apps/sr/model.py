@@ -220,23 +220,18 @@ def model_metadata(arch: str, kwargs: dict[str, Any]) -> dict[str, str]:
 COLOUR_LOCK_SIGMA = 16.0  # HR px; chosen on the validation photos (apps/sr/README.md)
 
 
-def load_model(path: str | Path, scale: int | None = None, colour_lock: float = COLOUR_LOCK_SIGMA,
-               self_ensemble: bool = False) -> nn.Module:
-    """Build the arch recorded in a weight file's metadata (or the run's ``config.yaml``) and load it,
-    for inference: ``colour_lock`` (σ, HR px; 0 = off) and ``self_ensemble`` (x8 flips/rotations) are
-    set on archs that have them."""
+def model_record(path: str | Path) -> tuple[str, dict[str, Any]]:
+    """The arch and its keyword arguments recorded for a weight file: its safetensors metadata (current or
+    pre-single-key header), else the run's ``config.yaml`` next to it."""
     from safetensors import safe_open
 
-    from shared.weights import load_into, load_state_dict
-
     path = Path(path)
-    state = load_state_dict(path)
     meta: dict[str, str] = {}
     if path.suffix == ".safetensors":
         try:
             with safe_open(str(path), "pt") as handle:
                 meta = handle.metadata() or {}
-        except Exception:  # noqa: BLE001 - load_state_dict already validated the file
+        except Exception:  # noqa: BLE001 - unreadable header: fall back to config.yaml (load_model validates the file first)
             meta = {}
     if META_KEY in meta:
         record = json.loads(meta[META_KEY])
@@ -251,6 +246,19 @@ def load_model(path: str | Path, scale: int | None = None, colour_lock: float = 
         kwargs = model_cfg
     else:
         raise CvsuiteError(f"{path}: no architecture metadata and no config.yaml next to it")
+    return arch, kwargs
+
+
+def load_model(path: str | Path, scale: int | None = None, colour_lock: float = COLOUR_LOCK_SIGMA,
+               self_ensemble: bool = False) -> nn.Module:
+    """Build the arch recorded in a weight file's metadata (or the run's ``config.yaml``) and load it,
+    for inference: ``colour_lock`` (σ, HR px; 0 = off) and ``self_ensemble`` (x8 flips/rotations) are
+    set on archs that have them."""
+    from shared.weights import load_into, load_state_dict
+
+    path = Path(path)
+    state = load_state_dict(path)
+    arch, kwargs = model_record(path)
     if scale is not None and int(kwargs.get("scale", scale)) != scale:
         raise CvsuiteError(f"{path} holds x{kwargs.get('scale')} weights, but --scale {scale} was requested")
     model = build_model(arch, **kwargs)
