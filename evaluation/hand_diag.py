@@ -112,15 +112,16 @@ def cmd_lifter(args: argparse.Namespace) -> dict:
     sampled_uv, sampled_rel = sample_views(np.random.default_rng(10_000 + args.seed), 512, noise=0.0, left=args.left)
     mean_scale = float(va["scale"].mean())
 
-    def exact_pa(net) -> float:
+    def val_pa(net, uv_px: np.ndarray) -> float:
+        """PA-MPJPE (mm) of ``net`` lifting the validation 2-D ``uv_px`` (px of 64), at each image's scale."""
         with torch.no_grad():
-            pred = net(torch.from_numpy(va["uv"] / 64).float()).numpy() * va["scale"][:, None, None]
+            pred = net(torch.from_numpy(uv_px / 64).float()).numpy() * va["scale"][:, None, None]
         return round(pose_scores(va["rel"], pred)["pa_mpjpe_mm"], 3)
 
     curve: list[list[float]] = []
     every = None
     if args.curve:
-        every = lambda step, net: (curve.append([step, exact_pa(net)]), print("val", step, curve[-1][1], flush=True))
+        every = lambda step, net: (curve.append([step, val_pa(net, va["uv"])]), print("val", step, curve[-1][1], flush=True))
     started = time.time()
     stop_at = time.monotonic() + 60 * args.stop_after_min if args.stop_after_min > 0 else None
     net = train_lifter(args.steps, batch=args.lifter_batch, seed=args.seed, lr=args.lifter_lr, noise=args.noise,
@@ -133,11 +134,9 @@ def cmd_lifter(args: argparse.Namespace) -> dict:
         return {**out, "incomplete": True, "note": f"stopped at the deadline; rerun to resume from {args.checkpoint}"}
     rng = np.random.default_rng(0)
     for noise in args.sweep:
-        q = (va["uv"] + rng.normal(0, noise, va["uv"].shape)) / 64
-        with torch.no_grad():
-            pred = net(torch.from_numpy(q).float()).numpy() * va["scale"][:, None, None]
-        out[f"lifter_noise{noise:g}px"] = round(pose_scores(va["rel"], pred)["pa_mpjpe_mm"], 3)
-        out[f"err2d_noise{noise:g}px"] = round(float(np.linalg.norm(q * 64 - va["uv"], axis=-1).mean()), 3)  # mean 2-D error
+        noisy = va["uv"] + rng.normal(0, noise, va["uv"].shape)
+        out[f"lifter_noise{noise:g}px"] = val_pa(net, noisy)
+        out[f"err2d_noise{noise:g}px"] = round(float(np.linalg.norm(noisy - va["uv"], axis=-1).mean()), 3)  # mean 2-D error
     with torch.no_grad():
         pred = net(torch.from_numpy(sampled_uv)).numpy() * mean_scale
     out["sampled_exact_pa_mm"] = round(pose_scores(sampled_rel * mean_scale, pred)["pa_mpjpe_mm"], 3)

@@ -95,11 +95,12 @@ def lift(lifter: Lifter, c: dict[str, np.ndarray], split: str) -> np.ndarray:
 
 
 def lifter_from_state(path: Path) -> Lifter:
-    """A :class:`Lifter` saved as a state dict (``hand_diag lifter --save``; loaded with ``weights_only``); its
+    """A :class:`Lifter` saved as a state dict (``hand_diag lifter --save``; loaded without running code, ``shared.engine.checkpoint``); its
     width, block count and confidence inputs are read from the tensors' shapes."""
     from apps.hand.lifting import LAYOUT_DIM
+    from shared.engine.checkpoint import load_checkpoint
 
-    state = torch.load(path, weights_only=True)
+    state = load_checkpoint(path)
     width, inputs = state["inp.weight"].shape
     blocks = len({k.split(".")[1] for k in state if k.startswith("blocks.")})
     net = Lifter(width, blocks, confidence_inputs=inputs > LAYOUT_DIM)
